@@ -1,0 +1,188 @@
+//! Every subcommand and flag. The doc comments are the `--help` text and the man pages, so they
+//! are written for the engineer reading them at 3 a.m.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::netns::NetnsSpec;
+use crate::sockets::filter::{Cidr, StateSel};
+
+/// Socket, file-descriptor and handshake triage for Linux.
+///
+/// sockscope reads the kernel's socket tables over netlink (sock_diag), file descriptors from
+/// /proc, and packets through libpcap, then says what the evidence means. Every subcommand
+/// takes --json for scripts and --netns to look inside another network namespace.
+///
+/// Exit codes: 0 ok, 1 a problem was found, 2 bad usage or input, 3 environment error
+/// (missing privilege, no such namespace), 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "sockscope", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every TCP and UDP socket (IPv4 and IPv6), straight from the kernel.
+    ///
+    /// Like `ss -tuan`, with owners (-p) and tcp_info (-i) on demand. The state filter is
+    /// applied by the kernel; address and port filters in sockscope.
+    ///
+    /// Examples:
+    ///   sockscope sockets --state time-wait --dport 443
+    ///   sockscope sockets -p --port 5432
+    ///   sockscope sockets -i --state established --dst 10.0.0.0/8 --json
+    Sockets(SocketsArgs),
+    /// Listening TCP sockets and bound UDP sockets, with accept-queue fill and owners.
+    ///
+    /// The first stop for "connection refused" (is anything listening, on which address?) and
+    /// for backlog trouble (an accept queue at or above its backlog drops new connections).
+    /// With --port, exits 1 when nothing listens on that port.
+    ///
+    /// Examples:
+    ///   sockscope listeners
+    ///   sockscope listeners --port 8080
+    Listeners(ListenersArgs),
+    /// Socket counts per TCP state, the peers behind them, and ephemeral port use.
+    ///
+    /// Answers "how many TIME_WAIT, towards whom, and how close is the busiest remote service
+    /// to exhausting net.ipv4.ip_local_port_range". Streams the table: memory stays small
+    /// whatever the socket count.
+    ///
+    /// Examples:
+    ///   sockscope states
+    ///   sockscope states --top 3 --netns pid:4242
+    States(StatesArgs),
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    ///
+    /// Example: sockscope completions bash > /etc/bash_completion.d/sockscope
+    Completions(CompletionsArgs),
+    /// Write the man pages to a directory (used to build man/).
+    #[command(hide = true)]
+    GenerateMan {
+        /// Directory to write sockscope.1 and one page per subcommand into.
+        dir: std::path::PathBuf,
+    },
+}
+
+/// Options every collecting subcommand shares.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CommonArgs {
+    /// Print JSON instead of a table (the schema is documented in the README).
+    #[arg(long)]
+    pub json: bool,
+    /// Look inside another network namespace: a name from `ip netns list`, a path to a
+    /// namespace file, or pid:PID for the namespace of a running process (a container).
+    #[arg(long, value_name = "NAME|PATH|pid:PID")]
+    pub netns: Option<NetnsSpec>,
+}
+
+/// Protocol and address family selection.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FamilyArgs {
+    /// TCP sockets only.
+    #[arg(short = 't', long, conflicts_with = "udp")]
+    pub tcp: bool,
+    /// UDP sockets only.
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+    /// IPv4 only.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SocketsArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    /// Show the owning process(es): pid and name, from one scan of /proc/*/fd.
+    #[arg(short = 'p', long)]
+    pub processes: bool,
+    /// Show tcp_info for TCP sockets (rtt, rttvar, retransmits, cwnd, unacked, lost, last
+    /// send/receive) and the socket's timer.
+    #[arg(short = 'i', long)]
+    pub info: bool,
+    /// Only sockets in this state; repeat for several. Names as in ss: established, syn-sent,
+    /// syn-recv, fin-wait-1, fin-wait-2, time-wait, close, close-wait, last-ack, listening,
+    /// closing; groups: connected, synchronized, all.
+    #[arg(long, value_name = "STATE")]
+    pub state: Vec<StateSel>,
+    /// Only sockets with this port at either end.
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// Only sockets with this local (source) port.
+    #[arg(long, value_name = "N")]
+    pub sport: Option<u16>,
+    /// Only sockets with this peer (destination) port.
+    #[arg(long, value_name = "N")]
+    pub dport: Option<u16>,
+    /// Only sockets whose local address is in ADDR[/PREFIX].
+    #[arg(long, value_name = "ADDR[/PREFIX]")]
+    pub src: Option<Cidr>,
+    /// Only sockets whose peer address is in ADDR[/PREFIX].
+    #[arg(long, value_name = "ADDR[/PREFIX]")]
+    pub dst: Option<Cidr>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenersArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    /// Only this port; exit 1 if nothing listens on it.
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatesArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// How many peers to list in each ranking.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["sockscope", "sockets", "--port", "70000"][..],
+            &["sockscope", "sockets", "--state", "bogus"],
+            &["sockscope", "sockets", "--src", "10.0.0.0/40"],
+            &["sockscope", "sockets", "--tcp", "--udp"],
+            &["sockscope", "states", "--top", "-1"],
+            &["sockscope", "listeners", "--netns", "pid:x"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}

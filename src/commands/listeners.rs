@@ -1,0 +1,68 @@
+//! `sockscope listeners`.
+
+use std::collections::HashSet;
+use std::io::Write;
+
+use super::{protos_families, unreadable_note, Outcome, RunError};
+use crate::cli::ListenersArgs;
+use crate::exit::ExitCode;
+use crate::netns;
+use crate::procs::owners::read_owners;
+use crate::render::listeners::{write_listeners_json, write_listeners_table};
+use crate::sockets::filter::{Selection, UserFilter};
+use crate::sockets::for_each_socket;
+use crate::sockets::listeners::{is_listener, sort_listeners, to_listener};
+use crate::sockets::model::TcpState;
+
+pub fn run(args: &ListenersArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
+    let (protos, families) = protos_families(&args.family);
+    let sel = Selection {
+        protos,
+        families,
+        // LISTEN for TCP; unconnected UDP sockets are in CLOSE.
+        states: TcpState::Listening.mask_bit() | TcpState::Close.mask_bit(),
+        user: UserFilter {
+            sport: args.port,
+            ..Default::default()
+        },
+    };
+    netns::enter_opt(args.common.netns.as_ref())?;
+    let mut found = Vec::new();
+    for_each_socket(&sel, false, &mut |s| {
+        if is_listener(&s) {
+            found.push(to_listener(s))
+        }
+    })?;
+    let mut outcome = Outcome::ok();
+    let wanted: HashSet<u32> = found
+        .iter()
+        .map(|l| l.socket.inode)
+        .filter(|&i| i != 0)
+        .collect();
+    let owners = read_owners("/proc", Some(&wanted)).map_err(RunError::Proc)?;
+    for l in &mut found {
+        l.socket.processes = Some(owners.get(l.socket.inode));
+    }
+    outcome.notes.extend(unreadable_note(owners.unreadable));
+    sort_listeners(&mut found);
+
+    if args.common.json {
+        write_listeners_json(out, &found)?;
+    } else {
+        write_listeners_table(out, &found)?;
+    }
+    if let Some(port) = args.port {
+        if found.is_empty() {
+            outcome.code = ExitCode::Problems;
+            outcome.notes.push(format!(
+                "nothing listens on port {port}{}: a connect() there is refused (RST)",
+                args.common
+                    .netns
+                    .as_ref()
+                    .map(|n| format!(" in network namespace {n}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,89 @@
+//! One function per subcommand wiring collect → analyse → render. They return what the binary
+//! needs to finish the run (exit code, notes for stderr) and never print on their own.
+
+pub mod listeners;
+pub mod sockets;
+pub mod states;
+
+use std::io;
+
+use crate::cli::FamilyArgs;
+use crate::exit::ExitCode;
+use crate::netns::NetnsError;
+use crate::sockets::diag::DiagError;
+use crate::sockets::model::Proto;
+
+/// How a subcommand ended, when it did not fail.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: ExitCode,
+    /// Things the user should know that are not the output (shown on stderr).
+    pub notes: Vec<String>,
+}
+
+impl Outcome {
+    pub fn ok() -> Self {
+        Outcome {
+            code: ExitCode::Ok,
+            notes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error(transparent)]
+    Diag(#[from] DiagError),
+    #[error("cannot list processes in /proc: {0}")]
+    Proc(#[source] io::Error),
+    #[error("writing output: {0}")]
+    Output(#[from] io::Error),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            RunError::Output(_) => ExitCode::Environment,
+            _ => ExitCode::Environment,
+        }
+    }
+
+    /// A closed stdout (`sockscope … | head`) is not an error worth a message.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, RunError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// The note shown when some processes' fds could not be read.
+pub fn unreadable_note(unreadable: usize) -> Option<String> {
+    if unreadable == 0 {
+        return None;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    Some(if root {
+        format!("{unreadable} process(es) denied access to their fds even to root (kernel threads or LSM policy); their sockets show no owner")
+    } else {
+        format!(
+            "{unreadable} process(es) belong to other users and could not be read, so their sockets show no owner: \
+             run as root, or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"
+        )
+    })
+}
+
+/// Protocols and families to dump for the -t/-u/-4/-6 flags.
+pub fn protos_families(f: &FamilyArgs) -> (Vec<Proto>, Vec<u8>) {
+    let protos = match (f.tcp, f.udp) {
+        (true, false) => vec![Proto::Tcp],
+        (false, true) => vec![Proto::Udp],
+        _ => vec![Proto::Tcp, Proto::Udp],
+    };
+    let families = match (f.ipv4, f.ipv6) {
+        (true, false) => vec![4],
+        (false, true) => vec![6],
+        _ => vec![4, 6],
+    };
+    (protos, families)
+}

@@ -1,0 +1,11 @@
+//! sockscope as a library: collectors (kernel, procfs, pcap), plain models, pure analysis and
+//! renderers. The binary in `main.rs` only parses arguments and wires these together.
+
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod manpages;
+pub mod netns;
+pub mod procs;
+pub mod render;
+pub mod sockets;

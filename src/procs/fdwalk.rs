@@ -1,0 +1,149 @@
+//! Walking `/proc/PID/fd`: the one expensive read behind socket owners and fd kinds.
+//!
+//! Uses `openat`/`readdir`/`readlinkat` on the directory's own descriptor so each link costs
+//! one syscall with no path building; processes that vanish or deny access are reported as
+//! such, never as errors of the whole scan.
+
+use std::ffi::{CStr, CString};
+use std::io;
+
+/// Why a process's fd directory could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkError {
+    /// The process exited (or never existed).
+    Gone,
+    /// Another user's process without root/CAP_SYS_PTRACE, or a kernel thread that denies it.
+    Denied,
+}
+
+/// All numeric entries of `/proc` (`root` is `/proc` except in fixture tests).
+pub fn list_pids(root: &str) -> io::Result<Vec<u32>> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir(root)? {
+        let Ok(entry) = entry else { continue };
+        if let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// Calls `each(fd, link_target)` for every open fd of `pid`.
+pub fn for_each_fd_link(
+    root: &str,
+    pid: u32,
+    each: &mut dyn FnMut(u32, &[u8]),
+) -> Result<(), WalkError> {
+    let path = CString::new(format!("{root}/{pid}/fd")).map_err(|_| WalkError::Gone)?;
+    // SAFETY: FFI calls on a descriptor and DIR* we own and close before returning.
+    unsafe {
+        let dfd = libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        if dfd < 0 {
+            return Err(classify(io::Error::last_os_error()));
+        }
+        let dir = libc::fdopendir(dfd);
+        if dir.is_null() {
+            libc::close(dfd);
+            return Err(classify(io::Error::last_os_error()));
+        }
+        let mut target = [0u8; 512];
+        loop {
+            let ent = libc::readdir(dir);
+            if ent.is_null() {
+                // End of directory, or the process exited mid-walk (readdir fails with
+                // ENOENT): either way keep what was read.
+                libc::closedir(dir);
+                return Ok(());
+            }
+            let name = CStr::from_ptr((*ent).d_name.as_ptr());
+            let Some(fd) = name.to_str().ok().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let n = libc::readlinkat(dfd, name.as_ptr(), target.as_mut_ptr().cast(), target.len());
+            if n < 0 {
+                // The fd was closed between readdir and readlink: skip it.
+                continue;
+            }
+            each(fd, &target[..n as usize]);
+        }
+    }
+}
+
+fn classify(e: io::Error) -> WalkError {
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => WalkError::Denied,
+        _ => WalkError::Gone,
+    }
+}
+
+/// The inode in a `socket:[12345]` link target, if it is one.
+pub fn socket_inode(target: &[u8]) -> Option<u32> {
+    let rest = target.strip_prefix(b"socket:[")?;
+    let digits = rest.strip_suffix(b"]")?;
+    let mut v: u32 = 0;
+    if digits.is_empty() {
+        return None;
+    }
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u32)?;
+    }
+    Some(v)
+}
+
+/// A process's short name from `/proc/PID/comm`, without the trailing newline.
+pub fn read_comm(root: &str, pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("{root}/{pid}/comm")).ok()?;
+    let raw = raw.strip_suffix(b"\n").unwrap_or(&raw);
+    Some(String::from_utf8_lossy(raw).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_inode_parses_only_socket_links() {
+        assert_eq!(socket_inode(b"socket:[12345]"), Some(12345));
+        assert_eq!(socket_inode(b"socket:[]"), None);
+        assert_eq!(socket_inode(b"socket:[99999999999]"), None);
+        assert_eq!(socket_inode(b"pipe:[123]"), None);
+        assert_eq!(socket_inode(b"/dev/null"), None);
+        assert_eq!(socket_inode(b"socket:[12a]"), None);
+    }
+
+    #[test]
+    fn walks_our_own_fds() {
+        let f = std::fs::File::open("/proc/self/status").unwrap();
+        let me = std::process::id();
+        let mut found = false;
+        for_each_fd_link("/proc", me, &mut |_, t| {
+            if t == b"/proc/self/status" || t.ends_with(b"/status") {
+                found = true;
+            }
+        })
+        .unwrap();
+        drop(f);
+        assert!(found);
+        assert!(list_pids("/proc").unwrap().contains(&me));
+        assert!(read_comm("/proc", me).is_some());
+    }
+
+    #[test]
+    fn missing_process_is_gone() {
+        assert_eq!(
+            for_each_fd_link("/proc", u32::MAX - 1, &mut |_, _| {}),
+            Err(WalkError::Gone)
+        );
+    }
+}

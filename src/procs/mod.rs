@@ -1,0 +1,4 @@
+//! Process scanning through `/proc`: fd walks and the socket inode → owner map.
+
+pub mod fdwalk;
+pub mod owners;

@@ -1,0 +1,124 @@
+//! The `sockets` table and JSON.
+
+use std::io::{self, Write};
+
+use super::{endpoint, escape, new_table, write_table};
+use crate::sockets::model::{ProcessRef, Socket, Timer};
+
+pub struct SocketsView {
+    pub processes: bool,
+    pub info: bool,
+}
+
+/// JSON: an array of socket objects, streamed so 100k sockets never exist twice in memory.
+pub fn write_sockets_json(out: &mut dyn Write, sockets: &[Socket]) -> io::Result<()> {
+    out.write_all(b"[")?;
+    for (i, s) in sockets.iter().enumerate() {
+        out.write_all(if i == 0 { b"\n  " } else { b",\n  " })?;
+        serde_json::to_writer(&mut *out, s).map_err(io::Error::from)?;
+    }
+    out.write_all(if sockets.is_empty() { b"]\n" } else { b"\n]\n" })
+}
+
+pub fn write_sockets_table(
+    out: &mut dyn Write,
+    sockets: &[Socket],
+    view: &SocketsView,
+) -> io::Result<()> {
+    let mut header = vec!["Proto", "State", "Recv-Q", "Send-Q", "Local", "Peer"];
+    if view.processes {
+        header.push("Process");
+    }
+    if view.info {
+        header.extend([
+            "RTT ms",
+            "RTTvar",
+            "Retrans",
+            "Cwnd",
+            "Unacked",
+            "Lost",
+            "LastSnd ms",
+            "LastRcv ms",
+            "Timer",
+        ]);
+    }
+    let right: Vec<usize> = [2, 3]
+        .into_iter()
+        .chain(if view.info {
+            let base = if view.processes { 7 } else { 6 };
+            (base..base + 8).collect::<Vec<_>>()
+        } else {
+            vec![]
+        })
+        .collect();
+    let mut t = new_table(&header, &right);
+    for s in sockets {
+        let mut row = vec![
+            s.proto.name().to_string(),
+            s.state.name().to_string(),
+            s.recv_q.to_string(),
+            s.send_q.to_string(),
+            endpoint(&s.local),
+            endpoint(&s.peer),
+        ];
+        if view.processes {
+            row.push(processes_cell(s.processes.as_deref().unwrap_or(&[])));
+        }
+        if view.info {
+            row.extend(info_cells(s));
+        }
+        t.add_row(row);
+    }
+    write_table(out, &t)
+}
+
+/// `nginx(812),nginx(813)`, names escaped.
+pub fn processes_cell(p: &[ProcessRef]) -> String {
+    if p.is_empty() {
+        return "-".into();
+    }
+    p.iter()
+        .map(|p| format!("{}({})", escape(&p.name), p.pid))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn ms(us: Option<u32>) -> String {
+    us.map(|us| format!("{}.{:03}", us / 1000, us % 1000))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn info_cells(s: &Socket) -> Vec<String> {
+    let timer = match &s.timer {
+        None => "-".to_string(),
+        Some(Timer::Retransmit {
+            expires_ms,
+            retransmits,
+        }) => format!("retrans({expires_ms}ms,{retransmits})"),
+        Some(Timer::Keepalive { expires_ms }) => format!("keepalive({expires_ms}ms)"),
+        Some(Timer::TimeWait) => "time-wait".into(),
+        Some(Timer::Probe { expires_ms }) => format!("probe({expires_ms}ms)"),
+    };
+    match &s.info {
+        None => {
+            let mut v = vec!["-".to_string(); 8];
+            v.push(timer);
+            v
+        }
+        Some(i) => vec![
+            ms(i.rtt_us),
+            ms(i.rttvar_us),
+            format!("{}/{}", opt(i.retrans), opt(i.total_retrans)),
+            opt(i.cwnd),
+            opt(i.unacked),
+            opt(i.lost),
+            opt(i.last_data_sent_ms),
+            opt(i.last_data_recv_ms),
+            timer,
+        ],
+    }
+}

@@ -1,0 +1,237 @@
+//! Socket filters: which part goes to the kernel (protocol, family, state mask) and the
+//! address/port tests the kernel's plain dump cannot do, applied in user space.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use super::model::{Proto, Socket, TcpState};
+
+/// An address with an optional prefix length: `10.0.0.0/8`, `::1`, `192.168.1.7`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let a = a.trim_start_matches('[').trim_end_matches(']');
+        let addr: IpAddr = a.parse().map_err(|_| {
+            format!("'{s}' is not an address or ADDR/PREFIX (e.g. 10.0.0.0/8, ::1)")
+        })?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => return Err(format!("prefix '/{p}' in '{s}' must be 0..={max}")),
+            },
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl Cidr {
+    /// True if `ip` is inside this network. IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`, as
+    /// dual-stack sockets report them) match IPv4 networks.
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(*ip),
+            v4 => *v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A `--state` argument: one state or one of ss's groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateSel(pub u32);
+
+impl FromStr for StateSel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let all: u32 = TcpState::ALL.iter().map(|s| s.mask_bit()).sum();
+        let lower = s.to_ascii_lowercase();
+        let mask = match lower.as_str() {
+            "all" => all,
+            // As in ss: every state but listening and closed.
+            "connected" => all & !TcpState::Listening.mask_bit() & !TcpState::Close.mask_bit(),
+            // Connected minus the handshake states.
+            "synchronized" => {
+                all & !TcpState::Listening.mask_bit()
+                    & !TcpState::Close.mask_bit()
+                    & !TcpState::SynSent.mask_bit()
+                    & !TcpState::SynRecv.mask_bit()
+            }
+            "listen" | "listening" => TcpState::Listening.mask_bit(),
+            "estab" | "established" => TcpState::Established.mask_bit(),
+            "closed" | "unconn" => TcpState::Close.mask_bit(),
+            other => match TcpState::from_name(other) {
+                Some(st) if st != TcpState::Unknown => st.mask_bit(),
+                _ => {
+                    return Err(format!(
+                        "unknown state '{s}': use one of established, syn-sent, syn-recv, \
+                         fin-wait-1, fin-wait-2, time-wait, close, close-wait, last-ack, \
+                         listening, closing, or the groups connected, synchronized, all"
+                    ))
+                }
+            },
+        };
+        Ok(StateSel(mask))
+    }
+}
+
+/// The whole selection of a `sockets` run.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub protos: Vec<Proto>,
+    pub families: Vec<u8>,
+    /// Kernel state mask; 0 means every state.
+    pub states: u32,
+    pub user: UserFilter,
+}
+
+/// What user space checks after the kernel's own filtering.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    /// Either end.
+    pub port: Option<u16>,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    pub src: Option<Cidr>,
+    pub dst: Option<Cidr>,
+}
+
+impl UserFilter {
+    pub fn is_empty(&self) -> bool {
+        *self == UserFilter::default()
+    }
+
+    pub fn matches(&self, s: &Socket) -> bool {
+        if let Some(p) = self.port {
+            if s.local.port != p && s.peer.port != p {
+                return false;
+            }
+        }
+        if self.sport.is_some_and(|p| s.local.port != p) {
+            return false;
+        }
+        if self.dport.is_some_and(|p| s.peer.port != p) {
+            return false;
+        }
+        if self.src.is_some_and(|c| !c.contains(&s.local.addr)) {
+            return false;
+        }
+        if self.dst.is_some_and(|c| !c.contains(&s.peer.addr)) {
+            return false;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sockets::model::Endpoint;
+
+    fn sock(local: &str, lport: u16, peer: &str, pport: u16) -> Socket {
+        Socket {
+            proto: Proto::Tcp,
+            family: 4,
+            state: TcpState::Established,
+            local: Endpoint {
+                addr: local.parse().unwrap(),
+                port: lport,
+            },
+            peer: Endpoint {
+                addr: peer.parse().unwrap(),
+                port: pport,
+            },
+            recv_q: 0,
+            send_q: 0,
+            uid: 0,
+            inode: 1,
+            timer: None,
+            info: None,
+            processes: None,
+        }
+    }
+
+    #[test]
+    fn cidr_parses_and_matches() {
+        let c: Cidr = "10.1.0.0/16".parse().unwrap();
+        assert!(c.contains(&"10.1.200.3".parse().unwrap()));
+        assert!(!c.contains(&"10.2.0.1".parse().unwrap()));
+        assert!(c.contains(&"::ffff:10.1.0.9".parse().unwrap()));
+        let any: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(any.contains(&"203.0.113.1".parse().unwrap()));
+        let v6: Cidr = "[2001:db8::]/32".parse().unwrap();
+        assert!(v6.contains(&"2001:db8:1::1".parse().unwrap()));
+        assert!(!v6.contains(&"10.0.0.1".parse().unwrap()));
+        let host: Cidr = "127.0.0.1".parse().unwrap();
+        assert_eq!(host.prefix, 32);
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("300.1.1.1".parse::<Cidr>().is_err());
+        assert!("nonsense/8".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn state_names_and_groups() {
+        assert_eq!("time-wait".parse::<StateSel>().unwrap().0, 1 << 6);
+        assert_eq!("LISTENING".parse::<StateSel>().unwrap().0, 1 << 10);
+        let connected = "connected".parse::<StateSel>().unwrap().0;
+        assert_eq!(connected & (1 << 10), 0);
+        assert_eq!(connected & (1 << 7), 0);
+        assert_ne!(connected & (1 << 2), 0);
+        let sync = "synchronized".parse::<StateSel>().unwrap().0;
+        assert_eq!(sync & (1 << 2), 0);
+        assert_ne!(sync & (1 << 1), 0);
+        assert!("timewait".parse::<StateSel>().is_err());
+        assert!("unknown".parse::<StateSel>().is_err());
+    }
+
+    #[test]
+    fn user_filter_ports_and_addresses() {
+        let s = sock("10.0.0.1", 40000, "10.0.0.2", 443);
+        let f = UserFilter {
+            port: Some(443),
+            ..Default::default()
+        };
+        assert!(f.matches(&s));
+        let f = UserFilter {
+            sport: Some(443),
+            ..Default::default()
+        };
+        assert!(!f.matches(&s));
+        let f = UserFilter {
+            dport: Some(443),
+            dst: Some("10.0.0.0/24".parse().unwrap()),
+            src: Some("10.0.0.1".parse().unwrap()),
+            ..Default::default()
+        };
+        assert!(f.matches(&s));
+        let f = UserFilter {
+            src: Some("10.0.0.2".parse().unwrap()),
+            ..Default::default()
+        };
+        assert!(!f.matches(&s));
+        assert!(UserFilter::default().matches(&s));
+    }
+}

@@ -1,0 +1,1 @@
+//! All integration tests in one binary (faster to build and link).
