@@ -145,8 +145,18 @@ pub struct StatesArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// How many peers to list in each ranking.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10, allow_negative_numbers = true, value_parser = parse_count)]
     pub top: usize,
+}
+
+/// A count of 1 or more (`--top`), with an error that says so for 0, -1 or "ten".
+pub fn parse_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a count: give a whole number of 1 or more"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

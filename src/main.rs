@@ -23,15 +23,11 @@ fn main() {
         Err(e) if e.is_broken_pipe() => process::exit(ExitCode::Ok.code()),
         Err(e) => {
             drop(out);
-            eprintln!("sockscope: {:#}", anyhow::Error::from(e_with_code(&e)));
+            // Each message already carries its cause and the fix.
+            eprintln!("sockscope: {e}");
             process::exit(e.exit_code().code());
         }
     }
-}
-
-/// Wraps the error for printing with its whole cause chain.
-fn e_with_code(e: &RunError) -> anyhow::Error {
-    anyhow::anyhow!("{e}")
 }
 
 fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, RunError> {

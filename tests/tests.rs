@@ -1,1 +1,18 @@
-//! All integration tests in one binary (faster to build and link).
+//! All integration tests in one binary (faster to build and link). Live tests run the built
+//! binary against real sockets in private network namespaces and need root.
+
+mod support;
+
+mod cli;
+mod sockets;
+
+/// Entry point of child processes (see `support::child`); a no-op in a normal test run.
+#[test]
+fn child_main() {
+    let Some((role, args)) = support::child::role() else {
+        return;
+    };
+    let handled = sockets::child(&role, &args);
+    assert!(handled, "unknown child role {role}");
+    std::process::exit(0);
+}

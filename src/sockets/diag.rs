@@ -302,11 +302,12 @@ mod tests {
         src: [u8; 16],
         dst: [u8; 16],
     ) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.push(family); // idiag_family
-        b.push(state); // idiag_state
-        b.push(timer); // idiag_timer
-        b.push(2); // idiag_retrans
+        let mut b = vec![
+            family, // idiag_family
+            state,  // idiag_state
+            timer,  // idiag_timer
+            2,      // idiag_retrans
+        ];
         b.extend_from_slice(&sport.to_be_bytes()); // id.idiag_sport (network order)
         b.extend_from_slice(&dport.to_be_bytes()); // id.idiag_dport
         b.extend_from_slice(&src); // id.idiag_src

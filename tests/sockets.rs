@@ -1,0 +1,507 @@
+//! `sockets`, `listeners`, `states` against a known population in a private namespace.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::FromRawFd;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{self, child, run, run_json, Netns};
+
+/// A TCP listener with an explicit backlog (std's `bind` always uses 128).
+pub fn listen(addr: &str, backlog: i32) -> TcpListener {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain socket syscalls on an fd we own; the fd is handed to TcpListener.
+    unsafe {
+        let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let one: libc::c_int = 1;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const libc::c_int).cast(),
+            4,
+        );
+        if addr.is_ipv6() {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                (&one as *const libc::c_int).cast(),
+                4,
+            );
+        }
+        let (sa, len) = sockaddr(&addr);
+        assert_eq!(
+            libc::bind(fd, (&sa as *const libc::sockaddr_storage).cast(), len),
+            0,
+            "bind {addr}: {}",
+            std::io::Error::last_os_error()
+        );
+        assert_eq!(libc::listen(fd, backlog), 0);
+        TcpListener::from_raw_fd(fd)
+    }
+}
+
+fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+            (ss, std::mem::size_of::<libc::sockaddr_in>() as u32)
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as u16,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+            (ss, std::mem::size_of::<libc::sockaddr_in6>() as u32)
+        }
+    }
+}
+
+/// Makes `n` connections to `server` that end in TIME_WAIT on the client side: the client
+/// closes first, the server answers with its own FIN.
+pub fn make_time_wait(server: &TcpListener, n: usize) {
+    let addr = server.local_addr().unwrap();
+    for _ in 0..n {
+        let c = TcpStream::connect(addr).unwrap();
+        let (mut s, _) = server.accept().unwrap();
+        drop(c);
+        let mut buf = [0u8; 16];
+        // Reads EOF once the client's FIN is in.
+        let _ = s.read(&mut buf);
+        drop(s);
+    }
+}
+
+/// Polls `ss` inside the namespace until `state` has `want` sockets (bounded).
+pub fn wait_for_state(ns: &Netns, state: &str, want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = ns.exec("ss", &["-Htan", "state", state]);
+        let n = String::from_utf8_lossy(&out.stdout).lines().count();
+        if n == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{state}: {n} sockets, expected {want}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The known population of the issue, built in one namespace.
+struct Population {
+    ns: Netns,
+    _keep: Vec<Box<dyn Send>>,
+}
+
+fn build_population() -> Population {
+    let ns = Netns::new();
+    ns.sysctl("net.ipv4.tcp_tw_reuse", "0");
+    ns.sysctl("net.ipv4.ip_local_port_range", "20000 20999");
+    let keep = ns.within(|| {
+        let mut keep: Vec<Box<dyn Send>> = Vec::new();
+        let l1 = listen("127.0.0.1:8001", 128);
+        let l2 = listen("[::1]:8002", 16);
+        let l3 = listen("127.0.0.1:8003", 4);
+        let udp = UdpSocket::bind("127.0.0.1:5353").unwrap();
+        // 200 established pairs on 8001.
+        for _ in 0..200 {
+            let c = TcpStream::connect("127.0.0.1:8001").unwrap();
+            let (s, _) = l1.accept().unwrap();
+            keep.push(Box::new(c));
+            keep.push(Box::new(s));
+        }
+        // 500 TIME_WAIT on the client side.
+        make_time_wait(&l1, 500);
+        // 5 clients that 8003 never accepts: its accept queue holds 5 against a backlog of 4.
+        for _ in 0..5 {
+            keep.push(Box::new(TcpStream::connect("127.0.0.1:8003").unwrap()));
+        }
+        keep.push(Box::new(l1));
+        keep.push(Box::new(l2));
+        keep.push(Box::new(l3));
+        keep.push(Box::new(udp));
+        keep
+    });
+    wait_for_state(&ns, "time-wait", 500);
+    Population { ns, _keep: keep }
+}
+
+fn count_by(v: &Value, f: impl Fn(&Value) -> bool) -> usize {
+    v.as_array().unwrap().iter().filter(|s| f(s)).count()
+}
+
+#[test]
+fn sockets_states_and_listeners_match_a_known_population() {
+    if !support::require_root("sockets_states_and_listeners_match_a_known_population") {
+        return;
+    }
+    let pop = build_population();
+    let ns = pop.ns.name.as_str();
+    let me = std::process::id();
+
+    // Every socket, by state.
+    let all = run_json(&["sockets", "--netns", ns, "--json"]);
+    let tcp = |st: &str| count_by(&all, |s| s["proto"] == "tcp" && s["state"] == st);
+    assert_eq!(tcp("listening"), 3);
+    assert_eq!(tcp("established"), 410);
+    assert_eq!(tcp("time-wait"), 500);
+    assert_eq!(count_by(&all, |s| s["proto"] == "udp"), 1);
+    assert_eq!(all.as_array().unwrap().len(), 914);
+
+    // The full accept queue, exactly.
+    let full = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["state"] == "listening" && s["local"]["port"] == 8003)
+        .unwrap();
+    assert_eq!(full["recv_q"], 5);
+    assert_eq!(full["send_q"], 4);
+    assert_eq!(full["family"], 4);
+
+    // Kernel-side state filter and user-side port/address filters.
+    let tw = run_json(&["sockets", "--netns", ns, "--state", "time-wait", "--json"]);
+    assert_eq!(tw.as_array().unwrap().len(), 500);
+    assert!(tw
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["peer"]["port"] == 8001));
+    let two = run_json(&[
+        "sockets",
+        "--netns",
+        ns,
+        "--state",
+        "listening",
+        "--state",
+        "time-wait",
+        "--json",
+    ]);
+    assert_eq!(two.as_array().unwrap().len(), 503);
+    let connected = run_json(&[
+        "sockets",
+        "--netns",
+        ns,
+        "--tcp",
+        "--state",
+        "connected",
+        "--json",
+    ]);
+    assert_eq!(connected.as_array().unwrap().len(), 910);
+    let dport = run_json(&["sockets", "--netns", ns, "--dport", "8003", "--json"]);
+    assert_eq!(dport.as_array().unwrap().len(), 5);
+    let sport = run_json(&["sockets", "--netns", ns, "--sport", "8003", "--json"]);
+    assert_eq!(sport.as_array().unwrap().len(), 6);
+    let port = run_json(&["sockets", "--netns", ns, "--port", "8003", "--json"]);
+    assert_eq!(port.as_array().unwrap().len(), 11);
+    let v6 = run_json(&["sockets", "--netns", ns, "-6", "--json"]);
+    assert_eq!(v6.as_array().unwrap().len(), 1);
+    assert_eq!(v6[0]["local"]["addr"], "::1");
+    assert_eq!(v6[0]["local"]["port"], 8002);
+    assert_eq!(v6[0]["send_q"], 16);
+    let src = run_json(&["sockets", "--netns", ns, "--src", "::1/128", "--json"]);
+    assert_eq!(src.as_array().unwrap().len(), 1);
+    let dst = run_json(&[
+        "sockets",
+        "--netns",
+        ns,
+        "--dst",
+        "127.0.0.0/8",
+        "--state",
+        "established",
+        "--json",
+    ]);
+    assert_eq!(dst.as_array().unwrap().len(), 410);
+    let udp = run_json(&["sockets", "--netns", ns, "--udp", "--json"]);
+    assert_eq!(udp.as_array().unwrap().len(), 1);
+    assert_eq!(udp[0]["state"], "close");
+    assert_eq!(udp[0]["local"]["port"], 5353);
+
+    // Owners: every socket with an inode here is ours (time-wait and queued children have none).
+    let owned = run_json(&[
+        "sockets",
+        "--netns",
+        ns,
+        "-p",
+        "--state",
+        "established",
+        "--json",
+    ]);
+    let with_owner = count_by(&owned, |s| {
+        s["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["pid"] == me)
+    });
+    assert_eq!(
+        with_owner, 405,
+        "200 pairs + 5 clients are ours; 5 queued children have no fd yet"
+    );
+
+    // tcp_info and timers.
+    let info = run_json(&[
+        "sockets",
+        "--netns",
+        ns,
+        "-i",
+        "--state",
+        "established",
+        "--dport",
+        "8001",
+        "--json",
+    ]);
+    assert_eq!(info.as_array().unwrap().len(), 200);
+    for s in info.as_array().unwrap() {
+        assert!(s["info"]["rtt_us"].as_u64().unwrap() > 0, "{s}");
+        assert_eq!(s["info"]["unacked"], 0);
+        assert_eq!(s["info"]["lost"], 0);
+        assert!(s["info"]["cwnd"].as_u64().unwrap() >= 1);
+    }
+    let twi = run_json(&[
+        "sockets",
+        "--netns",
+        ns,
+        "-i",
+        "--state",
+        "time-wait",
+        "--json",
+    ]);
+    assert!(twi
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["timer"]["kind"] == "time-wait"));
+
+    // listeners: sorted by port, queue fill, owners.
+    let l = run_json(&["listeners", "--netns", ns, "--json"]);
+    let ports: Vec<u64> = l
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["local"]["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, vec![5353, 8001, 8002, 8003]);
+    assert_eq!(l[3]["backlog"], 4);
+    assert_eq!(l[3]["accept_queue"], 5);
+    assert_eq!(l[3]["fill_percent"], 125.0);
+    assert_eq!(l[1]["backlog"], 128);
+    assert_eq!(l[1]["accept_queue"], 0);
+    assert_eq!(l[2]["family"], 6);
+    assert!(l[0]["backlog"].is_null());
+    for x in l.as_array().unwrap() {
+        assert_eq!(x["processes"][0]["pid"], me, "{x}");
+    }
+
+    // states: exact counts, peers, ephemeral use of the narrowed range.
+    let st = run_json(&["states", "--netns", ns, "--json"]);
+    assert_eq!(st["states"]["time-wait"], 500);
+    assert_eq!(st["states"]["established"], 410);
+    assert_eq!(st["states"]["listening"], 3);
+    assert_eq!(st["total"], 913);
+    assert_eq!(st["top_peers"][0]["addr"], "127.0.0.1");
+    assert_eq!(st["top_peers"][0]["total"], 910);
+    assert_eq!(st["top_time_wait"][0]["time_wait"], 500);
+    assert_eq!(st["ephemeral"]["low"], 20000);
+    assert_eq!(st["ephemeral"]["size"], 1000);
+    assert_eq!(st["ephemeral"]["busiest"]["peer"]["port"], 8001);
+    assert_eq!(st["ephemeral"]["busiest"]["ports_used"], 700);
+    assert_eq!(st["ephemeral"]["busiest"]["time_wait"], 500);
+    assert_eq!(st["ephemeral"]["busiest"]["percent"], 70.0);
+    assert_eq!(st["settings"]["tcp_tw_reuse"], 0);
+
+    // The human table says the same.
+    let (code, table, _) = run(&["states", "--netns", ns]);
+    assert_eq!(code, 0);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["time-wait", "500"]),
+        "{table}"
+    );
+
+    // And socket for socket, sockets agrees with ss in the same namespace.
+    let ours = normalize_ours(&all);
+    let theirs = normalize_ss(&String::from_utf8_lossy(
+        &pop.ns.exec("ss", &["-tuanH"]).stdout,
+    ));
+    assert_eq!(ours.values().sum::<usize>(), 914);
+    assert_eq!(ours, theirs);
+}
+
+type Tuple = (String, String, u64, u64, String, String);
+
+fn normalize_ours(v: &Value) -> BTreeMap<Tuple, usize> {
+    let mut m = BTreeMap::new();
+    for s in v.as_array().unwrap() {
+        let ep = |e: &Value| {
+            let port = match e["port"].as_u64().unwrap() {
+                0 => "*".to_string(),
+                p => p.to_string(),
+            };
+            let a = e["addr"].as_str().unwrap();
+            if a.contains(':') {
+                format!("[{a}]:{port}")
+            } else {
+                format!("{a}:{port}")
+            }
+        };
+        let t = (
+            s["proto"].as_str().unwrap().to_string(),
+            s["state"].as_str().unwrap().to_string(),
+            s["recv_q"].as_u64().unwrap(),
+            s["send_q"].as_u64().unwrap(),
+            ep(&s["local"]),
+            ep(&s["peer"]),
+        );
+        *m.entry(t).or_insert(0) += 1;
+    }
+    m
+}
+
+fn normalize_ss(text: &str) -> BTreeMap<Tuple, usize> {
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 6 {
+            continue;
+        }
+        let state = match f[1] {
+            "ESTAB" => "established".to_string(),
+            "LISTEN" => "listening".to_string(),
+            "UNCONN" => "close".to_string(),
+            other => other.to_ascii_lowercase(),
+        };
+        let t = (
+            f[0].to_string(),
+            state,
+            f[2].parse().unwrap(),
+            f[3].parse().unwrap(),
+            f[4].to_string(),
+            f[5].to_string(),
+        );
+        *m.entry(t).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn listeners_port_names_the_owner_or_exits_1() {
+    if !support::require_root("listeners_port_names_the_owner_or_exits_1") {
+        return;
+    }
+    let ns = Netns::new();
+    let web = child::spawn(
+        "sockets:listen",
+        &["127.0.0.1:9000".into()],
+        Some(&ns.path()),
+    );
+    let v = run_json(&[
+        "listeners",
+        "--netns",
+        &ns.path(),
+        "--port",
+        "9000",
+        "--json",
+    ]);
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["processes"][0]["pid"], web.pid);
+    assert_eq!(v[0]["processes"][0]["name"], "ssc-web");
+    let (code, table, _) = run(&["listeners", "--netns", &ns.name, "--port", "9000"]);
+    assert_eq!(code, 0);
+    assert!(table.contains(&format!("ssc-web({})", web.pid)), "{table}");
+
+    // The namespace of a process works like its name.
+    let v = run_json(&[
+        "listeners",
+        "--netns",
+        &format!("pid:{}", web.pid),
+        "--json",
+    ]);
+    assert_eq!(v.as_array().unwrap().len(), 1);
+
+    let (code, _, err) = run(&["listeners", "--netns", &ns.name, "--port", "9001"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nothing listens on port 9001"), "{err}");
+}
+
+#[test]
+fn bad_namespaces_and_privileges_are_environment_errors() {
+    if !support::require_root("bad_namespaces_and_privileges_are_environment_errors") {
+        return;
+    }
+    let (code, out, err) = run(&["sockets", "--netns", "ssc-no-such-namespace"]);
+    assert_eq!(code, 3);
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("ip netns list"), "{err}");
+
+    let (code, _, err) = run(&["states", "--netns", "pid:999999999"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("no process 999999999"), "{err}");
+
+    let (code, _, err) = run(&["listeners", "--netns", "/etc/hostname"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("not a network namespace"), "{err}");
+
+    // Unprivileged, entering a namespace names the missing capability.
+    let ns = Netns::new();
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_sockscope"))
+        .args(["sockets", "--netns", &ns.name])
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
+}
+
+/// Child roles of this module.
+pub fn child(role: &str, args: &[String]) -> bool {
+    match role {
+        "sockets:listen" => {
+            child::enter_netns();
+            let l = listen(&args[0], 64);
+            child::serve("ssc-web", "", |_| {});
+            drop(l);
+            true
+        }
+        _ => false,
+    }
+}

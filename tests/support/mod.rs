@@ -1,0 +1,142 @@
+//! Shared test machinery: private network namespaces, the built binary, child processes.
+//!
+//! Every live test builds its own namespace (named `ssc-<pid>-<n>`), so tests run in parallel
+//! without seeing each other's sockets, and removes it on drop.
+
+#![allow(dead_code)]
+
+pub mod child;
+
+use std::os::fd::AsRawFd;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// True if the test may go on. Live tests need root (namespaces, setns). Under CI (`CI` set)
+/// a missing privilege fails the test loudly; elsewhere the test is skipped with the reason.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: needs root (network namespaces, setns) and CI must run every test");
+    }
+    eprintln!("SKIPPED {test}: needs root (creates network namespaces); run the suite with sudo");
+    false
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace that exists for the life of this value, with `lo` up.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new() -> Netns {
+        let name = format!(
+            "ssc-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        run_ok("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        run_ok("ip", &["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Path of the namespace file, for `--netns PATH`.
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// Sets a per-namespace sysctl, e.g. `net.ipv4.tcp_tw_reuse`.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        run_ok(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.name,
+                "sysctl",
+                "-qw",
+                &format!("{key}={value}"),
+            ],
+        );
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, cmd: &str, args: &[&str]) -> Output {
+        let mut all = vec!["netns", "exec", &self.name, cmd];
+        all.extend_from_slice(args);
+        Command::new("ip")
+            .args(&all)
+            .output()
+            .expect("run ip netns exec")
+    }
+
+    /// Runs `f` on a fresh thread that has entered this namespace, so sockets `f` creates live
+    /// here. The fds belong to the whole process and stay usable from any thread.
+    pub fn within<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                enter(&self.path());
+                f()
+            })
+            .join()
+            .expect("thread inside namespace panicked")
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// Moves the calling thread into the namespace at `path`.
+pub fn enter(path: &str) {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    // SAFETY: plain syscall on an fd we hold.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+}
+
+/// Runs a command and panics with its stderr if it fails.
+pub fn run_ok(cmd: &str, args: &[&str]) -> Output {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The sockscope binary under test.
+pub fn sockscope() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sockscope"))
+}
+
+/// Runs sockscope with `args` and returns (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = sockscope().args(args).output().expect("run sockscope");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs sockscope with `args` (which should include `--json`), expects exit 0, parses stdout.
+pub fn run_json(args: &[&str]) -> serde_json::Value {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "sockscope {args:?} exited {code}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}\n{out}"))
+}
