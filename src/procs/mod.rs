@@ -1,4 +1,5 @@
 //! Process scanning through `/proc`: fd walks and the socket inode → owner map.
 
 pub mod fdwalk;
+pub mod model;
 pub mod owners;
