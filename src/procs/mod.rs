@@ -3,3 +3,4 @@
 pub mod fdwalk;
 pub mod model;
 pub mod owners;
+pub mod usage;
