@@ -53,6 +53,56 @@ pub enum Command {
     ///   sockscope states
     ///   sockscope states --top 3 --netns pid:4242
     States(StatesArgs),
+    /// Find what is wrong with sockets and fds on this host, or with one service, and say how
+    /// to fix it.
+    ///
+    /// Without a target it checks the whole host (or the --netns namespace): every listener's
+    /// accept queue against its backlog, ListenOverflows/ListenDrops and the reset/abort
+    /// counters over --interval (so findings are about now, not since boot), TIME_WAIT and
+    /// per-peer use of the ephemeral port range, every process's fd count against its soft
+    /// limit, and fs.file-nr against fs.file-max (whole host only).
+    ///
+    /// With HOST:PORT (or --port N for 127.0.0.1:N) it first asks the kernel whether anything
+    /// listens there (local targets), then makes one bounded connect and classifies it:
+    /// connected, refused (RST), timed out (no SYN-ACK), unreachable, or reset after the
+    /// handshake. Probes go only where you point them.
+    ///
+    /// Each finding: severity, symptom id (refused, timed-out, reset, emfile, enfile,
+    /// time-wait, accept-queue, unreachable, addr-in-use), the evidence with its numbers, the
+    /// likely cause and the fix. Exit 0 healthy, 1 a warning or worse, 2 bad input, 3
+    /// environment (privilege, namespace).
+    ///
+    /// Examples:
+    ///   sockscope doctor
+    ///   sockscope doctor --netns pid:4242 --json
+    ///   sockscope doctor db.internal:5432 --timeout 2s
+    ///   sockscope doctor --port 8080
+    Doctor(DoctorArgs),
+    /// Explain an error or symptom: what it means at the syscall level, the likely causes, the
+    /// fix, and commands that confirm it.
+    ///
+    /// Takes errno names (ECONNREFUSED, ETIMEDOUT, ECONNRESET, EPIPE, EMFILE, ENFILE,
+    /// EADDRINUSE, EADDRNOTAVAIL, EHOSTUNREACH, ENETUNREACH), doctor's symptom ids (refused,
+    /// timed-out, reset, emfile, enfile, time-wait, accept-queue, unreachable, addr-in-use)
+    /// and common phrasings ("recv-q", "too many open files"). Case does not matter.
+    ///
+    /// Examples:
+    ///   sockscope explain ECONNREFUSED
+    ///   sockscope explain time-wait
+    ///   sockscope explain "too many open files" --json
+    Explain(ExplainArgs),
+    /// Size a connection pool by Little's law and check it fits the fd limit.
+    ///
+    /// pool_max = ceil(qps × latency) × 1.25 (25% headroom); K upstreams × pool_max
+    /// connections must fit the fd limit (--fd-limit, or this shell's soft RLIMIT_NOFILE); the
+    /// keep-alive idle timeout should sit 5 s below the upstream's idle timeout. With --rtt it
+    /// also prices a fresh connection (TCP + TLS 1.3 = 2 round trips). Exit 1 when the pools
+    /// do not fit the fd limit.
+    ///
+    /// Examples:
+    ///   sockscope pool --qps 2000 --latency 50ms
+    ///   sockscope pool --qps 2000 --latency 50ms --upstreams 3 --fd-limit 65536 --rtt 50ms
+    Pool(PoolArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     ///
     /// Example: sockscope completions bash > /etc/bash_completion.d/sockscope
@@ -159,6 +209,70 @@ pub fn parse_count(s: &str) -> Result<usize, String> {
     }
 }
 
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Probe this service (HOST:PORT, [IPv6]:PORT) instead of checking the whole host.
+    #[arg(value_name = "HOST:PORT", conflicts_with = "port")]
+    pub target: Option<crate::doctor::target::Target>,
+    /// Probe a local service: 127.0.0.1:N, after checking that something listens on N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// How long the probe waits for the handshake (e.g. 3s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = crate::doctor::units::parse_positive_duration)]
+    pub timeout: std::time::Duration,
+    /// Time between the two reads of the kernel's counters in a whole-host check (0 reads
+    /// them back to back).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::doctor::units::parse_duration)]
+    pub interval: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// An errno name (ECONNREFUSED…), a symptom id (time-wait…) or a phrase ("recv-q").
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PoolArgs {
+    /// Peak requests per second to the upstream.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_rate)]
+    pub qps: f64,
+    /// Average upstream latency per call once connected (e.g. 50ms).
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = crate::doctor::units::parse_positive_duration)]
+    pub latency: std::time::Duration,
+    /// How many upstream services, each with its own pool.
+    #[arg(long, value_name = "K", default_value_t = 1, allow_negative_numbers = true, value_parser = parse_count)]
+    pub upstreams: usize,
+    /// The per-process fd limit to fit (default: this shell's soft RLIMIT_NOFILE).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
+    pub fd_limit: Option<usize>,
+    /// The upstream's (or load balancer's) idle timeout; keep-alive should be shorter.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::doctor::units::parse_positive_duration)]
+    pub upstream_idle_timeout: std::time::Duration,
+    /// Round-trip time to the upstream, to price a new connection (TCP + TLS 1.3).
+    #[arg(long, value_name = "DURATION", value_parser = crate::doctor::units::parse_positive_duration)]
+    pub rtt: Option<std::time::Duration>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A rate of more than zero (`--qps`), with an error that says so for 0, -5 or "lots".
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a rate: give a number of requests per second above 0"
+        )),
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Shell {
     Bash,
@@ -190,6 +304,10 @@ mod tests {
             &["sockscope", "sockets", "--tcp", "--udp"],
             &["sockscope", "states", "--top", "-1"],
             &["sockscope", "listeners", "--netns", "pid:x"],
+            &["sockscope", "doctor", "localhost"],
+            &["sockscope", "doctor", "--timeout", "0s", "h:1"],
+            &["sockscope", "pool", "--qps", "-5", "--latency", "50ms"],
+            &["sockscope", "pool", "--qps", "10", "--latency", "-1s"],
         ] {
             let err = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");

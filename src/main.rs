@@ -35,6 +35,9 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, RunError> {
         Command::Sockets(a) => commands::sockets::run(a, out),
         Command::Listeners(a) => commands::listeners::run(a, out),
         Command::States(a) => commands::states::run(a, out),
+        Command::Doctor(a) => commands::doctor::run(a, out),
+        Command::Explain(a) => commands::explain::run(a, out),
+        Command::Pool(a) => commands::pool::run(a, out),
         Command::Completions(a) => {
             let shell = match a.shell {
                 Shell::Bash => clap_complete::Shell::Bash,

@@ -1,7 +1,10 @@
 //! One function per subcommand wiring collect → analyse → render. They return what the binary
 //! needs to finish the run (exit code, notes for stderr) and never print on their own.
 
+pub mod doctor;
+pub mod explain;
 pub mod listeners;
+pub mod pool;
 pub mod sockets;
 pub mod states;
 
@@ -40,12 +43,15 @@ pub enum RunError {
     Proc(#[source] io::Error),
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
+    #[error(transparent)]
+    Doctor(#[from] crate::doctor::error::DoctorError),
 }
 
 impl RunError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             RunError::Output(_) => ExitCode::Environment,
+            RunError::Doctor(e) => e.exit_code(),
             _ => ExitCode::Environment,
         }
     }

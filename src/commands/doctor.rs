@@ -1,0 +1,113 @@
+//! `sockscope doctor`: whole-host (or namespace) checks, or one service's probe.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use super::{unreadable_note, Outcome, RunError};
+use crate::cli::DoctorArgs;
+use crate::doctor::checks::{check_accept_queues, check_probe, CounterDelta, ListenCheck};
+use crate::doctor::collect::{collect_host, current_netns_inode, listeners_on, read_now, HostPlan};
+use crate::doctor::diagnose::diagnose_host;
+use crate::doctor::error::DoctorError;
+use crate::doctor::model::Report;
+use crate::doctor::probe::probe;
+use crate::doctor::target::Target;
+use crate::exit::ExitCode;
+use crate::netns;
+use crate::render::doctor::{write_report_json, write_report_table};
+use crate::render::endpoint;
+
+pub fn run(args: &DoctorArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
+    netns::enter_opt(args.common.netns.as_ref())?;
+    let mut outcome = Outcome::ok();
+    let report = match (&args.target, args.port) {
+        (Some(t), _) => probe_target(t, false, args)?,
+        (None, Some(port)) => probe_target(
+            &Target {
+                host: "127.0.0.1".into(),
+                port,
+            },
+            true,
+            args,
+        )?,
+        (None, None) => {
+            let plan = HostPlan {
+                interval: args.interval,
+                netns_inode: match args.common.netns {
+                    Some(_) => Some(current_netns_inode()?),
+                    None => None,
+                },
+                system_wide: args.common.netns.is_none(),
+            };
+            let ev = collect_host(&plan).map_err(RunError::from)?;
+            outcome
+                .notes
+                .extend(unreadable_note(ev.processes.unreadable));
+            diagnose_host(&ev)
+        }
+    };
+    if args.common.json {
+        write_report_json(out, &report)?;
+    } else {
+        write_report_table(out, &report)?;
+    }
+    if report.has_problems() {
+        outcome.code = ExitCode::Problems;
+    }
+    Ok(outcome)
+}
+
+/// The local listener check, then the bounded connect, with the accept-queue counters read
+/// around it (a probe to a full queue moves ListenOverflows).
+fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, RunError> {
+    let addr: SocketAddr = t.resolve().map_err(DoctorError::Resolve)?;
+    let is_local = local || addr.ip().is_loopback();
+    let mut report = Report::default();
+    let mut listeners = Vec::new();
+    let check = if is_local {
+        listeners = listeners_on(addr.port())?;
+        report.checked.push(format!(
+            "listening sockets on port {} (kernel socket table): {}",
+            addr.port(),
+            listeners.len()
+        ));
+        if listeners.is_empty() {
+            ListenCheck::Nothing { port: addr.port() }
+        } else {
+            ListenCheck::Listening {
+                port: addr.port(),
+                addrs: listeners
+                    .iter()
+                    .map(|l| endpoint(&l.socket.local))
+                    .collect(),
+            }
+        }
+    } else {
+        ListenCheck::NotChecked
+    };
+    let (before, t0) = read_now()?;
+    let result = probe(addr, args.timeout).map_err(DoctorError::ProbeSocket)?;
+    let (after, _) = read_now()?;
+    let delta = CounterDelta {
+        delta: before.delta(&after),
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    report.checked.push(format!(
+        "connect to {addr} (timeout {} ms): {}{}",
+        args.timeout.as_millis(),
+        result.outcome.name(),
+        result
+            .connect_ms
+            .map(|m| format!(" in {m:.1} ms"))
+            .unwrap_or_default()
+    ));
+    report.findings.extend(check_probe(&result, &check));
+    if is_local {
+        report
+            .findings
+            .extend(check_accept_queues(&listeners, Some(&delta)));
+    }
+    report.probe = Some(result);
+    report.sort();
+    Ok(report)
+}

@@ -1,0 +1,666 @@
+//! The doctor's rules: pure functions from measured evidence to findings. No I/O here, so each
+//! rule is tested on hand-built values; the live tests check the collectors feed them right.
+
+use super::counters::Counters;
+use super::model::{Finding, ProbeOutcome, ProbeResult, Severity};
+use super::table::{row, Row};
+use crate::procs::model::{FdUsage, SystemFds};
+use crate::render::{endpoint, escape};
+use crate::sockets::listeners::Listener;
+use crate::sockets::model::TcpState;
+use crate::sockets::states::StateSummary;
+
+/// A counter difference over a measured interval.
+#[derive(Debug, Clone)]
+pub struct CounterDelta {
+    pub delta: Counters,
+    pub seconds: f64,
+}
+
+/// Above this share of a limit a finding is a warning; at the limit it is critical.
+const NEAR_LIMIT_PERCENT: f64 = 90.0;
+/// A listener's accept queue at this share of its backlog is a warning.
+const QUEUE_WARN_PERCENT: u64 = 80;
+/// Ephemeral ports in use towards one peer: warning from here, critical from NEAR_LIMIT.
+const PORTS_WARN_PERCENT: f64 = 50.0;
+/// More TIME_WAIT than this is worth an info line even when ports are plentiful.
+const TIME_WAIT_INFO: u64 = 1000;
+/// At most this many per-process findings; the rest are summed up in one line.
+const MAX_PROCESS_FINDINGS: usize = 10;
+
+fn finding(r: &Row, severity: Severity, evidence: String) -> Finding {
+    Finding {
+        symptom: r.id,
+        severity,
+        evidence,
+        cause: r.cause.to_string(),
+        fix: r.fix.to_string(),
+    }
+}
+
+fn secs(s: f64) -> String {
+    let t = format!("{s:.1}");
+    format!("{} s", t.trim_end_matches(".0"))
+}
+
+fn nonzero(d: &Counters, keys: &[&str]) -> Vec<String> {
+    keys.iter()
+        .filter_map(|k| {
+            let v = d.get(k);
+            (v > 0).then(|| format!("{} +{v}", k.split_once('.').map_or(*k, |x| x.1)))
+        })
+        .collect()
+}
+
+/// Listeners whose accept queue is at or past their backlog, and the kernel's count of
+/// handshakes it dropped because a queue was full.
+pub fn check_accept_queues(
+    listeners: &[Listener],
+    counters: Option<&CounterDelta>,
+) -> Vec<Finding> {
+    let r = row("accept-queue");
+    let overflow = counters
+        .map(|c| nonzero(&c.delta, &["TcpExt.ListenOverflows", "TcpExt.ListenDrops"]))
+        .unwrap_or_default();
+    let overflow_text = counters
+        .filter(|_| !overflow.is_empty())
+        .map(|c| format!("; {} in {}", overflow.join(", "), secs(c.seconds)));
+    let mut out = Vec::new();
+    for l in listeners {
+        if l.socket.state != TcpState::Listening {
+            continue;
+        }
+        let (Some(q), Some(b)) = (l.accept_queue, l.backlog) else {
+            continue;
+        };
+        // The kernel refuses new connections once the queue holds more than the backlog.
+        let severity = if q > b {
+            Severity::Critical
+        } else if q > 0 && u64::from(q) * 100 >= u64::from(b) * QUEUE_WARN_PERCENT {
+            Severity::Warning
+        } else {
+            continue;
+        };
+        let port = l.socket.local.port;
+        let mut f = finding(
+            r,
+            severity,
+            format!(
+                "accept queue {q}/{b} on {}{}",
+                endpoint(&l.socket.local),
+                overflow_text.clone().unwrap_or_default()
+            ),
+        );
+        f.fix = format!(
+            "see who owns it (sockscope listeners --port {port}); {}; today's cap: \
+             sysctl net.core.somaxconn",
+            r.fix
+        );
+        out.push(f);
+    }
+    if out.is_empty() {
+        if let (Some(c), Some(text)) = (counters, overflow_text) {
+            out.push(finding(
+                r,
+                Severity::Warning,
+                format!(
+                    "{} (no queue was full at the moment of the dump: bursts)",
+                    text.trim_start_matches("; ")
+                ),
+            ));
+            let _ = c;
+        }
+    }
+    out
+}
+
+/// TIME_WAIT totals and how much of the ephemeral port range the busiest peer uses.
+pub fn check_time_wait(s: &StateSummary) -> Vec<Finding> {
+    let r = row("time-wait");
+    let tw = s.states.get(TcpState::TimeWait);
+    let settings = format!(
+        "tcp_tw_reuse={}",
+        s.settings
+            .tcp_tw_reuse
+            .map_or("?".to_string(), |v| v.to_string())
+    );
+    let mut out = Vec::new();
+    let mut ports_flagged = false;
+    if let Some(e) = &s.ephemeral {
+        if let Some(b) = &e.busiest {
+            let severity = if b.percent >= NEAR_LIMIT_PERCENT {
+                Some(Severity::Critical)
+            } else if b.percent >= PORTS_WARN_PERCENT {
+                Some(Severity::Warning)
+            } else {
+                None
+            };
+            if let Some(severity) = severity {
+                ports_flagged = true;
+                let mut f = finding(
+                    r,
+                    severity,
+                    format!(
+                        "{} of {} ephemeral ports ({}-{}) in use towards {} ({} in TIME_WAIT; \
+                         {tw} TIME_WAIT in all; {settings})",
+                        b.ports_used,
+                        e.size,
+                        e.low,
+                        e.high,
+                        endpoint(&b.peer),
+                        b.time_wait,
+                    ),
+                );
+                f.fix = format!(
+                    "{}; e.g. sysctl -w net.ipv4.tcp_tw_reuse=1 and \
+                     sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\"",
+                    r.fix
+                );
+                out.push(f);
+            }
+        }
+    }
+    if let (Some(max), false) = (s.settings.tcp_max_tw_buckets, ports_flagged) {
+        if max > 0 && tw as f64 * 100.0 / max as f64 >= NEAR_LIMIT_PERCENT {
+            out.push(finding(
+                r,
+                Severity::Warning,
+                format!(
+                    "{tw} TIME_WAIT sockets against net.ipv4.tcp_max_tw_buckets={max}: past it \
+                     the kernel drops TIME_WAIT early (TCPTimeWaitOverflow)"
+                ),
+            ));
+            ports_flagged = true;
+        }
+    }
+    if !ports_flagged && tw >= TIME_WAIT_INFO {
+        let busiest = s
+            .ephemeral
+            .as_ref()
+            .and_then(|e| e.busiest.as_ref())
+            .map(|b| {
+                format!(
+                    "; busiest peer uses {:.1}% of the ephemeral range",
+                    b.percent
+                )
+            })
+            .unwrap_or_default();
+        out.push(finding(
+            r,
+            Severity::Info,
+            format!("{tw} TIME_WAIT sockets{busiest} ({settings}): normal at this level"),
+        ));
+    }
+    out
+}
+
+/// Processes at or near their RLIMIT_NOFILE soft limit.
+pub fn check_process_fds(procs: &[FdUsage]) -> Vec<Finding> {
+    let r = row("emfile");
+    let mut hot: Vec<(&FdUsage, f64)> = procs
+        .iter()
+        .filter_map(|p| p.percent_used().map(|pc| (p, pc)))
+        .filter(|(_, pc)| *pc >= NEAR_LIMIT_PERCENT)
+        .collect();
+    hot.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.pid.cmp(&b.0.pid)));
+    let mut out = Vec::new();
+    for (p, pc) in hot.iter().take(MAX_PROCESS_FINDINGS) {
+        let (Some(n), Some(soft)) = (p.fds, p.soft_limit) else {
+            continue;
+        };
+        let severity = if n >= soft {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let hard = p
+            .hard_limit
+            .map_or("unlimited".to_string(), |h| h.to_string());
+        let mut f = finding(
+            r,
+            severity,
+            format!(
+                "pid {} ({}) holds {n} fds, soft limit {soft} ({pc:.0}%), hard limit {hard}",
+                p.pid,
+                escape(&p.name)
+            ),
+        );
+        f.fix = format!(
+            "{}; see what it holds: sockscope fds --pid {} (prlimit --pid {} --nofile=N:N raises \
+             it live)",
+            r.fix, p.pid, p.pid
+        );
+        out.push(f);
+    }
+    if hot.len() > MAX_PROCESS_FINDINGS {
+        out.push(finding(
+            r,
+            Severity::Warning,
+            format!(
+                "{} more processes above {NEAR_LIMIT_PERCENT:.0}% of their fd soft limit",
+                hot.len() - MAX_PROCESS_FINDINGS
+            ),
+        ));
+    }
+    out
+}
+
+/// The system-wide file table against fs.file-max.
+pub fn check_file_nr(sys: &SystemFds) -> Vec<Finding> {
+    let r = row("enfile");
+    if sys.max == 0 {
+        return Vec::new();
+    }
+    let in_use = sys.allocated.saturating_sub(sys.free);
+    let pc = in_use as f64 * 100.0 / sys.max as f64;
+    let severity = if in_use >= sys.max {
+        Severity::Critical
+    } else if pc >= NEAR_LIMIT_PERCENT {
+        Severity::Warning
+    } else {
+        return Vec::new();
+    };
+    vec![finding(
+        r,
+        severity,
+        format!(
+            "{in_use} file handles in use of fs.file-max {} ({pc:.1}%, /proc/sys/fs/file-nr)",
+            sys.max
+        ),
+    )]
+}
+
+/// Counters that mean connections were torn down with RST during the interval.
+pub const RESET_COUNTERS: &[&str] = &[
+    "TcpExt.TCPAbortOnData",
+    "TcpExt.TCPAbortOnClose",
+    "TcpExt.TCPAbortOnTimeout",
+    "TcpExt.TCPAbortOnMemory",
+    "TcpExt.TCPAbortOnLinger",
+    "TcpExt.TCPAbortFailed",
+    "Tcp.EstabResets",
+];
+
+/// Resets and aborts that happened during the sampling interval.
+pub fn check_resets(c: &CounterDelta) -> Vec<Finding> {
+    let r = row("reset");
+    let hits = nonzero(&c.delta, RESET_COUNTERS);
+    if hits.is_empty() {
+        return Vec::new();
+    }
+    let rsts = c.delta.get("Tcp.OutRsts");
+    let mut f = finding(
+        r,
+        Severity::Warning,
+        format!(
+            "{} in {} (RSTs sent: {rsts})",
+            hits.join(", "),
+            secs(c.seconds)
+        ),
+    );
+    // Which counter moved says which side threw the connection away.
+    let mut why = Vec::new();
+    if c.delta.get("TcpExt.TCPAbortOnData") + c.delta.get("TcpExt.TCPAbortOnClose") > 0 {
+        why.push(
+            "applications on this host closed connections with unread data or with SO_LINGER 0, \
+             which sends RST instead of FIN",
+        );
+    }
+    if c.delta.get("TcpExt.TCPAbortOnTimeout") > 0 {
+        why.push("retransmissions to a peer gave up: the peer or the path went away");
+    }
+    if c.delta.get("TcpExt.TCPAbortOnMemory") > 0 {
+        why.push("the kernel ran out of TCP memory (net.ipv4.tcp_mem) and aborted connections");
+    }
+    if c.delta.get("Tcp.EstabResets") > 0 {
+        why.push("established connections were reset");
+    }
+    f.cause = format!("{}; in general: {}", why.join("; "), r.cause);
+    vec![f]
+}
+
+/// What the local socket table says about the probed port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenCheck {
+    /// The target is not local (or the check was not possible).
+    NotChecked,
+    /// Nothing listens on the port in this namespace.
+    Nothing { port: u16 },
+    /// These local addresses listen on the port.
+    Listening { port: u16, addrs: Vec<String> },
+}
+
+/// The finding for a probe that did not connect cleanly (none when it did).
+pub fn check_probe(p: &ProbeResult, local: &ListenCheck) -> Option<Finding> {
+    let target = p.target.to_string();
+    let errno = p
+        .errno
+        .as_deref()
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    let ms = |v: f64| format!("{v:.1} ms");
+    let local_text = match local {
+        ListenCheck::NotChecked => String::new(),
+        ListenCheck::Nothing { port } => {
+            format!("; nothing listens on port {port} here (kernel socket table)")
+        }
+        ListenCheck::Listening { port, addrs } => {
+            format!("; port {port} has a listener on {}", addrs.join(", "))
+        }
+    };
+    let (id, evidence) = match p.outcome {
+        ProbeOutcome::Connected => return None,
+        ProbeOutcome::Refused => (
+            "refused",
+            format!(
+                "connect to {target} answered with RST{errno} after {}{local_text}",
+                ms(p.waited_ms)
+            ),
+        ),
+        ProbeOutcome::TimedOut => (
+            "timed-out",
+            format!(
+                "no SYN-ACK from {target} in {}{errno}{local_text}",
+                ms(p.waited_ms)
+            ),
+        ),
+        ProbeOutcome::Unreachable => (
+            "unreachable",
+            format!(
+                "connect to {target} failed{errno} after {}{local_text}",
+                ms(p.waited_ms)
+            ),
+        ),
+        ProbeOutcome::Reset => (
+            "reset",
+            format!(
+                "handshake with {target} completed in {}, then the peer sent RST{errno}{local_text}",
+                ms(p.connect_ms.unwrap_or(0.0))
+            ),
+        ),
+    };
+    let r = row(id);
+    let mut f = finding(r, Severity::Critical, evidence);
+    // The local socket table sharpens the cause.
+    match (p.outcome, local) {
+        (ProbeOutcome::Refused, ListenCheck::Nothing { port }) => {
+            f.cause = format!(
+                "no process listens on port {port}: the service is down, crashed, or uses \
+                 another port"
+            );
+        }
+        (ProbeOutcome::Refused, ListenCheck::Listening { addrs, .. }) => {
+            f.cause = format!(
+                "the service listens only on {} , not on the address probed",
+                addrs.join(", ")
+            );
+        }
+        (ProbeOutcome::TimedOut, ListenCheck::Listening { .. }) => {
+            f.cause = "a listener exists, so the SYN is dropped before it: a firewall rule \
+                       (nft/iptables DROP) or a full SYN/accept queue"
+                .to_string();
+        }
+        _ => {}
+    }
+    Some(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sockets::listeners::to_listener;
+    use crate::sockets::model::{Endpoint, Proto, Socket};
+    use crate::sockets::states::{StateCounter, TimeWaitSettings};
+
+    fn sock(state: TcpState, lport: u16, peer: &str, pport: u16, rq: u32, sq: u32) -> Socket {
+        Socket {
+            proto: Proto::Tcp,
+            family: 4,
+            state,
+            local: Endpoint {
+                addr: "127.0.0.1".parse().unwrap(),
+                port: lport,
+            },
+            peer: Endpoint {
+                addr: peer.parse().unwrap(),
+                port: pport,
+            },
+            recv_q: rq,
+            send_q: sq,
+            uid: 0,
+            inode: 1,
+            timer: None,
+            info: None,
+            processes: None,
+        }
+    }
+
+    fn delta(pairs: &[(&str, u64)], seconds: f64) -> CounterDelta {
+        CounterDelta {
+            delta: Counters(pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
+            seconds,
+        }
+    }
+
+    #[test]
+    fn a_full_accept_queue_is_critical_with_the_overflow_count() {
+        let ls = vec![
+            to_listener(sock(TcpState::Listening, 8003, "0.0.0.0", 0, 5, 4)),
+            to_listener(sock(TcpState::Listening, 8001, "0.0.0.0", 0, 0, 128)),
+        ];
+        let d = delta(
+            &[("TcpExt.ListenOverflows", 57), ("TcpExt.ListenDrops", 57)],
+            2.0,
+        );
+        let f = check_accept_queues(&ls, Some(&d));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].symptom, "accept-queue");
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(
+            f[0].evidence,
+            "accept queue 5/4 on 127.0.0.1:8003; ListenOverflows +57, ListenDrops +57 in 2 s"
+        );
+        assert!(f[0].fix.contains("sockscope listeners --port 8003"));
+    }
+
+    #[test]
+    fn queue_thresholds_and_overflow_without_a_full_queue() {
+        let warn = vec![to_listener(sock(
+            TcpState::Listening,
+            80,
+            "0.0.0.0",
+            0,
+            4,
+            5,
+        ))];
+        assert_eq!(
+            check_accept_queues(&warn, None)[0].severity,
+            Severity::Warning
+        );
+        let ok = vec![to_listener(sock(
+            TcpState::Listening,
+            80,
+            "0.0.0.0",
+            0,
+            3,
+            5,
+        ))];
+        assert!(check_accept_queues(&ok, None).is_empty());
+        let d = delta(&[("TcpExt.ListenOverflows", 3)], 0.5);
+        let f = check_accept_queues(&ok, Some(&d));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(
+            f[0].evidence.starts_with("ListenOverflows +3 in 0.5 s"),
+            "{}",
+            f[0].evidence
+        );
+        assert!(check_accept_queues(&ok, Some(&delta(&[], 2.0))).is_empty());
+    }
+
+    fn summary(n_tw: u16, n_est: u16, range: (u16, u16), max_tw: i64) -> StateSummary {
+        let mut c = StateCounter::new(Some(range));
+        for i in 0..n_tw {
+            c.add(&sock(
+                TcpState::TimeWait,
+                range.0 + i,
+                "10.0.0.9",
+                443,
+                0,
+                0,
+            ));
+        }
+        for i in 0..n_est {
+            c.add(&sock(
+                TcpState::Established,
+                range.0 + n_tw + i,
+                "10.0.0.9",
+                443,
+                0,
+                0,
+            ));
+        }
+        c.finish(
+            5,
+            TimeWaitSettings {
+                tcp_tw_reuse: Some(0),
+                tcp_max_tw_buckets: Some(max_tw),
+            },
+        )
+    }
+
+    #[test]
+    fn port_exhaustion_towards_one_peer() {
+        let f = check_time_wait(&summary(900, 20, (20000, 20999), 262144));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(
+            f[0].evidence,
+            "920 of 1000 ephemeral ports (20000-20999) in use towards 10.0.0.9:443 (900 in \
+             TIME_WAIT; 900 TIME_WAIT in all; tcp_tw_reuse=0)"
+        );
+        let f = check_time_wait(&summary(500, 0, (20000, 20999), 262144));
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(check_time_wait(&summary(400, 0, (20000, 20999), 262144)).is_empty());
+        // Plenty of ports: many TIME_WAIT is worth a line, not an alarm.
+        let f = check_time_wait(&summary(1200, 0, (10000, 60999), 262144));
+        assert_eq!(f[0].severity, Severity::Info);
+        // Near tcp_max_tw_buckets.
+        let f = check_time_wait(&summary(1200, 0, (10000, 60999), 1300));
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(f[0].evidence.contains("tcp_max_tw_buckets=1300"));
+    }
+
+    fn usage(pid: u32, fds: u64, soft: Option<u64>) -> FdUsage {
+        FdUsage {
+            pid,
+            name: format!("p\x1b{pid}"),
+            fds: Some(fds),
+            soft_limit: soft,
+            hard_limit: Some(4096),
+            sockets: None,
+            kinds: None,
+        }
+    }
+
+    #[test]
+    fn processes_at_their_fd_limit() {
+        let f = check_process_fds(&[
+            usage(10, 64, Some(64)),
+            usage(11, 58, Some(64)),
+            usage(12, 10, Some(64)),
+            usage(13, 1_000_000, None),
+        ]);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(
+            f[0].evidence,
+            "pid 10 (p\\x1b10) holds 64 fds, soft limit 64 (100%), hard limit 4096"
+        );
+        assert_eq!(f[1].severity, Severity::Warning);
+        let many: Vec<FdUsage> = (0..15).map(|i| usage(i, 64, Some(64))).collect();
+        let f = check_process_fds(&many);
+        assert_eq!(f.len(), 11);
+        assert!(f[10].evidence.starts_with("5 more processes"));
+    }
+
+    #[test]
+    fn file_nr_fixtures() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/doctor");
+        let read = |name: &str| {
+            crate::procs::usage::parse_system(
+                &std::fs::read_to_string(format!("{dir}/{name}")).unwrap(),
+                None,
+            )
+            .unwrap()
+        };
+        let full = check_file_nr(&read("file-nr-full"));
+        assert_eq!(full.len(), 1);
+        assert_eq!(full[0].symptom, "enfile");
+        assert_eq!(full[0].severity, Severity::Critical);
+        assert_eq!(
+            full[0].evidence,
+            "9223 file handles in use of fs.file-max 9223 (100.0%, /proc/sys/fs/file-nr)"
+        );
+        let near = check_file_nr(&read("file-nr-near"));
+        assert_eq!(near[0].severity, Severity::Warning);
+        assert!(check_file_nr(&read("file-nr-healthy")).is_empty());
+    }
+
+    #[test]
+    fn resets_name_the_side_that_aborted() {
+        assert!(check_resets(&delta(&[("Tcp.OutRsts", 5)], 2.0)).is_empty());
+        let f = check_resets(&delta(
+            &[("TcpExt.TCPAbortOnData", 3), ("Tcp.OutRsts", 3)],
+            2.0,
+        ));
+        assert_eq!(f[0].symptom, "reset");
+        assert_eq!(f[0].evidence, "TCPAbortOnData +3 in 2 s (RSTs sent: 3)");
+        assert!(f[0].cause.contains("SO_LINGER 0"));
+    }
+
+    #[test]
+    fn probe_outcomes_map_to_rows() {
+        let p = |outcome, errno: Option<&str>| ProbeResult {
+            target: "127.0.0.1:9".parse().unwrap(),
+            outcome,
+            connect_ms: Some(0.25),
+            waited_ms: 0.25,
+            errno: errno.map(str::to_string),
+        };
+        assert!(check_probe(&p(ProbeOutcome::Connected, None), &ListenCheck::NotChecked).is_none());
+        let f = check_probe(
+            &p(ProbeOutcome::Refused, Some("ECONNREFUSED")),
+            &ListenCheck::Nothing { port: 9 },
+        )
+        .unwrap();
+        assert_eq!(f.symptom, "refused");
+        assert_eq!(
+            f.evidence,
+            "connect to 127.0.0.1:9 answered with RST (ECONNREFUSED) after 0.2 ms; nothing \
+             listens on port 9 here (kernel socket table)"
+        );
+        let f = check_probe(
+            &p(ProbeOutcome::TimedOut, None),
+            &ListenCheck::Listening {
+                port: 9,
+                addrs: vec!["127.0.0.1".into()],
+            },
+        )
+        .unwrap();
+        assert_eq!(f.symptom, "timed-out");
+        assert!(f.cause.contains("firewall"));
+        let f = check_probe(
+            &p(ProbeOutcome::Reset, Some("ECONNRESET")),
+            &ListenCheck::NotChecked,
+        )
+        .unwrap();
+        assert_eq!(f.symptom, "reset");
+        let f = check_probe(
+            &p(ProbeOutcome::Unreachable, Some("ENETUNREACH")),
+            &ListenCheck::NotChecked,
+        )
+        .unwrap();
+        assert_eq!(f.symptom, "unreachable");
+    }
+}

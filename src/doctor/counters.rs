@@ -1,0 +1,110 @@
+//! The kernel's TCP counters from `/proc/thread-self/net/netstat` (TcpExt: ListenOverflows,
+//! TCPAbortOn…) and `/proc/thread-self/net/snmp` (Tcp: OutRsts, EstabResets…).
+//!
+//! They count since the namespace was created, so doctor reads them twice an interval apart
+//! and reports the difference: the finding is about now. `thread-self`, not `self`: after
+//! `setns` only this thread is in the target namespace, and `/proc/self/net` would describe the
+//! main thread's.
+
+use std::collections::BTreeMap;
+use std::io;
+
+/// Counters by `Section.Name`, e.g. `TcpExt.ListenOverflows`, `Tcp.OutRsts`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters(pub BTreeMap<String, u64>);
+
+impl Counters {
+    pub fn get(&self, key: &str) -> u64 {
+        self.0.get(key).copied().unwrap_or(0)
+    }
+
+    /// `later - self` per counter; a counter that went backwards (wrapped) reads 0.
+    pub fn delta(&self, later: &Counters) -> Counters {
+        Counters(
+            later
+                .0
+                .iter()
+                .map(|(k, &v)| (k.clone(), v.saturating_sub(self.get(k))))
+                .collect(),
+        )
+    }
+}
+
+/// Reads both files in the calling thread's network namespace.
+pub fn read_counters() -> io::Result<Counters> {
+    let mut c = parse_counters(&std::fs::read_to_string("/proc/thread-self/net/netstat")?);
+    c.0.extend(parse_counters(&std::fs::read_to_string("/proc/thread-self/net/snmp")?).0);
+    Ok(c)
+}
+
+/// Parses the two-line format both files use: a header line `Sect: A B C` followed by a value
+/// line `Sect: 1 2 3`. Fields that are not numbers (or negative, like Tcp.MaxConn = -1) are
+/// skipped; a header without its value line is ignored.
+pub fn parse_counters(text: &str) -> Counters {
+    let mut out = BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(header) = lines.next() {
+        let Some(values) = lines.next() else { break };
+        let (Some((hs, names)), Some((vs, nums))) =
+            (header.split_once(':'), values.split_once(':'))
+        else {
+            continue;
+        };
+        if hs != vs {
+            continue;
+        }
+        for (name, val) in names.split_whitespace().zip(nums.split_whitespace()) {
+            if let Ok(v) = val.parse::<u64>() {
+                out.insert(format!("{hs}.{name}"), v);
+            }
+        }
+    }
+    Counters(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NETSTAT: &str = "TcpExt: SyncookiesSent ListenOverflows ListenDrops TCPAbortOnData\n\
+                           TcpExt: 0 57 60 3\n\
+                           IpExt: InNoRoutes InOctets\n\
+                           IpExt: 0 123456\n";
+    const SNMP: &str = "Tcp: RtoAlgorithm MaxConn ActiveOpens OutRsts EstabResets\n\
+                        Tcp: 1 -1 10 4 2\n";
+
+    #[test]
+    fn parses_sections_and_skips_negative_fields() {
+        let c = parse_counters(NETSTAT);
+        assert_eq!(c.get("TcpExt.ListenOverflows"), 57);
+        assert_eq!(c.get("TcpExt.ListenDrops"), 60);
+        assert_eq!(c.get("IpExt.InOctets"), 123456);
+        let s = parse_counters(SNMP);
+        assert_eq!(s.get("Tcp.OutRsts"), 4);
+        assert!(!s.0.contains_key("Tcp.MaxConn"));
+        assert_eq!(s.get("Tcp.Missing"), 0);
+    }
+
+    #[test]
+    fn delta_is_per_counter_and_never_negative() {
+        let a = parse_counters("TcpExt: ListenOverflows ListenDrops\nTcpExt: 10 20\n");
+        let b = parse_counters("TcpExt: ListenOverflows ListenDrops\nTcpExt: 67 5\n");
+        let d = a.delta(&b);
+        assert_eq!(d.get("TcpExt.ListenOverflows"), 57);
+        assert_eq!(d.get("TcpExt.ListenDrops"), 0);
+    }
+
+    #[test]
+    fn garbage_gives_nothing() {
+        assert!(parse_counters("").0.is_empty());
+        assert!(parse_counters("no colon here\nnor here\n").0.is_empty());
+        assert!(parse_counters("A: x\nB: 1\n").0.is_empty());
+    }
+
+    #[test]
+    fn reads_the_live_files() {
+        let c = read_counters().unwrap();
+        assert!(c.0.contains_key("TcpExt.ListenOverflows"));
+        assert!(c.0.contains_key("Tcp.OutRsts"));
+    }
+}

@@ -1,0 +1,272 @@
+//! The symptom → cause → fix table, as data. One entry per symptom; adding a row is adding an
+//! entry here (and, if the host can show it, a check in `checks.rs`). `explain` prints these
+//! rows; `doctor` findings quote their cause and fix.
+//!
+//! Written from the lesson's table (connection refused, timed out, reset by peer, too many open
+//! files, large TIME_WAIT, high Recv-Q on a listener), split where the kernel has two limits
+//! (EMFILE per process, ENFILE per system), plus the failures the lesson's syscall walk-through
+//! names (EADDRINUSE at bind) and the probe's "unreachable".
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// The stable id used in JSON findings and accepted by `explain`.
+    pub id: &'static str,
+    /// What the user sees, in words.
+    pub title: &'static str,
+    /// Error names that lead here (`explain ECONNREFUSED`).
+    pub errnos: &'static [&'static str],
+    /// Other names `explain` accepts.
+    #[serde(skip)]
+    pub aliases: &'static [&'static str],
+    /// What happened at the syscall / packet level.
+    pub meaning: &'static str,
+    pub cause: &'static str,
+    pub fix: &'static str,
+    /// Commands that confirm it by hand.
+    pub confirm: &'static [&'static str],
+}
+
+pub const TABLE: &[Row] = &[
+    Row {
+        id: "refused",
+        title: "Connection refused",
+        errnos: &["ECONNREFUSED"],
+        aliases: &["connection refused", "rst"],
+        meaning: "connect() got a RST in answer to its SYN: the host is up, but no socket \
+                  listens on that address and port",
+        cause: "the service is not running (never started, crashed, still starting), listens on \
+                another port, or is bound to another address (127.0.0.1 instead of 0.0.0.0)",
+        fix: "start or restart the service and check its logs for a crash; compare the port and \
+              bind address in its config with what clients use",
+        confirm: &["sockscope listeners --port PORT", "ss -lntp"],
+    },
+    Row {
+        id: "timed-out",
+        title: "Connection timed out",
+        errnos: &["ETIMEDOUT"],
+        aliases: &["connection timed out", "timeout"],
+        meaning: "connect() sent SYN (and retried it) but no SYN-ACK ever came back",
+        cause: "a firewall or security group drops the SYN without answering, the address is \
+                wrong, or the host is down and nothing on the path says so",
+        fix: "find where packets stop (traceroute / mtr to the host, tcpdump on both ends); \
+              check firewall rules (nft list ruleset, iptables -S) and cloud security groups \
+              for the port",
+        confirm: &[
+            "sockscope doctor HOST:PORT --capture",
+            "tcpdump -ni any 'tcp port PORT'",
+        ],
+    },
+    Row {
+        id: "reset",
+        title: "Connection reset by peer",
+        errnos: &["ECONNRESET", "EPIPE"],
+        aliases: &["connection reset", "reset by peer", "broken pipe"],
+        meaning: "an established connection got a RST: the other end (or a box in between) \
+                  threw the connection away instead of closing it with FIN",
+        cause: "the server crashed or was restarted mid-request, closed with SO_LINGER 0 or with \
+                unread data, or a load balancer / NAT dropped an idle connection and answers \
+                later traffic with RST",
+        fix: "read the server's logs around the time of the reset; keep client keep-alive idle \
+              timeouts below the load balancer's and the server's; retry idempotent requests",
+        confirm: &[
+            "nstat -az TcpExtTCPAbortOnData TcpExtTCPAbortOnTimeout TcpEstabResets",
+            "tcpdump -ni any 'tcp[tcpflags] & tcp-rst != 0'",
+        ],
+    },
+    Row {
+        id: "emfile",
+        title: "Too many open files (this process)",
+        errnos: &["EMFILE"],
+        aliases: &["too many open files", "fd limit", "ulimit", "nofile"],
+        meaning: "socket(), accept() or open() failed because the process holds as many fds as \
+                  its RLIMIT_NOFILE soft limit allows",
+        cause: "a leak (sockets or files opened and never closed), a limit too low for the \
+                load, or a burst of connections",
+        fix: "find the leak (which kind of fd keeps growing) and close what is opened; raise the \
+              limit where the service starts (systemd LimitNOFILE=, ulimit -n, \
+              /etc/security/limits.conf); pool connections instead of opening one per request",
+        confirm: &[
+            "sockscope fds --pid PID",
+            "ls /proc/PID/fd | wc -l; grep 'open files' /proc/PID/limits",
+        ],
+    },
+    Row {
+        id: "enfile",
+        title: "Too many open files in system",
+        errnos: &["ENFILE"],
+        aliases: &["file table overflow", "file-max", "file-nr"],
+        meaning: "the kernel's system-wide file table is full: fs.file-nr reached fs.file-max, \
+                  so every process's next open fails",
+        cause: "many processes together (or one leaking process with a huge limit) hold more \
+                files than fs.file-max allows",
+        fix: "find the processes holding the most fds and fix the leak; raise fs.file-max \
+              (sysctl -w fs.file-max=N, and persist it in /etc/sysctl.d/)",
+        confirm: &["cat /proc/sys/fs/file-nr", "sockscope fds --top 10"],
+    },
+    Row {
+        id: "time-wait",
+        title: "Many TIME_WAIT sockets / ephemeral ports running out",
+        errnos: &["EADDRNOTAVAIL"],
+        aliases: &[
+            "port exhaustion",
+            "ephemeral ports",
+            "cannot assign requested address",
+        ],
+        meaning: "the side that closes first keeps each connection in TIME_WAIT for 2×MSL \
+                  (60 s on Linux); while it waits, its local port cannot be reused towards the \
+                  same peer, and connect() fails with EADDRNOTAVAIL once the ephemeral range \
+                  towards one peer is used up",
+        cause: "short-lived connections at a high rate with this host closing first: no \
+                keep-alive or pooling, or a server that actively closes each connection",
+        fix: "reuse connections (keep-alive, a pool); enable net.ipv4.tcp_tw_reuse=1 for \
+              outgoing connections; widen net.ipv4.ip_local_port_range; SO_REUSEADDR on \
+              servers so restarts can bind while old connections wait",
+        confirm: &["sockscope states", "ss -tan state time-wait | wc -l"],
+    },
+    Row {
+        id: "accept-queue",
+        title: "Listener backlog full (high Recv-Q on a listening socket)",
+        errnos: &[],
+        aliases: &[
+            "recv-q",
+            "backlog",
+            "listen overflow",
+            "listenoverflows",
+            "listen drops",
+            "syn backlog",
+        ],
+        meaning: "completed connections wait in the listener's accept queue until the \
+                  application calls accept(); when the queue is past its backlog the kernel \
+                  drops new handshakes (ListenOverflows / ListenDrops count them) and clients \
+                  see slow connects or timeouts",
+        cause: "the application calls accept() too slowly (busy or blocked accept loop, too few \
+                workers), or the listen() backlog is too small for bursts",
+        fix: "accept faster: more workers or threads, no blocking work in the accept loop; \
+              raise the backlog passed to listen() and net.core.somaxconn, which caps it",
+        confirm: &[
+            "sockscope listeners",
+            "ss -lnt",
+            "nstat -az TcpExtListenOverflows TcpExtListenDrops",
+        ],
+    },
+    Row {
+        id: "unreachable",
+        title: "No route to host / network unreachable",
+        errnos: &["EHOSTUNREACH", "ENETUNREACH"],
+        aliases: &["no route to host", "network is unreachable"],
+        meaning: "connect() failed before or during the handshake because there is no route, or \
+                  a router (or a REJECT firewall rule) answered with ICMP unreachable",
+        cause: "no route to that network, a wrong address, the host is down on a local network \
+                (no ARP answer), or a firewall rejects with ICMP",
+        fix: "check routes (ip route get ADDR) and the address; on the local network check the \
+              host is up; check for REJECT rules in the firewall",
+        confirm: &["ip route get ADDR", "traceroute -T -p PORT HOST"],
+    },
+    Row {
+        id: "addr-in-use",
+        title: "Address already in use",
+        errnos: &["EADDRINUSE"],
+        aliases: &["address already in use", "addr in use", "bind failed"],
+        meaning: "bind() failed: another socket already holds that local address and port",
+        cause: "another process (or an old instance still shutting down) listens on the port, \
+                or the previous instance's connections still hold it and the new socket was \
+                created without SO_REUSEADDR",
+        fix: "find the holder and stop it or use another port; set SO_REUSEADDR before bind() \
+              so a restart does not wait for old connections",
+        confirm: &[
+            "sockscope listeners --port PORT",
+            "ss -ltnp 'sport = :PORT'",
+        ],
+    },
+];
+
+/// The row with this id. Panics only on a typo in our own code (ids are constants).
+pub fn row(id: &str) -> &'static Row {
+    TABLE
+        .iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("no doctor table row {id}"))
+}
+
+/// Finds the row for what the user typed: an id, an errno name, or an alias; case and
+/// `_`/`-`/space differences do not matter.
+pub fn lookup(name: &str) -> Option<&'static Row> {
+    let key = normalize(name);
+    if key.is_empty() {
+        return None;
+    }
+    TABLE.iter().find(|r| {
+        normalize(r.id) == key
+            || r.errnos.iter().any(|e| normalize(e) == key)
+            || r.aliases.iter().any(|a| normalize(a) == key)
+    })
+}
+
+/// Every name `explain` knows: ids then errno names, for the error message.
+pub fn known_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = TABLE.iter().map(|r| r.id).collect();
+    v.extend(TABLE.iter().flat_map(|r| r.errnos.iter().copied()));
+    v
+}
+
+fn normalize(s: &str) -> String {
+    s.trim()
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | ' ' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_symptom_of_the_issue_has_a_row() {
+        for id in [
+            "refused",
+            "timed-out",
+            "reset",
+            "emfile",
+            "enfile",
+            "time-wait",
+            "accept-queue",
+        ] {
+            assert_eq!(row(id).id, id);
+        }
+    }
+
+    #[test]
+    fn ids_and_names_are_unique() {
+        let mut seen = std::collections::HashMap::new();
+        for r in TABLE {
+            for n in std::iter::once(r.id)
+                .chain(r.errnos.iter().copied())
+                .chain(r.aliases.iter().copied())
+            {
+                let owner = seen.entry(normalize(n)).or_insert(r.id);
+                assert_eq!(*owner, r.id, "{n} is in two rows");
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_accepts_errnos_ids_and_aliases() {
+        assert_eq!(lookup("ECONNREFUSED").unwrap().id, "refused");
+        assert_eq!(lookup("econnrefused").unwrap().id, "refused");
+        assert_eq!(lookup("ETIMEDOUT").unwrap().id, "timed-out");
+        assert_eq!(lookup("ECONNRESET").unwrap().id, "reset");
+        assert_eq!(lookup("EMFILE").unwrap().id, "emfile");
+        assert_eq!(lookup("ENFILE").unwrap().id, "enfile");
+        assert_eq!(lookup("EADDRINUSE").unwrap().id, "addr-in-use");
+        assert_eq!(lookup("EADDRNOTAVAIL").unwrap().id, "time-wait");
+        assert_eq!(lookup("time_wait").unwrap().id, "time-wait");
+        assert_eq!(lookup("Recv-Q").unwrap().id, "accept-queue");
+        assert_eq!(lookup("Too many open files").unwrap().id, "emfile");
+        assert!(lookup("EWHATEVER").is_none());
+        assert!(lookup("").is_none());
+        assert!(known_names().contains(&"ECONNRESET"));
+    }
+}
