@@ -20,7 +20,17 @@ pub struct Child {
 /// and waits (bounded) until it says it is ready.
 pub fn spawn(role: &str, args: &[String], netns: Option<&str>) -> Child {
     let exe = std::env::current_exe().expect("current_exe");
-    let mut cmd = Command::new(exe);
+    // setns in the child would move only the thread libtest runs it on, while
+    // /proc/PID/ns/net (what per-namespace process scans read) follows the main thread: so the
+    // whole child starts inside the namespace, via nsenter (util-linux).
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={ns}")).arg("--").arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     cmd.args([
         "--exact",
         "child_main",

@@ -1,0 +1,546 @@
+//! `doctor`, `explain`, `pool`: each row of the symptom table reproduced for real in a private
+//! namespace, and doctor must name it; a healthy namespace must come out clean.
+
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::sockets::{listen, make_time_wait, wait_for_state};
+use crate::support::{self, child, run, Netns};
+
+/// Runs doctor (with `--json`) and returns its exit code and parsed report.
+fn doctor(args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["doctor", "--json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = run(&all);
+    assert!(
+        code == 0 || code == 1,
+        "doctor {args:?} exited {code}: {err}"
+    );
+    let v: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}\n{out}"));
+    (code, v)
+}
+
+fn findings(v: &Value) -> &Vec<Value> {
+    v["findings"].as_array().unwrap()
+}
+
+fn symptoms(v: &Value) -> Vec<&str> {
+    findings(v)
+        .iter()
+        .map(|f| f["symptom"].as_str().unwrap())
+        .collect()
+}
+
+fn the(v: &Value, symptom: &str) -> Value {
+    findings(v)
+        .iter()
+        .find(|f| f["symptom"] == symptom)
+        .unwrap_or_else(|| panic!("no {symptom} finding in {v:#}"))
+        .clone()
+}
+
+/// Runs `f` in a background thread inside `ns` until `stop` is set (at most 15 s): the load
+/// that makes the kernel's counters move while doctor samples them.
+fn background(ns: &Netns, stop: Arc<AtomicBool>, f: fn()) -> std::thread::JoinHandle<()> {
+    let path = ns.path();
+    std::thread::spawn(move || {
+        support::enter(&path);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+            f();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })
+}
+
+#[test]
+fn healthy_namespace_has_no_findings_and_exits_0() {
+    if !support::require_root("healthy_namespace_has_no_findings_and_exits_0") {
+        return;
+    }
+    let ns = Netns::new();
+    let _web = child::spawn(
+        "sockets:listen",
+        &["127.0.0.1:9000".into()],
+        Some(&ns.path()),
+    );
+    let keep = ns.within(|| {
+        let l = listen("127.0.0.1:8001", 128);
+        let conns: Vec<_> = (0..10)
+            .map(|_| {
+                let c = TcpStream::connect("127.0.0.1:8001").unwrap();
+                let (s, _) = l.accept().unwrap();
+                (c, s)
+            })
+            .collect();
+        (l, conns)
+    });
+    let (code, v) = doctor(&["--netns", &ns.name, "--interval", "300ms"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(findings(&v).is_empty(), "{v:#}");
+    let checked: Vec<&str> = v["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        checked[0].starts_with("accept queues of 2 TCP listeners"),
+        "{checked:?}"
+    );
+    assert!(
+        checked[1].starts_with("22 TCP sockets, 0 in TIME_WAIT"),
+        "{checked:?}"
+    );
+    assert!(checked
+        .iter()
+        .any(|c| c.contains("system file table: skipped")));
+
+    // The human form says so, and a probe of the healthy listener connects.
+    let (code, text, _) = run(&["doctor", "--netns", &ns.name, "--interval", "0"]);
+    assert_eq!(code, 0);
+    assert!(text.starts_with("No problems found."), "{text}");
+    let (code, v) = doctor(&["--netns", &ns.name, "--port", "8001"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["probe"]["outcome"], "connected");
+    assert!(v["probe"]["connect_ms"].as_f64().is_some());
+    drop(keep);
+}
+
+#[test]
+fn nothing_listening_is_refused() {
+    if !support::require_root("nothing_listening_is_refused") {
+        return;
+    }
+    let ns = Netns::new();
+    let (code, v) = doctor(&["--netns", &ns.name, "--port", "9"]);
+    assert_eq!(code, 1);
+    assert_eq!(symptoms(&v), ["refused"]);
+    let f = the(&v, "refused");
+    assert_eq!(f["severity"], "critical");
+    let ev = f["evidence"].as_str().unwrap();
+    assert!(
+        ev.starts_with("connect to 127.0.0.1:9 answered with RST (ECONNREFUSED)"),
+        "{ev}"
+    );
+    assert!(
+        ev.ends_with("nothing listens on port 9 here (kernel socket table)"),
+        "{ev}"
+    );
+    assert_eq!(v["probe"]["outcome"], "refused");
+    assert_eq!(v["probe"]["errno"], "ECONNREFUSED");
+    assert_eq!(
+        v["checked"][0],
+        "listening sockets on port 9 (kernel socket table): 0"
+    );
+
+    // HOST:PORT form, IPv6, table output.
+    let (code, text, _) = run(&["doctor", "--netns", &ns.name, "[::1]:9"]);
+    assert_eq!(code, 1);
+    let line = text.lines().nth(1).unwrap();
+    assert!(line.starts_with("critical  refused"), "{text}");
+    assert!(line.contains("[::1]:9"), "{text}");
+}
+
+#[test]
+fn dropped_syns_time_out_behind_a_listener() {
+    if !support::require_root("dropped_syns_time_out_behind_a_listener") {
+        return;
+    }
+    let ns = Netns::new();
+    let l = ns.within(|| listen("127.0.0.1:8080", 128));
+    for args in [
+        &["add", "table", "inet", "t"][..],
+        &[
+            "add",
+            "chain",
+            "inet",
+            "t",
+            "input",
+            "{ type filter hook input priority 0; }",
+        ],
+        &[
+            "add", "rule", "inet", "t", "input", "tcp", "dport", "8080", "drop",
+        ],
+    ] {
+        let out = ns.exec("nft", args);
+        assert!(
+            out.status.success(),
+            "nft {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (code, v) = doctor(&["--netns", &ns.name, "127.0.0.1:8080", "--timeout", "400ms"]);
+    assert_eq!(code, 1);
+    assert_eq!(symptoms(&v), ["timed-out"]);
+    let f = the(&v, "timed-out");
+    let ev = f["evidence"].as_str().unwrap();
+    assert!(ev.starts_with("no SYN-ACK from 127.0.0.1:8080 in "), "{ev}");
+    assert!(
+        ev.ends_with("port 8080 has a listener on 127.0.0.1:8080"),
+        "{ev}"
+    );
+    assert!(f["cause"].as_str().unwrap().contains("firewall"));
+    assert_eq!(v["probe"]["outcome"], "timed-out");
+    assert!(v["probe"]["connect_ms"].is_null());
+    drop(l);
+}
+
+#[test]
+fn linger_zero_server_is_reset() {
+    if !support::require_root("linger_zero_server_is_reset") {
+        return;
+    }
+    let ns = Netns::new();
+    let _srv = child::spawn(
+        "doctor:rst-server",
+        &["127.0.0.1:8081".into()],
+        Some(&ns.path()),
+    );
+    // The probe: the handshake completes, then the RST.
+    let (code, v) = doctor(&["--netns", &ns.name, "127.0.0.1:8081"]);
+    assert_eq!(code, 1);
+    assert_eq!(symptoms(&v), ["reset"]);
+    let ev = the(&v, "reset")["evidence"].as_str().unwrap().to_string();
+    assert!(
+        ev.starts_with("handshake with 127.0.0.1:8081 completed in "),
+        "{ev}"
+    );
+    assert!(ev.contains("then the peer sent RST (ECONNRESET)"), "{ev}");
+    assert_eq!(v["probe"]["outcome"], "reset");
+
+    // Whole namespace: clients keep getting reset while doctor samples the counters.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = background(&ns, stop.clone(), || {
+        if let Ok(mut c) = TcpStream::connect("127.0.0.1:8081") {
+            let _ = std::io::Read::read(&mut c, &mut [0u8; 8]);
+        }
+    });
+    let (code, v) = doctor(&["--netns", &ns.name, "--interval", "1s"]);
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(symptoms(&v), ["reset"], "{v:#}");
+    let f = the(&v, "reset");
+    assert_eq!(f["severity"], "warning");
+    let ev = f["evidence"].as_str().unwrap();
+    assert!(ev.starts_with("TCPAbortOnData +"), "{ev}");
+    assert!(ev.contains("EstabResets +"), "{ev}");
+    assert!(f["cause"].as_str().unwrap().contains("SO_LINGER 0"));
+}
+
+#[test]
+fn process_at_its_fd_limit_is_emfile() {
+    if !support::require_root("process_at_its_fd_limit_is_emfile") {
+        return;
+    }
+    let ns = Netns::new();
+    let hog = child::spawn("doctor:fd-hog", &["64".into()], Some(&ns.path()));
+    // "EMFILE <fds held>": the kernel refused the next open at the limit.
+    let (hit, held) = hog.info.split_once(' ').unwrap();
+    assert_eq!(hit, "EMFILE", "the child hit {}", hog.info);
+    let (code, v) = doctor(&["--netns", &ns.name, "--interval", "0"]);
+    assert_eq!(code, 1);
+    assert_eq!(symptoms(&v), ["emfile"], "{v:#}");
+    let f = the(&v, "emfile");
+    assert_eq!(f["severity"], "critical");
+    assert_eq!(
+        f["evidence"],
+        format!(
+            "pid {} (ssc-fdhog) holds {held} fds, soft limit 64 ({:.0}%), hard limit 4096",
+            hog.pid,
+            held.parse::<f64>().unwrap() * 100.0 / 64.0
+        )
+    );
+    assert!(f["fix"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("sockscope fds --pid {}", hog.pid)));
+    // Processes outside the namespace are not part of its verdict.
+    let (_, host) = doctor(&["--interval", "0"]);
+    assert!(findings(&host).iter().any(|f| f["evidence"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("pid {} ", hog.pid))));
+}
+
+#[test]
+fn overflowing_accept_queue_is_named_with_its_counters() {
+    if !support::require_root("overflowing_accept_queue_is_named_with_its_counters") {
+        return;
+    }
+    let ns = Netns::new();
+    let keep = ns.within(|| {
+        let l = listen("127.0.0.1:8003", 4);
+        let clients: Vec<_> = (0..5)
+            .map(|_| TcpStream::connect("127.0.0.1:8003").unwrap())
+            .collect();
+        (l, clients)
+    });
+    // More clients knock while doctor samples: the kernel drops their SYNs and counts them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = background(&ns, stop.clone(), || {
+        // SAFETY: a nonblocking socket whose connect is left in flight, then closed.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+            let sa = libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: 8003u16.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+                },
+                sin_zero: [0; 8],
+            };
+            libc::connect(
+                fd,
+                (&sa as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            );
+            std::thread::sleep(Duration::from_millis(20));
+            libc::close(fd);
+        }
+    });
+    let (code, v) = doctor(&["--netns", &ns.name, "--interval", "1s"]);
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+    assert_eq!(code, 1);
+    assert_eq!(symptoms(&v), ["accept-queue"], "{v:#}");
+    let f = the(&v, "accept-queue");
+    assert_eq!(f["severity"], "critical");
+    let ev = f["evidence"].as_str().unwrap();
+    assert!(
+        ev.starts_with("accept queue 5/4 on 127.0.0.1:8003; ListenOverflows +"),
+        "{ev}"
+    );
+    assert!(ev.contains("ListenDrops +"), "{ev}");
+    assert!(f["fix"]
+        .as_str()
+        .unwrap()
+        .contains("sockscope listeners --port 8003"));
+    let _ = keep.0.as_raw_fd();
+}
+
+#[test]
+fn time_wait_exhausting_a_narrow_port_range() {
+    if !support::require_root("time_wait_exhausting_a_narrow_port_range") {
+        return;
+    }
+    let ns = Netns::new();
+    ns.sysctl("net.ipv4.tcp_tw_reuse", "0");
+    ns.sysctl("net.ipv4.ip_local_port_range", "20000 20999");
+    let l = ns.within(|| {
+        let l = listen("127.0.0.1:8001", 128);
+        make_time_wait(&l, 950);
+        l
+    });
+    wait_for_state(&ns, "time-wait", 950);
+    let (code, v) = doctor(&["--netns", &ns.name, "--interval", "0"]);
+    assert_eq!(code, 1);
+    assert_eq!(symptoms(&v), ["time-wait"], "{v:#}");
+    let f = the(&v, "time-wait");
+    assert_eq!(f["severity"], "critical");
+    assert_eq!(
+        f["evidence"],
+        "950 of 1000 ephemeral ports (20000-20999) in use towards 127.0.0.1:8001 (950 in \
+         TIME_WAIT; 950 TIME_WAIT in all; tcp_tw_reuse=0)"
+    );
+    // And the kernel agrees: the range towards that peer is nearly gone. 50 more connects
+    // fit; the 51st gets EADDRNOTAVAIL, the error `explain` maps to this row.
+    let err = ns.within(|| {
+        let mut held = Vec::new();
+        for _ in 0..60 {
+            match TcpStream::connect("127.0.0.1:8001") {
+                Ok(c) => held.push(c),
+                Err(e) => return (held.len(), e.raw_os_error()),
+            }
+        }
+        (held.len(), None)
+    });
+    assert_eq!(err, (50, Some(libc::EADDRNOTAVAIL)));
+    let (code, out, _) = run(&["explain", "EADDRNOTAVAIL", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["id"],
+        "time-wait"
+    );
+    drop(l);
+}
+
+#[test]
+fn explain_and_pool() {
+    let (code, out, err) = run(&["explain", "ECONNREFUSED"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("refused: Connection refused (ECONNREFUSED)"),
+        "{out}"
+    );
+    for (name, id) in [
+        ("ETIMEDOUT", "timed-out"),
+        ("econnreset", "reset"),
+        ("EMFILE", "emfile"),
+        ("ENFILE", "enfile"),
+        ("EADDRINUSE", "addr-in-use"),
+        ("time-wait", "time-wait"),
+        ("recv-q", "accept-queue"),
+    ] {
+        let (code, out, _) = run(&["explain", name, "--json"]);
+        assert_eq!(code, 0);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["id"], id, "{name}");
+        assert!(!v["fix"].as_str().unwrap().is_empty());
+    }
+    // The lesson's worked numbers.
+    let (code, out, _) = run(&[
+        "pool",
+        "--qps",
+        "2000",
+        "--latency",
+        "50ms",
+        "--upstreams",
+        "3",
+        "--fd-limit",
+        "65536",
+        "--rtt",
+        "50ms",
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    let p: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(p["in_flight"], 100.0);
+    assert_eq!(p["pool_max"], 125);
+    assert_eq!(p["pool_fds"], 375);
+    assert_eq!(p["fits"], true);
+    assert_eq!(p["keepalive_idle_s"], 55.0);
+    assert_eq!(p["setup"]["new_connection_ms"], 100.0);
+    assert_eq!(p["setup"]["thousand_calls_without_pool_s"], 150.0);
+    assert_eq!(p["setup"]["thousand_calls_with_pool_s"], 50.0);
+    // Pools that do not fit the fd limit exit 1.
+    let (code, out, _) = run(&[
+        "pool",
+        "--qps",
+        "2000",
+        "--latency",
+        "50ms",
+        "--upstreams",
+        "3",
+        "--fd-limit",
+        "300",
+    ]);
+    assert_eq!(code, 1);
+    assert!(out.contains("DOES NOT FIT"), "{out}");
+}
+
+#[test]
+fn bad_doctor_input_is_one_line_and_exit_2() {
+    for (args, needle) in [
+        (&["doctor", "localhost"][..], "is not HOST:PORT"),
+        (&["doctor", "10.0.0.1:99999"], "the port must be 1..=65535"),
+        (
+            &["doctor", "--timeout", "soon", "127.0.0.1:1"],
+            "is not a duration",
+        ),
+        (
+            &["explain", "EWHATEVER"],
+            "unknown error or symptom 'EWHATEVER'; known: refused",
+        ),
+        (
+            &["pool", "--qps", "-5", "--latency", "50ms"],
+            "'-5' is not a rate",
+        ),
+        (
+            &["pool", "--qps", "10", "--latency", "0ms"],
+            "must be more than zero",
+        ),
+        (
+            &["doctor", "no-such-host.invalid:80"],
+            "cannot resolve no-such-host.invalid",
+        ),
+    ] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?} printed {out}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        let first = err.lines().next().unwrap();
+        assert!(
+            first.starts_with("error:") || first.starts_with("sockscope:"),
+            "{err}"
+        );
+        if first.starts_with("sockscope:") {
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+}
+
+/// Child roles of this module.
+pub fn child(role: &str, args: &[String]) -> bool {
+    match role {
+        // Accepts and aborts every connection with SO_LINGER 0: the peer gets a RST.
+        "doctor:rst-server" => {
+            child::enter_netns();
+            let l = listen(&args[0], 64);
+            std::thread::spawn(move || {
+                for c in l.incoming().flatten() {
+                    let lg = libc::linger {
+                        l_onoff: 1,
+                        l_linger: 0,
+                    };
+                    // SAFETY: setsockopt on a socket we own, with a valid linger struct.
+                    unsafe {
+                        libc::setsockopt(
+                            c.as_raw_fd(),
+                            libc::SOL_SOCKET,
+                            libc::SO_LINGER,
+                            (&lg as *const libc::linger).cast(),
+                            std::mem::size_of::<libc::linger>() as u32,
+                        );
+                    }
+                    drop(c);
+                }
+            });
+            child::serve("ssc-rst", "", |_| {});
+            true
+        }
+        // Lowers its soft fd limit to N and opens files until the kernel says EMFILE.
+        "doctor:fd-hog" => {
+            // Everything that opens a file (entering the namespace, naming the process) comes
+            // before the fds run out.
+            child::enter_netns();
+            child::set_name("ssc-fdhog");
+            let n: u64 = args[0].parse().unwrap();
+            let lim = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: 4096,
+            };
+            // SAFETY: setrlimit with a valid struct; lowering limits needs no privilege.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+            // fds already open (the listing's own fd excluded): the harness may hold some
+            // above the new limit, which stay open and count.
+            let before = std::fs::read_dir("/proc/self/fd").unwrap().count() - 1;
+            let mut files = Vec::new();
+            let hit = loop {
+                match std::fs::File::open("/dev/null") {
+                    Ok(f) => files.push(f),
+                    Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break "EMFILE",
+                    Err(_) => break "other",
+                }
+                if files.len() > n as usize {
+                    break "no-limit";
+                }
+            };
+            println!("ready {hit} {}", before + files.len());
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {
+                line.clear();
+            }
+            drop(files);
+            true
+        }
+        _ => false,
+    }
+}
