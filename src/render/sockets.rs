@@ -2,7 +2,8 @@
 
 use std::io::{self, Write};
 
-use super::{endpoint, escape, new_table, write_table};
+use super::columns::write_columns;
+use super::{endpoint, escape};
 use crate::sockets::model::{ProcessRef, Socket, Timer};
 
 pub struct SocketsView {
@@ -51,25 +52,23 @@ pub fn write_sockets_table(
             vec![]
         })
         .collect();
-    let mut t = new_table(&header, &right);
-    for s in sockets {
-        let mut row = vec![
+    write_columns(out, &header, &right, sockets.len(), &mut |i, row| {
+        let s = &sockets[i];
+        row.extend([
             s.proto.name().to_string(),
             s.state.name().to_string(),
             s.recv_q.to_string(),
             s.send_q.to_string(),
             endpoint(&s.local),
             endpoint(&s.peer),
-        ];
+        ]);
         if view.processes {
             row.push(processes_cell(s.processes.as_deref().unwrap_or(&[])));
         }
         if view.info {
             row.extend(info_cells(s));
         }
-        t.add_row(row);
-    }
-    write_table(out, &t)
+    })
 }
 
 /// `nginx(812),nginx(813)`, names escaped.
