@@ -99,7 +99,7 @@ fn info_cells(s: &Socket) -> Vec<String> {
             retransmits,
         }) => format!("retrans({expires_ms}ms,{retransmits})"),
         Some(Timer::Keepalive { expires_ms }) => format!("keepalive({expires_ms}ms)"),
-        Some(Timer::TimeWait) => "time-wait".into(),
+        Some(Timer::TimeWait { expires_ms }) => format!("time-wait({expires_ms}ms)"),
         Some(Timer::Probe { expires_ms }) => format!("probe({expires_ms}ms)"),
     };
     match &s.info {
