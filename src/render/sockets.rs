@@ -11,14 +11,32 @@ pub struct SocketsView {
     pub info: bool,
 }
 
-/// JSON: an array of socket objects, streamed so 100k sockets never exist twice in memory.
+/// JSON: an array of socket objects, one per line.
 pub fn write_sockets_json(out: &mut dyn Write, sockets: &[Socket]) -> io::Result<()> {
-    out.write_all(b"[")?;
-    for (i, s) in sockets.iter().enumerate() {
-        out.write_all(if i == 0 { b"\n  " } else { b",\n  " })?;
-        serde_json::to_writer(&mut *out, s).map_err(io::Error::from)?;
+    let mut array = JsonArray::default();
+    for s in sockets {
+        array.push(out, s)?;
     }
-    out.write_all(if sockets.is_empty() { b"]\n" } else { b"\n]\n" })
+    array.finish(out)
+}
+
+/// A JSON array written one element at a time, so a listing can go out as the kernel hands
+/// sockets over instead of being collected first.
+#[derive(Default)]
+pub struct JsonArray {
+    len: usize,
+}
+
+impl JsonArray {
+    pub fn push(&mut self, out: &mut dyn Write, s: &Socket) -> io::Result<()> {
+        out.write_all(if self.len == 0 { b"[\n  " } else { b",\n  " })?;
+        self.len += 1;
+        serde_json::to_writer(&mut *out, s).map_err(io::Error::from)
+    }
+
+    pub fn finish(self, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(if self.len == 0 { b"[]\n" } else { b"\n]\n" })
+    }
 }
 
 pub fn write_sockets_table(
