@@ -25,8 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// List every TCP and UDP socket (IPv4 and IPv6), straight from the kernel.
     ///
-    /// Like `ss -tuan`, with owners (-p) and tcp_info (-i) on demand. The state filter is
-    /// applied by the kernel; address and port filters in sockscope.
+    /// Like `ss -tuan`, with owners (-p) and tcp_info (-i) on demand. Every filter runs in the
+    /// kernel (state mask and inet_diag bytecode), so a narrow filter stays fast on a busy host.
     ///
     /// Examples:
     ///   sockscope sockets --state time-wait --dport 443

@@ -7,7 +7,7 @@ use super::{protos_families, unreadable_note, Outcome, RunError};
 use crate::cli::SocketsArgs;
 use crate::netns;
 use crate::procs::owners::read_owners;
-use crate::render::sockets::{write_sockets_json, write_sockets_table, SocketsView};
+use crate::render::sockets::{write_sockets_json, write_sockets_table, JsonArray, SocketsView};
 use crate::sockets::filter::{Selection, UserFilter};
 use crate::sockets::for_each_socket;
 
@@ -26,6 +26,21 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError>
         },
     };
     netns::enter_opt(args.common.netns.as_ref())?;
+    if args.common.json && !args.processes {
+        // Nothing to join: stream each socket straight out, memory flat at any table size.
+        let mut array = JsonArray::default();
+        let mut failed = None;
+        for_each_socket(&sel, args.info, &mut |s| {
+            if failed.is_none() {
+                failed = array.push(out, &s).err();
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        array.finish(out)?;
+        return Ok(Outcome::ok());
+    }
     let mut sockets = Vec::new();
     for_each_socket(&sel, args.info, &mut |s| sockets.push(s))?;
 

@@ -1,7 +1,8 @@
 //! Socket owners: which processes hold which socket inodes, from one walk of `/proc/*/fd`
 //! per run (the expensive part of `ss -p`, so it runs only when owners are asked for).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::fdwalk::{for_each_fd_link, list_pids, read_comm, socket_inode, WalkError};
 use crate::sockets::model::ProcessRef;
@@ -22,14 +23,53 @@ impl Owners {
 
 /// Scans every process. `wanted` limits the map to inodes that will be shown, so a host with
 /// millions of sockets does not build a map of all of them.
-pub fn read_owners(
-    root: &str,
-    wanted: Option<&std::collections::HashSet<u32>>,
-) -> std::io::Result<Owners> {
+///
+/// The walk is one `readlinkat` per fd, nearly all of it kernel time, so it is spread over the
+/// CPUs: threads take processes one at a time from a shared counter, because one process may
+/// hold most of the host's fds.
+pub fn read_owners(root: &str, wanted: Option<&HashSet<u32>>) -> std::io::Result<Owners> {
+    let pids = list_pids(root)?;
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(pids.len().max(1));
+    let parts: Vec<Owners> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| scope.spawn(|| scan_part(root, &pids, &next, wanted)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
     let mut owners = Owners::default();
-    let mut names: HashMap<u32, String> = HashMap::new();
-    for pid in list_pids(root)? {
-        let mut hits: Vec<u32> = Vec::new();
+    for part in parts {
+        owners.unreadable += part.unreadable;
+        for (inode, procs) in part.by_inode {
+            owners.by_inode.entry(inode).or_default().extend(procs);
+        }
+    }
+    // Threads finish in any order; list each socket's owners by pid.
+    for procs in owners.by_inode.values_mut() {
+        procs.sort_unstable_by_key(|p| p.pid);
+    }
+    Ok(owners)
+}
+
+fn scan_part(
+    root: &str,
+    pids: &[u32],
+    next: &AtomicUsize,
+    wanted: Option<&HashSet<u32>>,
+) -> Owners {
+    let mut owners = Owners::default();
+    let mut hits: Vec<u32> = Vec::new();
+    loop {
+        let Some(&pid) = pids.get(next.fetch_add(1, Ordering::Relaxed)) else {
+            return owners;
+        };
+        hits.clear();
         let r = for_each_fd_link(root, pid, &mut |_, target| {
             if let Some(inode) = socket_inode(target) {
                 if wanted.is_none_or(|w| w.contains(&inode)) {
@@ -45,20 +85,16 @@ pub fn read_owners(
         if hits.is_empty() {
             continue;
         }
-        let name = names
-            .entry(pid)
-            .or_insert_with(|| read_comm(root, pid).unwrap_or_default())
-            .clone();
+        let name = read_comm(root, pid).unwrap_or_default();
         hits.sort_unstable();
         hits.dedup();
-        for inode in hits {
+        for &inode in &hits {
             owners.by_inode.entry(inode).or_default().push(ProcessRef {
                 pid,
                 name: name.clone(),
             });
         }
     }
-    Ok(owners)
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 
 use std::io::{self, Write};
 
-use super::{endpoint, escape, new_table, write_table};
+use super::columns::write_columns;
+use super::{endpoint, escape};
 use crate::sockets::model::{ProcessRef, Socket, Timer};
 
 pub struct SocketsView {
@@ -10,14 +11,32 @@ pub struct SocketsView {
     pub info: bool,
 }
 
-/// JSON: an array of socket objects, streamed so 100k sockets never exist twice in memory.
+/// JSON: an array of socket objects, one per line.
 pub fn write_sockets_json(out: &mut dyn Write, sockets: &[Socket]) -> io::Result<()> {
-    out.write_all(b"[")?;
-    for (i, s) in sockets.iter().enumerate() {
-        out.write_all(if i == 0 { b"\n  " } else { b",\n  " })?;
-        serde_json::to_writer(&mut *out, s).map_err(io::Error::from)?;
+    let mut array = JsonArray::default();
+    for s in sockets {
+        array.push(out, s)?;
     }
-    out.write_all(if sockets.is_empty() { b"]\n" } else { b"\n]\n" })
+    array.finish(out)
+}
+
+/// A JSON array written one element at a time, so a listing can go out as the kernel hands
+/// sockets over instead of being collected first.
+#[derive(Default)]
+pub struct JsonArray {
+    len: usize,
+}
+
+impl JsonArray {
+    pub fn push(&mut self, out: &mut dyn Write, s: &Socket) -> io::Result<()> {
+        out.write_all(if self.len == 0 { b"[\n  " } else { b",\n  " })?;
+        self.len += 1;
+        serde_json::to_writer(&mut *out, s).map_err(io::Error::from)
+    }
+
+    pub fn finish(self, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(if self.len == 0 { b"[]\n" } else { b"\n]\n" })
+    }
 }
 
 pub fn write_sockets_table(
@@ -51,25 +70,23 @@ pub fn write_sockets_table(
             vec![]
         })
         .collect();
-    let mut t = new_table(&header, &right);
-    for s in sockets {
-        let mut row = vec![
+    write_columns(out, &header, &right, sockets.len(), &mut |i, row| {
+        let s = &sockets[i];
+        row.extend([
             s.proto.name().to_string(),
             s.state.name().to_string(),
             s.recv_q.to_string(),
             s.send_q.to_string(),
             endpoint(&s.local),
             endpoint(&s.peer),
-        ];
+        ]);
         if view.processes {
             row.push(processes_cell(s.processes.as_deref().unwrap_or(&[])));
         }
         if view.info {
             row.extend(info_cells(s));
         }
-        t.add_row(row);
-    }
-    write_table(out, &t)
+    })
 }
 
 /// `nginx(812),nginx(813)`, names escaped.
@@ -100,7 +117,7 @@ fn info_cells(s: &Socket) -> Vec<String> {
             retransmits,
         }) => format!("retrans({expires_ms}ms,{retransmits})"),
         Some(Timer::Keepalive { expires_ms }) => format!("keepalive({expires_ms}ms)"),
-        Some(Timer::TimeWait) => "time-wait".into(),
+        Some(Timer::TimeWait { expires_ms }) => format!("time-wait({expires_ms}ms)"),
         Some(Timer::Probe { expires_ms }) => format!("probe({expires_ms}ms)"),
     };
     match &s.info {

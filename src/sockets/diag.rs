@@ -30,6 +30,7 @@ const NLMSG_DONE: u16 = 3;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const INET_DIAG_MSG_LEN: usize = 72;
 const INET_DIAG_INFO: u16 = 2;
+const INET_DIAG_REQ_BYTECODE: u16 = 1;
 
 /// What one dump asks the kernel for. The kernel filters protocol, family and states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,8 +98,19 @@ impl DiagSocket {
         req: &DumpRequest,
         each: &mut dyn FnMut(Socket),
     ) -> Result<(), DiagError> {
+        self.dump_filtered(req, &[], each)
+    }
+
+    /// Like [`Self::dump`], with an inet_diag bytecode program (see [`super::bytecode`]) the
+    /// kernel runs on each socket; empty means none.
+    pub fn dump_filtered(
+        &mut self,
+        req: &DumpRequest,
+        bytecode: &[u8],
+        each: &mut dyn FnMut(Socket),
+    ) -> Result<(), DiagError> {
         self.seq = self.seq.wrapping_add(1);
-        let packet = build_request(req, self.seq);
+        let packet = build_request(req, self.seq, bytecode);
         let dump_err = |source: io::Error| DiagError::Dump {
             proto: req.proto.name(),
             family: req.family,
@@ -135,7 +147,7 @@ impl DiagSocket {
     }
 }
 
-fn build_request(req: &DumpRequest, seq: u32) -> Vec<u8> {
+fn build_request(req: &DumpRequest, seq: u32, bytecode: &[u8]) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     header.sequence_number = seq;
@@ -165,6 +177,17 @@ fn build_request(req: &DumpRequest, seq: u32) -> Vec<u8> {
     msg.finalize();
     let mut buf = vec![0u8; msg.buffer_len()];
     msg.serialize(&mut buf);
+    if !bytecode.is_empty() {
+        // The crate has no bytecode attribute: append INET_DIAG_REQ_BYTECODE after the
+        // request and grow nlmsg_len to cover it.
+        let attr_len = 4 + bytecode.len();
+        buf.extend_from_slice(&(attr_len as u16).to_ne_bytes());
+        buf.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+        buf.extend_from_slice(bytecode);
+        buf.resize(buf.len().next_multiple_of(4), 0);
+        let total = buf.len() as u32;
+        buf[0..4].copy_from_slice(&total.to_ne_bytes());
+    }
     buf
 }
 
@@ -260,7 +283,11 @@ pub fn parse_inet_diag_msg(payload: &[u8], proto: Proto) -> Result<Socket, DiagE
         NlTimer::KeepAlive(d) => Timer::Keepalive {
             expires_ms: d.as_millis() as u64,
         },
-        NlTimer::TimeWait => Timer::TimeWait,
+        // The crate drops a TIME_WAIT socket's expiry; it sits in idiag_expires (offset 52).
+        NlTimer::TimeWait => Timer::TimeWait {
+            expires_ms: u32::from_ne_bytes([payload[52], payload[53], payload[54], payload[55]])
+                as u64,
+        },
         NlTimer::Probe(d) => Timer::Probe {
             expires_ms: d.as_millis() as u64,
         },
@@ -422,7 +449,7 @@ mod tests {
         assert_eq!(r, Batch::Done);
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].state, TcpState::TimeWait);
-        assert_eq!(got[0].timer, Some(Timer::TimeWait));
+        assert!(matches!(got[0].timer, Some(Timer::TimeWait { .. })));
         assert_eq!(got[1].local.port, 40001);
     }
 
@@ -457,7 +484,7 @@ mod tests {
             states: TcpState::TimeWait.mask_bit(),
             tcp_info: true,
         };
-        let b = build_request(&req, 9);
+        let b = build_request(&req, 9, &[]);
         assert_eq!(b.len(), NLMSG_HDR_LEN + 56);
         assert_eq!(u16::from_ne_bytes([b[4], b[5]]), SOCK_DIAG_BY_FAMILY);
         assert_eq!(u32::from_ne_bytes([b[8], b[9], b[10], b[11]]), 9);

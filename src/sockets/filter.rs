@@ -1,5 +1,6 @@
-//! Socket filters: which part goes to the kernel (protocol, family, state mask) and the
-//! address/port tests the kernel's plain dump cannot do, applied in user space.
+//! Socket filters. All of them run in the kernel: protocol, family and state in the dump
+//! request, ports and addresses as inet_diag bytecode (see `bytecode.rs`); the user-space
+//! tests here are the fallback for a kernel that refuses the program.
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -108,7 +109,7 @@ pub struct Selection {
     pub user: UserFilter,
 }
 
-/// What user space checks after the kernel's own filtering.
+/// Port and address tests: compiled to kernel bytecode, or checked in user space as a fallback.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserFilter {
     /// Either end.

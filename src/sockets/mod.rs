@@ -1,6 +1,7 @@
 //! Sockets straight from the kernel: the sock_diag collector, the socket model, filters and the
 //! analyses behind `sockets`, `listeners` and `states`.
 
+pub mod bytecode;
 pub mod diag;
 pub mod filter;
 pub mod listeners;
@@ -18,8 +19,10 @@ pub fn all_states_mask() -> u32 {
     TcpState::ALL.iter().map(|s| s.mask_bit()).sum()
 }
 
-/// Streams the sockets a selection asks for: one kernel dump per protocol and family, user-space
-/// filters applied on the way. Runs in the calling thread's network namespace.
+/// Streams the sockets a selection asks for: one kernel dump per protocol and family, with
+/// the port and address filters compiled to inet_diag bytecode so the kernel applies them.
+/// Should a kernel refuse the program (EINVAL), the same filters run in user space instead.
+/// Runs in the calling thread's network namespace.
 pub fn for_each_socket(
     sel: &Selection,
     tcp_info: bool,
@@ -31,6 +34,7 @@ pub fn for_each_socket(
     } else {
         sel.states
     };
+    let program = bytecode::compile(&sel.user);
     for &proto in &sel.protos {
         for &family in &sel.families {
             let req = DumpRequest {
@@ -39,16 +43,80 @@ pub fn for_each_socket(
                 states,
                 tcp_info: tcp_info && proto == Proto::Tcp,
             };
-            if sel.user.is_empty() {
+            let Some(program) = &program else {
                 diag.dump(&req, each)?;
-            } else {
-                diag.dump(&req, &mut |s| {
-                    if sel.user.matches(&s) {
-                        each(s)
-                    }
-                })?;
+                continue;
+            };
+            match diag.dump_filtered(&req, program, each) {
+                Err(DiagError::Dump { source, .. })
+                    if source.raw_os_error() == Some(libc::EINVAL) =>
+                {
+                    // Refused before any socket was sent: nothing is reported twice.
+                    diag.dump(&req, &mut |s| {
+                        if sel.user.matches(&s) {
+                            each(s)
+                        }
+                    })?
+                }
+                r => r?,
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter::UserFilter;
+    use super::*;
+    use std::net::TcpListener;
+
+    fn dump(user: UserFilter) -> Vec<Socket> {
+        let program = bytecode::compile(&user).expect("a filter");
+        let mut diag = DiagSocket::open().unwrap();
+        let req = DumpRequest {
+            proto: Proto::Tcp,
+            family: 4,
+            states: all_states_mask(),
+            tcp_info: false,
+        };
+        let mut got = Vec::new();
+        diag.dump_filtered(&req, &program, &mut |s| got.push(s))
+            .expect("the kernel accepts the program");
+        got
+    }
+
+    /// The kernel itself runs the compiled filters (no privilege needed for sock_diag).
+    #[test]
+    fn kernel_applies_compiled_port_and_address_filters() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let cport = c.local_addr().unwrap().port();
+        let (_s, _) = l.accept().unwrap();
+
+        let sport = dump(UserFilter {
+            sport: Some(port),
+            ..Default::default()
+        });
+        assert_eq!(sport.len(), 2, "listener and accepted socket: {sport:?}");
+        let either = dump(UserFilter {
+            port: Some(port),
+            ..Default::default()
+        });
+        assert_eq!(either.len(), 3, "{either:?}");
+        let dport = dump(UserFilter {
+            dport: Some(port),
+            src: Some("127.0.0.0/8".parse().unwrap()),
+            ..Default::default()
+        });
+        assert_eq!(dport.len(), 1);
+        assert_eq!(dport[0].local.port, cport);
+        let elsewhere = dump(UserFilter {
+            port: Some(port),
+            dst: Some("10.0.0.0/8".parse().unwrap()),
+            ..Default::default()
+        });
+        assert!(elsewhere.is_empty(), "{elsewhere:?}");
+    }
 }

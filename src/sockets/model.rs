@@ -114,7 +114,7 @@ pub struct Endpoint {
 pub enum Timer {
     Retransmit { expires_ms: u64, retransmits: u8 },
     Keepalive { expires_ms: u64 },
-    TimeWait,
+    TimeWait { expires_ms: u64 },
     Probe { expires_ms: u64 },
 }
 
