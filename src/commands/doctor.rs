@@ -3,9 +3,11 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use super::{unreadable_note, Outcome, RunError};
+use super::{Outcome, RunError};
 use crate::cli::DoctorArgs;
-use crate::doctor::checks::{check_accept_queues, check_probe, CounterDelta, ListenCheck};
+use crate::doctor::checks::{
+    check_accept_queues, check_probe, short_ms, CounterDelta, ListenCheck,
+};
 use crate::doctor::collect::{collect_host, current_netns_inode, listeners_on, read_now, HostPlan};
 use crate::doctor::diagnose::diagnose_host;
 use crate::doctor::error::DoctorError;
@@ -42,7 +44,7 @@ pub fn run(args: &DoctorArgs, out: &mut dyn Write) -> Result<Outcome, RunError> 
             let ev = collect_host(&plan).map_err(RunError::from)?;
             outcome
                 .notes
-                .extend(unreadable_note(ev.processes.unreadable));
+                .extend(unreadable_fds_note(ev.processes.unreadable));
             diagnose_host(&ev)
         }
     };
@@ -80,6 +82,9 @@ fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, Ru
                     .iter()
                     .map(|l| endpoint(&l.socket.local))
                     .collect(),
+                full: listeners
+                    .iter()
+                    .any(|l| l.accept_queue > l.backlog && l.backlog.is_some()),
             }
         }
     } else {
@@ -98,7 +103,7 @@ fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, Ru
         result.outcome.name(),
         result
             .connect_ms
-            .map(|m| format!(" in {m:.1} ms"))
+            .map(|m| format!(" in {} ms", short_ms(m)))
             .unwrap_or_default()
     ));
     report.findings.extend(check_probe(&result, &check));
@@ -110,4 +115,23 @@ fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, Ru
     report.probe = Some(result);
     report.sort();
     Ok(report)
+}
+
+/// The note for processes whose fd count or namespace could not be read.
+fn unreadable_fds_note(n: usize) -> Option<String> {
+    if n == 0 {
+        return None;
+    }
+    // SAFETY: geteuid has no preconditions.
+    Some(if unsafe { libc::geteuid() } == 0 {
+        format!(
+            "{n} process(es) could not be read even as root (kernel threads or LSM policy): \
+             their fd use is not checked"
+        )
+    } else {
+        format!(
+            "{n} process(es) belong to other users, so their fd use is not checked: run as \
+             root, or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"
+        )
+    })
 }

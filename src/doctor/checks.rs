@@ -319,6 +319,17 @@ pub fn check_resets(c: &CounterDelta) -> Vec<Finding> {
     vec![f]
 }
 
+/// Milliseconds with the precision that matters: 0.038, 12.5, 1501.
+pub fn short_ms(v: f64) -> String {
+    if v < 1.0 {
+        format!("{v:.3}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
 /// What the local socket table says about the probed port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenCheck {
@@ -326,8 +337,13 @@ pub enum ListenCheck {
     NotChecked,
     /// Nothing listens on the port in this namespace.
     Nothing { port: u16 },
-    /// These local addresses listen on the port.
-    Listening { port: u16, addrs: Vec<String> },
+    /// These local addresses listen on the port; `full` when an accept queue is past its
+    /// backlog (the kernel then drops SYNs).
+    Listening {
+        port: u16,
+        addrs: Vec<String>,
+        full: bool,
+    },
 }
 
 /// The finding for a probe that did not connect cleanly (none when it did).
@@ -338,13 +354,13 @@ pub fn check_probe(p: &ProbeResult, local: &ListenCheck) -> Option<Finding> {
         .as_deref()
         .map(|e| format!(" ({e})"))
         .unwrap_or_default();
-    let ms = |v: f64| format!("{v:.1} ms");
+    let ms = |v: f64| format!("{} ms", short_ms(v));
     let local_text = match local {
         ListenCheck::NotChecked => String::new(),
         ListenCheck::Nothing { port } => {
             format!("; nothing listens on port {port} here (kernel socket table)")
         }
-        ListenCheck::Listening { port, addrs } => {
+        ListenCheck::Listening { port, addrs, .. } => {
             format!("; port {port} has a listener on {}", addrs.join(", "))
         }
     };
@@ -394,6 +410,11 @@ pub fn check_probe(p: &ProbeResult, local: &ListenCheck) -> Option<Finding> {
                 "the service listens only on {} , not on the address probed",
                 addrs.join(", ")
             );
+        }
+        (ProbeOutcome::TimedOut, ListenCheck::Listening { full: true, .. }) => {
+            f.cause = "the listener's accept queue is full (see the accept-queue finding), so the \
+                       kernel drops new SYNs until the application accepts"
+                .to_string();
         }
         (ProbeOutcome::TimedOut, ListenCheck::Listening { .. }) => {
             f.cause = "a listener exists, so the SYN is dropped before it: a firewall rule \
@@ -637,7 +658,7 @@ mod tests {
         assert_eq!(f.symptom, "refused");
         assert_eq!(
             f.evidence,
-            "connect to 127.0.0.1:9 answered with RST (ECONNREFUSED) after 0.2 ms; nothing \
+            "connect to 127.0.0.1:9 answered with RST (ECONNREFUSED) after 0.250 ms; nothing \
              listens on port 9 here (kernel socket table)"
         );
         let f = check_probe(
@@ -645,6 +666,7 @@ mod tests {
             &ListenCheck::Listening {
                 port: 9,
                 addrs: vec!["127.0.0.1".into()],
+                full: false,
             },
         )
         .unwrap();
