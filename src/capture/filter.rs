@@ -11,8 +11,10 @@
 //!
 //! IPv6: libpcap's `tcp[…]` accessor does not work over IPv6, so the IPv6 half uses fixed
 //! offsets (`ip6[40+13]` is the TCP flag byte when TCP follows the fixed 40-byte header
-//! directly). IPv6 packets whose TCP header sits behind extension headers are rare: they are
-//! all passed (`ip6 protochain 6`) and user space sorts them out.
+//! directly). IPv6 packets whose TCP header sits behind extension headers are rare: every IPv6
+//! packet whose first next-header is not TCP, UDP or ICMPv6 is passed and user space sorts
+//! them out. (`ip6 protochain 6` would be exact, but it compiles to a loop, which the kernel's
+//! BPF verifier rejects: libpcap then filters in user space, copying every packet.)
 
 use std::net::IpAddr;
 
@@ -23,7 +25,7 @@ pub fn bpf_filter(port: Option<u16>, host: Option<IpAddr>) -> String {
               and ip[2:2] - ((ip[0] & 0x0f) << 2) - ((tcp[12] & 0xf0) >> 2) == 0))";
     let v6 = "(ip6[6] == 6 and (ip6[53] & 0x07 != 0 \
               or (ip6[53] & 0x10 != 0 and ip6[4:2] - ((ip6[52] & 0xf0) >> 2) == 0)))";
-    let v6_ext = "(ip6[6] != 6 and ip6 protochain 6)";
+    let v6_ext = "(ip6[6] != 6 and ip6[6] != 17 and ip6[6] != 58)";
     let mut f = format!("((ip and {v4}) or (ip6 and ({v6} or {v6_ext})))");
     if let Some(p) = port {
         f.push_str(&format!(" and tcp port {p}"));

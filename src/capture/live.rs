@@ -124,9 +124,10 @@ impl Capture {
         }
     }
 
-    /// Live events, when the spec asked for them.
-    pub fn events(&self) -> Option<&Receiver<LiveEvent>> {
-        self.events.as_ref()
+    /// Takes the receiver of live events (when the spec asked for them). It outlives the
+    /// capture: events from the final drain arrive before `stop` returns.
+    pub fn take_events(&mut self) -> Option<Receiver<LiveEvent>> {
+        self.events.take()
     }
 
     /// Live events dropped because the reader fell behind.

@@ -160,7 +160,8 @@ pub struct CaptureStats {
     pub tcp_segments: u64,
     /// Packets that were not TCP or could not be decoded (truncated, unknown link type).
     pub undecoded: u64,
-    /// Segments of connections whose SYN was not seen (started before the capture).
+    /// Segments outside any tracked flow: connections begun before the capture (their SYN
+    /// was not seen) or already finished (the last ACK after both FINs).
     pub midstream: u64,
     /// Flows pushed out of the full flow table (SYN flood protection).
     pub evicted: u64,

@@ -1,6 +1,7 @@
 //! One function per subcommand wiring collect → analyse → render. They return what the binary
 //! needs to finish the run (exit code, notes for stderr) and never print on their own.
 
+pub mod capture;
 pub mod listeners;
 pub mod sockets;
 pub mod states;
@@ -38,6 +39,8 @@ pub enum RunError {
     Diag(#[from] DiagError),
     #[error("cannot list processes in /proc: {0}")]
     Proc(#[source] io::Error),
+    #[error(transparent)]
+    Capture(#[from] crate::capture::CaptureError),
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
 }
@@ -46,6 +49,7 @@ impl RunError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             RunError::Output(_) => ExitCode::Environment,
+            RunError::Capture(e) if e.is_input() => ExitCode::Usage,
             _ => ExitCode::Environment,
         }
     }
