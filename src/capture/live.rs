@@ -237,13 +237,17 @@ fn run(
     // its partly filled block, then read without blocking until nothing is left.
     let mut cap = Some(cap);
     if failure.is_none() && pipe.frames() < limit {
+        // Only what was captured before the stop: under steady traffic the buffer never
+        // empties, so packets stamped after it end the drain (and a deadline bounds it).
+        let stopped_us = now_us();
+        let give_up = Instant::now() + Duration::from_secs(2);
         thread::sleep(Duration::from_millis(TIMEOUT_MS as u64 + 20));
         cap = cap.and_then(|c| c.setnonblock().ok());
         if let Some(c) = cap.as_mut() {
-            while pipe.frames() < limit {
+            while pipe.frames() < limit && Instant::now() < give_up {
                 match c.next_packet() {
-                    Ok(p) => sink.packet(&mut pipe, &p),
-                    Err(_) => break,
+                    Ok(p) if ts_us(&p.header.ts) <= stopped_us => sink.packet(&mut pipe, &p),
+                    _ => break,
                 }
             }
         }
@@ -264,6 +268,13 @@ fn run(
         return Err(e);
     }
     Ok(pipe.finish(kernel))
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// Where captured packets go besides the tracker: the pcap file and the live view.

@@ -1,4 +1,8 @@
 //! `-r file.pcap`: the same analysis over a capture file, whoever wrote it.
+//!
+//! No BPF here: every frame is decoded, so damaged packets are counted (a BPF program would
+//! silently reject them), and --port/--host are applied to the decoded segments. Segments a
+//! live capture's filter would have dropped (data) change no flow: the tracker ignores them.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -15,8 +19,9 @@ pub fn read_file(
     host: Option<IpAddr>,
     max_flows: usize,
 ) -> Result<(CaptureReport, Option<String>), CaptureError> {
-    let mut cap = open_file(path, port, host)?;
+    let mut cap = open_file(path)?;
     let mut pipe = Pipeline::new(cap.get_datalink().0, max_flows);
+    pipe.restrict(port, host);
     let mut warning = None;
     loop {
         match cap.next_packet() {

@@ -1,12 +1,16 @@
 //! One captured frame → decode → tracker, with the counters. Shared by live captures and file
 //! reads so both analyse exactly alike. Pure: fed timestamps and bytes.
 
+use std::net::IpAddr;
+
 use super::decode::decode;
 use super::model::{CaptureReport, CaptureStats, Segment};
 use super::tracker::{Event, Tracker};
 
 pub struct Pipeline {
     linktype: i32,
+    port: Option<u16>,
+    host: Option<IpAddr>,
     tracker: Tracker,
     stats: CaptureStats,
 }
@@ -15,9 +19,18 @@ impl Pipeline {
     pub fn new(linktype: i32, max_flows: usize) -> Pipeline {
         Pipeline {
             linktype,
+            port: None,
+            host: None,
             tracker: Tracker::new(max_flows),
             stats: CaptureStats::default(),
         }
+    }
+
+    /// Keeps only segments with this port / address at either end (for files: a live
+    /// capture has the kernel do it).
+    pub fn restrict(&mut self, port: Option<u16>, host: Option<IpAddr>) {
+        self.port = port;
+        self.host = host;
     }
 
     /// Feeds one frame captured at `ts_us`. Returns the segment and what it meant, when it
@@ -26,6 +39,15 @@ impl Pipeline {
         self.stats.received += 1;
         match decode(self.linktype, ts_us, data) {
             Ok(seg) => {
+                if self
+                    .port
+                    .is_some_and(|p| seg.src.port() != p && seg.dst.port() != p)
+                    || self
+                        .host
+                        .is_some_and(|h| seg.src.ip() != h && seg.dst.ip() != h)
+                {
+                    return None;
+                }
                 self.stats.tcp_segments += 1;
                 self.tracker.feed(&seg).map(|e| (seg, e))
             }

@@ -133,15 +133,10 @@ pub fn open_live(
     Ok(cap)
 }
 
-/// Opens a capture file (pcap or pcapng, any writer) and applies the same filter as a live
-/// capture, so a file made by `tcpdump` without a filter analyses like a live capture.
-pub fn open_file(
-    path: &Path,
-    port: Option<u16>,
-    host: Option<IpAddr>,
-) -> Result<Capture<Offline>, CaptureError> {
+/// Opens a capture file (pcap or pcapng, any writer) of a link type sockscope decodes.
+pub fn open_file(path: &Path) -> Result<Capture<Offline>, CaptureError> {
     let shown = path.display().to_string();
-    let mut cap = Capture::from_file(path).map_err(|e| CaptureError::OpenFile {
+    let cap = Capture::from_file(path).map_err(|e| CaptureError::OpenFile {
         path: path.to_path_buf(),
         msg: e.to_string(),
     })?;
@@ -153,7 +148,5 @@ pub fn open_file(
             name: link_name(linktype),
         });
     }
-    cap.filter(&bpf_filter(port, host), true)
-        .map_err(|e| pcap_err("compile the capture filter", e))?;
     Ok(cap)
 }
