@@ -1,6 +1,7 @@
 //! sockscope as a library: collectors (kernel, procfs, pcap), plain models, pure analysis and
 //! renderers. The binary in `main.rs` only parses arguments and wires these together.
 
+pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod doctor;

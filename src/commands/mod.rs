@@ -1,6 +1,7 @@
 //! One function per subcommand wiring collect → analyse → render. They return what the binary
 //! needs to finish the run (exit code, notes for stderr) and never print on their own.
 
+pub mod capture;
 pub mod doctor;
 pub mod explain;
 pub mod listeners;
@@ -41,6 +42,8 @@ pub enum RunError {
     Diag(#[from] DiagError),
     #[error("cannot list processes in /proc: {0}")]
     Proc(#[source] io::Error),
+    #[error(transparent)]
+    Capture(#[from] crate::capture::CaptureError),
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
     #[error(transparent)]
@@ -52,6 +55,7 @@ impl RunError {
         match self {
             RunError::Output(_) => ExitCode::Environment,
             RunError::Doctor(e) => e.exit_code(),
+            RunError::Capture(e) if e.is_input() => ExitCode::Usage,
             _ => ExitCode::Environment,
         }
     }

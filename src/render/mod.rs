@@ -2,6 +2,7 @@
 //! values and a writer; they never collect. Every string that came from outside (process
 //! names, command lines) goes through [`escape`] before it reaches a terminal.
 
+pub mod capture;
 pub mod columns;
 pub mod doctor;
 pub mod listeners;

@@ -1,0 +1,301 @@
+//! A live capture running on its own thread: `Capture::start(&spec)` opens the device (inside
+//! `--netns` if given, on that thread, since setns is per thread), `stop()` ends it and hands
+//! back the report. Used by `sockscope capture` and by `doctor --capture`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use pcap::BreakLoop;
+
+use super::model::{CaptureReport, Segment};
+use super::pipeline::{ts_us, Pipeline};
+use super::source::{open_live, CaptureError, TIMEOUT_MS};
+use super::tracker::{Event, DEFAULT_MAX_FLOWS};
+use crate::netns::{self, NetnsSpec};
+
+/// What to capture. `Default` is: all devices (`any`), no restriction, no file, until stopped.
+#[derive(Debug, Clone)]
+pub struct CaptureSpec {
+    /// Device name; `any` for all of them.
+    pub device: String,
+    pub port: Option<u16>,
+    pub host: Option<IpAddr>,
+    /// Write matching packets to this pcap file.
+    pub write: Option<PathBuf>,
+    /// Stop after this many packets.
+    pub count: Option<u64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    pub netns: Option<NetnsSpec>,
+    pub max_flows: usize,
+    /// Deliver each packet at once (for a live view) instead of in batches (cheaper).
+    pub immediate: bool,
+    /// Send (segment, event) pairs to [`Capture::events`] as they happen.
+    pub live_events: bool,
+}
+
+impl Default for CaptureSpec {
+    fn default() -> Self {
+        CaptureSpec {
+            device: "any".into(),
+            port: None,
+            host: None,
+            write: None,
+            count: None,
+            duration: None,
+            netns: None,
+            max_flows: DEFAULT_MAX_FLOWS,
+            immediate: false,
+            live_events: false,
+        }
+    }
+}
+
+/// One tracker event as it happened, for the live view.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveEvent {
+    pub segment: Segment,
+    pub event: Event,
+}
+
+/// A running capture.
+pub struct Capture {
+    stop: Arc<AtomicBool>,
+    breaker: Arc<Mutex<Option<BreakLoop>>>,
+    thread: JoinHandle<Result<CaptureReport, CaptureError>>,
+    events: Option<Receiver<LiveEvent>>,
+    lost_events: Arc<AtomicU64>,
+    /// libpcap link type of the device (DLT_*).
+    pub linktype: i32,
+}
+
+impl Capture {
+    /// Opens the device and starts capturing. Returns once packets are being captured, so
+    /// traffic made after this returns is seen; open errors come back here.
+    pub fn start(spec: &CaptureSpec) -> Result<Capture, CaptureError> {
+        let spec = spec.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let breaker: Arc<Mutex<Option<BreakLoop>>> = Arc::new(Mutex::new(None));
+        let lost_events = Arc::new(AtomicU64::new(0));
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<i32, CaptureError>>();
+        let (ev_tx, ev_rx) = if spec.live_events {
+            let (tx, rx) = mpsc::sync_channel(65_536);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let thread = {
+            let stop = stop.clone();
+            let breaker = breaker.clone();
+            let lost = lost_events.clone();
+            thread::Builder::new()
+                .name("sockscope-capture".into())
+                .spawn(move || run(spec, stop, breaker, ready_tx, ev_tx, lost))
+                .map_err(|e| CaptureError::Pcap {
+                    what: "start the capture thread".into(),
+                    msg: e.to_string(),
+                })?
+        };
+        match ready_rx.recv() {
+            Ok(Ok(linktype)) => Ok(Capture {
+                stop,
+                breaker,
+                thread,
+                events: ev_rx,
+                lost_events,
+                linktype,
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => Err(match thread.join() {
+                Ok(Err(e)) => e,
+                _ => CaptureError::Pcap {
+                    what: "start capturing".into(),
+                    msg: "the capture thread ended early".into(),
+                },
+            }),
+        }
+    }
+
+    /// Takes the receiver of live events (when the spec asked for them). It outlives the
+    /// capture: events from the final drain arrive before `stop` returns.
+    pub fn take_events(&mut self) -> Option<Receiver<LiveEvent>> {
+        self.events.take()
+    }
+
+    /// Live events dropped because the reader fell behind.
+    pub fn lost_events(&self) -> u64 {
+        self.lost_events.load(Ordering::Relaxed)
+    }
+
+    /// True once the capture ended on its own (count or duration reached, or an error).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Stops the capture (packets already in the kernel buffer are still read), closes the
+    /// file and returns what was seen.
+    pub fn stop(self) -> Result<CaptureReport, CaptureError> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Ok(b) = self.breaker.lock() {
+            if let Some(b) = b.as_ref() {
+                b.breakloop();
+            }
+        }
+        match self.thread.join() {
+            Ok(r) => r,
+            Err(_) => Err(CaptureError::Pcap {
+                what: "capture".into(),
+                msg: "the capture thread panicked".into(),
+            }),
+        }
+    }
+}
+
+fn run(
+    spec: CaptureSpec,
+    stop: Arc<AtomicBool>,
+    breaker: Arc<Mutex<Option<BreakLoop>>>,
+    ready: mpsc::Sender<Result<i32, CaptureError>>,
+    events: Option<SyncSender<LiveEvent>>,
+    lost: Arc<AtomicU64>,
+) -> Result<CaptureReport, CaptureError> {
+    let opened = (|| {
+        netns::enter_opt(spec.netns.as_ref())?;
+        let shown = spec.netns.as_ref().map(|n| n.to_string());
+        let mut cap = open_live(
+            &spec.device,
+            spec.port,
+            spec.host,
+            spec.immediate,
+            shown.as_deref(),
+        )?;
+        let save = match &spec.write {
+            Some(path) => Some(cap.savefile(path).map_err(|e| CaptureError::WriteFile {
+                path: path.clone(),
+                msg: e.to_string(),
+            })?),
+            None => None,
+        };
+        if let Ok(mut b) = breaker.lock() {
+            *b = Some(cap.breakloop_handle());
+        }
+        Ok((cap, save))
+    })();
+    let (mut cap, mut save) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return Ok(Pipeline::new(0, 1).finish(None));
+        }
+    };
+    let linktype = cap.get_datalink().0;
+    let _ = ready.send(Ok(linktype));
+
+    let mut pipe = Pipeline::new(linktype, spec.max_flows);
+    let deadline = spec.duration.map(|d| Instant::now() + d);
+    let limit = spec.count.unwrap_or(u64::MAX);
+    let mut sink = Sink {
+        save: save.take(),
+        events,
+        lost,
+    };
+    let mut failure = None;
+    loop {
+        if stop.load(Ordering::SeqCst)
+            || pipe.frames() >= limit
+            || deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            break;
+        }
+        match cap.next_packet() {
+            Ok(p) => sink.packet(&mut pipe, &p),
+            // Timeout, or woken by breakloop: check the stop conditions again.
+            Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => {
+                if let Some(s) = sink.save.as_mut() {
+                    let _ = s.flush();
+                }
+            }
+            Err(e) => {
+                failure = Some(CaptureError::Pcap {
+                    what: "read packets".into(),
+                    msg: e.to_string(),
+                });
+                break;
+            }
+        }
+    }
+    // Drain: packets already captured by the kernel belong to this capture (a test's last
+    // RST, the last second before Ctrl-C). Wait one buffer timeout so the kernel hands over
+    // its partly filled block, then read without blocking until nothing is left.
+    let mut cap = Some(cap);
+    if failure.is_none() && pipe.frames() < limit {
+        // Only what was captured before the stop: under steady traffic the buffer never
+        // empties, so packets stamped after it end the drain (and a deadline bounds it).
+        let stopped_us = now_us();
+        let give_up = Instant::now() + Duration::from_secs(2);
+        thread::sleep(Duration::from_millis(TIMEOUT_MS as u64 + 20));
+        cap = cap.and_then(|c| c.setnonblock().ok());
+        if let Some(c) = cap.as_mut() {
+            while pipe.frames() < limit && Instant::now() < give_up {
+                match c.next_packet() {
+                    Ok(p) if ts_us(&p.header.ts) <= stopped_us => sink.packet(&mut pipe, &p),
+                    _ => break,
+                }
+            }
+        }
+    }
+    let kernel = cap
+        .as_mut()
+        .and_then(|c| c.stats().ok())
+        .map(|s| (s.received as u64, s.dropped as u64, s.if_dropped as u64));
+    if let Some(mut s) = sink.save.take() {
+        if let Err(e) = s.flush() {
+            failure.get_or_insert(CaptureError::WriteFile {
+                path: spec.write.clone().unwrap_or_default(),
+                msg: e.to_string(),
+            });
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(pipe.finish(kernel))
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Where captured packets go besides the tracker: the pcap file and the live view.
+struct Sink {
+    save: Option<pcap::Savefile>,
+    events: Option<SyncSender<LiveEvent>>,
+    lost: Arc<AtomicU64>,
+}
+
+impl Sink {
+    fn packet(&mut self, pipe: &mut Pipeline, p: &pcap::Packet<'_>) {
+        if let Some(s) = self.save.as_mut() {
+            s.write(p);
+        }
+        let t = ts_us(&p.header.ts);
+        if let Some((segment, event)) = pipe.frame(t, p.data) {
+            if let Some(tx) = &self.events {
+                if let Err(TrySendError::Full(_)) = tx.try_send(LiveEvent { segment, event }) {
+                    self.lost.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}

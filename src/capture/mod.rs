@@ -1,0 +1,19 @@
+//! `sockscope capture`: packets (live through libpcap, or from a pcap file) → decoded TCP
+//! segments → a per-flow handshake tracker → flows, a per-destination summary and counters.
+//!
+//! source (libpcap I/O) → decode (pure) → tracker (pure) → summary (pure); rendering lives in
+//! `render::capture`.
+
+pub mod decode;
+pub mod filter;
+pub mod live;
+pub mod model;
+pub mod offline;
+pub mod pipeline;
+pub mod source;
+pub mod summary;
+pub mod tracker;
+
+pub use live::{Capture, CaptureSpec, LiveEvent};
+pub use model::{CaptureReport, CaptureStats, DestSummary, Flow, Outcome, Segment, Side};
+pub use source::CaptureError;

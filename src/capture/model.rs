@@ -1,0 +1,178 @@
+//! Plain data of a capture: decoded TCP segments, flows with their handshake outcome, the
+//! per-destination summary and libpcap's counters. No I/O, no formatting.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+/// The TCP flags sockscope cares about, as the bits of the TCP header's flag byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+
+    pub fn fin(self) -> bool {
+        self.0 & Self::FIN != 0
+    }
+    pub fn syn(self) -> bool {
+        self.0 & Self::SYN != 0
+    }
+    pub fn rst(self) -> bool {
+        self.0 & Self::RST != 0
+    }
+    pub fn ack(self) -> bool {
+        self.0 & Self::ACK != 0
+    }
+}
+
+/// One TCP segment, reduced to what the handshake tracker needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Capture time, microseconds since the Unix epoch.
+    pub ts_us: u64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub flags: TcpFlags,
+    pub seq: u32,
+    pub ack: u32,
+    /// TCP payload bytes in the captured part of the packet.
+    pub payload_len: u32,
+}
+
+/// How a flow ended (or stood when the capture stopped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Three-way handshake completed and the connection was still up at the end.
+    Established,
+    /// The SYN was answered by a RST: nothing listens there (or a firewall rejects).
+    Refused,
+    /// SYN (and its retransmissions) never answered: a firewall dropping, a dead host, a route.
+    Unanswered,
+    /// RST after the handshake: one side aborted the connection.
+    Reset,
+    /// Orderly teardown with FIN.
+    Closed,
+    /// SYN-ACK seen but the handshake never completed before the capture stopped.
+    Open,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Established,
+        Outcome::Refused,
+        Outcome::Unanswered,
+        Outcome::Reset,
+        Outcome::Closed,
+        Outcome::Open,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Established => "established",
+            Outcome::Refused => "refused",
+            Outcome::Unanswered => "unanswered",
+            Outcome::Reset => "reset",
+            Outcome::Closed => "closed",
+            Outcome::Open => "open",
+        }
+    }
+}
+
+/// Which end of a connection did something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+/// One connection attempt, from its first SYN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Flow {
+    /// The side that sent the SYN.
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub outcome: Outcome,
+    /// SYNs sent: 1 plus retransmissions.
+    pub syn_attempts: u32,
+    /// Time of each SYN (microseconds since the epoch): the retransmit schedule.
+    pub syn_times_us: Vec<u64>,
+    /// First SYN time.
+    pub start_us: u64,
+    /// Time of the last segment seen for this flow.
+    pub last_us: u64,
+    /// SYN → SYN-ACK (from the last SYN sent before the SYN-ACK), microseconds.
+    pub handshake_rtt_us: Option<u64>,
+    /// SYN-ACK → the client's ACK that completed the handshake, microseconds.
+    pub ack_rtt_us: Option<u64>,
+    /// Who sent the RST, for refused and reset flows.
+    pub reset_by: Option<Side>,
+    /// Who sent the first FIN, for closed flows.
+    pub closed_by: Option<Side>,
+    /// True when the flow was pushed out of a full flow table before it finished.
+    pub evicted: bool,
+}
+
+/// Per-destination counts and handshake RTT percentiles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestSummary {
+    pub server: SocketAddr,
+    /// Connection attempts (flows), not SYN packets.
+    pub attempts: u64,
+    pub established: u64,
+    pub refused: u64,
+    pub unanswered: u64,
+    pub reset: u64,
+    pub closed: u64,
+    pub open: u64,
+    /// SYN retransmissions across all attempts.
+    pub syn_retransmits: u64,
+    pub rtt_min_us: Option<u64>,
+    pub rtt_median_us: Option<u64>,
+    pub rtt_p99_us: Option<u64>,
+}
+
+/// libpcap's counters plus sockscope's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct CaptureStats {
+    /// Packets the kernel filter passed (libpcap `ps_recv`; packets read, for a file).
+    pub received: u64,
+    /// Packets dropped for lack of buffer space (libpcap `ps_drop`).
+    pub dropped: u64,
+    /// Packets dropped by the interface or driver (libpcap `ps_ifdrop`).
+    pub if_dropped: u64,
+    /// Packets decoded as TCP.
+    pub tcp_segments: u64,
+    /// Packets that were not TCP or could not be decoded (truncated, unknown link type).
+    pub undecoded: u64,
+    /// Segments outside any tracked flow: connections begun before the capture (their SYN
+    /// was not seen) or already finished (the last ACK after both FINs).
+    pub midstream: u64,
+    /// Flows pushed out of the full flow table (SYN flood protection).
+    pub evicted: u64,
+    /// Finished flows counted in the summary but not kept in the flow list (list cap).
+    pub flows_omitted: u64,
+}
+
+/// What a capture produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaptureReport {
+    pub flows: Vec<Flow>,
+    pub summary: Vec<DestSummary>,
+    pub stats: CaptureStats,
+}

@@ -1,0 +1,152 @@
+//! Packet sources: a live device (inside a namespace if asked) or a pcap file, both through
+//! libpcap, with errors that say what to do. The only file here that talks to libpcap's open
+//! calls.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use pcap::{Active, Capture, Device, Offline};
+
+use super::decode::supported_link;
+use super::filter::bpf_filter;
+use crate::netns::NetnsError;
+
+/// Bytes kept of each packet: enough for any link header, IPv4 or IPv6 with options or
+/// extension headers, and TCP with options; payload is never needed.
+pub const SNAPLEN: i32 = 256;
+/// libpcap's buffer timeout: how long packets may wait in the kernel buffer (and the longest
+/// a stop request waits for the last ones).
+pub const TIMEOUT_MS: i32 = 100;
+/// Kernel ring size. 8 MiB holds about 2 s of a 10,000-connections/s handshake storm.
+pub const BUFFER_BYTES: i32 = 8 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(
+        "capturing on {device} needs CAP_NET_RAW (and CAP_NET_ADMIN for some devices): run as \
+         root, or grant it once with `sudo setcap cap_net_raw,cap_net_admin+eip $(command -v sockscope)`"
+    )]
+    Permission { device: String },
+    #[error("no capture device {name}{where_}; devices here: {available}")]
+    UnknownDevice {
+        name: String,
+        where_: String,
+        available: String,
+    },
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("cannot read {path}: {msg}")]
+    OpenFile { path: PathBuf, msg: String },
+    #[error("cannot write {path}: {msg}")]
+    WriteFile { path: PathBuf, msg: String },
+    #[error("{path}: link type {linktype} ({name}) is not supported; sockscope reads EN10MB, LINUX_SLL, LINUX_SLL2, RAW, IPV4, IPV6, NULL and LOOP captures")]
+    UnsupportedLink {
+        path: String,
+        linktype: i32,
+        name: String,
+    },
+    #[error("libpcap failed to {what}: {msg}")]
+    Pcap { what: String, msg: String },
+}
+
+impl CaptureError {
+    /// True for errors in what the user gave (a file, a path): exit 2; others are the
+    /// environment's: exit 3.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            CaptureError::OpenFile { .. }
+                | CaptureError::WriteFile { .. }
+                | CaptureError::UnsupportedLink { .. }
+        )
+    }
+}
+
+fn pcap_err(what: &str, e: pcap::Error) -> CaptureError {
+    CaptureError::Pcap {
+        what: what.to_string(),
+        msg: e.to_string(),
+    }
+}
+
+fn link_name(linktype: i32) -> String {
+    pcap::Linktype(linktype)
+        .get_name()
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Opens `device` for capture with the handshake filter. Call it on the thread that has
+/// entered the wanted network namespace: the packet socket belongs to that namespace.
+pub fn open_live(
+    device: &str,
+    port: Option<u16>,
+    host: Option<IpAddr>,
+    immediate: bool,
+    netns_shown: Option<&str>,
+) -> Result<Capture<Active>, CaptureError> {
+    // Check the name first: libpcap's own message for a missing device varies by version.
+    let devices = Device::list().map_err(|e| pcap_err("list capture devices", e))?;
+    if !devices.iter().any(|d| d.name == device) {
+        let mut names: Vec<String> = devices
+            .iter()
+            .map(|d| crate::render::escape(&d.name))
+            .collect();
+        names.sort();
+        return Err(CaptureError::UnknownDevice {
+            name: crate::render::escape(device),
+            where_: netns_shown
+                .map(|n| format!(" in network namespace {n}"))
+                .unwrap_or_default(),
+            available: names.join(", "),
+        });
+    }
+    let inactive = Capture::from_device(device)
+        .map_err(|e| pcap_err("create a capture handle", e))?
+        .snaplen(SNAPLEN)
+        .promisc(false)
+        .timeout(TIMEOUT_MS)
+        .buffer_size(BUFFER_BYTES)
+        .immediate_mode(immediate);
+    let mut cap = inactive.open().map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("ermission") || msg.contains("not permitted") {
+            CaptureError::Permission {
+                device: device.to_string(),
+            }
+        } else {
+            CaptureError::Pcap {
+                what: format!("open {device}"),
+                msg,
+            }
+        }
+    })?;
+    let linktype = cap.get_datalink().0;
+    if !supported_link(linktype) {
+        return Err(CaptureError::UnsupportedLink {
+            path: device.to_string(),
+            linktype,
+            name: link_name(linktype),
+        });
+    }
+    cap.filter(&bpf_filter(port, host), true)
+        .map_err(|e| pcap_err("compile the capture filter", e))?;
+    Ok(cap)
+}
+
+/// Opens a capture file (pcap or pcapng, any writer) of a link type sockscope decodes.
+pub fn open_file(path: &Path) -> Result<Capture<Offline>, CaptureError> {
+    let shown = path.display().to_string();
+    let cap = Capture::from_file(path).map_err(|e| CaptureError::OpenFile {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    let linktype = cap.get_datalink().0;
+    if !supported_link(linktype) {
+        return Err(CaptureError::UnsupportedLink {
+            path: shown,
+            linktype,
+            name: link_name(linktype),
+        });
+    }
+    Ok(cap)
+}

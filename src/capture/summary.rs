@@ -1,0 +1,84 @@
+//! Per-destination summary of flows: counts per outcome and handshake RTT percentiles.
+//! Built incrementally, so flows need not be kept to be counted.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::model::{DestSummary, Flow, Outcome};
+
+#[derive(Default)]
+struct Agg {
+    counts: [u64; 6],
+    syn_retransmits: u64,
+    rtts: Vec<u64>,
+}
+
+#[derive(Default)]
+pub struct SummaryBuilder {
+    dests: BTreeMap<SocketAddr, Agg>,
+}
+
+impl SummaryBuilder {
+    pub fn add(&mut self, f: &Flow) {
+        let a = self.dests.entry(f.server).or_default();
+        let i = Outcome::ALL
+            .iter()
+            .position(|o| *o == f.outcome)
+            .unwrap_or(0);
+        a.counts[i] += 1;
+        a.syn_retransmits += u64::from(f.syn_attempts.saturating_sub(1));
+        if let Some(rtt) = f.handshake_rtt_us {
+            a.rtts.push(rtt);
+        }
+    }
+
+    /// Destinations in address order.
+    pub fn finish(self) -> Vec<DestSummary> {
+        self.dests
+            .into_iter()
+            .map(|(server, mut a)| {
+                a.rtts.sort_unstable();
+                let c = a.counts;
+                DestSummary {
+                    server,
+                    attempts: c.iter().sum(),
+                    established: c[0],
+                    refused: c[1],
+                    unanswered: c[2],
+                    reset: c[3],
+                    closed: c[4],
+                    open: c[5],
+                    syn_retransmits: a.syn_retransmits,
+                    rtt_min_us: a.rtts.first().copied(),
+                    rtt_median_us: nearest_rank(&a.rtts, 50),
+                    rtt_p99_us: nearest_rank(&a.rtts, 99),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The nearest-rank percentile of sorted samples: an observed value, never interpolated.
+pub fn nearest_rank(sorted: &[u64], pct: u32) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let n = sorted.len();
+    let rank = (n * pct as usize).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nearest_rank;
+
+    #[test]
+    fn percentiles_are_observed_values() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(nearest_rank(&v, 50), Some(50));
+        assert_eq!(nearest_rank(&v, 99), Some(99));
+        assert_eq!(nearest_rank(&[7], 99), Some(7));
+        assert_eq!(nearest_rank(&[1, 2, 3], 50), Some(2));
+        assert_eq!(nearest_rank(&[], 50), None);
+    }
+}

@@ -1,0 +1,461 @@
+//! The per-flow handshake state machine: segments in, flow outcomes out. Pure (no clock, no
+//! I/O: time comes from the segments), so captures from files and fixtures replay exactly.
+//!
+//! Memory is bounded: at most `max_flows` flows in progress (the oldest is evicted, counted and
+//! reported as it stood) and at most `max_flows` finished flows kept for the flow list; the
+//! per-destination summary still counts every flow.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use super::model::{Flow, Outcome, Segment, Side};
+use super::summary::SummaryBuilder;
+
+/// Default cap on flows in progress (and on finished flows kept for the list).
+pub const DEFAULT_MAX_FLOWS: usize = 100_000;
+
+/// What one segment meant, for the live view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A SYN; `attempt` > 1 is a retransmission (the peer has not answered yet).
+    Syn { attempt: u32 },
+    /// The server's SYN-ACK; `rtt_us` from the SYN it answers. `repeat` for retransmissions.
+    SynAck { rtt_us: u64, repeat: bool },
+    /// The client's ACK completing the handshake.
+    Established { ack_rtt_us: u64 },
+    /// The SYN was answered by RST.
+    Refused,
+    /// RST after (or during) the handshake.
+    Reset { by: Side },
+    /// A FIN; `closed` when both sides have now sent theirs.
+    Fin { by: Side, closed: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    SynSent,
+    SynReceived,
+    Established,
+    /// At least one FIN seen.
+    Closing,
+}
+
+struct Active {
+    flow: Flow,
+    state: State,
+    generation: u64,
+    syn_seq: u32,
+    synack_seq: u32,
+    synack_us: u64,
+    fin_client: bool,
+    fin_server: bool,
+}
+
+type Key = (SocketAddr, SocketAddr);
+
+pub struct Tracker {
+    max_flows: usize,
+    active: HashMap<Key, Active>,
+    /// Insertion order of active flows, for O(1) eviction of the oldest; entries whose
+    /// generation no longer matches are stale and skipped.
+    order: VecDeque<(Key, u64)>,
+    next_generation: u64,
+    finished: Vec<Flow>,
+    summary: SummaryBuilder,
+    pub midstream: u64,
+    pub evicted: u64,
+    pub flows_omitted: u64,
+}
+
+/// Everything the tracker learned, once the capture is over.
+pub struct TrackerResult {
+    pub flows: Vec<Flow>,
+    pub summary: Vec<super::model::DestSummary>,
+    pub midstream: u64,
+    pub evicted: u64,
+    pub flows_omitted: u64,
+}
+
+impl Tracker {
+    pub fn new(max_flows: usize) -> Tracker {
+        Tracker {
+            max_flows: max_flows.max(1),
+            active: HashMap::new(),
+            order: VecDeque::new(),
+            next_generation: 0,
+            finished: Vec::new(),
+            summary: SummaryBuilder::default(),
+            midstream: 0,
+            evicted: 0,
+            flows_omitted: 0,
+        }
+    }
+
+    /// Flows in progress right now.
+    pub fn active_len(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Feeds one segment; returns what it meant, or None for segments that change nothing
+    /// (data ACKs, segments of connections that began before the capture).
+    pub fn feed(&mut self, s: &Segment) -> Option<Event> {
+        let f = s.flags;
+        if f.syn() && !f.ack() {
+            return Some(self.syn(s));
+        }
+        let (key, side) = if self.active.contains_key(&(s.src, s.dst)) {
+            ((s.src, s.dst), Side::Client)
+        } else if self.active.contains_key(&(s.dst, s.src)) {
+            ((s.dst, s.src), Side::Server)
+        } else {
+            self.midstream += 1;
+            return None;
+        };
+        let a = self.active.get_mut(&key)?;
+        a.flow.last_us = s.ts_us;
+        if f.rst() {
+            let outcome = if a.state == State::SynSent && side == Side::Server {
+                Outcome::Refused
+            } else {
+                Outcome::Reset
+            };
+            a.flow.reset_by = Some(side);
+            self.finish_flow(&key, outcome, false);
+            return Some(match outcome {
+                Outcome::Refused => Event::Refused,
+                _ => Event::Reset { by: side },
+            });
+        }
+        if f.syn() {
+            // SYN-ACK.
+            if side != Side::Server {
+                return None;
+            }
+            return match a.state {
+                State::SynSent => {
+                    let last_syn = *a.flow.syn_times_us.last().unwrap_or(&a.flow.start_us);
+                    let rtt = s.ts_us.saturating_sub(last_syn);
+                    a.state = State::SynReceived;
+                    a.synack_seq = s.seq;
+                    a.synack_us = s.ts_us;
+                    a.flow.handshake_rtt_us = Some(rtt);
+                    Some(Event::SynAck {
+                        rtt_us: rtt,
+                        repeat: false,
+                    })
+                }
+                State::SynReceived => Some(Event::SynAck {
+                    rtt_us: a.flow.handshake_rtt_us.unwrap_or(0),
+                    repeat: true,
+                }),
+                _ => None,
+            };
+        }
+        let mut event = None;
+        if a.state == State::SynReceived
+            && side == Side::Client
+            && f.ack()
+            && s.ack == a.synack_seq.wrapping_add(1)
+        {
+            let ack_rtt = s.ts_us.saturating_sub(a.synack_us);
+            a.flow.ack_rtt_us = Some(ack_rtt);
+            a.state = State::Established;
+            event = Some(Event::Established {
+                ack_rtt_us: ack_rtt,
+            });
+        }
+        if f.fin() && matches!(a.state, State::Established | State::Closing) {
+            let first = !(a.fin_client || a.fin_server);
+            match side {
+                Side::Client => a.fin_client = true,
+                Side::Server => a.fin_server = true,
+            }
+            if first {
+                a.flow.closed_by = Some(side);
+            }
+            a.state = State::Closing;
+            let closed = a.fin_client && a.fin_server;
+            if closed {
+                self.finish_flow(&key, Outcome::Closed, false);
+            }
+            // A FIN that also completes the handshake reports the FIN; the RTT is kept.
+            return Some(Event::Fin { by: side, closed });
+        }
+        event
+    }
+
+    fn syn(&mut self, s: &Segment) -> Event {
+        let key = (s.src, s.dst);
+        if let Some(a) = self.active.get_mut(&key) {
+            let same_attempt =
+                a.syn_seq == s.seq && matches!(a.state, State::SynSent | State::SynReceived);
+            if same_attempt {
+                a.flow.syn_attempts += 1;
+                a.flow.syn_times_us.push(s.ts_us);
+                a.flow.last_us = s.ts_us;
+                return Event::Syn {
+                    attempt: a.flow.syn_attempts,
+                };
+            }
+            // A new connection on the same four-tuple: the old one is over.
+            let outcome = outcome_of(a.state);
+            self.finish_flow(&key, outcome, false);
+        }
+        while self.active.len() >= self.max_flows {
+            let Some((old, generation)) = self.order.pop_front() else {
+                break;
+            };
+            let current = self.active.get(&old).map(|a| (a.generation, a.state));
+            if let Some((g, state)) = current {
+                if g == generation {
+                    self.evicted += 1;
+                    self.finish_flow(&old, outcome_of(state), true);
+                }
+            }
+        }
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        self.order.push_back((key, generation));
+        self.active.insert(
+            key,
+            Active {
+                flow: Flow {
+                    client: s.src,
+                    server: s.dst,
+                    outcome: Outcome::Unanswered,
+                    syn_attempts: 1,
+                    syn_times_us: vec![s.ts_us],
+                    start_us: s.ts_us,
+                    last_us: s.ts_us,
+                    handshake_rtt_us: None,
+                    ack_rtt_us: None,
+                    reset_by: None,
+                    closed_by: None,
+                    evicted: false,
+                },
+                state: State::SynSent,
+                generation,
+                syn_seq: s.seq,
+                synack_seq: 0,
+                synack_us: 0,
+                fin_client: false,
+                fin_server: false,
+            },
+        );
+        Event::Syn { attempt: 1 }
+    }
+
+    fn finish_flow(&mut self, key: &Key, outcome: Outcome, evicted: bool) {
+        let Some(a) = self.active.remove(key) else {
+            return;
+        };
+        let mut flow = a.flow;
+        flow.outcome = outcome;
+        flow.evicted = evicted;
+        self.summary.add(&flow);
+        if self.finished.len() < self.max_flows {
+            self.finished.push(flow);
+        } else {
+            self.flows_omitted += 1;
+        }
+        // Keep the order queue from growing without bound when flows finish on their own.
+        if self.order.len() > 2 * self.max_flows.max(self.active.len()) + 1024 {
+            let active = &self.active;
+            self.order
+                .retain(|(k, g)| active.get(k).is_some_and(|a| a.generation == *g));
+        }
+    }
+
+    /// Ends the capture: flows still in progress take the outcome of where they stand.
+    pub fn finish(mut self) -> TrackerResult {
+        let keys: Vec<(Key, u64)> = self.order.drain(..).collect();
+        for (key, generation) in keys {
+            let state = match self.active.get(&key) {
+                Some(a) if a.generation == generation => a.state,
+                _ => continue,
+            };
+            self.finish_flow(&key, outcome_of(state), false);
+        }
+        let mut flows = self.finished;
+        flows.sort_by_key(|f| (f.start_us, f.client, f.server));
+        TrackerResult {
+            flows,
+            summary: self.summary.finish(),
+            midstream: self.midstream,
+            evicted: self.evicted,
+            flows_omitted: self.flows_omitted,
+        }
+    }
+}
+
+/// The outcome of a flow that stops being tracked in `state`.
+fn outcome_of(state: State) -> Outcome {
+    match state {
+        State::SynSent => Outcome::Unanswered,
+        State::SynReceived => Outcome::Open,
+        State::Established => Outcome::Established,
+        State::Closing => Outcome::Closed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::model::TcpFlags;
+
+    const C: &str = "10.0.0.5:51234";
+    const S: &str = "10.0.0.9:443";
+
+    fn seg(ts: u64, from: &str, to: &str, flags: u8, seq: u32, ack: u32) -> Segment {
+        Segment {
+            ts_us: ts,
+            src: from.parse().unwrap(),
+            dst: to.parse().unwrap(),
+            flags: TcpFlags(flags),
+            seq,
+            ack,
+            payload_len: 0,
+        }
+    }
+    const SYN: u8 = TcpFlags::SYN;
+    const SYNACK: u8 = TcpFlags::SYN | TcpFlags::ACK;
+    const ACK: u8 = TcpFlags::ACK;
+    const RSTACK: u8 = TcpFlags::RST | TcpFlags::ACK;
+    const FINACK: u8 = TcpFlags::FIN | TcpFlags::ACK;
+
+    fn run(segs: &[Segment], cap: usize) -> TrackerResult {
+        let mut t = Tracker::new(cap);
+        for s in segs {
+            t.feed(s);
+        }
+        t.finish()
+    }
+
+    #[test]
+    fn handshake_then_fin_teardown_is_closed_with_rtts() {
+        let r = run(
+            &[
+                seg(1000, C, S, SYN, 100, 0),
+                seg(1300, S, C, SYNACK, 900, 101),
+                seg(1350, C, S, ACK, 101, 901),
+                seg(5000, C, S, FINACK, 101, 901),
+                seg(5100, S, C, FINACK, 901, 102),
+                seg(5150, C, S, ACK, 102, 902),
+            ],
+            10,
+        );
+        assert_eq!(r.flows.len(), 1);
+        let f = &r.flows[0];
+        assert_eq!(f.outcome, Outcome::Closed);
+        assert_eq!(f.handshake_rtt_us, Some(300));
+        assert_eq!(f.ack_rtt_us, Some(50));
+        assert_eq!(f.closed_by, Some(Side::Client));
+        assert_eq!(r.summary[0].closed, 1);
+        assert_eq!(r.summary[0].rtt_min_us, Some(300));
+    }
+
+    #[test]
+    fn rst_answering_syn_is_refused() {
+        let mut t = Tracker::new(10);
+        assert_eq!(
+            t.feed(&seg(0, C, S, SYN, 7, 0)),
+            Some(Event::Syn { attempt: 1 })
+        );
+        assert_eq!(t.feed(&seg(20, S, C, RSTACK, 0, 8)), Some(Event::Refused));
+        let r = t.finish();
+        assert_eq!(r.flows[0].outcome, Outcome::Refused);
+        assert_eq!(r.flows[0].reset_by, Some(Side::Server));
+        assert_eq!(r.summary[0].refused, 1);
+    }
+
+    #[test]
+    fn syn_retransmissions_without_reply_are_unanswered() {
+        let mut t = Tracker::new(10);
+        for (i, ts) in [0u64, 1_000_000, 3_000_000].into_iter().enumerate() {
+            assert_eq!(
+                t.feed(&seg(ts, C, S, SYN, 7, 0)),
+                Some(Event::Syn {
+                    attempt: i as u32 + 1
+                })
+            );
+        }
+        let r = t.finish();
+        assert_eq!(r.flows[0].outcome, Outcome::Unanswered);
+        assert_eq!(r.flows[0].syn_attempts, 3);
+        assert_eq!(r.flows[0].syn_times_us, vec![0, 1_000_000, 3_000_000]);
+        assert_eq!(r.summary[0].syn_retransmits, 2);
+    }
+
+    #[test]
+    fn rst_after_handshake_is_reset_by_that_side() {
+        let r = run(
+            &[
+                seg(0, C, S, SYN, 1, 0),
+                seg(10, S, C, SYNACK, 50, 2),
+                seg(20, C, S, ACK, 2, 51),
+                seg(90, S, C, RSTACK, 51, 2),
+            ],
+            10,
+        );
+        assert_eq!(r.flows[0].outcome, Outcome::Reset);
+        assert_eq!(r.flows[0].reset_by, Some(Side::Server));
+    }
+
+    #[test]
+    fn still_up_at_the_end_is_established_and_half_handshake_is_open() {
+        let r = run(
+            &[
+                seg(0, C, S, SYN, 1, 0),
+                seg(10, S, C, SYNACK, 50, 2),
+                seg(20, C, S, ACK, 2, 51),
+                seg(30, "10.0.0.5:60000", S, SYN, 1, 0),
+                seg(40, S, "10.0.0.5:60000", SYNACK, 9, 2),
+            ],
+            10,
+        );
+        let outcomes: Vec<Outcome> = r.flows.iter().map(|f| f.outcome).collect();
+        assert_eq!(outcomes, vec![Outcome::Established, Outcome::Open]);
+    }
+
+    #[test]
+    fn segments_of_older_connections_are_midstream() {
+        let r = run(&[seg(0, C, S, ACK, 1, 1), seg(1, S, C, FINACK, 1, 1)], 10);
+        assert!(r.flows.is_empty());
+        assert_eq!(r.midstream, 2);
+    }
+
+    #[test]
+    fn new_isn_on_same_tuple_starts_a_new_flow() {
+        let r = run(
+            &[
+                seg(0, C, S, SYN, 1, 0),
+                seg(5_000_000, C, S, SYN, 999, 0),
+                seg(5_000_100, S, C, RSTACK, 0, 1000),
+            ],
+            10,
+        );
+        let outcomes: Vec<Outcome> = r.flows.iter().map(|f| f.outcome).collect();
+        assert_eq!(outcomes, vec![Outcome::Unanswered, Outcome::Refused]);
+    }
+
+    #[test]
+    fn syn_flood_is_bounded_and_evictions_counted() {
+        let mut t = Tracker::new(100);
+        for port in 0..10_000u32 {
+            let c = format!(
+                "10.1.{}.{}:{}",
+                port / 250,
+                port % 250,
+                1000 + port % 50_000
+            );
+            t.feed(&seg(port as u64, &c, S, SYN, port, 0));
+            assert!(t.active_len() <= 100);
+        }
+        let r = t.finish();
+        assert_eq!(r.evicted, 9_900);
+        assert_eq!(r.flows.len(), 100);
+        assert_eq!(r.flows_omitted, 9_900);
+        assert_eq!(r.summary[0].attempts, 10_000);
+        assert_eq!(r.summary[0].unanswered, 10_000);
+    }
+}

@@ -1,0 +1,100 @@
+//! `sockscope capture`: live (Capture on its own thread, lines as events arrive, report on
+//! stop) or `-r FILE` (the same analysis offline).
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Outcome, RunError};
+use crate::capture::offline::read_file;
+use crate::capture::{Capture, CaptureSpec};
+use crate::cli::CaptureArgs;
+use crate::render::capture::{event_line, write_report_json, write_report_table};
+
+pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
+    let mut outcome = Outcome::ok();
+    let report = match &args.read {
+        Some(path) => {
+            let (report, warning) = read_file(path, args.port, args.host, args.max_flows)?;
+            outcome.notes.extend(warning);
+            report
+        }
+        None => live(args, out, &mut outcome)?,
+    };
+    if args.common.json {
+        write_report_json(out, &report)?;
+    } else {
+        writeln!(out)?;
+        write_report_table(out, &report)?;
+    }
+    Ok(outcome)
+}
+
+fn live(
+    args: &CaptureArgs,
+    out: &mut dyn Write,
+    outcome: &mut Outcome,
+) -> Result<crate::capture::CaptureReport, RunError> {
+    // Ctrl-C and SIGTERM end the capture normally: the file is closed, the report printed.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(RunError::Output)?;
+    }
+    let lines = !args.common.json;
+    let spec = CaptureSpec {
+        device: args.interface.clone(),
+        port: args.port,
+        host: args.host,
+        write: args.write.clone(),
+        count: args.count.map(|c| c as u64),
+        duration: args.duration,
+        netns: args.common.netns.clone(),
+        max_flows: args.max_flows,
+        // Per-packet wakeups only when someone watches the lines on a terminal.
+        immediate: lines && std::io::stdout().is_terminal(),
+        live_events: lines,
+    };
+    let mut cap = Capture::start(&spec)?;
+    let events = cap.take_events();
+    let link = pcap::Linktype(cap.linktype)
+        .get_name()
+        .unwrap_or_else(|_| cap.linktype.to_string());
+    eprintln!(
+        "sockscope: capturing handshakes on {} ({link}){}; Ctrl-C to stop",
+        crate::render::escape(&spec.device),
+        spec.netns
+            .as_ref()
+            .map(|n| format!(" in network namespace {n}"))
+            .unwrap_or_default()
+    );
+    loop {
+        if stop.load(Ordering::SeqCst) || cap.is_finished() {
+            break;
+        }
+        match &events {
+            Some(rx) => {
+                if let Ok(ev) = rx.recv_timeout(Duration::from_millis(50)) {
+                    writeln!(out, "{}", event_line(&ev.segment, &ev.event))?;
+                    while let Ok(ev) = rx.try_recv() {
+                        writeln!(out, "{}", event_line(&ev.segment, &ev.event))?;
+                    }
+                    out.flush()?;
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    let lost = cap.lost_events();
+    let report = cap.stop()?;
+    // Events the capture thread produced while it drained its buffer.
+    for ev in events.iter().flat_map(|rx| rx.try_iter()) {
+        writeln!(out, "{}", event_line(&ev.segment, &ev.event))?;
+    }
+    if lost > 0 {
+        outcome.notes.push(format!(
+            "{lost} live lines skipped because the terminal could not keep up (the report counts everything)"
+        ));
+    }
+    Ok(report)
+}

@@ -1,0 +1,256 @@
+//! `capture` output: one line per handshake event while capturing, then the flows, the
+//! per-destination summary and libpcap's counters (or all of it as JSON).
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+
+use super::{new_table, write_json, write_table};
+use crate::capture::model::{CaptureReport, Flow, Outcome, Segment, Side};
+use crate::capture::tracker::Event;
+
+/// Flows listed in the table before only the problem ones are shown.
+const ALL_FLOWS_UP_TO: usize = 50;
+/// Problem flows listed at most; `--json` has them all.
+const PROBLEM_ROWS: usize = 200;
+
+/// `12:00:01.000123  10.0.0.5:51234 → 10.0.0.9:443  SYN      (attempt 1)`.
+pub fn event_line(seg: &Segment, ev: &Event) -> String {
+    let f = seg.flags;
+    let label = if f.rst() {
+        "RST"
+    } else if f.syn() && f.ack() {
+        "SYN-ACK"
+    } else if f.syn() {
+        "SYN"
+    } else if f.fin() {
+        "FIN"
+    } else {
+        "ACK"
+    };
+    let note = match *ev {
+        Event::Syn { attempt: 1 } => "(attempt 1)".to_string(),
+        Event::Syn { attempt } => format!("(attempt {attempt}: retransmitted, no answer yet)"),
+        Event::SynAck {
+            rtt_us,
+            repeat: false,
+        } => format!("(answered in {})", micros(rtt_us)),
+        Event::SynAck { repeat: true, .. } => "(retransmitted: our ACK was not seen)".into(),
+        Event::Established { ack_rtt_us } => {
+            format!("→ established (ACK {} after SYN-ACK)", micros(ack_rtt_us))
+        }
+        Event::Refused => "→ refused (nothing listens there, or a firewall rejects)".into(),
+        Event::Reset { by } => format!("→ reset by the {}", by.name()),
+        Event::Fin { by, closed: false } => format!("({} closes)", by.name()),
+        Event::Fin { closed: true, .. } => "→ closed".into(),
+    };
+    format!(
+        "{}  {} → {}  {:<8} {}",
+        clock(seg.ts_us),
+        addr(&seg.src),
+        addr(&seg.dst),
+        label,
+        note
+    )
+}
+
+fn addr(a: &SocketAddr) -> String {
+    a.to_string()
+}
+
+/// Local wall-clock time of day with microseconds, as tcpdump prints it.
+pub fn clock(ts_us: u64) -> String {
+    let secs = (ts_us / 1_000_000) as libc::time_t;
+    let micros = ts_us % 1_000_000;
+    // SAFETY: localtime_r writes only into the tm we pass; zeroed tm is a valid value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    if !ok {
+        return format!("{secs}.{micros:06}");
+    }
+    format!(
+        "{:02}:{:02}:{:02}.{micros:06}",
+        tm.tm_hour, tm.tm_min, tm.tm_sec
+    )
+}
+
+/// A duration in microseconds for people: `45 µs`, `1.204 ms`, `3.001 s`.
+pub fn micros(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us} µs")
+    } else if us < 1_000_000 {
+        format!("{}.{:03} ms", us / 1_000, us % 1_000)
+    } else {
+        format!("{}.{:03} s", us / 1_000_000, (us % 1_000_000) / 1_000)
+    }
+}
+
+fn opt_micros(us: Option<u64>) -> String {
+    us.map(micros).unwrap_or_else(|| "-".into())
+}
+
+/// What a flow's row says beyond its outcome.
+fn detail(f: &Flow) -> String {
+    let mut parts = Vec::new();
+    if f.syn_attempts > 1 {
+        let first = f.syn_times_us.first().copied().unwrap_or(f.start_us);
+        let times: Vec<String> = f
+            .syn_times_us
+            .iter()
+            .skip(1)
+            .map(|t| format!("+{}", micros(t.saturating_sub(first))))
+            .collect();
+        parts.push(format!("SYN retransmitted at {}", times.join(", ")));
+    }
+    match (f.outcome, f.reset_by) {
+        (Outcome::Reset, Some(Side::Client)) => parts.push("reset by the client".into()),
+        (Outcome::Reset, Some(Side::Server)) => parts.push("reset by the server".into()),
+        _ => {}
+    }
+    if let (Outcome::Closed, Some(by)) = (f.outcome, f.closed_by) {
+        parts.push(format!("{} closed first", by.name()));
+    }
+    if f.evicted {
+        parts.push("evicted from a full flow table".into());
+    }
+    parts.join("; ")
+}
+
+fn is_problem(o: Outcome) -> bool {
+    matches!(
+        o,
+        Outcome::Refused | Outcome::Unanswered | Outcome::Reset | Outcome::Open
+    )
+}
+
+pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<()> {
+    let show_all = r.flows.len() <= ALL_FLOWS_UP_TO;
+    let shown: Vec<&Flow> = r
+        .flows
+        .iter()
+        .filter(|f| show_all || is_problem(f.outcome))
+        .take(PROBLEM_ROWS)
+        .collect();
+    if r.flows.is_empty() {
+        writeln!(out, "No connection attempts seen (no SYN captured).")?;
+    } else {
+        let mut t = new_table(
+            &[
+                "Client",
+                "Server",
+                "Outcome",
+                "SYNs",
+                "SYN→SYN-ACK",
+                "SYN-ACK→ACK",
+                "Detail",
+            ],
+            &[3, 4, 5],
+        );
+        for f in &shown {
+            t.add_row(vec![
+                addr(&f.client),
+                addr(&f.server),
+                f.outcome.name().to_string(),
+                f.syn_attempts.to_string(),
+                opt_micros(f.handshake_rtt_us),
+                opt_micros(f.ack_rtt_us),
+                detail(f),
+            ]);
+        }
+        if !shown.is_empty() {
+            write_table(out, &t)?;
+        }
+        let hidden = r.flows.len() - shown.len();
+        if hidden > 0 {
+            writeln!(
+                out,
+                "({hidden} more flows not listed{}; --json lists them all)",
+                if show_all { "" } else { ", only problems are" }
+            )?;
+        }
+    }
+    if !r.summary.is_empty() {
+        writeln!(out)?;
+        let mut t = new_table(
+            &[
+                "Destination",
+                "Attempts",
+                "Established",
+                "Closed",
+                "Refused",
+                "Unanswered",
+                "Reset",
+                "Open",
+                "SYN retx",
+                "RTT min",
+                "RTT median",
+                "RTT p99",
+            ],
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+        );
+        for d in &r.summary {
+            t.add_row(vec![
+                addr(&d.server),
+                d.attempts.to_string(),
+                d.established.to_string(),
+                d.closed.to_string(),
+                d.refused.to_string(),
+                d.unanswered.to_string(),
+                d.reset.to_string(),
+                d.open.to_string(),
+                d.syn_retransmits.to_string(),
+                opt_micros(d.rtt_min_us),
+                opt_micros(d.rtt_median_us),
+                opt_micros(d.rtt_p99_us),
+            ]);
+        }
+        write_table(out, &t)?;
+    }
+    let s = &r.stats;
+    writeln!(
+        out,
+        "\n{} packets received, {} dropped by the kernel, {} dropped by the interface; \
+         {} TCP segments, {} not decoded, {} outside a tracked handshake (connections begun before the capture, or already finished)",
+        s.received, s.dropped, s.if_dropped, s.tcp_segments, s.undecoded, s.midstream
+    )?;
+    if s.evicted > 0 || s.flows_omitted > 0 {
+        writeln!(
+            out,
+            "Flow table full: {} flows evicted before they finished, {} finished flows counted but not listed (raise --max-flows)",
+            s.evicted, s.flows_omitted
+        )?;
+    }
+    Ok(())
+}
+
+pub fn write_report_json(out: &mut dyn Write, r: &CaptureReport) -> io::Result<()> {
+    write_json(out, r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::model::TcpFlags;
+
+    #[test]
+    fn durations_keep_their_unit() {
+        assert_eq!(micros(45), "45 µs");
+        assert_eq!(micros(1_204), "1.204 ms");
+        assert_eq!(micros(3_001_000), "3.001 s");
+    }
+
+    #[test]
+    fn lines_read_like_the_issue() {
+        let seg = Segment {
+            ts_us: 1_000_123,
+            src: "10.0.0.9:443".parse().unwrap(),
+            dst: "10.0.0.5:51234".parse().unwrap(),
+            flags: TcpFlags(TcpFlags::RST | TcpFlags::ACK),
+            seq: 0,
+            ack: 1,
+            payload_len: 0,
+        };
+        let l = event_line(&seg, &Event::Refused);
+        assert!(l.ends_with("10.0.0.9:443 → 10.0.0.5:51234  RST      → refused (nothing listens there, or a firewall rejects)"), "{l}");
+        assert!(l.contains(".000123  "), "{l}");
+    }
+}

@@ -1,0 +1,790 @@
+//! `capture`: live handshakes with known outcomes in a private namespace, `-w` files read back
+//! by `-r` and tcpdump, SIGINT mid-capture, privilege and device errors, and fixtures (every
+//! link type, broken files) read without a panic.
+
+mod pcapfile;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{self, run, sockscope, Netns};
+use pcapfile::Record;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pcap");
+
+/// A temporary file path removed on drop.
+struct TempPath(PathBuf);
+
+impl TempPath {
+    fn new(tag: &str) -> TempPath {
+        TempPath(
+            std::env::temp_dir().join(format!("sockscope-test-{}-{tag}.pcap", std::process::id())),
+        )
+    }
+    fn s(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A running `sockscope capture`, started and ready (it has said so on stderr).
+struct Running {
+    child: Child,
+    /// Reads stdout as it comes: a large report must not block on a full pipe.
+    stdout: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = sockscope()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sockscope capture");
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        // Bounded: the first stderr line is either the banner or an error, then EOF.
+        if err.read_line(&mut line).unwrap_or(0) == 0 || !line.contains("capturing handshakes") {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("capture did not start: {line}");
+        }
+        assert!(
+            !line.contains("Kernel filter failed"),
+            "the kernel rejected the BPF filter"
+        );
+        // Keep draining stderr so the child never blocks on it.
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = err.read_to_string(&mut rest);
+            assert!(!rest.contains("Kernel filter failed"), "{rest}");
+        });
+        let mut out = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        Running {
+            child,
+            stdout: Some(stdout),
+        }
+    }
+
+    /// Sends SIGINT and waits (bounded) for the report; returns (exit code, stdout).
+    fn interrupt(mut self) -> (i32, String) {
+        // SAFETY: signalling a child we started and have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let out = self.stdout.take().unwrap().join().unwrap();
+                return (status.code().unwrap_or(-1), out);
+            }
+            assert!(Instant::now() < deadline, "capture ignored SIGINT");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A connect that gives up after `syncnt` SYN retransmissions (TCP_SYNCNT), so an unanswered
+/// handshake ends in seconds with a known number of SYNs (1 + syncnt).
+fn connect_with_syncnt(addr: SocketAddr, syncnt: i32) -> std::io::Result<TcpStream> {
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain socket syscalls on an fd we own; ownership passes to TcpStream.
+    unsafe {
+        let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let stream = <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd);
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_SYNCNT,
+            (&syncnt as *const i32).cast(),
+            4,
+        );
+        let (sa, len) = match addr {
+            SocketAddr::V4(a) => {
+                let mut sin: libc::sockaddr_in = std::mem::zeroed();
+                sin.sin_family = libc::AF_INET as u16;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+                let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+                std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin);
+                (ss, std::mem::size_of::<libc::sockaddr_in>() as u32)
+            }
+            SocketAddr::V6(a) => {
+                let mut sin6: libc::sockaddr_in6 = std::mem::zeroed();
+                sin6.sin6_family = libc::AF_INET6 as u16;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_addr.s6_addr = a.ip().octets();
+                let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+                std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6);
+                (ss, std::mem::size_of::<libc::sockaddr_in6>() as u32)
+            }
+        };
+        if libc::connect(fd, (&sa as *const libc::sockaddr_storage).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
+}
+
+/// Aborts a connection: SO_LINGER {on, 0} then close sends RST instead of FIN.
+fn abort(s: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on an fd we own, with a correctly sized struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as u32,
+        )
+    };
+    assert_eq!(rc, 0);
+    drop(s);
+}
+
+/// Counts of the population made by [`make_handshakes`].
+const ESTABLISHED: usize = 5;
+const CLOSED: usize = 3;
+const REFUSED_V4: usize = 2;
+const REFUSED_V6: usize = 2;
+const UNANSWERED: usize = 2;
+/// TCP_SYNCNT for the unanswered connects: the kernel gives up after ~3 s, having sent at
+/// least one retransmission (how many depends on its timer arithmetic, so tests compare with
+/// what tcpdump saw instead of assuming).
+const SYNCNT: i32 = 1;
+const RESET: usize = 1;
+
+/// Makes the known population inside `ns`; returns the sockets to keep open until the
+/// capture has stopped (the established ones).
+fn make_handshakes(ns: &Netns) -> Vec<TcpStream> {
+    ns.exec("nft", &["add", "table", "inet", "t"]);
+    let out = ns.exec(
+        "nft",
+        &["add chain inet t input { type filter hook input priority 0 ; }"],
+    );
+    assert!(
+        out.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ns.exec("nft", &["add rule inet t input tcp dport 9003 drop"]);
+    assert!(
+        out.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ns.within(|| {
+        let mut keep = Vec::new();
+        let l1 = TcpListener::bind("127.0.0.1:9001").unwrap();
+        for _ in 0..ESTABLISHED {
+            let c = TcpStream::connect("127.0.0.1:9001").unwrap();
+            let (s, _) = l1.accept().unwrap();
+            keep.push(c);
+            keep.push(s);
+        }
+        for _ in 0..CLOSED {
+            let c = TcpStream::connect("127.0.0.1:9001").unwrap();
+            let (mut s, _) = l1.accept().unwrap();
+            c.shutdown(Shutdown::Write).unwrap();
+            let mut buf = [0u8; 8];
+            // EOF once the client's FIN is in; then the server closes too.
+            assert_eq!(s.read(&mut buf).unwrap(), 0);
+            drop(s);
+            let mut c = c;
+            assert_eq!(c.read(&mut buf).unwrap(), 0);
+        }
+        for _ in 0..REFUSED_V4 {
+            let e = TcpStream::connect("127.0.0.1:9002").unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+        }
+        for _ in 0..REFUSED_V6 {
+            let e = TcpStream::connect("[::1]:9002").unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+        }
+        // The dropped SYNs: in parallel, so the test waits ~3 s once.
+        std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..UNANSWERED)
+                .map(|_| {
+                    sc.spawn(|| connect_with_syncnt("127.0.0.1:9003".parse().unwrap(), SYNCNT))
+                })
+                .collect();
+            for h in hs {
+                let e = h.join().unwrap().unwrap_err();
+                assert_eq!(e.raw_os_error(), Some(libc::ETIMEDOUT), "{e}");
+            }
+        });
+        let l4 = TcpListener::bind("127.0.0.1:9004").unwrap();
+        for _ in 0..RESET {
+            let mut c = TcpStream::connect("127.0.0.1:9004").unwrap();
+            let (s, _) = l4.accept().unwrap();
+            abort(s);
+            let mut buf = [0u8; 8];
+            let e = c.read(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset);
+        }
+        keep
+    })
+}
+
+fn flows_by_port(v: &Value, port: u16) -> Vec<&Value> {
+    v["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["server"].as_str().unwrap().ends_with(&format!(":{port}")))
+        .collect()
+}
+
+fn outcomes(flows: &[&Value]) -> Vec<String> {
+    flows
+        .iter()
+        .map(|f| f["outcome"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Checks the known population's flows and summary in a capture report.
+fn assert_population(v: &Value) {
+    let total = ESTABLISHED + CLOSED + REFUSED_V4 + REFUSED_V6 + UNANSWERED + RESET;
+    assert_eq!(v["flows"].as_array().unwrap().len(), total, "{v:#}");
+
+    let f9001 = flows_by_port(v, 9001);
+    let mut o = outcomes(&f9001);
+    o.sort();
+    let mut want = vec!["closed".to_string(); CLOSED];
+    want.extend(vec!["established".to_string(); ESTABLISHED]);
+    assert_eq!(o, want);
+    for f in &f9001 {
+        assert_eq!(f["syn_attempts"], 1);
+        assert!(f["handshake_rtt_us"].is_u64(), "{f}");
+        assert!(f["ack_rtt_us"].is_u64(), "{f}");
+    }
+    for f in f9001.iter().filter(|f| f["outcome"] == "closed") {
+        assert_eq!(f["closed_by"], "client");
+    }
+
+    let f9002 = flows_by_port(v, 9002);
+    assert_eq!(outcomes(&f9002), vec!["refused"; REFUSED_V4 + REFUSED_V6]);
+    let v6 = f9002
+        .iter()
+        .filter(|f| f["server"].as_str().unwrap().starts_with("[::1]"))
+        .count();
+    assert_eq!(v6, REFUSED_V6);
+    for f in &f9002 {
+        assert_eq!(f["reset_by"], "server");
+    }
+
+    let f9003 = flows_by_port(v, 9003);
+    assert_eq!(outcomes(&f9003), vec!["unanswered"; UNANSWERED]);
+    let mut retransmits = 0;
+    for f in &f9003 {
+        let n = f["syn_attempts"].as_u64().unwrap();
+        assert!(n > 1, "no SYN retransmission recorded: {f}");
+        assert_eq!(f["syn_times_us"].as_array().unwrap().len() as u64, n);
+        assert!(f["handshake_rtt_us"].is_null());
+        retransmits += n - 1;
+    }
+
+    let f9004 = flows_by_port(v, 9004);
+    assert_eq!(outcomes(&f9004), vec!["reset"; RESET]);
+    assert_eq!(f9004[0]["reset_by"], "server");
+
+    let summary = v["summary"].as_array().unwrap();
+    let dest = |s: &str| {
+        summary
+            .iter()
+            .find(|d| d["server"] == s)
+            .unwrap_or_else(|| panic!("no summary for {s}: {v:#}"))
+    };
+    let d = dest("127.0.0.1:9001");
+    assert_eq!(d["attempts"], (ESTABLISHED + CLOSED) as u64);
+    assert_eq!(d["established"], ESTABLISHED as u64);
+    assert_eq!(d["closed"], CLOSED as u64);
+    assert!(d["rtt_min_us"].as_u64().unwrap() <= d["rtt_median_us"].as_u64().unwrap());
+    assert!(d["rtt_median_us"].as_u64().unwrap() <= d["rtt_p99_us"].as_u64().unwrap());
+    assert_eq!(dest("127.0.0.1:9002")["refused"], REFUSED_V4 as u64);
+    assert_eq!(dest("[::1]:9002")["refused"], REFUSED_V6 as u64);
+    let d = dest("127.0.0.1:9003");
+    assert_eq!(d["unanswered"], UNANSWERED as u64);
+    assert_eq!(d["syn_retransmits"], retransmits);
+    assert!(d["rtt_min_us"].is_null());
+    assert_eq!(dest("127.0.0.1:9004")["reset"], RESET as u64);
+    assert_eq!(summary.len(), 5);
+}
+
+/// Checks each flow's SYN count against the SYNs tcpdump printed for its client.
+fn assert_syns_match_tcpdump(v: &Value, lines: &[String]) {
+    let mut total = 0;
+    for f in v["flows"].as_array().unwrap() {
+        let dotted = |a: &str| {
+            let (ip, port) = a.rsplit_once(':').unwrap();
+            format!("{}.{port}", ip.trim_matches(['[', ']']))
+        };
+        let pat = format!(
+            " {} > {}: Flags [S],",
+            dotted(f["client"].as_str().unwrap()),
+            dotted(f["server"].as_str().unwrap())
+        );
+        let n = lines.iter().filter(|l| l.contains(&pat)).count() as u64;
+        assert_eq!(f["syn_attempts"].as_u64().unwrap(), n, "{pat}");
+        total += n;
+    }
+    let syns = lines.iter().filter(|l| l.contains("Flags [S],")).count() as u64;
+    assert_eq!(syns, total);
+}
+
+fn tcpdump_lines(file: &str) -> Vec<String> {
+    let out = support::run_ok("tcpdump", &["-nr", file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("truncated"), "tcpdump: {err}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs the population under a live capture on `device`; returns the live report and the file.
+fn capture_population(device: &str, tag: &str) -> (Value, TempPath, Netns) {
+    let ns = Netns::new();
+    let file = TempPath::new(tag);
+    let cap = Running::start(&[
+        "capture",
+        "--netns",
+        &ns.path(),
+        "-i",
+        device,
+        "--json",
+        "-w",
+        file.s(),
+    ]);
+    let keep = make_handshakes(&ns);
+    let (code, out) = cap.interrupt();
+    drop(keep);
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    (v, file, ns)
+}
+
+/// Saves a capture as a fixture when asked (SOCKSCOPE_WRITE_FIXTURES=1): fixtures are made by
+/// the tool itself from these live runs.
+fn maybe_save_fixture(file: &TempPath, name: &str) {
+    if std::env::var_os("SOCKSCOPE_WRITE_FIXTURES").is_some() {
+        std::fs::create_dir_all(FIXTURES).unwrap();
+        std::fs::copy(&file.0, Path::new(FIXTURES).join(name)).unwrap();
+    }
+}
+
+#[test]
+fn live_handshake_outcomes_on_lo_and_the_file_reads_back_identically() {
+    if !support::require_root("live_handshake_outcomes_on_lo_and_the_file_reads_back_identically") {
+        return;
+    }
+    let (live, file, _ns) = capture_population("lo", "lo");
+    assert_population(&live);
+    assert_eq!(live["stats"]["dropped"], 0);
+
+    // -r analyses the file to the same flows and summary.
+    let offline = support::run_json(&["capture", "-r", file.s(), "--json"]);
+    assert_eq!(offline["flows"], live["flows"]);
+    assert_eq!(offline["summary"], live["summary"]);
+    assert_eq!(
+        offline["stats"]["tcp_segments"],
+        live["stats"]["tcp_segments"]
+    );
+
+    // tcpdump reads every packet, and sees the same SYNs.
+    let lines = tcpdump_lines(file.s());
+    assert_eq!(
+        lines.len() as u64,
+        offline["stats"]["received"].as_u64().unwrap()
+    );
+    assert_eq!(
+        lines.len() as u64,
+        live["stats"]["tcp_segments"].as_u64().unwrap()
+    );
+    assert_syns_match_tcpdump(&live, &lines);
+    maybe_save_fixture(&file, "lo-en10mb.pcap");
+}
+
+#[test]
+fn live_capture_on_any_device_uses_linux_sll() {
+    if !support::require_root("live_capture_on_any_device_uses_linux_sll") {
+        return;
+    }
+    let (live, file, _ns) = capture_population("any", "any");
+    assert_population(&live);
+    let bytes = std::fs::read(&file.0).unwrap();
+    let (linktype, _) = pcapfile::read(&bytes);
+    assert_eq!(linktype, pcapfile::LINUX_SLL);
+    let offline = support::run_json(&["capture", "-r", file.s(), "--json"]);
+    assert_eq!(offline["flows"], live["flows"]);
+    assert_syns_match_tcpdump(&live, &tcpdump_lines(file.s()));
+    maybe_save_fixture(&file, "any-linux-sll.pcap");
+}
+
+#[test]
+fn live_lines_explain_each_event() {
+    if !support::require_root("live_lines_explain_each_event") {
+        return;
+    }
+    let ns = Netns::new();
+    let cap = Running::start(&[
+        "capture",
+        "--netns",
+        &ns.path(),
+        "-i",
+        "lo",
+        "--port",
+        "9002",
+    ]);
+    ns.within(|| {
+        assert!(TcpStream::connect("127.0.0.1:9002").is_err());
+        // Another port: filtered out by --port in the kernel.
+        assert!(TcpStream::connect("127.0.0.1:9005").is_err());
+    });
+    let (code, out) = cap.interrupt();
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains(" → ")).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].contains("→ 127.0.0.1:9002  SYN      (attempt 1)"),
+        "{out}"
+    );
+    assert!(lines[1].contains("127.0.0.1:9002 → 127.0.0.1:"), "{out}");
+    assert!(
+        lines[1].ends_with("RST      → refused (nothing listens there, or a firewall rejects)"),
+        "{out}"
+    );
+    assert!(!out.contains(":9005"), "{out}");
+    assert!(out.contains("Destination"), "{out}");
+}
+
+#[test]
+fn sigint_mid_capture_leaves_a_complete_file() {
+    if !support::require_root("sigint_mid_capture_leaves_a_complete_file") {
+        return;
+    }
+    let ns = Netns::new();
+    let file = TempPath::new("sigint");
+    let cap = Running::start(&[
+        "capture",
+        "--netns",
+        &ns.path(),
+        "-i",
+        "lo",
+        "-w",
+        file.s(),
+        "--json",
+    ]);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let made = std::thread::scope(|sc| {
+        let h = sc.spawn(|| {
+            ns.within(|| {
+                let l = TcpListener::bind("127.0.0.1:9101").unwrap();
+                let mut n = 0u64;
+                // Bounded: at most 100,000 connections, stopped after SIGINT is sent.
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < 100_000 {
+                    let c = TcpStream::connect("127.0.0.1:9101").unwrap();
+                    let (s, _) = l.accept().unwrap();
+                    drop(s);
+                    drop(c);
+                    n += 1;
+                }
+                n
+            })
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        let result = cap.interrupt();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        (result, h.join().unwrap())
+    });
+    let ((code, out), n) = made;
+    assert_eq!(code, 0);
+    assert!(n > 0);
+    let live: Value = serde_json::from_str(&out).unwrap();
+    // The file ends on a whole record: tcpdump and -r read all of it without complaint.
+    let lines = tcpdump_lines(file.s());
+    let (c, _, err) = run(&["capture", "-r", file.s(), "--json"]);
+    assert_eq!(c, 0);
+    assert!(!err.contains("stopped after"), "{err}");
+    let bytes = std::fs::read(&file.0).unwrap();
+    let (_, recs) = pcapfile::read(&bytes);
+    let whole: usize = 24 + recs.iter().map(|r| 16 + r.data.len()).sum::<usize>();
+    assert_eq!(whole, bytes.len(), "file ends mid-record");
+    assert_eq!(recs.len(), lines.len());
+    assert_eq!(
+        recs.len() as u64,
+        live["stats"]["tcp_segments"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn unknown_device_lists_the_real_ones() {
+    if !support::require_root("unknown_device_lists_the_real_ones") {
+        return;
+    }
+    let ns = Netns::new();
+    let (code, out, err) = run(&["capture", "--netns", &ns.path(), "-i", "nosuch0"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.starts_with("sockscope: no capture device nosuch0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("devices here: ") && err.contains("lo"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn without_cap_net_raw_the_error_names_it() {
+    if !support::require_root("without_cap_net_raw_the_error_names_it") {
+        return;
+    }
+    // Drop to nobody with no capabilities at all.
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            env!("CARGO_BIN_EXE_sockscope"),
+            "capture",
+            "-i",
+            "lo",
+            "-c",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("CAP_NET_RAW"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+// ---- fixtures: no root needed --------------------------------------------------------------
+
+fn fixture(name: &str) -> String {
+    format!("{FIXTURES}/{name}")
+}
+
+fn read_fixture_json(name: &str) -> (Value, String) {
+    let (code, out, err) = run(&["capture", "-r", &fixture(name), "--json"]);
+    assert_eq!(code, 0, "{name}: {err}");
+    (
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{name}: {e}")),
+        err,
+    )
+}
+
+#[test]
+fn fixture_of_each_link_type_gives_the_same_flows() {
+    let (base, _) = read_fixture_json("lo-en10mb.pcap");
+    assert_population(&base);
+    for name in [
+        "any-linux-sll.pcap",
+        "linux-sll2.pcap",
+        "raw.pcap",
+        "null.pcap",
+        "loop.pcap",
+    ] {
+        let (v, _) = read_fixture_json(name);
+        assert_population(&v);
+        assert_eq!(v["stats"]["undecoded"], 0, "{name}");
+    }
+    // IPV4 and IPV6 link types hold one family each.
+    let (v4, _) = read_fixture_json("ipv4.pcap");
+    assert_eq!(
+        v4["flows"].as_array().unwrap().len(),
+        ESTABLISHED + CLOSED + REFUSED_V4 + UNANSWERED + RESET
+    );
+    let (v6, _) = read_fixture_json("ipv6.pcap");
+    let f = v6["flows"].as_array().unwrap();
+    assert_eq!(f.len(), REFUSED_V6);
+    assert!(f.iter().all(|f| f["outcome"] == "refused"));
+}
+
+#[test]
+fn broken_fixtures_are_handled_without_a_panic() {
+    // Truncated file: analysed up to the damage, with a note.
+    let (v, err) = read_fixture_json("broken-truncated-file.pcap");
+    assert!(err.contains("stopped after"), "{err}");
+    assert!(!v["flows"].as_array().unwrap().is_empty());
+    // A packet cut inside its IP header: counted as undecoded, the rest analysed.
+    let (v, _) = read_fixture_json("broken-truncated-packet.pcap");
+    assert_eq!(v["stats"]["undecoded"], 1);
+    assert_eq!(v["flows"][0]["outcome"], "refused");
+    // IPv4 options, TCP options, IPv6 extension headers: decoded.
+    let (v, _) = read_fixture_json("ipv4-options.pcap");
+    assert_eq!(v["flows"][0]["outcome"], "refused");
+    assert_eq!(v["stats"]["undecoded"], 0);
+    let (v, _) = read_fixture_json("tcp-options.pcap");
+    assert_eq!(v["flows"][0]["outcome"], "refused");
+    let (v, _) = read_fixture_json("ipv6-extension-headers.pcap");
+    assert_eq!(v["flows"][0]["outcome"], "refused");
+    assert_eq!(v["flows"][0]["server"], "[::1]:9002");
+    // A zero-length packet record.
+    let (v, _) = read_fixture_json("zero-length-packet.pcap");
+    assert_eq!(v["stats"]["undecoded"], 1);
+    // Unreadable files: one line, exit 2.
+    for name in ["broken-bad-magic.pcap", "zero-length.pcap"] {
+        let (code, _, err) = run(&["capture", "-r", &fixture(name)]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.starts_with("sockscope: cannot read "), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+    }
+    let (code, _, err) = run(&["capture", "-r", "/nonexistent/x.pcap"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+/// Regenerates the derived fixtures from the two live ones (run with --ignored after
+/// SOCKSCOPE_WRITE_FIXTURES=1 has refreshed those).
+#[test]
+#[ignore]
+fn regenerate_derived_fixtures() {
+    let bytes = std::fs::read(fixture("lo-en10mb.pcap")).unwrap();
+    let (lt, recs) = pcapfile::read(&bytes);
+    assert_eq!(lt, pcapfile::EN10MB);
+    let ip: Vec<Record> = recs
+        .iter()
+        .map(|r| Record {
+            data: pcapfile::ip_of_ethernet(&r.data).to_vec(),
+            len: r.len - 14,
+            ..r.clone()
+        })
+        .collect();
+    let save = |name: &str, linktype: u32, recs: &[Record]| {
+        std::fs::write(fixture(name), pcapfile::write(linktype, recs)).unwrap();
+    };
+    for (name, lt) in [
+        ("linux-sll2.pcap", pcapfile::LINUX_SLL2),
+        ("raw.pcap", pcapfile::RAW),
+        ("null.pcap", pcapfile::NULL),
+        ("loop.pcap", pcapfile::LOOP),
+    ] {
+        save(name, lt, &pcapfile::reframe(&ip, lt));
+    }
+    let v4: Vec<Record> = ip.iter().filter(|r| r.data[0] >> 4 == 4).cloned().collect();
+    let v6: Vec<Record> = ip.iter().filter(|r| r.data[0] >> 4 == 6).cloned().collect();
+    save("ipv4.pcap", pcapfile::IPV4, &v4);
+    save("ipv6.pcap", pcapfile::IPV6, &v6);
+
+    // Broken inputs.
+    let cut = bytes.len() - 10;
+    std::fs::write(fixture("broken-truncated-file.pcap"), &bytes[..cut]).unwrap();
+    let mut bad = bytes[..200].to_vec();
+    bad[..4].copy_from_slice(b"JUNK");
+    std::fs::write(fixture("broken-bad-magic.pcap"), bad).unwrap();
+    std::fs::write(fixture("zero-length.pcap"), b"").unwrap();
+
+    // A refused IPv4 handshake (SYN, RST) to edit.
+    let syn = v4
+        .iter()
+        .find(|r| r.data[20 + 13] == 0x02 && r.data[22..24] == 9002u16.to_be_bytes())
+        .unwrap()
+        .clone();
+    let rst = v4
+        .iter()
+        .find(|r| r.data[20 + 13] & 0x04 != 0 && r.data[20..22] == 9002u16.to_be_bytes())
+        .unwrap()
+        .clone();
+    let mut short = syn.clone();
+    short.data.truncate(12);
+    save(
+        "broken-truncated-packet.pcap",
+        pcapfile::RAW,
+        &[short, syn.clone(), rst.clone()],
+    );
+    let mut zero = syn.clone();
+    zero.data.clear();
+    save(
+        "zero-length-packet.pcap",
+        pcapfile::RAW,
+        &[zero, syn.clone(), rst.clone()],
+    );
+    // IPv4 options: record route (7), 4 bytes of padding-length options (IHL 6).
+    let with_opts = |r: &Record| {
+        let mut d = r.data.clone();
+        d[0] = 0x46;
+        let total = u16::from_be_bytes([d[2], d[3]]) + 4;
+        d[2..4].copy_from_slice(&total.to_be_bytes());
+        d.splice(20..20, [0x01, 0x01, 0x01, 0x00]); // NOP NOP NOP EOL
+        Record {
+            len: r.len + 4,
+            data: d,
+            ..r.clone()
+        }
+    };
+    save(
+        "ipv4-options.pcap",
+        pcapfile::RAW,
+        &[with_opts(&syn), with_opts(&rst)],
+    );
+    // TCP options: the SYN already carries MSS, SACK-permitted, timestamps and window scale
+    // (data offset 10); keep it as the TCP-options fixture with its RST.
+    assert_eq!(
+        syn.data[20 + 12] >> 4,
+        10,
+        "live SYN carries 20 bytes of TCP options"
+    );
+    save(
+        "tcp-options.pcap",
+        pcapfile::RAW,
+        &[syn.clone(), rst.clone()],
+    );
+    // IPv6 extension headers: a hop-by-hop (8 bytes, PadN) header before TCP.
+    let v6syn = v6.iter().find(|r| r.data[40 + 13] == 0x02).unwrap();
+    let v6rst = v6.iter().find(|r| r.data[40 + 13] & 0x04 != 0).unwrap();
+    let with_hbh = |r: &Record| {
+        let mut d = r.data.clone();
+        let next = d[6];
+        d[6] = 0; // hop-by-hop
+        let plen = u16::from_be_bytes([d[4], d[5]]) + 8;
+        d[4..6].copy_from_slice(&plen.to_be_bytes());
+        d.splice(40..40, [next, 0, 1, 4, 0, 0, 0, 0]);
+        Record {
+            len: r.len + 8,
+            data: d,
+            ..r.clone()
+        }
+    };
+    save(
+        "ipv6-extension-headers.pcap",
+        pcapfile::RAW,
+        &[with_hbh(v6syn), with_hbh(v6rst)],
+    );
+}
