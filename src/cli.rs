@@ -65,7 +65,7 @@ pub enum Command {
     /// With HOST:PORT (or --port N for 127.0.0.1:N) it first asks the kernel whether anything
     /// listens there (local targets), then makes one bounded connect and classifies it:
     /// connected, refused (RST), timed out (no SYN-ACK), unreachable, or reset after the
-    /// handshake. Probes go only where you point them.
+    /// handshake; --capture adds the probe's packets. Probes go only where you point them.
     ///
     /// Each finding: severity, symptom id (refused, timed-out, reset, emfile, enfile,
     /// time-wait, accept-queue, unreachable, addr-in-use), the evidence with its numbers, the
@@ -77,6 +77,7 @@ pub enum Command {
     ///   sockscope doctor --netns pid:4242 --json
     ///   sockscope doctor db.internal:5432 --timeout 2s
     ///   sockscope doctor --port 8080
+    ///   sockscope doctor 10.0.0.9:443 --capture
     Doctor(DoctorArgs),
     /// Explain an error or symptom: what it means at the syscall level, the likely causes, the
     /// fix, and commands that confirm it.
@@ -233,6 +234,7 @@ pub fn parse_count(s: &str) -> Result<usize, String> {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("probe_target").args(["target", "port"]))]
 pub struct DoctorArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -245,6 +247,11 @@ pub struct DoctorArgs {
     /// How long the probe waits for the handshake (e.g. 3s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = crate::doctor::units::parse_positive_duration)]
     pub timeout: std::time::Duration,
+    /// Record the probe's packets (libpcap, needs CAP_NET_RAW) and show them, so "timed out"
+    /// comes with "SYN sent 3 times, no reply". Captures on lo for loopback targets, on all
+    /// devices otherwise, filtered to the target's address and port.
+    #[arg(long, requires = "probe_target")]
+    pub capture: bool,
     /// Time between the two reads of the kernel's counters in a whole-host check (0 reads
     /// them back to back).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::doctor::units::parse_duration)]

@@ -140,6 +140,18 @@ fn nothing_listening_is_refused() {
         "listening sockets on port 9 (kernel socket table): 0"
     );
 
+    // With the packets: one SYN, answered by the kernel's RST.
+    let (code, v) = doctor(&["--netns", &ns.name, "--port", "9", "--capture"]);
+    assert_eq!(code, 1);
+    assert_eq!(v["capture"]["outcome"], "refused", "{v:#}");
+    assert_eq!(v["capture"]["syn_attempts"], 1);
+    assert_eq!(v["capture"]["reset_by"], "server");
+    assert_eq!(v["capture"]["tcp_segments"], 2);
+    assert!(the(&v, "refused")["evidence"]
+        .as_str()
+        .unwrap()
+        .ends_with("; capture: SYN sent 1 time(s), answered by RST from the server"));
+
     // HOST:PORT form, IPv6, table output.
     let (code, text, _) = run(&["doctor", "--netns", &ns.name, "[::1]:9"]);
     assert_eq!(code, 1);
@@ -189,6 +201,34 @@ fn dropped_syns_time_out_behind_a_listener() {
     assert!(f["cause"].as_str().unwrap().contains("firewall"));
     assert_eq!(v["probe"]["outcome"], "timed-out");
     assert!(v["probe"]["connect_ms"].is_null());
+
+    // --capture backs it with the packets: the SYN and its retransmission, never answered.
+    // (The kernel retransmits the first SYN after 1 s; a 1.5 s probe sees exactly two.)
+    let (code, v) = doctor(&[
+        "--netns",
+        &ns.name,
+        "127.0.0.1:8080",
+        "--timeout",
+        "1500ms",
+        "--capture",
+    ]);
+    assert_eq!(code, 1);
+    let c = &v["capture"];
+    assert_eq!(c["outcome"], "unanswered", "{v:#}");
+    assert_eq!(c["syn_attempts"], 2, "{v:#}");
+    assert_eq!(c["tcp_segments"], 2, "only our two SYNs: {v:#}");
+    assert!(c["handshake_rtt_ms"].is_null());
+    let local = v["probe"]["local"].as_str().unwrap();
+    assert!(local.starts_with("127.0.0.1:"), "{local}");
+    let ev = the(&v, "timed-out")["evidence"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        ev.contains("; capture: SYN sent 2 time(s) (at 0 s, "),
+        "{ev}"
+    );
+    assert!(ev.ends_with("), no reply"), "{ev}");
     drop(l);
 }
 
@@ -441,6 +481,10 @@ fn bad_doctor_input_is_one_line_and_exit_2() {
     for (args, needle) in [
         (&["doctor", "localhost"][..], "is not HOST:PORT"),
         (&["doctor", "10.0.0.1:99999"], "the port must be 1..=65535"),
+        (
+            &["doctor", "--capture"],
+            "required arguments were not provided",
+        ),
         (
             &["doctor", "--timeout", "soon", "127.0.0.1:1"],
             "is not a duration",

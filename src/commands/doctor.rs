@@ -4,6 +4,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use super::{Outcome, RunError};
+use crate::capture::{Capture, CaptureSpec};
 use crate::cli::DoctorArgs;
 use crate::doctor::checks::{
     check_accept_queues, check_probe, short_ms, CounterDelta, ListenCheck,
@@ -14,6 +15,7 @@ use crate::doctor::error::DoctorError;
 use crate::doctor::model::Report;
 use crate::doctor::probe::probe;
 use crate::doctor::target::Target;
+use crate::doctor::trace::trace_for;
 use crate::exit::ExitCode;
 use crate::netns;
 use crate::render::doctor::{write_report_json, write_report_table};
@@ -90,9 +92,30 @@ fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, Ru
     } else {
         ListenCheck::NotChecked
     };
+    // The capture starts before the probe's SYN and ends after its last packet.
+    let capture = if args.capture {
+        let device = if addr.ip().is_loopback() { "lo" } else { "any" };
+        Some((
+            device,
+            Capture::start(&CaptureSpec {
+                device: device.to_string(),
+                port: Some(addr.port()),
+                host: Some(addr.ip()),
+                netns: args.common.netns.clone(),
+                immediate: true,
+                ..Default::default()
+            })?,
+        ))
+    } else {
+        None
+    };
     let (before, t0) = read_now()?;
     let result = probe(addr, args.timeout).map_err(DoctorError::ProbeSocket)?;
     let (after, _) = read_now()?;
+    let trace = match capture {
+        Some((device, c)) => Some((device, trace_for(&c.stop()?, result.local, addr))),
+        None => None,
+    };
     let delta = CounterDelta {
         delta: before.delta(&after),
         seconds: t0.elapsed().as_secs_f64(),
@@ -106,7 +129,18 @@ fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, Ru
             .map(|m| format!(" in {} ms", short_ms(m)))
             .unwrap_or_default()
     ));
-    report.findings.extend(check_probe(&result, &check));
+    if let Some((device, t)) = &trace {
+        report
+            .checked
+            .push(format!("capture of the probe on {device}: {}", t.summary));
+    }
+    let trace = trace.map(|(_, t)| t);
+    let mut probe_finding = check_probe(&result, &check);
+    if let (Some(f), Some(t)) = (probe_finding.as_mut(), trace.as_ref()) {
+        f.evidence = format!("{}; capture: {}", f.evidence, t.summary);
+    }
+    report.findings.extend(probe_finding);
+    report.capture = trace;
     if is_local {
         report
             .findings

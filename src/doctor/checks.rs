@@ -644,6 +644,7 @@ mod tests {
     fn probe_outcomes_map_to_rows() {
         let p = |outcome, errno: Option<&str>| ProbeResult {
             target: "127.0.0.1:9".parse().unwrap(),
+            local: None,
             outcome,
             connect_ms: Some(0.25),
             waited_ms: 0.25,

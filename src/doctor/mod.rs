@@ -12,4 +12,5 @@ pub mod pool;
 pub mod probe;
 pub mod table;
 pub mod target;
+pub mod trace;
 pub mod units;

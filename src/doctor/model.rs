@@ -68,6 +68,8 @@ impl ProbeOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProbeResult {
     pub target: std::net::SocketAddr,
+    /// The probe socket's own address (the client end of the flow a capture shows).
+    pub local: Option<std::net::SocketAddr>,
     pub outcome: ProbeOutcome,
     /// Time from connect() to the handshake's end (connected/reset), in milliseconds.
     pub connect_ms: Option<f64>,
@@ -84,6 +86,29 @@ pub struct Report {
     pub checked: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeResult>,
+    /// With `--capture`: the probe's packets as the capture saw them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<PacketTrace>,
+}
+
+/// The probe's own packets, from a live capture around it (`doctor --capture`): what backs
+/// "timed out" with "SYN sent 3 times, no reply".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PacketTrace {
+    /// The capture's verdict on the flow: established, refused, unanswered, reset, closed,
+    /// open; `not-seen` when no packet of the probe was captured.
+    pub outcome: String,
+    pub syn_attempts: u32,
+    /// When each SYN left, in ms after the first: the retransmission schedule.
+    pub syn_at_ms: Vec<f64>,
+    /// SYN → SYN-ACK.
+    pub handshake_rtt_ms: Option<f64>,
+    /// Who sent the RST (client or server), for refused and reset flows.
+    pub reset_by: Option<String>,
+    /// TCP segments the capture decoded in all (the probe's and any other on the port).
+    pub tcp_segments: u64,
+    /// The same in words, as appended to the finding.
+    pub summary: String,
 }
 
 impl Report {

@@ -39,6 +39,8 @@ pub fn probe(target: SocketAddr, timeout: Duration) -> io::Result<ProbeResult> {
     let rc = unsafe { libc::connect(fd, (&sa as *const libc::sockaddr_storage).cast(), len) };
     let mut result = ProbeResult {
         target,
+        // The kernel picks the local port in connect(), whatever its outcome.
+        local: local_addr(&sock),
         outcome: ProbeOutcome::Connected,
         connect_ms: None,
         waited_ms: 0.0,
@@ -91,6 +93,40 @@ pub fn probe(target: SocketAddr, timeout: Duration) -> io::Result<ProbeResult> {
         }
     }
     done(result, ProbeOutcome::Connected, None)
+}
+
+fn local_addr(fd: &OwnedFd) -> Option<SocketAddr> {
+    // SAFETY: sockaddr_storage is plain data; getsockname writes at most `len` bytes into it.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: as above, on a socket we own.
+    let rc = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    match ss.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the kernel filled a sockaddr_in for an AF_INET socket.
+            let a: libc::sockaddr_in =
+                unsafe { std::ptr::read(&ss as *const _ as *const libc::sockaddr_in) };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::new(ip.into(), u16::from_be(a.sin_port)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel filled a sockaddr_in6 for an AF_INET6 socket.
+            let a: libc::sockaddr_in6 =
+                unsafe { std::ptr::read(&ss as *const _ as *const libc::sockaddr_in6) };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::new(ip.into(), u16::from_be(a.sin6_port)))
+        }
+        _ => None,
+    }
 }
 
 fn classify(errno: i32) -> ProbeOutcome {
@@ -222,6 +258,9 @@ mod tests {
         let r = probe(addr, Duration::from_secs(3)).unwrap();
         assert_eq!(r.outcome, ProbeOutcome::Connected);
         assert!(r.connect_ms.is_some());
+        let local = r.local.unwrap();
+        assert_eq!(local.ip(), addr.ip());
+        assert_ne!(local.port(), 0);
         drop(l);
         let r = probe(addr, Duration::from_secs(3)).unwrap();
         assert_eq!(r.outcome, ProbeOutcome::Refused);

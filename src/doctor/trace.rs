@@ -1,0 +1,181 @@
+//! Reading the probe's own flow out of a capture report (`doctor --capture`): which flow is
+//! ours (client = the probe's local address), and what it says in words. Pure.
+
+use std::net::SocketAddr;
+
+use super::checks::short_ms;
+use super::model::PacketTrace;
+use crate::capture::{CaptureReport, Outcome};
+
+fn same(a: SocketAddr, b: SocketAddr) -> bool {
+    let canon = |s: SocketAddr| match s.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(|v4| SocketAddr::new(v4.into(), s.port()))
+            .unwrap_or(s),
+        _ => s,
+    };
+    canon(a) == canon(b)
+}
+
+/// The trace of the flow from `local` to `target`; `not-seen` when the capture missed it.
+pub fn trace_for(
+    report: &CaptureReport,
+    local: Option<SocketAddr>,
+    target: SocketAddr,
+) -> PacketTrace {
+    let flow = report
+        .flows
+        .iter()
+        .find(|f| same(f.server, target) && local.is_none_or(|l| same(f.client, l)));
+    let tcp_segments = report.stats.tcp_segments;
+    let Some(f) = flow else {
+        return PacketTrace {
+            outcome: "not-seen".into(),
+            syn_attempts: 0,
+            syn_at_ms: Vec::new(),
+            handshake_rtt_ms: None,
+            reset_by: None,
+            tcp_segments,
+            summary: format!(
+                "no packet of the probe was captured ({tcp_segments} TCP segments in all)"
+            ),
+        };
+    };
+    let first = f.syn_times_us.first().copied().unwrap_or(f.start_us);
+    let syn_at_ms: Vec<f64> = f
+        .syn_times_us
+        .iter()
+        .map(|t| (t.saturating_sub(first)) as f64 / 1e3)
+        .collect();
+    let rtt = f.handshake_rtt_us.map(|u| u as f64 / 1e3);
+    let by = f.reset_by.map(|s| s.name().to_string());
+    let times = || {
+        syn_at_ms
+            .iter()
+            .map(|m| {
+                let s = format!("{:.1}", m / 1e3);
+                format!("{} s", s.trim_end_matches(".0"))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let summary = match f.outcome {
+        Outcome::Unanswered | Outcome::Open if rtt.is_none() => format!(
+            "SYN sent {} time(s) (at {}), no reply",
+            f.syn_attempts,
+            times()
+        ),
+        Outcome::Refused => format!(
+            "SYN sent {} time(s), answered by RST from the {}",
+            f.syn_attempts,
+            by.as_deref().unwrap_or("server")
+        ),
+        Outcome::Reset => format!(
+            "handshake done (SYN-ACK after {} ms), then RST from the {}",
+            rtt.map(short_ms).unwrap_or_else(|| "?".into()),
+            by.as_deref().unwrap_or("server")
+        ),
+        _ => format!(
+            "handshake done (SYN-ACK after {} ms, {} SYN(s)), flow {}",
+            rtt.map(short_ms).unwrap_or_else(|| "?".into()),
+            f.syn_attempts,
+            f.outcome.name()
+        ),
+    };
+    PacketTrace {
+        outcome: f.outcome.name().to_string(),
+        syn_attempts: f.syn_attempts,
+        syn_at_ms,
+        handshake_rtt_ms: rtt,
+        reset_by: by,
+        tcp_segments,
+        summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::{CaptureStats, Flow, Side};
+
+    fn flow(
+        client: &str,
+        outcome: Outcome,
+        syns: &[u64],
+        rtt: Option<u64>,
+        by: Option<Side>,
+    ) -> Flow {
+        Flow {
+            client: client.parse().unwrap(),
+            server: "127.0.0.1:8080".parse().unwrap(),
+            outcome,
+            syn_attempts: syns.len() as u32,
+            syn_times_us: syns.to_vec(),
+            start_us: syns[0],
+            last_us: *syns.last().unwrap(),
+            handshake_rtt_us: rtt,
+            ack_rtt_us: None,
+            reset_by: by,
+            closed_by: None,
+            evicted: false,
+        }
+    }
+
+    fn report(flows: Vec<Flow>) -> CaptureReport {
+        CaptureReport {
+            flows,
+            summary: Vec::new(),
+            stats: CaptureStats {
+                tcp_segments: 7,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn picks_the_probes_flow_and_describes_it() {
+        let target = "127.0.0.1:8080".parse().unwrap();
+        let r = report(vec![
+            flow(
+                "127.0.0.1:40000",
+                Outcome::Established,
+                &[1_000],
+                Some(50),
+                None,
+            ),
+            flow(
+                "127.0.0.1:40001",
+                Outcome::Unanswered,
+                &[5_000_000, 6_000_000, 8_000_000],
+                None,
+                None,
+            ),
+        ]);
+        let t = trace_for(&r, Some("127.0.0.1:40001".parse().unwrap()), target);
+        assert_eq!(t.outcome, "unanswered");
+        assert_eq!(t.syn_attempts, 3);
+        assert_eq!(t.syn_at_ms, vec![0.0, 1000.0, 3000.0]);
+        assert_eq!(t.summary, "SYN sent 3 time(s) (at 0 s, 1 s, 3 s), no reply");
+
+        let r = report(vec![flow(
+            "127.0.0.1:40002",
+            Outcome::Refused,
+            &[1],
+            None,
+            Some(Side::Server),
+        )]);
+        let t = trace_for(&r, Some("127.0.0.1:40002".parse().unwrap()), target);
+        assert_eq!(
+            t.summary,
+            "SYN sent 1 time(s), answered by RST from the server"
+        );
+
+        let t = trace_for(&r, Some("127.0.0.1:1".parse().unwrap()), target);
+        assert_eq!(t.outcome, "not-seen");
+        assert_eq!(
+            t.summary,
+            "no packet of the probe was captured (7 TCP segments in all)"
+        );
+    }
+}
