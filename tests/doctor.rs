@@ -363,6 +363,20 @@ fn overflowing_accept_queue_is_named_with_its_counters() {
         .as_str()
         .unwrap()
         .contains("sockscope listeners --port 8003"));
+
+    // A probe of that port times out, and doctor says why: the full queue, not a firewall.
+    let (code, v) = doctor(&["--netns", &ns.name, "--port", "8003", "--timeout", "300ms"]);
+    assert_eq!(code, 1);
+    assert_eq!(symptoms(&v), ["accept-queue", "timed-out"], "{v:#}");
+    let t = the(&v, "timed-out");
+    assert!(t["cause"]
+        .as_str()
+        .unwrap()
+        .starts_with("the listener's accept queue is full"));
+    assert!(the(&v, "accept-queue")["evidence"]
+        .as_str()
+        .unwrap()
+        .starts_with("accept queue 5/4 on 127.0.0.1:8003"));
     let _ = keep.0.as_raw_fd();
 }
 

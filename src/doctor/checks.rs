@@ -415,6 +415,7 @@ pub fn check_probe(p: &ProbeResult, local: &ListenCheck) -> Option<Finding> {
             f.cause = "the listener's accept queue is full (see the accept-queue finding), so the \
                        kernel drops new SYNs until the application accepts"
                 .to_string();
+            f.fix = row("accept-queue").fix.to_string();
         }
         (ProbeOutcome::TimedOut, ListenCheck::Listening { .. }) => {
             f.cause = "a listener exists, so the SYN is dropped before it: a firewall rule \
