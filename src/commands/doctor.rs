@@ -21,6 +21,9 @@ use crate::netns;
 use crate::render::doctor::{write_report_json, write_report_table};
 use crate::render::endpoint;
 
+/// Time between the probe's end and stopping its capture.
+const CAPTURE_SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
+
 pub fn run(args: &DoctorArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     netns::enter_opt(args.common.netns.as_ref())?;
     let mut outcome = Outcome::ok();
@@ -113,7 +116,12 @@ fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, Ru
     let result = probe(addr, args.timeout).map_err(DoctorError::ProbeSocket)?;
     let (after, _) = read_now()?;
     let trace = match capture {
-        Some((device, c)) => Some((device, trace_for(&c.stop()?, result.local, addr))),
+        Some((device, c)) => {
+            // Let the capture thread read the last packets (the RST, a late SYN-ACK) in its
+            // normal loop before it is stopped.
+            std::thread::sleep(CAPTURE_SETTLE);
+            Some((device, trace_for(&c.stop()?, result.local, addr)))
+        }
         None => None,
     };
     let delta = CounterDelta {

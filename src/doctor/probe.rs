@@ -39,8 +39,9 @@ pub fn probe(target: SocketAddr, timeout: Duration) -> io::Result<ProbeResult> {
     let rc = unsafe { libc::connect(fd, (&sa as *const libc::sockaddr_storage).cast(), len) };
     let mut result = ProbeResult {
         target,
-        // The kernel picks the local port in connect(), whatever its outcome.
-        local: local_addr(&sock),
+        // The kernel picks the local port in connect(); a refused connect may already have
+        // released it (port 0 then: unknown).
+        local: local_addr(&sock).filter(|a| a.port() != 0),
         outcome: ProbeOutcome::Connected,
         connect_ms: None,
         waited_ms: 0.0,

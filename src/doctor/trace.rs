@@ -24,10 +24,14 @@ pub fn trace_for(
     local: Option<SocketAddr>,
     target: SocketAddr,
 ) -> PacketTrace {
-    let flow = report
-        .flows
-        .iter()
-        .find(|f| same(f.server, target) && local.is_none_or(|l| same(f.client, l)));
+    // The probe's local port can be unknown: on loopback the RST may arrive, and release the
+    // port, before getsockname runs. The capture is filtered to the target, so then the last
+    // flow to it is the probe's.
+    let to_target = || report.flows.iter().filter(|f| same(f.server, target));
+    let flow = match local {
+        Some(l) => to_target().find(|f| same(f.client, l)),
+        None => to_target().max_by_key(|f| f.start_us),
+    };
     let tcp_segments = report.stats.tcp_segments;
     let Some(f) = flow else {
         return PacketTrace {
@@ -171,6 +175,8 @@ mod tests {
             "SYN sent 1 time(s), answered by RST from the server"
         );
 
+        // Unknown local port: the flow to the target.
+        assert_eq!(trace_for(&r, None, target).outcome, "refused");
         let t = trace_for(&r, Some("127.0.0.1:1".parse().unwrap()), target);
         assert_eq!(t.outcome, "not-seen");
         assert_eq!(
