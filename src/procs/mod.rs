@@ -1,6 +1,7 @@
 //! Process scanning through `/proc`: fd walks and the socket inode → owner map.
 
 pub mod fdwalk;
+pub mod kinds;
 pub mod model;
 pub mod owners;
 pub mod usage;
