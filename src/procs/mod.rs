@@ -1,7 +1,9 @@
 //! Process scanning through `/proc`: fd walks and the socket inode → owner map.
 
 pub mod fdwalk;
+pub mod growth;
 pub mod kinds;
 pub mod model;
 pub mod owners;
+pub mod rank;
 pub mod usage;
