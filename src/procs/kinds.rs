@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::unix::fs::FileTypeExt;
 
-use super::fdwalk::{for_each_fd_link, socket_inode, WalkError};
+use super::fdwalk::{for_each_fd_link_checked, socket_inode, WalkError};
 use crate::sockets::inodes::{ProtoIndex, SockProto};
 
 /// One fd's kind. The JSON keys are [`FdKind::key`].
@@ -156,7 +156,7 @@ pub fn read_kinds(
     index: Option<&ProtoIndex>,
 ) -> Result<KindCounts, WalkError> {
     let mut counts = KindCounts::default();
-    for_each_fd_link(root, pid, &mut |fd, target| {
+    for_each_fd_link_checked(root, pid, &mut |fd, target| {
         counts.add(match index {
             Some(index) => kind_of_fd(root, pid, fd, target, index),
             // Only the socket count is wanted: the target says that much.

@@ -6,4 +6,5 @@ pub mod kinds;
 pub mod model;
 pub mod owners;
 pub mod rank;
+pub mod report;
 pub mod usage;

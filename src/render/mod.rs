@@ -2,6 +2,7 @@
 //! values and a writer; they never collect. Every string that came from outside (process
 //! names, command lines) goes through [`escape`] before it reaches a terminal.
 
+pub mod fds;
 pub mod listeners;
 pub mod sockets;
 pub mod states;
