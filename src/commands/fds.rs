@@ -12,10 +12,11 @@ use super::{Outcome, RunError};
 use crate::cli::FdsArgs;
 use crate::exit::ExitCode;
 use crate::netns;
-use crate::procs::fdwalk::{read_comm, WalkError};
+use crate::procs::fdwalk::WalkError;
 use crate::procs::growth::{growing, rank_trends, Tracker};
 use crate::procs::kinds::read_kinds;
 use crate::procs::model::FdUsage;
+use crate::procs::procfile::comm;
 use crate::procs::rank::rank;
 use crate::procs::report::{FdsReport, WatchSample, WatchSummary};
 use crate::procs::usage::{read_system, scan, ProcSelect};
@@ -96,7 +97,7 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
 fn fill_names(root: &str, rows: &mut [FdUsage]) {
     for u in rows.iter_mut().filter(|u| u.name.is_empty()) {
         // A process that exits now keeps its row: its counts were real a moment ago.
-        u.name = read_comm(root, u.pid).unwrap_or_default();
+        u.name = comm(root, u.pid).unwrap_or_default();
     }
 }
 

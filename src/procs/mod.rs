@@ -5,6 +5,7 @@ pub mod growth;
 pub mod kinds;
 pub mod model;
 pub mod owners;
+pub mod procfile;
 pub mod rank;
 pub mod report;
 pub mod usage;

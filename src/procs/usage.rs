@@ -4,7 +4,8 @@
 //! here (`fds --kinds` reads them for the rows it shows), so it stays fast on a host with a million fds. On
 //! Linux ≥ 6.2 `stat("/proc/PID/fd")` reports the number of open fds in `st_size`; where it
 //! reads 0 (older kernels, or a tree that is not procfs, as in fixture tests) the entries are
-//! counted instead. Limits are parsed by the `procfs` crate from bytes read here.
+//! counted instead. Limits come from `prlimit(2)` where permitted, else from
+//! `/proc/PID/limits` parsed by the `procfs` crate.
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -12,8 +13,9 @@ use std::os::unix::fs::MetadataExt;
 use procfs::process::{LimitValue, Limits};
 use procfs::FromBufRead;
 
-use super::fdwalk::{classify_io, count_fd_entries, list_pids, read_comm, WalkError};
+use super::fdwalk::{classify_io, count_fd_entries, list_pids, WalkError};
 use super::model::{FdUsage, SystemFds};
+use super::procfile::{comm, read_small};
 
 /// Which processes to count.
 #[derive(Debug, Clone, Default)]
@@ -96,7 +98,7 @@ fn count_one(
     }
     let mut name = None;
     if let Some(sub) = &select.name {
-        let Some(n) = read_comm(root, pid) else {
+        let Ok(n) = comm(root, pid) else {
             return Counted::Skip;
         };
         if !n.contains(sub.as_str()) {
@@ -115,9 +117,9 @@ fn count_one(
         Err(WalkError::Denied) => (None, None),
     };
     if names && name.is_none() {
-        match read_comm(root, pid) {
-            Some(n) => name = Some(n),
-            None => return Counted::Skip,
+        match comm(root, pid) {
+            Ok(n) => name = Some(n),
+            Err(_) => return Counted::Skip,
         }
     }
     Counted::Row(FdUsage {
@@ -167,11 +169,33 @@ pub fn pick_count(
     }
 }
 
-/// RLIMIT_NOFILE (soft, hard) from `/proc/PID/limits`; `None` = unlimited.
+/// RLIMIT_NOFILE (soft, hard); `None` = unlimited. On the live /proc this is one `prlimit`
+/// call (no text to format or parse); where that is refused (another user's process without
+/// CAP_SYS_RESOURCE) or `root` is a fake tree, `/proc/PID/limits` is read and parsed.
 pub fn read_nofile(root: &str, pid: u32) -> Result<(Option<u64>, Option<u64>), WalkError> {
-    let raw = std::fs::read(format!("{root}/{pid}/limits")).map_err(|e| classify_io(&e))?;
+    if root == "/proc" {
+        // SAFETY: prlimit only reads the limit into a struct we own (new limit is NULL).
+        let mut old: libc::rlimit = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::prlimit(
+                pid as libc::pid_t,
+                libc::RLIMIT_NOFILE,
+                std::ptr::null(),
+                &mut old,
+            )
+        };
+        if rc == 0 {
+            let v = |x: libc::rlim_t| (x != libc::RLIM_INFINITY).then_some(x);
+            return Ok((v(old.rlim_cur), v(old.rlim_max)));
+        }
+        if io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+            return Err(WalkError::Gone);
+        }
+    }
+    let mut buf = [0u8; 4096];
+    let n = read_small(&format!("{root}/{pid}/limits"), &mut buf).map_err(|e| classify_io(&e))?;
     // A limits file that does not parse is treated like a process that went away mid-read.
-    parse_nofile(&raw).ok_or(WalkError::Gone)
+    parse_nofile(&buf[..n]).ok_or(WalkError::Gone)
 }
 
 /// Parses the "Max open files" line of a limits file (with the `procfs` crate).
@@ -294,7 +318,11 @@ mod tests {
         let as_opt = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(v);
         assert_eq!(u.soft_limit, as_opt(lim.rlim_cur));
         assert_eq!(u.hard_limit, as_opt(lim.rlim_max));
-        assert_eq!(u.name, read_comm("/proc", me).unwrap());
+        assert_eq!(u.name, comm("/proc", me).unwrap());
+        // The limits file says the same as prlimit.
+        let mut buf = [0u8; 4096];
+        let n = read_small(&format!("/proc/{me}/limits"), &mut buf).unwrap();
+        assert_eq!(parse_nofile(&buf[..n]), Some((u.soft_limit, u.hard_limit)));
         drop(files);
     }
 
