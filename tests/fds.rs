@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -218,6 +219,37 @@ fn fds_counts_kinds_and_limits_are_exact() {
         ]
     );
     assert!(out.starts_with("System file table: "), "{out}");
+
+    // The children's sockets live in the test's namespace (their test thread entered it),
+    // and that is where `--kinds` must dump: the namespace is found through their threads.
+    let ns_ino = std::fs::metadata(ns.path()).unwrap().ino();
+    let found = sockscope::procs::namespaces::netns_of("/proc", a.pid);
+    assert!(found.contains_key(&ns_ino), "{found:?}");
+
+    // --netns selects exactly the processes whose main thread is inside the namespace.
+    let mut sleeper = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let sleeper_pid = u64::from(sleeper.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let inside = loop {
+        // `ip netns exec` enters the namespace, then execs sleep under the same pid.
+        let v = run_json(&["fds", "--netns", &ns.path(), "--all", "--json"]);
+        if v["processes"][0]["name"] == "sleep" || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let pids_in: Vec<u64> = inside["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids_in, [sleeper_pid], "{inside}");
     drop((a, b, idle));
 }
 
@@ -227,7 +259,6 @@ fn socket_index_reads_another_namespace() {
         return;
     }
     use std::os::fd::AsRawFd;
-    use std::os::unix::fs::MetadataExt;
     let ns = Netns::new();
     let (l, u) = ns.within(|| {
         (

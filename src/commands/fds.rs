@@ -1,6 +1,6 @@
 //! `sockscope fds`: counts for every process, the fds themselves only for the rows shown.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -14,8 +14,9 @@ use crate::exit::ExitCode;
 use crate::netns;
 use crate::procs::fdwalk::WalkError;
 use crate::procs::growth::{growing, rank_trends, Tracker};
-use crate::procs::kinds::read_kinds;
+use crate::procs::kinds::{read_kinds, KindCounts};
 use crate::procs::model::FdUsage;
+use crate::procs::namespaces::netns_of;
 use crate::procs::procfile::comm;
 use crate::procs::rank::rank;
 use crate::procs::report::{FdsReport, WatchSample, WatchSummary};
@@ -105,8 +106,18 @@ fn fill_names(root: &str, rows: &mut [FdUsage]) {
 fn read_rows(root: &str, rows: &mut [FdUsage], index: Option<&ProtoIndex>) -> usize {
     let mut unreadable = 0;
     for u in rows.iter_mut() {
-        if u.fds.is_none() {
-            continue; // already counted as unreadable by the scan
+        match u.fds {
+            None => continue, // already counted as unreadable by the scan
+            Some(0) => {
+                // Nothing to read (a kernel thread): no walk, which a non-root user would be
+                // refused anyway.
+                u.sockets = Some(0);
+                if index.is_some() {
+                    u.kinds = Some(KindCounts::default().to_map());
+                }
+                continue;
+            }
+            Some(_) => {}
         }
         match read_kinds(root, u.pid, index) {
             Ok(k) => {
@@ -126,11 +137,10 @@ fn read_rows(root: &str, rows: &mut [FdUsage], index: Option<&ProtoIndex>) -> us
 /// unique across namespaces). A namespace that cannot be entered is a note, not an error: its
 /// sockets are then named by their protocol xattr.
 fn socket_index(root: &str, rows: &[FdUsage]) -> (ProtoIndex, Vec<String>) {
-    let mut namespaces: HashMap<u64, PathBuf> = HashMap::new();
-    for u in rows.iter().filter(|u| u.fds.is_some()) {
-        let path = PathBuf::from(format!("{root}/{}/ns/net", u.pid));
-        if let Ok(m) = std::fs::metadata(&path) {
-            namespaces.entry(m.ino()).or_insert(path);
+    let mut namespaces: BTreeMap<u64, PathBuf> = BTreeMap::new();
+    for u in rows.iter().filter(|u| u.fds.is_some_and(|n| n > 0)) {
+        for (ino, path) in netns_of(root, u.pid) {
+            namespaces.entry(ino).or_insert(path);
         }
     }
     let own = std::fs::metadata("/proc/thread-self/ns/net")

@@ -4,6 +4,7 @@ pub mod fdwalk;
 pub mod growth;
 pub mod kinds;
 pub mod model;
+pub mod namespaces;
 pub mod owners;
 pub mod procfile;
 pub mod rank;
