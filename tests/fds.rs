@@ -472,7 +472,15 @@ fn fake_proc_tree_unreadable_fd_dir_is_marked_not_fatal() {
     support::run_ok("chmod", &["0755", tmp.to_str().unwrap()]);
     support::run_ok("chmod", &["000", tmp.join("400/fd").to_str().unwrap()]);
     let root = tmp.to_str().unwrap();
-    let bin = env!("CARGO_BIN_EXE_sockscope");
+    // A copy of the binary the unprivileged user can surely execute (the checkout may sit
+    // under a private home directory). Copied by `cp`, not in this process: a child forked by a
+    // parallel test could inherit our write fd and make the exec fail with ETXTBSY.
+    let bin_copy = tmp.join("sockscope");
+    support::run_ok(
+        "cp",
+        &[env!("CARGO_BIN_EXE_sockscope"), bin_copy.to_str().unwrap()],
+    );
+    let bin = bin_copy.to_str().unwrap();
     // SAFETY: geteuid has no preconditions.
     let out = if unsafe { libc::geteuid() } == 0 {
         std::process::Command::new("setpriv")
