@@ -50,7 +50,11 @@ pub fn scan(root: &str, select: &ProcSelect, names: bool) -> io::Result<ProcScan
     let pids = if select.pids.is_empty() {
         list_pids(root)?
     } else {
-        select.pids.clone()
+        // `--pid 5 --pid 5` is one process, one row.
+        let mut p = select.pids.clone();
+        p.sort_unstable();
+        p.dedup();
+        p
     };
     let rule = stat_size_is_count(root);
     let mut scan = ProcScan::default();
@@ -353,7 +357,7 @@ mod tests {
             .map(|_| std::fs::File::open("/proc/self/status").unwrap())
             .collect();
         let sel = ProcSelect {
-            pids: vec![me],
+            pids: vec![me, me],
             ..Default::default()
         };
         let scan = scan_counts("/proc", &sel).unwrap();

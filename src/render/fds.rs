@@ -370,4 +370,48 @@ mod tests {
         assert_eq!(duration(18_720.0), "5h12m");
         assert_eq!(duration(273_600.0), "3d04h");
     }
+
+    #[test]
+    fn watch_summary_lists_growers_escaped() {
+        let grower = Trend {
+            pid: 9,
+            name: "leak\x1b[31m".into(),
+            fds: Some(120),
+            soft_limit: Some(256),
+            hard_limit: Some(4096),
+            rate_per_s: Some(8.0),
+            seconds_to_limit: Some(17.0),
+            first_fds: Some(40),
+            samples: 11,
+        };
+        let s = WatchSummary {
+            samples: 11,
+            elapsed_s: 10.0,
+            interrupted: true,
+            growing: vec![grower],
+        };
+        let mut buf = Vec::new();
+        write_watch_summary_table(&mut buf, &s).unwrap();
+        let out = String::from_utf8(buf).unwrap();
+        assert!(out.starts_with("Watched for 10.0s (11 samples), stopped by Ctrl-C.\n"));
+        let row: Vec<&str> = out.lines().last().unwrap().split_whitespace().collect();
+        assert_eq!(
+            row,
+            [
+                "9",
+                "leak\\x1b[31m",
+                "120",
+                "256",
+                "46.88%",
+                "8.00",
+                "+80",
+                "17.0s"
+            ]
+        );
+        let mut buf = Vec::new();
+        write_watch_summary_json(&mut buf, &s).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["type"], "summary");
+        assert_eq!(v["growing"][0]["seconds_to_limit"], 17.0);
+    }
 }
