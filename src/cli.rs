@@ -82,6 +82,8 @@ pub enum Command {
     ///   sockscope fds --pid 4242 --watch --interval 500ms
     ///   sockscope fds --all --json | jq '.processes[] | select(.percent_used > 80)'
     ///   sockscope fds --netns pid:4242 --kinds
+    // Verbatim: clap would otherwise join the example lines into one paragraph.
+    #[command(verbatim_doc_comment)]
     Fds(FdsArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     ///
