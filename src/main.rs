@@ -35,6 +35,7 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, RunError> {
         Command::Sockets(a) => commands::sockets::run(a, out),
         Command::Listeners(a) => commands::listeners::run(a, out),
         Command::States(a) => commands::states::run(a, out),
+        Command::Fds(a) => commands::fds::run(a, out),
         Command::Completions(a) => {
             let shell = match a.shell {
                 Shell::Bash => clap_complete::Shell::Bash,

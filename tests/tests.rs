@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod fds;
 mod sockets;
 
 /// Entry point of child processes (see `support::child`); a no-op in a normal test run.
@@ -12,7 +13,7 @@ fn child_main() {
     let Some((role, args)) = support::child::role() else {
         return;
     };
-    let handled = sockets::child(&role, &args);
+    let handled = sockets::child(&role, &args) || fds::child(&role, &args);
     assert!(handled, "unknown child role {role}");
     std::process::exit(0);
 }

@@ -1,6 +1,7 @@
 //! One function per subcommand wiring collect → analyse → render. They return what the binary
 //! needs to finish the run (exit code, notes for stderr) and never print on their own.
 
+pub mod fds;
 pub mod listeners;
 pub mod sockets;
 pub mod states;
@@ -40,12 +41,16 @@ pub enum RunError {
     Proc(#[source] io::Error),
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
+    /// Input that parses but names nothing real (a pid that does not exist).
+    #[error("{0}")]
+    Input(String),
 }
 
 impl RunError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             RunError::Output(_) => ExitCode::Environment,
+            RunError::Input(_) => ExitCode::Usage,
             _ => ExitCode::Environment,
         }
     }

@@ -39,6 +39,26 @@ pub fn for_each_fd_link(
     pid: u32,
     each: &mut dyn FnMut(u32, &[u8]),
 ) -> Result<(), WalkError> {
+    walk_links(root, pid, false, each)
+}
+
+/// Like [`for_each_fd_link`], but a link that cannot be read for lack of permission makes the
+/// whole process [`WalkError::Denied`]: some processes (PID 1 under some sandboxes) list their
+/// fds even to root but refuse every `readlink`, and a count of kinds must not read as zero.
+pub fn for_each_fd_link_checked(
+    root: &str,
+    pid: u32,
+    each: &mut dyn FnMut(u32, &[u8]),
+) -> Result<(), WalkError> {
+    walk_links(root, pid, true, each)
+}
+
+fn walk_links(
+    root: &str,
+    pid: u32,
+    strict: bool,
+    each: &mut dyn FnMut(u32, &[u8]),
+) -> Result<(), WalkError> {
     let path = CString::new(format!("{root}/{pid}/fd")).map_err(|_| WalkError::Gone)?;
     // SAFETY: FFI calls on a descriptor and DIR* we own and close before returning.
     unsafe {
@@ -69,11 +89,57 @@ pub fn for_each_fd_link(
             };
             let n = libc::readlinkat(dfd, name.as_ptr(), target.as_mut_ptr().cast(), target.len());
             if n < 0 {
+                let e = io::Error::last_os_error();
+                if strict && classify(e) == WalkError::Denied {
+                    libc::closedir(dir);
+                    return Err(WalkError::Denied);
+                }
                 // The fd was closed between readdir and readlink: skip it.
                 continue;
             }
             each(fd, &target[..n as usize]);
         }
+    }
+}
+
+/// Counts the open fds of `pid` by reading its fd directory's entries (no readlink): the
+/// fallback where `stat` cannot give the count.
+pub fn count_fd_entries(root: &str, pid: u32) -> Result<u64, WalkError> {
+    let path = CString::new(format!("{root}/{pid}/fd")).map_err(|_| WalkError::Gone)?;
+    // SAFETY: FFI calls on a descriptor and DIR* we own and close before returning.
+    unsafe {
+        let dfd = libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        if dfd < 0 {
+            return Err(classify(io::Error::last_os_error()));
+        }
+        let dir = libc::fdopendir(dfd);
+        if dir.is_null() {
+            libc::close(dfd);
+            return Err(classify(io::Error::last_os_error()));
+        }
+        let mut n = 0;
+        loop {
+            let ent = libc::readdir(dir);
+            if ent.is_null() {
+                libc::closedir(dir);
+                return Ok(n);
+            }
+            let name = CStr::from_ptr((*ent).d_name.as_ptr()).to_bytes();
+            if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
+                n += 1;
+            }
+        }
+    }
+}
+
+/// Whether an error from a path under `/proc/PID` means "gone" or "denied".
+pub fn classify_io(e: &io::Error) -> WalkError {
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => WalkError::Denied,
+        _ => WalkError::Gone,
     }
 }
 

@@ -3,6 +3,7 @@
 //! names, command lines) goes through [`escape`] before it reaches a terminal.
 
 pub mod columns;
+pub mod fds;
 pub mod listeners;
 pub mod sockets;
 pub mod states;
