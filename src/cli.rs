@@ -23,6 +23,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    #[command(verbatim_doc_comment)]
     /// List every TCP and UDP socket (IPv4 and IPv6), straight from the kernel.
     ///
     /// Like `ss -tuan`, with owners (-p) and tcp_info (-i) on demand. Every filter runs in the
@@ -33,6 +34,7 @@ pub enum Command {
     ///   sockscope sockets -p --port 5432
     ///   sockscope sockets -i --state established --dst 10.0.0.0/8 --json
     Sockets(SocketsArgs),
+    #[command(verbatim_doc_comment)]
     /// Listening TCP sockets and bound UDP sockets, with accept-queue fill and owners.
     ///
     /// The first stop for "connection refused" (is anything listening, on which address?) and
@@ -43,6 +45,7 @@ pub enum Command {
     ///   sockscope listeners
     ///   sockscope listeners --port 8080
     Listeners(ListenersArgs),
+    #[command(verbatim_doc_comment)]
     /// Socket counts per TCP state, the peers behind them, and ephemeral port use.
     ///
     /// Answers "how many TIME_WAIT, towards whom, and how close is the busiest remote service
