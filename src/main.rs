@@ -39,6 +39,7 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, RunError> {
         Command::Explain(a) => commands::explain::run(a, out),
         Command::Pool(a) => commands::pool::run(a, out),
         Command::Capture(a) => commands::capture::run(a, out),
+        Command::Fds(a) => commands::fds::run(a, out),
         Command::Completions(a) => {
             let shell = match a.shell {
                 Shell::Bash => clap_complete::Shell::Bash,

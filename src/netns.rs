@@ -135,6 +135,34 @@ pub fn enter(spec: &NetnsSpec) -> Result<(), NetnsError> {
     })
 }
 
+/// The inode of the namespace `spec` names, which identifies it (as in `/proc/PID/ns/net`),
+/// without entering it: for selecting the processes inside a namespace.
+pub fn inode(spec: &NetnsSpec) -> Result<u64, NetnsError> {
+    use std::os::unix::fs::MetadataExt;
+    let path = spec.path();
+    let shown = path.display().to_string();
+    std::fs::metadata(&path)
+        .map(|m| m.ino())
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => match spec {
+                NetnsSpec::Pid(pid) => NetnsError::NoProcess { pid: *pid },
+                _ => NetnsError::NotFound {
+                    spec: spec.to_string(),
+                    path: shown,
+                },
+            },
+            io::ErrorKind::PermissionDenied => NetnsError::Permission {
+                spec: spec.to_string(),
+                path: shown,
+            },
+            _ => NetnsError::Io {
+                spec: spec.to_string(),
+                path: shown,
+                source: e,
+            },
+        })
+}
+
 /// Enters the namespace if one was asked for; the common case of every subcommand.
 pub fn enter_opt(spec: Option<&NetnsSpec>) -> Result<(), NetnsError> {
     match spec {

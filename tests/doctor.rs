@@ -281,7 +281,7 @@ fn process_at_its_fd_limit_is_emfile() {
         return;
     }
     let ns = Netns::new();
-    let hog = child::spawn("doctor:fd-hog", &["64".into()], Some(&ns.path()));
+    let hog = child::spawn_whole("doctor:fd-hog", &["64".into()], &ns.path());
     // "EMFILE <fds held>": the kernel refused the next open at the limit.
     let (hit, held) = hog.info.split_once(' ').unwrap();
     assert_eq!(hit, "EMFILE", "the child hit {}", hog.info);
@@ -328,7 +328,11 @@ fn overflowing_accept_queue_is_named_with_its_counters() {
     let load = background(&ns, stop.clone(), || {
         // SAFETY: a nonblocking socket whose connect is left in flight, then closed.
         unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+            let fd = libc::socket(
+                libc::AF_INET,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            );
             let sa = libc::sockaddr_in {
                 sin_family: libc::AF_INET as u16,
                 sin_port: 8003u16.to_be(),

@@ -6,6 +6,7 @@ mod support;
 mod capture;
 mod cli;
 mod doctor;
+mod fds;
 mod sockets;
 
 /// Entry point of child processes (see `support::child`); a no-op in a normal test run.
@@ -14,7 +15,8 @@ fn child_main() {
     let Some((role, args)) = support::child::role() else {
         return;
     };
-    let handled = sockets::child(&role, &args) || doctor::child(&role, &args);
+    let handled =
+        sockets::child(&role, &args) || doctor::child(&role, &args) || fds::child(&role, &args);
     assert!(handled, "unknown child role {role}");
     std::process::exit(0);
 }

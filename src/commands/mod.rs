@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod doctor;
 pub mod explain;
+pub mod fds;
 pub mod listeners;
 pub mod pool;
 pub mod sockets;
@@ -48,6 +49,9 @@ pub enum RunError {
     Output(#[from] io::Error),
     #[error(transparent)]
     Doctor(#[from] crate::doctor::error::DoctorError),
+    /// Input that parses but names nothing real (a pid that does not exist).
+    #[error("{0}")]
+    Input(String),
 }
 
 impl RunError {
@@ -56,6 +60,7 @@ impl RunError {
             RunError::Output(_) => ExitCode::Environment,
             RunError::Doctor(e) => e.exit_code(),
             RunError::Capture(e) if e.is_input() => ExitCode::Usage,
+            RunError::Input(_) => ExitCode::Usage,
             _ => ExitCode::Environment,
         }
     }

@@ -39,6 +39,26 @@ pub fn for_each_fd_link(
     pid: u32,
     each: &mut dyn FnMut(u32, &[u8]),
 ) -> Result<(), WalkError> {
+    walk_links(root, pid, false, each)
+}
+
+/// Like [`for_each_fd_link`], but a link that cannot be read for lack of permission makes the
+/// whole process [`WalkError::Denied`]: some processes (PID 1 under some sandboxes) list their
+/// fds even to root but refuse every `readlink`, and a count of kinds must not read as zero.
+pub fn for_each_fd_link_checked(
+    root: &str,
+    pid: u32,
+    each: &mut dyn FnMut(u32, &[u8]),
+) -> Result<(), WalkError> {
+    walk_links(root, pid, true, each)
+}
+
+fn walk_links(
+    root: &str,
+    pid: u32,
+    strict: bool,
+    each: &mut dyn FnMut(u32, &[u8]),
+) -> Result<(), WalkError> {
     let path = CString::new(format!("{root}/{pid}/fd")).map_err(|_| WalkError::Gone)?;
     // SAFETY: FFI calls on a descriptor and DIR* we own and close before returning.
     unsafe {
@@ -69,6 +89,11 @@ pub fn for_each_fd_link(
             };
             let n = libc::readlinkat(dfd, name.as_ptr(), target.as_mut_ptr().cast(), target.len());
             if n < 0 {
+                let e = io::Error::last_os_error();
+                if strict && classify(e) == WalkError::Denied {
+                    libc::closedir(dir);
+                    return Err(WalkError::Denied);
+                }
                 // The fd was closed between readdir and readlink: skip it.
                 continue;
             }

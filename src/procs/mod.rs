@@ -1,6 +1,12 @@
 //! Process scanning through `/proc`: fd walks and the socket inode → owner map.
 
 pub mod fdwalk;
+pub mod growth;
+pub mod kinds;
 pub mod model;
+pub mod namespaces;
 pub mod owners;
+pub mod procfile;
+pub mod rank;
+pub mod report;
 pub mod usage;

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::fdwalk::{for_each_fd_link, list_pids, read_comm, socket_inode, WalkError};
+use super::fdwalk::{for_each_fd_link_checked, list_pids, read_comm, socket_inode, WalkError};
 use crate::sockets::model::ProcessRef;
 
 /// Inode → processes holding it, plus how many processes could not be read.
@@ -70,7 +70,7 @@ fn scan_part(
             return owners;
         };
         hits.clear();
-        let r = for_each_fd_link(root, pid, &mut |_, target| {
+        let r = for_each_fd_link_checked(root, pid, &mut |_, target| {
             if let Some(inode) = socket_inode(target) {
                 if wanted.is_none_or(|w| w.contains(&inode)) {
                     hits.push(inode);

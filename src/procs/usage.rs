@@ -4,7 +4,8 @@
 //! here (`fds --kinds` reads them for the rows it shows), so it stays fast on a host with a million fds. On
 //! Linux ≥ 6.2 `stat("/proc/PID/fd")` reports the number of open fds in `st_size`; where it
 //! reads 0 (older kernels, or a tree that is not procfs, as in fixture tests) the entries are
-//! counted instead. Limits are parsed by the `procfs` crate from bytes read here.
+//! counted instead. Limits come from `prlimit(2)` where permitted, else from
+//! `/proc/PID/limits` parsed by the `procfs` crate.
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -12,8 +13,9 @@ use std::os::unix::fs::MetadataExt;
 use procfs::process::{LimitValue, Limits};
 use procfs::FromBufRead;
 
-use super::fdwalk::{classify_io, count_fd_entries, list_pids, read_comm, WalkError};
+use super::fdwalk::{classify_io, count_fd_entries, list_pids, WalkError};
 use super::model::{FdUsage, SystemFds};
+use super::procfile::{comm, read_small};
 
 /// Which processes to count.
 #[derive(Debug, Clone, Default)]
@@ -48,12 +50,16 @@ pub fn scan(root: &str, select: &ProcSelect, names: bool) -> io::Result<ProcScan
     let pids = if select.pids.is_empty() {
         list_pids(root)?
     } else {
-        select.pids.clone()
+        // `--pid 5 --pid 5` is one process, one row.
+        let mut p = select.pids.clone();
+        p.sort_unstable();
+        p.dedup();
+        p
     };
-    let size_is_count = stat_size_is_count(root);
+    let rule = stat_size_is_count(root);
     let mut scan = ProcScan::default();
     for pid in pids {
-        match count_one(root, pid, select, names, size_is_count) {
+        match count_one(root, pid, select, names, rule) {
             Counted::Row(u) => {
                 if u.fds.is_none() {
                     scan.unreadable += 1;
@@ -75,13 +81,7 @@ enum Counted {
     Skip,
 }
 
-fn count_one(
-    root: &str,
-    pid: u32,
-    select: &ProcSelect,
-    names: bool,
-    size_is_count: bool,
-) -> Counted {
+fn count_one(root: &str, pid: u32, select: &ProcSelect, names: bool, rule: SizeRule) -> Counted {
     if let Some(want) = select.netns_inode {
         match std::fs::metadata(format!("{root}/{pid}/ns/net")) {
             Ok(m) if m.ino() == want => {}
@@ -96,7 +96,7 @@ fn count_one(
     }
     let mut name = None;
     if let Some(sub) = &select.name {
-        let Some(n) = read_comm(root, pid) else {
+        let Ok(n) = comm(root, pid) else {
             return Counted::Skip;
         };
         if !n.contains(sub.as_str()) {
@@ -104,7 +104,7 @@ fn count_one(
         }
         name = Some(n);
     }
-    let fds = match count_fds(root, pid, size_is_count) {
+    let fds = match count_fds(root, pid, rule) {
         Ok(n) => Some(n),
         Err(WalkError::Denied) => None,
         Err(WalkError::Gone) => return Counted::Skip,
@@ -115,9 +115,9 @@ fn count_one(
         Err(WalkError::Denied) => (None, None),
     };
     if names && name.is_none() {
-        match read_comm(root, pid) {
-            Some(n) => name = Some(n),
-            None => return Counted::Skip,
+        match comm(root, pid) {
+            Ok(n) => name = Some(n),
+            Err(_) => return Counted::Skip,
         }
     }
     Counted::Row(FdUsage {
@@ -131,47 +131,105 @@ fn count_one(
     })
 }
 
-/// True when `root` is a procfs mount, whose fd directories report their fd count as size. A
-/// fixture tree's directories report bytes, so there the entries are always counted.
-pub fn stat_size_is_count(root: &str) -> bool {
+/// How far the `stat` size of `ROOT/PID/fd` can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeRule {
+    /// Not procfs (a fixture tree): the size is bytes; always count the entries.
+    Never,
+    /// procfs before Linux 6.2: a non-zero size is a count, 0 means "not said".
+    NonZero,
+    /// Linux ≥ 6.2: the size is the count; a 0 is still confirmed by a walk, but when that walk
+    /// is refused (a kernel thread's fd dir, to a non-root user) the 0 stands.
+    Always,
+}
+
+/// The rule for `root`: procfs is recognised by its magic, the kernel by `uname`.
+pub fn stat_size_is_count(root: &str) -> SizeRule {
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     let Ok(path) = std::ffi::CString::new(root) else {
-        return false;
+        return SizeRule::Never;
     };
-    // SAFETY: statfs fills a plain struct we own.
+    // SAFETY: statfs and uname fill plain structs we own.
     unsafe {
         let mut st: libc::statfs = std::mem::zeroed();
-        libc::statfs(path.as_ptr(), &mut st) == 0 && st.f_type as i64 == PROC_SUPER_MAGIC
+        if libc::statfs(path.as_ptr(), &mut st) != 0 || st.f_type as i64 != PROC_SUPER_MAGIC {
+            return SizeRule::Never;
+        }
+        let mut u: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut u) != 0 {
+            return SizeRule::NonZero;
+        }
+        let release = std::ffi::CStr::from_ptr(u.release.as_ptr()).to_string_lossy();
+        if kernel_at_least(&release, 6, 2) {
+            SizeRule::Always
+        } else {
+            SizeRule::NonZero
+        }
     }
+}
+
+/// Whether a `uname -r` string ("6.18.44-fc-v657") is at least `major.minor`.
+pub fn kernel_at_least(release: &str, major: u32, minor: u32) -> bool {
+    let mut it = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (ma, mi) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (ma, mi) >= (major, minor)
 }
 
 /// Open fds of one process: the `stat` size when it is a count, else the entries.
-pub fn count_fds(root: &str, pid: u32, size_is_count: bool) -> Result<u64, WalkError> {
+pub fn count_fds(root: &str, pid: u32, rule: SizeRule) -> Result<u64, WalkError> {
     let size = std::fs::metadata(format!("{root}/{pid}/fd"))
         .map_err(|e| classify_io(&e))?
         .len();
-    pick_count(size_is_count.then_some(size), || {
-        count_fd_entries(root, pid)
-    })
+    pick_count(size, rule, || count_fd_entries(root, pid))
 }
 
-/// The rule: a non-zero stat size is the count; 0 means "this kernel does not say" (or the
-/// process has no fds, which a walk confirms).
+/// The rule applied: a non-zero size is the count where sizes are counts; a 0 (or a tree
+/// whose sizes are bytes) is checked by walking the entries.
 pub fn pick_count(
-    stat_size: Option<u64>,
+    stat_size: u64,
+    rule: SizeRule,
     walk: impl FnOnce() -> Result<u64, WalkError>,
 ) -> Result<u64, WalkError> {
-    match stat_size {
-        Some(n) if n > 0 => Ok(n),
-        _ => walk(),
+    match rule {
+        SizeRule::Never => walk(),
+        _ if stat_size > 0 => Ok(stat_size),
+        SizeRule::Always => match walk() {
+            Err(WalkError::Denied) => Ok(0),
+            other => other,
+        },
+        SizeRule::NonZero => walk(),
     }
 }
 
-/// RLIMIT_NOFILE (soft, hard) from `/proc/PID/limits`; `None` = unlimited.
+/// RLIMIT_NOFILE (soft, hard); `None` = unlimited. On the live /proc this is one `prlimit`
+/// call (no text to format or parse); where that is refused (another user's process without
+/// CAP_SYS_RESOURCE) or `root` is a fake tree, `/proc/PID/limits` is read and parsed.
 pub fn read_nofile(root: &str, pid: u32) -> Result<(Option<u64>, Option<u64>), WalkError> {
-    let raw = std::fs::read(format!("{root}/{pid}/limits")).map_err(|e| classify_io(&e))?;
+    if root == "/proc" {
+        // SAFETY: prlimit only reads the limit into a struct we own (new limit is NULL).
+        let mut old: libc::rlimit = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::prlimit(
+                pid as libc::pid_t,
+                libc::RLIMIT_NOFILE,
+                std::ptr::null(),
+                &mut old,
+            )
+        };
+        if rc == 0 {
+            let v = |x: libc::rlim_t| (x != libc::RLIM_INFINITY).then_some(x);
+            return Ok((v(old.rlim_cur), v(old.rlim_max)));
+        }
+        if io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+            return Err(WalkError::Gone);
+        }
+    }
+    let mut buf = [0u8; 4096];
+    let n = read_small(&format!("{root}/{pid}/limits"), &mut buf).map_err(|e| classify_io(&e))?;
     // A limits file that does not parse is treated like a process that went away mid-read.
-    parse_nofile(&raw).ok_or(WalkError::Gone)
+    parse_nofile(&buf[..n]).ok_or(WalkError::Gone)
 }
 
 /// Parses the "Max open files" line of a limits file (with the `procfs` crate).
@@ -261,24 +319,45 @@ mod tests {
 
     #[test]
     fn zero_stat_size_falls_back_to_the_walk() {
-        assert_eq!(pick_count(Some(7), || panic!("walked")), Ok(7));
-        assert_eq!(pick_count(Some(0), || Ok(3)), Ok(3));
-        assert_eq!(pick_count(None, || Ok(4)), Ok(4));
+        use SizeRule::*;
+        assert_eq!(pick_count(7, Always, || panic!("walked")), Ok(7));
+        assert_eq!(pick_count(7, NonZero, || panic!("walked")), Ok(7));
+        assert_eq!(pick_count(0, NonZero, || Ok(3)), Ok(3));
+        assert_eq!(pick_count(0, Always, || Ok(0)), Ok(0));
+        // A fixture tree: 4096 is bytes, not fds.
+        assert_eq!(pick_count(4096, Never, || Ok(4)), Ok(4));
         assert_eq!(
-            pick_count(Some(0), || Err(WalkError::Denied)),
+            pick_count(0, NonZero, || Err(WalkError::Denied)),
             Err(WalkError::Denied)
         );
+        // ≥ 6.2: a kernel thread's 0 stands even when its fd dir refuses a non-root walk.
+        assert_eq!(pick_count(0, Always, || Err(WalkError::Denied)), Ok(0));
+        assert_eq!(
+            pick_count(0, Always, || Err(WalkError::Gone)),
+            Err(WalkError::Gone)
+        );
+    }
+
+    #[test]
+    fn kernel_versions_compare() {
+        assert!(kernel_at_least("6.18.44-fc-v657", 6, 2));
+        assert!(kernel_at_least("6.2.0", 6, 2));
+        assert!(!kernel_at_least("6.1.0-13-amd64", 6, 2));
+        assert!(!kernel_at_least("5.15.0", 6, 2));
+        assert!(kernel_at_least("7.0-rc1", 6, 2));
+        assert!(!kernel_at_least("garbage", 6, 2));
     }
 
     #[test]
     fn counts_our_own_fds_and_limit() {
         let me = std::process::id();
-        assert!(stat_size_is_count("/proc"));
+        assert_ne!(stat_size_is_count("/proc"), SizeRule::Never);
+        assert_eq!(stat_size_is_count("/"), SizeRule::Never);
         let files: Vec<_> = (0..5)
             .map(|_| std::fs::File::open("/proc/self/status").unwrap())
             .collect();
         let sel = ProcSelect {
-            pids: vec![me],
+            pids: vec![me, me],
             ..Default::default()
         };
         let scan = scan_counts("/proc", &sel).unwrap();
@@ -294,7 +373,11 @@ mod tests {
         let as_opt = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(v);
         assert_eq!(u.soft_limit, as_opt(lim.rlim_cur));
         assert_eq!(u.hard_limit, as_opt(lim.rlim_max));
-        assert_eq!(u.name, read_comm("/proc", me).unwrap());
+        assert_eq!(u.name, comm("/proc", me).unwrap());
+        // The limits file says the same as prlimit.
+        let mut buf = [0u8; 4096];
+        let n = read_small(&format!("/proc/{me}/limits"), &mut buf).unwrap();
+        assert_eq!(parse_nofile(&buf[..n]), Some((u.soft_limit, u.hard_limit)));
         drop(files);
     }
 

@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod columns;
 pub mod doctor;
+pub mod fds;
 pub mod listeners;
 pub mod sockets;
 pub mod states;

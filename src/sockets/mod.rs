@@ -4,11 +4,13 @@
 pub mod bytecode;
 pub mod diag;
 pub mod filter;
+pub mod inodes;
 pub mod listeners;
 pub mod model;
 pub mod states;
 pub mod sysctl;
 pub mod tcp_info;
+pub mod unix_diag;
 
 use diag::{DiagError, DiagSocket, DumpRequest};
 use filter::Selection;

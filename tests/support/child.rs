@@ -19,17 +19,25 @@ pub struct Child {
 /// Starts a child in role `role` with `args`, optionally inside the namespace file `netns`,
 /// and waits (bounded) until it says it is ready.
 pub fn spawn(role: &str, args: &[String], netns: Option<&str>) -> Child {
+    spawn_with(role, args, netns, false)
+}
+
+/// Like [`spawn`], but the whole process starts inside the namespace (via nsenter): setns in
+/// the child moves only the thread libtest runs it on, while `/proc/PID/ns/net` (what
+/// per-namespace process selection reads) follows the main thread.
+pub fn spawn_whole(role: &str, args: &[String], netns: &str) -> Child {
+    spawn_with(role, args, Some(netns), true)
+}
+
+fn spawn_with(role: &str, args: &[String], netns: Option<&str>, whole: bool) -> Child {
     let exe = std::env::current_exe().expect("current_exe");
-    // setns in the child would move only the thread libtest runs it on, while
-    // /proc/PID/ns/net (what per-namespace process scans read) follows the main thread: so the
-    // whole child starts inside the namespace, via nsenter (util-linux).
     let mut cmd = match netns {
-        Some(ns) => {
+        Some(ns) if whole => {
             let mut c = Command::new("nsenter");
             c.arg(format!("--net={ns}")).arg("--").arg(exe);
             c
         }
-        None => Command::new(exe),
+        _ => Command::new(exe),
     };
     cmd.args([
         "--exact",

@@ -1,0 +1,274 @@
+//! `sockscope fds`: counts for every process, the fds themselves only for the rows shown.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Outcome, RunError};
+use crate::cli::FdsArgs;
+use crate::exit::ExitCode;
+use crate::netns;
+use crate::procs::fdwalk::WalkError;
+use crate::procs::growth::{growing, rank_trends, Tracker};
+use crate::procs::kinds::{read_kinds, KindCounts};
+use crate::procs::model::FdUsage;
+use crate::procs::namespaces::netns_of;
+use crate::procs::procfile::comm;
+use crate::procs::rank::rank;
+use crate::procs::report::{FdsReport, WatchSample, WatchSummary};
+use crate::procs::usage::{read_system, scan, ProcSelect};
+use crate::render::fds as view;
+use crate::sockets::inodes::{index_current_netns, index_netns, ProtoIndex};
+
+const DEFAULT_TOP: usize = 20;
+
+pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
+    let root = args.proc_root.as_str();
+    // Input first, before any scan: a pid that names nothing is the user's mistake.
+    for &pid in &args.pids {
+        if std::fs::symlink_metadata(format!("{root}/{pid}")).is_err() {
+            return Err(RunError::Input(format!(
+                "no process {pid}: it does not exist (or has exited); check with `ps -p {pid}`"
+            )));
+        }
+    }
+    let select = ProcSelect {
+        pids: args.pids.clone(),
+        name: args.name.clone(),
+        netns_inode: match &args.common.netns {
+            Some(spec) => Some(netns::inode(spec)?),
+            None => None,
+        },
+    };
+    let top = if args.all {
+        None
+    } else {
+        Some(args.top.unwrap_or(DEFAULT_TOP))
+    };
+    if args.watch {
+        return watch(args, root, &select, top, out);
+    }
+
+    let mut outcome = Outcome::ok();
+    let system = read_system(root)
+        .map_err(|e| {
+            outcome
+                .notes
+                .push(format!("cannot read the system file table: {e}"))
+        })
+        .ok();
+    let scan = scan(root, &select, false).map_err(RunError::Proc)?;
+    let matched = scan.processes.len();
+    let mut unreadable = scan.unreadable;
+    let mut rows = rank(scan.processes, top);
+    fill_names(root, &mut rows);
+
+    // The expensive part, for the rows shown only: socket counts (unless --all asked for
+    // every process, where counts and limits are the point) or the full kinds.
+    let sockets_read = args.kinds || !args.all;
+    if args.kinds {
+        let (index, notes) = socket_index(root, &rows);
+        outcome.notes.extend(notes);
+        unreadable += read_rows(root, &mut rows, Some(&index));
+    } else if sockets_read {
+        unreadable += read_rows(root, &mut rows, None);
+    }
+    outcome.notes.extend(unreadable_note(unreadable));
+    let report = FdsReport {
+        system,
+        processes: rows,
+        matched,
+        unreadable,
+        sockets_read,
+        kinds_read: args.kinds,
+    };
+    if args.common.json {
+        view::write_fds_json(out, &report)?;
+    } else {
+        view::write_fds_table(out, &report)?;
+    }
+    Ok(outcome)
+}
+
+/// Names of the rows shown (the scan skipped them to stay at one stat per process).
+fn fill_names(root: &str, rows: &mut [FdUsage]) {
+    for u in rows.iter_mut().filter(|u| u.name.is_empty()) {
+        // A process that exits now keeps its row: its counts were real a moment ago.
+        u.name = comm(root, u.pid).unwrap_or_default();
+    }
+}
+
+/// Walks each row's fds; returns how many newly turned out unreadable.
+fn read_rows(root: &str, rows: &mut [FdUsage], index: Option<&ProtoIndex>) -> usize {
+    let mut unreadable = 0;
+    for u in rows.iter_mut() {
+        match u.fds {
+            None => continue, // already counted as unreadable by the scan
+            Some(0) => {
+                // Nothing to read (a kernel thread): no walk, which a non-root user would be
+                // refused anyway.
+                u.sockets = Some(0);
+                if index.is_some() {
+                    u.kinds = Some(KindCounts::default().to_map());
+                }
+                continue;
+            }
+            Some(_) => {}
+        }
+        match read_kinds(root, u.pid, index) {
+            Ok(k) => {
+                u.sockets = Some(k.sockets());
+                if index.is_some() {
+                    u.kinds = Some(k.to_map());
+                }
+            }
+            Err(WalkError::Denied) => unreadable += 1,
+            Err(WalkError::Gone) => {}
+        }
+    }
+    unreadable
+}
+
+/// sock_diag dumps of every network namespace the rows live in, merged (socket inodes are
+/// unique across namespaces). A namespace that cannot be entered is a note, not an error: its
+/// sockets are then named by their protocol xattr.
+fn socket_index(root: &str, rows: &[FdUsage]) -> (ProtoIndex, Vec<String>) {
+    let mut namespaces: BTreeMap<u64, PathBuf> = BTreeMap::new();
+    for u in rows.iter().filter(|u| u.fds.is_some_and(|n| n > 0)) {
+        for (ino, path) in netns_of(root, u.pid) {
+            namespaces.entry(ino).or_insert(path);
+        }
+    }
+    let own = std::fs::metadata("/proc/thread-self/ns/net")
+        .map(|m| m.ino())
+        .ok();
+    let mut index = ProtoIndex::new();
+    let mut notes = Vec::new();
+    // Our own namespace needs no setns (and so no privilege).
+    if own.is_some_and(|o| namespaces.contains_key(&o)) || namespaces.is_empty() {
+        if let Err(e) = index_current_netns(&mut index) {
+            notes.push(format!("socket kinds: {e}"));
+        }
+    }
+    for (ino, path) in namespaces {
+        if Some(ino) == own {
+            continue;
+        }
+        match index_netns(&path) {
+            Ok(i) => index.extend(i),
+            Err(e) => notes.push(format!(
+                "socket kinds in the namespace of {}: {e}; those sockets were named by their \
+                 protocol xattr instead",
+                path.display()
+            )),
+        }
+    }
+    (index, notes)
+}
+
+/// Said once, naming the privilege that would show the rest.
+fn unreadable_note(unreadable: usize) -> Option<String> {
+    if unreadable == 0 {
+        return None;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    Some(if root {
+        format!("{unreadable} process(es) denied access to their fds even to root (LSM policy or a sandbox); they are marked unreadable")
+    } else {
+        format!(
+            "{unreadable} process(es) could not be read and are marked unreadable: run as root, \
+             or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"
+        )
+    })
+}
+
+fn watch(
+    args: &FdsArgs,
+    root: &str,
+    select: &ProcSelect,
+    top: Option<usize>,
+    out: &mut dyn Write,
+) -> Result<Outcome, RunError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))
+        .map_err(RunError::Output)?;
+    let _ = view::write_watch_banner(&mut io::stderr(), args.interval.as_secs_f64());
+    let start = Instant::now();
+    let mut tracker = Tracker::default();
+    let mut last;
+    let mut samples = 0;
+    let mut outcome = Outcome::ok();
+    loop {
+        let t = start.elapsed().as_secs_f64();
+        let scan = scan(root, select, true).map_err(RunError::Proc)?;
+        let mut trends = tracker.add(t, &scan.processes);
+        rank_trends(&mut trends);
+        samples += 1;
+        let matched = trends.len();
+        let sample = WatchSample {
+            sample: samples,
+            elapsed_s: t,
+            system: read_system(root).ok(),
+            matched,
+            processes: trends
+                .iter()
+                .take(top.unwrap_or(usize::MAX))
+                .cloned()
+                .collect(),
+        };
+        if args.common.json {
+            view::write_watch_sample_json(out, &sample)?;
+        } else {
+            view::write_watch_sample_table(out, &sample)?;
+        }
+        out.flush()?;
+        last = trends;
+        if args.count.is_some_and(|n| samples >= n) {
+            break;
+        }
+        if !args.pids.is_empty() && matched == 0 {
+            outcome
+                .notes
+                .push("every watched process has exited".to_string());
+            break;
+        }
+        // Sleep to the next tick on the watch's own clock (no drift), waking often enough
+        // to answer Ctrl-C at once.
+        let next = start + args.interval * samples as u32;
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now >= next {
+                break;
+            }
+            std::thread::sleep((next - now).min(Duration::from_millis(50)));
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    let interrupted = stop.load(Ordering::Relaxed);
+    let mut grew = growing(&last);
+    if let Some(n) = top {
+        grew.truncate(n);
+    }
+    let summary = WatchSummary {
+        samples,
+        elapsed_s: start.elapsed().as_secs_f64(),
+        interrupted,
+        growing: grew,
+    };
+    if args.common.json {
+        view::write_watch_summary_json(out, &summary)?;
+    } else {
+        view::write_watch_summary_table(out, &summary)?;
+    }
+    if interrupted {
+        outcome.code = ExitCode::Interrupted;
+    }
+    Ok(outcome)
+}

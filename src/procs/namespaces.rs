@@ -1,0 +1,40 @@
+//! Which network namespaces a process's sockets can live in. `/proc/PID/ns/net` is the main
+//! thread's namespace, but `setns` moves one thread, and a socket belongs to the namespace of
+//! the thread that created it: so every thread's `task/TID/ns/net` is looked at.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+/// Distinct network namespaces of `pid`'s threads: inode → a path to enter it by.
+pub fn netns_of(root: &str, pid: u32) -> BTreeMap<u64, PathBuf> {
+    let mut found = BTreeMap::new();
+    let main = PathBuf::from(format!("{root}/{pid}/ns/net"));
+    if let Ok(m) = std::fs::metadata(&main) {
+        found.insert(m.ino(), main);
+    }
+    let Ok(tasks) = std::fs::read_dir(format!("{root}/{pid}/task")) else {
+        return found;
+    };
+    for t in tasks.flatten() {
+        let path = t.path().join("ns/net");
+        if let Ok(m) = std::fs::metadata(&path) {
+            found.entry(m.ino()).or_insert(path);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_namespace_is_found() {
+        let me = std::process::id();
+        let ns = netns_of("/proc", me);
+        let ino = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        assert!(ns.contains_key(&ino), "{ns:?}");
+        assert!(netns_of("/proc", u32::MAX - 1).is_empty());
+    }
+}

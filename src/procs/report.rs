@@ -1,0 +1,44 @@
+//! What `fds` shows: the system-wide table and the ranked processes (plain data).
+
+use serde::Serialize;
+
+use super::growth::Trend;
+use super::model::{FdUsage, SystemFds};
+
+/// One `fds` run.
+#[derive(Debug, Clone, Default)]
+pub struct FdsReport {
+    /// `None` when /proc/sys/fs could not be read.
+    pub system: Option<SystemFds>,
+    /// The rows shown, most used first.
+    pub processes: Vec<FdUsage>,
+    /// How many processes matched before `--top` cut the list.
+    pub matched: usize,
+    /// Processes whose fds could not be read (counted once each).
+    pub unreadable: usize,
+    /// Whether the socket column / kinds were read for the rows.
+    pub sockets_read: bool,
+    pub kinds_read: bool,
+}
+
+/// One `--watch` sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchSample {
+    pub sample: usize,
+    pub elapsed_s: f64,
+    pub system: Option<SystemFds>,
+    /// How many processes matched (the rows are the first `--top` of them).
+    pub matched: usize,
+    pub processes: Vec<Trend>,
+}
+
+/// The end of a `--watch`: what grew.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchSummary {
+    pub samples: usize,
+    pub elapsed_s: f64,
+    /// True when Ctrl-C (SIGINT) ended the watch.
+    pub interrupted: bool,
+    /// Processes with a positive growth rate at the last sample, soonest exhaustion first.
+    pub growing: Vec<Trend>,
+}

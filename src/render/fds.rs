@@ -1,0 +1,417 @@
+//! The `fds` table and JSON, and the `--watch` samples and summary.
+//!
+//! JSON schema (`fds --json`):
+//! `{"system": {"allocated", "free", "max", "nr_open"} | null, "matched": N, "unreadable": N,
+//!   "processes": [{"pid", "name", "fds", "soft_limit", "hard_limit", "percent_used",
+//!   "sockets"?, "kinds"?: {"tcp", "udp", "unix", "other_socket", "file", "pipe", "anon_inode",
+//!   "device", "other"}}]}`; `fds`, limits and `percent_used` are null when unreadable or
+//! unlimited. `--watch --json` writes JSON Lines: `{"type": "sample", …WatchSample}` per sample
+//! and a final `{"type": "summary", …WatchSummary}`.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{escape, new_table, percent, write_json, write_table};
+use crate::procs::growth::Trend;
+use crate::procs::kinds::FdKind;
+use crate::procs::model::{FdUsage, SystemFds};
+use crate::procs::report::{FdsReport, WatchSample, WatchSummary};
+
+#[derive(Serialize)]
+struct Row<'a> {
+    #[serde(flatten)]
+    usage: &'a FdUsage,
+    percent_used: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Json<'a> {
+    system: &'a Option<SystemFds>,
+    matched: usize,
+    unreadable: usize,
+    processes: Vec<Row<'a>>,
+}
+
+pub fn write_fds_json(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
+    let processes = r
+        .processes
+        .iter()
+        .map(|u| Row {
+            usage: u,
+            percent_used: u.percent_used(),
+        })
+        .collect();
+    write_json(
+        out,
+        &Json {
+            system: &r.system,
+            matched: r.matched,
+            unreadable: r.unreadable,
+            processes,
+        },
+    )
+}
+
+/// The system line: how close the host is to ENFILE.
+pub fn system_line(s: &Option<SystemFds>) -> String {
+    match s {
+        Some(s) => {
+            let used = if s.max > 0 {
+                format!(
+                    " ({} used)",
+                    percent(s.allocated as f64 * 100.0 / s.max as f64)
+                )
+            } else {
+                String::new()
+            };
+            let nr_open = s
+                .nr_open
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "unreadable".into());
+            format!(
+                "System file table: {} allocated, {} free, max {}{used}; fs.nr_open {nr_open}",
+                s.allocated, s.free, s.max
+            )
+        }
+        None => "System file table: /proc/sys/fs/file-nr unreadable".to_string(),
+    }
+}
+
+fn limit(v: Option<u64>) -> String {
+    v.map(|v| v.to_string())
+        .unwrap_or_else(|| "unlimited".into())
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+pub fn write_fds_table(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
+    writeln!(out, "{}", system_line(&r.system))?;
+    let mut header = vec!["PID", "Name", "FDs", "Soft", "Hard", "Used"];
+    if r.sockets_read {
+        header.push("Sockets");
+    }
+    if r.kinds_read {
+        header.extend([
+            "TCP",
+            "UDP",
+            "UNIX",
+            "OtherSock",
+            "File",
+            "Pipe",
+            "AnonInode",
+            "Device",
+            "Other",
+        ]);
+    }
+    let right: Vec<usize> = (0..header.len()).filter(|&i| i != 1).collect();
+    let mut t = new_table(&header, &right);
+    for u in &r.processes {
+        let mut row = vec![
+            u.pid.to_string(),
+            escape(&u.name),
+            u.fds
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "unreadable".into()),
+            limit(u.soft_limit),
+            limit(u.hard_limit),
+            u.percent_used().map(percent).unwrap_or_else(|| "-".into()),
+        ];
+        if r.sockets_read {
+            row.push(opt(u.sockets));
+        }
+        if r.kinds_read {
+            for k in FdKind::ALL {
+                row.push(opt(u.kinds.as_ref().and_then(|m| m.get(k.key()).copied())));
+            }
+        }
+        t.add_row(row);
+    }
+    write_table(out, &t)?;
+    if r.processes.len() < r.matched {
+        writeln!(
+            out,
+            "({} of {} processes shown; --top N or --all for more)",
+            r.processes.len(),
+            r.matched
+        )?;
+    }
+    Ok(())
+}
+
+/// "12.5s", "3m20s", "5h12m", "3d04h": the time left until a limit.
+pub fn duration(secs: f64) -> String {
+    if !secs.is_finite() {
+        return "-".into();
+    }
+    if secs < 60.0 {
+        return format!("{secs:.1}s");
+    }
+    let s = secs.round() as u64;
+    if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else if s < 86_400 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else {
+        format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600)
+    }
+}
+
+fn trends_table(out: &mut dyn Write, trends: &[Trend]) -> io::Result<()> {
+    let mut t = new_table(
+        &[
+            "PID",
+            "Name",
+            "FDs",
+            "Soft",
+            "Used",
+            "Growth/s",
+            "Grew",
+            "Soft limit in",
+        ],
+        &[0, 2, 3, 4, 5, 6, 7],
+    );
+    for tr in trends {
+        let used = match (tr.fds, tr.soft_limit) {
+            (Some(f), Some(s)) if s > 0 => percent(f as f64 * 100.0 / s as f64),
+            _ => "-".into(),
+        };
+        let grew = match (tr.fds, tr.first_fds) {
+            (Some(now), Some(first)) => format!("{:+}", now as i64 - first as i64),
+            _ => "-".into(),
+        };
+        t.add_row(vec![
+            tr.pid.to_string(),
+            escape(&tr.name),
+            tr.fds
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "unreadable".into()),
+            limit(tr.soft_limit),
+            used,
+            tr.rate_per_s
+                .map(|r| format!("{r:.2}"))
+                .unwrap_or_else(|| "-".into()),
+            grew,
+            tr.seconds_to_limit
+                .map(duration)
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    write_table(out, &t)
+}
+
+pub fn write_watch_sample_table(out: &mut dyn Write, s: &WatchSample) -> io::Result<()> {
+    writeln!(
+        out,
+        "--- sample {} at +{:.1}s: {} process(es) ---",
+        s.sample, s.elapsed_s, s.matched
+    )?;
+    writeln!(out, "{}", system_line(&s.system))?;
+    trends_table(out, &s.processes)?;
+    writeln!(out)
+}
+
+#[derive(Serialize)]
+struct Tagged<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    value: &'a T,
+}
+
+/// One JSON line per sample.
+pub fn write_watch_sample_json(out: &mut dyn Write, s: &WatchSample) -> io::Result<()> {
+    serde_json::to_writer(
+        &mut *out,
+        &Tagged {
+            kind: "sample",
+            value: s,
+        },
+    )
+    .map_err(io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+pub fn write_watch_summary_json(out: &mut dyn Write, s: &WatchSummary) -> io::Result<()> {
+    serde_json::to_writer(
+        &mut *out,
+        &Tagged {
+            kind: "summary",
+            value: s,
+        },
+    )
+    .map_err(io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+pub fn write_watch_summary_table(out: &mut dyn Write, s: &WatchSummary) -> io::Result<()> {
+    writeln!(
+        out,
+        "Watched for {:.1}s ({} samples){}.",
+        s.elapsed_s,
+        s.samples,
+        if s.interrupted {
+            ", stopped by Ctrl-C"
+        } else {
+            ""
+        }
+    )?;
+    if s.growing.is_empty() {
+        return writeln!(out, "No process grew its fd count.");
+    }
+    writeln!(out, "Growing, soonest to hit its soft limit first:")?;
+    trends_table(out, &s.growing)
+}
+
+/// The stderr line that starts a watch.
+pub fn write_watch_banner(err: &mut dyn Write, interval_s: f64) -> io::Result<()> {
+    writeln!(
+        err,
+        "sockscope: sampling every {interval_s}s; Ctrl-C stops and prints a summary"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> FdsReport {
+        let mut kinds = std::collections::BTreeMap::new();
+        for k in FdKind::ALL {
+            kinds.insert(k.key().to_string(), 0);
+        }
+        kinds.insert("tcp".into(), 3);
+        FdsReport {
+            system: Some(SystemFds {
+                allocated: 500,
+                free: 0,
+                max: 1000,
+                nr_open: Some(1048576),
+            }),
+            processes: vec![
+                FdUsage {
+                    pid: 7,
+                    name: "evil\x1b]0;pwned\x07".into(),
+                    fds: Some(192),
+                    soft_limit: Some(256),
+                    hard_limit: None,
+                    sockets: Some(3),
+                    kinds: Some(kinds),
+                },
+                FdUsage {
+                    pid: 8,
+                    name: "locked".into(),
+                    fds: None,
+                    soft_limit: Some(1024),
+                    hard_limit: Some(4096),
+                    sockets: None,
+                    kinds: None,
+                },
+            ],
+            matched: 5,
+            unreadable: 1,
+            sockets_read: true,
+            kinds_read: true,
+        }
+    }
+
+    #[test]
+    fn table_escapes_names_and_marks_unknowns() {
+        let mut buf = Vec::new();
+        write_fds_table(&mut buf, &report()).unwrap();
+        let s = String::from_utf8(buf).unwrap();
+        assert!(!s.contains('\x1b') && !s.contains('\x07'), "{s}");
+        assert!(s.contains("evil\\x1b]0;pwned\\x07"), "{s}");
+        assert!(s.starts_with(
+            "System file table: 500 allocated, 0 free, max 1000 (50% used); fs.nr_open 1048576\n"
+        ));
+        let row = s.lines().find(|l| l.contains("evil")).unwrap();
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            &cols[..7],
+            [
+                "7",
+                "evil\\x1b]0;pwned\\x07",
+                "192",
+                "256",
+                "unlimited",
+                "75%",
+                "3"
+            ]
+        );
+        let row = s.lines().find(|l| l.contains("locked")).unwrap();
+        assert!(row.contains("unreadable"), "{row}");
+        assert!(s.contains("(2 of 5 processes shown"), "{s}");
+    }
+
+    #[test]
+    fn json_has_the_documented_schema() {
+        let mut buf = Vec::new();
+        write_fds_json(&mut buf, &report()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["system"]["max"], 1000);
+        assert_eq!(v["unreadable"], 1);
+        let p = &v["processes"][0];
+        assert_eq!(p["pid"], 7);
+        assert_eq!(p["hard_limit"], serde_json::Value::Null);
+        assert_eq!(p["percent_used"], 75.0);
+        assert_eq!(p["kinds"]["tcp"], 3);
+        assert_eq!(p["kinds"].as_object().unwrap().len(), 9);
+        assert_eq!(v["processes"][1]["fds"], serde_json::Value::Null);
+        assert!(v["processes"][1].get("kinds").is_none());
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(12.34), "12.3s");
+        assert_eq!(duration(200.0), "3m20s");
+        assert_eq!(duration(18_720.0), "5h12m");
+        assert_eq!(duration(273_600.0), "3d04h");
+    }
+
+    #[test]
+    fn watch_summary_lists_growers_escaped() {
+        let grower = Trend {
+            pid: 9,
+            name: "leak\x1b[31m".into(),
+            fds: Some(120),
+            soft_limit: Some(256),
+            hard_limit: Some(4096),
+            rate_per_s: Some(8.0),
+            seconds_to_limit: Some(17.0),
+            first_fds: Some(40),
+            samples: 11,
+        };
+        let s = WatchSummary {
+            samples: 11,
+            elapsed_s: 10.0,
+            interrupted: true,
+            growing: vec![grower],
+        };
+        let mut buf = Vec::new();
+        write_watch_summary_table(&mut buf, &s).unwrap();
+        let out = String::from_utf8(buf).unwrap();
+        assert!(out.starts_with("Watched for 10.0s (11 samples), stopped by Ctrl-C.\n"));
+        let row: Vec<&str> = out.lines().last().unwrap().split_whitespace().collect();
+        assert_eq!(
+            row,
+            [
+                "9",
+                "leak\\x1b[31m",
+                "120",
+                "256",
+                "46.88%",
+                "8.00",
+                "+80",
+                "17.0s"
+            ]
+        );
+        let mut buf = Vec::new();
+        write_watch_summary_json(&mut buf, &s).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["type"], "summary");
+        assert_eq!(v["growing"][0]["seconds_to_limit"], 17.0);
+    }
+}

@@ -1,0 +1,189 @@
+//! The UNIX-socket side of sock_diag: the inode of every AF_UNIX socket in the calling thread's
+//! network namespace (`unix_diag`), so `fds --kinds` can tell a UNIX socket from a TCP one.
+//!
+//! Only inodes are needed, so the request asks for no attributes and the parse reads one field.
+
+use std::io;
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_sock_diag::unix::{ShowFlags, StateFlags, UnixRequest};
+use netlink_packet_sock_diag::SockDiagMessage;
+use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket as NlSocket, SocketAddr};
+
+use super::diag::DiagError;
+
+const NLMSG_HDR_LEN: usize = 16;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// `struct unix_diag_msg`: family, type, state, pad (4 bytes), ino (u32), cookie (8 bytes).
+const UNIX_DIAG_MSG_LEN: usize = 16;
+
+/// Calls `each(inode)` for every UNIX socket in the calling thread's network namespace.
+pub fn for_each_unix_inode(each: &mut dyn FnMut(u32)) -> Result<(), DiagError> {
+    let mut sock = NlSocket::new(NETLINK_SOCK_DIAG).map_err(DiagError::Open)?;
+    sock.bind_auto().map_err(DiagError::Open)?;
+    sock.connect(&SocketAddr::new(0, 0))
+        .map_err(DiagError::Open)?;
+    let seq = 1;
+    let dump_err = |source: io::Error| DiagError::Dump {
+        proto: "unix",
+        family: 0,
+        source,
+    };
+    sock.send(&build_request(seq), 0).map_err(dump_err)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = loop {
+            match sock.recv(&mut &mut buf[..], 0) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(dump_err(e)),
+            }
+        };
+        match parse_unix_batch(&buf[..n.min(buf.len())], seq, each)? {
+            None => {}
+            Some(0) => return Ok(()),
+            Some(errno) if errno == libc::ENOENT || errno == libc::EOPNOTSUPP => {
+                return Err(DiagError::Decode(
+                    "the kernel has no sock_diag support for UNIX sockets (module unix_diag \
+                     not loaded?); try `modprobe unix_diag`"
+                        .into(),
+                ))
+            }
+            Some(errno) => return Err(dump_err(io::Error::from_raw_os_error(errno))),
+        }
+    }
+}
+
+fn build_request(seq: u32) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = seq;
+    let mut msg = NetlinkMessage::new(
+        header,
+        NetlinkPayload::from(SockDiagMessage::UnixRequest(UnixRequest {
+            // Every state: listening, connected, and unconnected (TCP_CLOSE = 7) sockets.
+            state_flags: StateFlags::from_bits_retain(u32::MAX),
+            inode: 0,
+            show_flags: ShowFlags::empty(),
+            cookie: [0xff; 8],
+        })),
+    );
+    msg.finalize();
+    let mut buf = vec![0u8; msg.buffer_len()];
+    msg.serialize(&mut buf);
+    buf
+}
+
+/// Decodes one datagram: `None` = more to come, `Some(0)` = done, `Some(errno)` = error.
+pub fn parse_unix_batch(
+    mut buf: &[u8],
+    seq: u32,
+    each: &mut dyn FnMut(u32),
+) -> Result<Option<i32>, DiagError> {
+    while buf.len() >= NLMSG_HDR_LEN {
+        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
+        let msg_seq = u32::from_ne_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        if len < NLMSG_HDR_LEN || len > buf.len() {
+            return Err(DiagError::Decode(format!(
+                "netlink message length {len} with {} bytes left",
+                buf.len()
+            )));
+        }
+        let payload = &buf[NLMSG_HDR_LEN..len];
+        if msg_seq == seq {
+            match kind {
+                NLMSG_DONE => return Ok(Some(0)),
+                NLMSG_ERROR => {
+                    let code = payload
+                        .get(0..4)
+                        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                        .unwrap_or(0);
+                    return Ok(Some(-code));
+                }
+                SOCK_DIAG_BY_FAMILY => {
+                    if payload.len() < UNIX_DIAG_MSG_LEN {
+                        return Err(DiagError::Decode(format!(
+                            "unix_diag_msg of {} bytes, expected at least {UNIX_DIAG_MSG_LEN}",
+                            payload.len()
+                        )));
+                    }
+                    each(u32::from_ne_bytes([
+                        payload[4], payload[5], payload[6], payload[7],
+                    ]));
+                }
+                _ => {}
+            }
+        }
+        let step = (len + 3) & !3;
+        if step >= buf.len() {
+            break;
+        }
+        buf = &buf[step..];
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn nlmsg(kind: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&((NLMSG_HDR_LEN + payload.len()) as u32).to_ne_bytes());
+        b.extend_from_slice(&kind.to_ne_bytes());
+        b.extend_from_slice(&2u16.to_ne_bytes()); // NLM_F_MULTI
+        b.extend_from_slice(&seq.to_ne_bytes());
+        b.extend_from_slice(&0u32.to_ne_bytes()); // port id
+        b.extend_from_slice(payload);
+        b
+    }
+
+    #[test]
+    fn parses_inodes_and_done() {
+        let msg = [
+            1u8, // udiag_family AF_UNIX
+            1,   // udiag_type SOCK_STREAM
+            10,  // udiag_state LISTEN
+            0,   // pad
+        ]
+        .into_iter()
+        .chain(4242u32.to_ne_bytes()) // udiag_ino
+        .chain([0xffu8; 8]) // udiag_cookie
+        .collect::<Vec<u8>>();
+        let mut buf = nlmsg(SOCK_DIAG_BY_FAMILY, 7, &msg);
+        buf.extend(nlmsg(SOCK_DIAG_BY_FAMILY, 6, &msg)); // an older request's: ignored
+        let mut seen = Vec::new();
+        assert_eq!(
+            parse_unix_batch(&buf, 7, &mut |i| seen.push(i)).unwrap(),
+            None
+        );
+        assert_eq!(seen, [4242]);
+        let done = nlmsg(NLMSG_DONE, 7, &0u32.to_ne_bytes());
+        assert_eq!(parse_unix_batch(&done, 7, &mut |_| {}).unwrap(), Some(0));
+        let err = nlmsg(NLMSG_ERROR, 7, &(-libc::EPERM).to_ne_bytes());
+        assert_eq!(
+            parse_unix_batch(&err, 7, &mut |_| {}).unwrap(),
+            Some(libc::EPERM)
+        );
+        let short = nlmsg(SOCK_DIAG_BY_FAMILY, 7, &[1, 2, 3]);
+        assert!(parse_unix_batch(&short, 7, &mut |_| {}).is_err());
+    }
+
+    #[test]
+    fn dump_finds_our_socketpair() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
+        let ino = std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .unwrap()
+            .ino() as u32;
+        let mut found = false;
+        for_each_unix_inode(&mut |i| found |= i == ino).unwrap();
+        assert!(found);
+    }
+}

@@ -1,0 +1,622 @@
+//! `fds` against child processes holding a known population of fds with known limits, and
+//! against the fake /proc tree in fixtures/proc/hostile.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{self, child, run, run_json, Netns};
+
+/// The kinds `--kinds` reports, in schema order.
+const KINDS: [&str; 9] = [
+    "tcp",
+    "udp",
+    "unix",
+    "other_socket",
+    "file",
+    "pipe",
+    "anon_inode",
+    "device",
+    "other",
+];
+
+/// A temp file the children open; removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(tag: &str) -> TempFile {
+        let p = std::env::temp_dir().join(format!("ssc-fds-{}-{tag}", std::process::id()));
+        std::fs::write(&p, b"sockscope fds test\n").unwrap();
+        TempFile(p)
+    }
+    fn path(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Args of the `fds:hold` role.
+struct Hold {
+    soft: u64,
+    hard: u64,
+    tcp_pairs: usize,
+    udp: usize,
+    unix_pairs: usize,
+    files: usize,
+    pipes: usize,
+}
+
+fn spawn_hold(name: &str, h: &Hold, file: &TempFile, ns: &Netns) -> (child::Child, u64) {
+    let args: Vec<String> = [
+        name.to_string(),
+        h.soft.to_string(),
+        h.hard.to_string(),
+        h.tcp_pairs.to_string(),
+        h.udp.to_string(),
+        h.unix_pairs.to_string(),
+        h.files.to_string(),
+        h.pipes.to_string(),
+        file.path(),
+    ]
+    .into();
+    let c = child::spawn("fds:hold", &args, Some(&ns.path()));
+    let baseline = c.info.parse().expect("child reports its baseline fd count");
+    (c, baseline)
+}
+
+fn find(v: &Value, pid: u32) -> &Value {
+    v["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .unwrap_or_else(|| panic!("pid {pid} missing from {v}"))
+}
+
+fn kind(p: &Value, k: &str) -> i64 {
+    p["kinds"][k]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no kind {k} in {p}"))
+}
+
+#[test]
+fn fds_counts_kinds_and_limits_are_exact() {
+    if !support::require_root("fds_counts_kinds_and_limits_are_exact") {
+        return;
+    }
+    let ns = Netns::new();
+    let file = TempFile::new("exact");
+    // The population: 137 sockets (81 TCP = a listener and 40 connected pairs, 30 UDP,
+    // 26 UNIX = 13 socketpairs) + 20 files + 6 pipe ends, soft limit 256.
+    let (a, base_a) = spawn_hold(
+        "ssc-fds-a",
+        &Hold {
+            soft: 256,
+            hard: 4096,
+            tcp_pairs: 40,
+            udp: 30,
+            unix_pairs: 13,
+            files: 20,
+            pipes: 3,
+        },
+        &file,
+        &ns,
+    );
+    let (b, base_b) = spawn_hold(
+        "ssc-fds-b",
+        &Hold {
+            soft: 100,
+            hard: 200,
+            tcp_pairs: 0,
+            udp: 0,
+            unix_pairs: 0,
+            files: 50,
+            pipes: 0,
+        },
+        &file,
+        &ns,
+    );
+    // Spawned the same way, with nothing opened: its fds are the baseline every child has.
+    let (idle, base_idle) = spawn_hold(
+        "ssc-fds-idle",
+        &Hold {
+            soft: 256,
+            hard: 4096,
+            tcp_pairs: 0,
+            udp: 0,
+            unix_pairs: 0,
+            files: 0,
+            pipes: 0,
+        },
+        &file,
+        &ns,
+    );
+    let pids = [a.pid, b.pid, idle.pid].map(|p| p.to_string());
+    let mut args = vec!["fds", "--kinds", "--json"];
+    for p in &pids {
+        args.extend(["--pid", p.as_str()]);
+    }
+    let v = run_json(&args);
+    let order: Vec<u64> = v["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(order, [a.pid, b.pid, idle.pid].map(u64::from), "{v}");
+    assert_eq!(v["matched"], 3);
+    assert_eq!(v["unreadable"], 0);
+
+    let pa = find(&v, a.pid);
+    let pb = find(&v, b.pid);
+    let pi = find(&v, idle.pid);
+    assert_eq!(pa["name"], "ssc-fds-a");
+    assert_eq!(pa["fds"], base_a + 163);
+    assert_eq!(pa["soft_limit"], 256);
+    assert_eq!(pa["hard_limit"], 4096);
+    assert_eq!(
+        pa["percent_used"].as_f64().unwrap(),
+        (base_a + 163) as f64 * 100.0 / 256.0
+    );
+    assert_eq!(pb["fds"], base_b + 50);
+    assert_eq!(
+        (pb["soft_limit"].as_u64(), pb["hard_limit"].as_u64()),
+        (Some(100), Some(200))
+    );
+    assert_eq!(pi["fds"], base_idle);
+
+    // Every fd has exactly one kind.
+    for p in [pa, pb, pi] {
+        let sum: i64 = KINDS.iter().map(|k| kind(p, k)).sum();
+        assert_eq!(Some(sum as u64), p["fds"].as_u64(), "{p}");
+        let socks: i64 = KINDS[..4].iter().map(|k| kind(p, k)).sum();
+        assert_eq!(p["sockets"].as_i64(), Some(socks));
+    }
+    // Over the baseline, exactly the population each child opened.
+    let want_a = [81, 30, 26, 0, 20, 6, 0, 0, 0];
+    let want_b = [0, 0, 0, 0, 50, 0, 0, 0, 0];
+    for (i, k) in KINDS.iter().enumerate() {
+        assert_eq!(kind(pa, k) - kind(pi, k), want_a[i], "{k} of a: {pa}");
+        assert_eq!(kind(pb, k) - kind(pi, k), want_b[i], "{k} of b: {pb}");
+    }
+    assert_eq!(
+        pa["sockets"].as_i64().unwrap() - pi["sockets"].as_i64().unwrap(),
+        137
+    );
+
+    // The table: same numbers, the % as rendered, names narrowed with --name.
+    let (code, out, err) = run(&["fds", "--name", "ssc-fds-", "--pid", &pids[0]]);
+    assert_eq!(code, 0, "{err}");
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.contains("ssc-fds-a"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .split_whitespace()
+        .collect();
+    let pct = sockscope::render::percent((base_a + 163) as f64 * 100.0 / 256.0);
+    let fds_a = (base_a + 163).to_string();
+    let socks_a = pa["sockets"].as_i64().unwrap().to_string();
+    assert_eq!(
+        row,
+        [
+            pids[0].as_str(),
+            "ssc-fds-a",
+            fds_a.as_str(),
+            "256",
+            "4096",
+            pct.as_str(),
+            socks_a.as_str(),
+        ]
+    );
+    assert!(out.starts_with("System file table: "), "{out}");
+
+    // The children's sockets live in the test's namespace (their test thread entered it),
+    // and that is where `--kinds` must dump: the namespace is found through their threads.
+    let ns_ino = std::fs::metadata(ns.path()).unwrap().ino();
+    let found = sockscope::procs::namespaces::netns_of("/proc", a.pid);
+    assert!(found.contains_key(&ns_ino), "{found:?}");
+
+    // --netns selects exactly the processes whose main thread is inside the namespace.
+    let mut sleeper = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let sleeper_pid = u64::from(sleeper.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let inside = loop {
+        // `ip netns exec` enters the namespace, then execs sleep under the same pid.
+        let v = run_json(&["fds", "--netns", &ns.path(), "--all", "--json"]);
+        if v["processes"][0]["name"] == "sleep" || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let pids_in: Vec<u64> = inside["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids_in, [sleeper_pid], "{inside}");
+    drop((a, b, idle));
+}
+
+#[test]
+fn socket_index_reads_another_namespace() {
+    if !support::require_root("socket_index_reads_another_namespace") {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    let ns = Netns::new();
+    let (l, u) = ns.within(|| {
+        (
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            UdpSocket::bind("127.0.0.1:0").unwrap(),
+        )
+    });
+    let ino = |fd: i32| {
+        std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .unwrap()
+            .ino() as u32
+    };
+    let inside = sockscope::sockets::inodes::index_netns(std::path::Path::new(&ns.path())).unwrap();
+    use sockscope::sockets::inodes::SockProto;
+    assert_eq!(inside.get(&ino(l.as_raw_fd())), Some(&SockProto::Tcp));
+    assert_eq!(inside.get(&ino(u.as_raw_fd())), Some(&SockProto::Udp));
+    // The namespace holds nothing else: the dump is of that namespace, not ours.
+    assert_eq!(inside.len(), 2, "{inside:?}");
+}
+
+#[test]
+fn watch_estimates_time_to_exhaustion_and_stops_on_sigint() {
+    if !support::require_root("watch_estimates_time_to_exhaustion_and_stops_on_sigint") {
+        return;
+    }
+    let file = TempFile::new("grow");
+    const RATE: f64 = 25.0;
+    const SOFT: u64 = 256;
+    // 25 fds/s up to 200: never reaches the limit during the few seconds the test runs.
+    let grow = child::spawn(
+        "fds:grow",
+        &[
+            "ssc-fds-grow".into(),
+            SOFT.to_string(),
+            RATE.to_string(),
+            "200".into(),
+            file.path(),
+        ],
+        None,
+    );
+    let pid = grow.pid.to_string();
+    let mut ss = support::sockscope()
+        .args([
+            "fds",
+            "--watch",
+            "--interval",
+            "200ms",
+            "--json",
+            "--pid",
+            &pid,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(ss.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut samples = 0;
+    while samples < 12 {
+        assert!(
+            Instant::now() < deadline,
+            "watch too slow: {samples} samples"
+        );
+        let line = lines.next().expect("watch ended early").unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["type"], "sample", "{line}");
+        samples += 1;
+    }
+    // SAFETY: signalling the sockscope process this test started.
+    assert_eq!(unsafe { libc::kill(ss.id() as i32, libc::SIGINT) }, 0);
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = ss.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut ss.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    let summary: Value = serde_json::from_str(rest.last().expect("no summary")).unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["interrupted"], true);
+    assert!(summary["samples"].as_u64().unwrap() >= 12);
+    let g = &summary["growing"][0];
+    assert_eq!(g["pid"], grow.pid);
+    assert_eq!(g["soft_limit"], SOFT);
+    let rate = g["rate_per_s"].as_f64().unwrap();
+    let fds = g["fds"].as_u64().unwrap();
+    assert!(fds < 200, "the child stopped growing before the end: {g}");
+    let truth = (SOFT - fds) as f64 / RATE;
+    let eta = g["seconds_to_limit"].as_f64().unwrap();
+    assert!(
+        (eta - truth).abs() <= 0.2 * truth,
+        "estimated {eta:.2}s to the limit, truth {truth:.2}s (rate {rate:.2}/s, want {RATE})"
+    );
+    assert!(err.contains("Ctrl-C stops"), "{err}");
+}
+
+#[test]
+fn watch_with_count_ends_with_a_table_summary() {
+    let (code, out, err) = run(&[
+        "fds",
+        "--watch",
+        "--interval",
+        "100ms",
+        "--count",
+        "3",
+        "--pid",
+        &std::process::id().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches("--- sample ").count(), 3, "{out}");
+    assert!(out.contains("Watched for "), "{out}");
+    assert!(!out.contains("stopped by Ctrl-C"), "{out}");
+}
+
+#[test]
+fn fds_bad_input_is_one_line_and_exit_2() {
+    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // pid_max itself is never a pid.
+    let missing = pid_max.to_string();
+    let (code, out, err) = run(&["fds", "--pid", &missing]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("sockscope: no process {missing}")),
+        "{err}"
+    );
+    for (args, needle) in [
+        (
+            &["fds", "--watch", "--interval", "0"][..],
+            "must be more than 0",
+        ),
+        (&["fds", "--top", "-1"], "is not a count"),
+        (&["fds", "--pid", "x"], "is not a process id"),
+    ] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty());
+        assert!(err.lines().next().unwrap().starts_with("error:"), "{err}");
+        assert!(err.lines().next().unwrap().contains(needle), "{err}");
+    }
+}
+
+fn fixture() -> String {
+    format!("{}/fixtures/proc/hostile", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn fake_proc_tree_counts_escapes_and_skips() {
+    let root = fixture();
+    let v = run_json(&["fds", "--proc-root", &root, "--all", "--kinds", "--json"]);
+    assert_eq!(
+        v["system"],
+        serde_json::json!({"allocated": 1234, "free": 0, "max": 9999, "nr_open": 1048576})
+    );
+    // 300 vanished (no fd dir, no limits): skipped, not an error, not unreadable.
+    let pids: Vec<u64> = v["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids, [100, 400, 200]);
+    assert_eq!(v["unreadable"], 0);
+    let p = find(&v, 100);
+    // Counted by walking (this is no procfs: the dir's byte size is not a count).
+    assert_eq!(p["fds"], 5);
+    assert_eq!(
+        (p["soft_limit"].as_u64(), p["hard_limit"].as_u64()),
+        (Some(8), Some(16))
+    );
+    assert_eq!(p["percent_used"], 62.5);
+    assert_eq!(p["sockets"], 1);
+    let want = [0, 0, 0, 1, 0, 1, 1, 1, 1];
+    for (i, k) in KINDS.iter().enumerate() {
+        assert_eq!(kind(p, k), want[i], "{k}: {p}");
+    }
+    let evil = find(&v, 200);
+    assert_eq!(evil["name"], "evil\x1b]0;pwned\x07\x1b[2J");
+    assert_eq!(evil["fds"], 3);
+    assert_eq!(evil["soft_limit"], Value::Null);
+    assert_eq!(evil["hard_limit"], Value::Null);
+    assert_eq!(evil["percent_used"], Value::Null);
+
+    // The table never passes the escape sequences to the terminal.
+    let (code, out, err) = run(&["fds", "--proc-root", &root]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
+    assert!(out.contains("evil\\x1b]0;pwned\\x07\\x1b[2J"), "{out}");
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.contains("evil"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[2..6], ["3", "unlimited", "unlimited", "-"]);
+
+    // A vanished pid named explicitly: skipped, exit 0, empty list.
+    let v = run_json(&["fds", "--proc-root", &root, "--pid", "300", "--json"]);
+    assert_eq!(v["processes"], serde_json::json!([]));
+}
+
+#[test]
+fn fake_proc_tree_unreadable_fd_dir_is_marked_not_fatal() {
+    // Copy the tree and lock one fd dir; read it as an unprivileged user (root reads anything).
+    let tmp = std::env::temp_dir().join(format!("ssc-fds-locked-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    support::run_ok("cp", &["-a", &fixture(), tmp.to_str().unwrap()]);
+    support::run_ok("chmod", &["0755", tmp.to_str().unwrap()]);
+    support::run_ok("chmod", &["000", tmp.join("400/fd").to_str().unwrap()]);
+    let root = tmp.to_str().unwrap();
+    // A copy of the binary the unprivileged user can surely execute (the checkout may sit
+    // under a private home directory). Copied by `cp`, not in this process: a child forked by a
+    // parallel test could inherit our write fd and make the exec fail with ETXTBSY.
+    let bin_copy = tmp.join("sockscope");
+    support::run_ok(
+        "cp",
+        &[env!("CARGO_BIN_EXE_sockscope"), bin_copy.to_str().unwrap()],
+    );
+    let bin = bin_copy.to_str().unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let out = if unsafe { libc::geteuid() } == 0 {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin])
+            .args(["fds", "--proc-root", root, "--kinds", "--json"])
+            .output()
+            .unwrap()
+    } else {
+        std::process::Command::new(bin)
+            .args(["fds", "--proc-root", root, "--kinds", "--json"])
+            .output()
+            .unwrap()
+    };
+    let _ = std::fs::set_permissions(
+        tmp.join("400/fd"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["unreadable"], 1);
+    let locked = find(&v, 400);
+    assert_eq!(locked["fds"], Value::Null);
+    assert_eq!(locked["soft_limit"], 256, "limits are still readable");
+    assert!(locked.get("kinds").is_none());
+    // The readable rows are all there, the unreadable one last.
+    assert_eq!(v["processes"][0]["pid"], 100);
+    assert_eq!(v["processes"][2]["pid"], 400);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("1 process(es) could not be read") && err.contains("CAP_SYS_PTRACE"),
+        "{err}"
+    );
+}
+
+/// Child roles for these tests (see `support::child`).
+pub fn child(role: &str, args: &[String]) -> bool {
+    match role {
+        "fds:hold" => {
+            hold(args);
+            true
+        }
+        "fds:grow" => {
+            grow(args);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn set_nofile(soft: u64, hard: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads a struct we own.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+}
+
+/// This process's open fds, without the one `read_dir` itself holds.
+fn own_fd_count() -> u64 {
+    std::fs::read_dir("/proc/self/fd").unwrap().count() as u64 - 1
+}
+
+fn hold(args: &[String]) {
+    let n = |i: usize| args[i].parse::<u64>().unwrap();
+    let (name, soft, hard) = (&args[0], n(1), n(2));
+    let (tcp_pairs, udp, unix_pairs, files, pipes) = (n(3), n(4), n(5), n(6), n(7));
+    let path = &args[8];
+    child::enter_netns();
+    set_nofile(soft, hard);
+    let baseline = own_fd_count();
+    let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
+    if tcp_pairs > 0 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        for _ in 0..tcp_pairs {
+            keep.push(Box::new(
+                TcpStream::connect(l.local_addr().unwrap()).unwrap(),
+            ));
+            keep.push(Box::new(l.accept().unwrap().0));
+        }
+        keep.push(Box::new(l));
+    }
+    for _ in 0..udp {
+        keep.push(Box::new(UdpSocket::bind("127.0.0.1:0").unwrap()));
+    }
+    for _ in 0..unix_pairs {
+        let (a, b) = UnixStream::pair().unwrap();
+        keep.push(Box::new(a));
+        keep.push(Box::new(b));
+    }
+    for _ in 0..files {
+        keep.push(Box::new(std::fs::File::open(path).unwrap()));
+    }
+    for _ in 0..pipes {
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe fills two fds, held until the process exits.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    }
+    let expected = baseline
+        + 2 * tcp_pairs
+        + u64::from(tcp_pairs > 0)
+        + udp
+        + 2 * unix_pairs
+        + files
+        + 2 * pipes;
+    assert_eq!(own_fd_count(), expected, "child population");
+    child::serve(name, &baseline.to_string(), |_| {});
+    drop(keep);
+}
+
+/// Opens one file every 1/RATE s on a fixed schedule (no drift) up to MAX fds, then holds.
+fn grow(args: &[String]) {
+    let (name, soft) = (&args[0], args[1].parse::<u64>().unwrap());
+    let rate: f64 = args[2].parse().unwrap();
+    let max: u64 = args[3].parse().unwrap();
+    let path = args[4].clone();
+    set_nofile(soft, soft);
+    child::set_name(name);
+    let start = Instant::now();
+    std::thread::spawn(move || {
+        let mut keep = Vec::new();
+        // Counted once: listing /proc/self/fd on every step would itself open an fd.
+        let base = own_fd_count();
+        let mut i = 0u64;
+        while base + i < max {
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            keep.push(std::fs::File::open(&path).unwrap());
+            i += 1;
+        }
+        // Hold them until the process exits.
+        std::mem::forget(keep);
+    });
+    child::serve(name, "", |_| {});
+}
