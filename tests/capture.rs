@@ -788,3 +788,46 @@ fn regenerate_derived_fixtures() {
         &[with_hbh(v6syn), with_hbh(v6rst)],
     );
 }
+
+/// The library API `doctor --capture` uses: start in a namespace, make traffic, stop.
+#[test]
+fn capture_api_start_stop_in_a_namespace() {
+    if !support::require_root("capture_api_start_stop_in_a_namespace") {
+        return;
+    }
+    use sockscope::capture::{Capture, CaptureSpec, Outcome};
+    let ns = Netns::new();
+    let spec = CaptureSpec {
+        device: "lo".into(),
+        port: Some(9301),
+        netns: Some(sockscope::netns::NetnsSpec::Path(ns.path().into())),
+        ..CaptureSpec::default()
+    };
+    let cap = Capture::start(&spec).expect("start capture");
+    assert_eq!(cap.linktype, 1, "lo is EN10MB");
+    ns.within(|| {
+        for _ in 0..3 {
+            assert!(TcpStream::connect("127.0.0.1:9301").is_err());
+        }
+    });
+    let report = cap.stop().expect("stop capture");
+    assert_eq!(report.flows.len(), 3);
+    assert!(report.flows.iter().all(|f| f.outcome == Outcome::Refused));
+    assert_eq!(report.summary.len(), 1);
+    assert_eq!(report.summary[0].refused, 3);
+    assert_eq!(report.stats.tcp_segments, 6);
+
+    // Errors come back from start, not from a thread later.
+    let bad = CaptureSpec {
+        device: "nosuch0".into(),
+        netns: spec.netns.clone(),
+        ..CaptureSpec::default()
+    };
+    match Capture::start(&bad) {
+        Err(sockscope::capture::CaptureError::UnknownDevice { available, .. }) => {
+            assert!(available.contains("lo"), "{available}")
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("capture on a missing device started"),
+    }
+}
