@@ -76,6 +76,8 @@ pub enum Command {
     ///   sockscope capture --netns pid:4242 -i any -c 1000 --json
     ///   sockscope capture -r handshakes.pcap --port 443
     ///   tcpdump -i eth0 -w same.pcap "$(sockscope capture --print-filter --port 443)"
+    // Verbatim: the sample lines and examples must keep their line breaks.
+    #[command(verbatim_doc_comment)]
     Capture(CaptureArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     ///
