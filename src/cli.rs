@@ -129,6 +129,9 @@ pub enum Command {
     ///   sockscope capture -i eth0 --host 10.0.0.9 -w handshakes.pcap
     ///   sockscope capture --netns pid:4242 -i any -c 1000 --json
     ///   sockscope capture -r handshakes.pcap --port 443
+    ///   tcpdump -i eth0 -w same.pcap "$(sockscope capture --print-filter --port 443)"
+    // Verbatim: the sample lines and examples must keep their line breaks.
+    #[command(verbatim_doc_comment)]
     Capture(CaptureArgs),
     /// Who is running out of file descriptors, how fast, and what kind they are.
     ///
@@ -448,6 +451,10 @@ pub struct CaptureArgs {
     /// cannot exhaust memory. Also caps the flows kept for the list (the summary counts all).
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = parse_count)]
     pub max_flows: usize,
+    /// Print the BPF filter this capture would use (with --port/--host) and exit: hand it to
+    /// `tcpdump -w` to record the same packets with another tool.
+    #[arg(long)]
+    pub print_filter: bool,
 }
 
 /// A duration such as `30s`, `5m`, `1h`, `250ms` or `10` (seconds), more than zero.

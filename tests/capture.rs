@@ -573,7 +573,13 @@ fn without_cap_net_raw_the_error_names_it() {
     if !support::require_root("without_cap_net_raw_the_error_names_it") {
         return;
     }
-    // Drop to nobody with no capabilities at all.
+    // Drop to nobody with no capabilities at all. The binary is copied to the temp dir first:
+    // the build directory may not be reachable for nobody (a clone under /root).
+    let copy = std::env::temp_dir().join(format!("sockscope-nocap-{}", std::process::id()));
+    std::fs::copy(env!("CARGO_BIN_EXE_sockscope"), &copy).unwrap();
+    let _cleanup = TempPath(copy.clone());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = std::process::Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -581,7 +587,7 @@ fn without_cap_net_raw_the_error_names_it() {
             "--clear-groups",
             "--inh-caps=-all",
             "--bounding-set=-all",
-            env!("CARGO_BIN_EXE_sockscope"),
+            copy.to_str().unwrap(),
             "capture",
             "-i",
             "lo",
@@ -787,4 +793,114 @@ fn regenerate_derived_fixtures() {
         pcapfile::RAW,
         &[with_hbh(v6syn), with_hbh(v6rst)],
     );
+}
+
+/// The library API `doctor --capture` uses: start in a namespace, make traffic, stop.
+#[test]
+fn capture_api_start_stop_in_a_namespace() {
+    if !support::require_root("capture_api_start_stop_in_a_namespace") {
+        return;
+    }
+    use sockscope::capture::{Capture, CaptureSpec, Outcome};
+    let ns = Netns::new();
+    let spec = CaptureSpec {
+        device: "lo".into(),
+        port: Some(9301),
+        netns: Some(sockscope::netns::NetnsSpec::Path(ns.path().into())),
+        ..CaptureSpec::default()
+    };
+    let cap = Capture::start(&spec).expect("start capture");
+    assert_eq!(cap.linktype, 1, "lo is EN10MB");
+    ns.within(|| {
+        for _ in 0..3 {
+            assert!(TcpStream::connect("127.0.0.1:9301").is_err());
+        }
+    });
+    let report = cap.stop().expect("stop capture");
+    assert_eq!(report.flows.len(), 3);
+    assert!(report.flows.iter().all(|f| f.outcome == Outcome::Refused));
+    assert_eq!(report.summary.len(), 1);
+    assert_eq!(report.summary[0].refused, 3);
+    assert_eq!(report.stats.tcp_segments, 6);
+
+    // Errors come back from start, not from a thread later.
+    let bad = CaptureSpec {
+        device: "nosuch0".into(),
+        netns: spec.netns.clone(),
+        ..CaptureSpec::default()
+    };
+    match Capture::start(&bad) {
+        Err(sockscope::capture::CaptureError::UnknownDevice { available, .. }) => {
+            assert!(available.contains("lo"), "{available}")
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("capture on a missing device started"),
+    }
+}
+
+#[test]
+fn count_and_duration_end_a_capture_on_their_own() {
+    if !support::require_root("count_and_duration_end_a_capture_on_their_own") {
+        return;
+    }
+    let ns = Netns::new();
+    // A quiet device: --duration still ends it (libpcap may wait past its timeout).
+    let (code, out, err) = run(&[
+        "capture",
+        "--netns",
+        &ns.path(),
+        "-i",
+        "lo",
+        "--duration",
+        "300ms",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["flows"].as_array().unwrap().len(), 0);
+
+    // -c 2: a refused connect is exactly SYN + RST, then the capture stops by itself.
+    let mut child = sockscope()
+        .args([
+            "capture",
+            "--netns",
+            &ns.path(),
+            "-i",
+            "lo",
+            "-c",
+            "2",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("capturing handshakes"), "{line}");
+    ns.within(|| assert!(TcpStream::connect("127.0.0.1:9401").is_err()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("-c 2 did not stop the capture");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["flows"][0]["outcome"], "refused");
+    assert_eq!(v["stats"]["tcp_segments"], 2);
 }

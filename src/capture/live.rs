@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use pcap::BreakLoop;
 
 use super::model::{CaptureReport, Segment};
+use super::pcapwrite::PcapWriter;
 use super::pipeline::{ts_us, Pipeline};
-use super::source::{open_live, CaptureError, TIMEOUT_MS};
+use super::source::{open_live, CaptureError, SNAPLEN, TIMEOUT_MS};
 use super::tracker::{Event, DEFAULT_MAX_FLOWS};
 use crate::netns::{self, NetnsSpec};
 
@@ -67,7 +68,7 @@ pub struct LiveEvent {
 pub struct Capture {
     stop: Arc<AtomicBool>,
     breaker: Arc<Mutex<Option<BreakLoop>>>,
-    thread: JoinHandle<Result<CaptureReport, CaptureError>>,
+    thread: Option<JoinHandle<Result<CaptureReport, CaptureError>>>,
     events: Option<Receiver<LiveEvent>>,
     lost_events: Arc<AtomicU64>,
     /// libpcap link type of the device (DLT_*).
@@ -105,7 +106,7 @@ impl Capture {
             Ok(Ok(linktype)) => Ok(Capture {
                 stop,
                 breaker,
-                thread,
+                thread: Some(thread),
                 events: ev_rx,
                 lost_events,
                 linktype,
@@ -137,24 +138,39 @@ impl Capture {
 
     /// True once the capture ended on its own (count or duration reached, or an error).
     pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
-    /// Stops the capture (packets already in the kernel buffer are still read), closes the
-    /// file and returns what was seen.
-    pub fn stop(self) -> Result<CaptureReport, CaptureError> {
+    fn signal_stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Ok(b) = self.breaker.lock() {
             if let Some(b) = b.as_ref() {
                 b.breakloop();
             }
         }
-        match self.thread.join() {
-            Ok(r) => r,
-            Err(_) => Err(CaptureError::Pcap {
+    }
+
+    /// Stops the capture (packets already in the kernel buffer are still read), closes the
+    /// file and returns what was seen.
+    pub fn stop(mut self) -> Result<CaptureReport, CaptureError> {
+        self.signal_stop();
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            _ => Err(CaptureError::Pcap {
                 what: "capture".into(),
                 msg: "the capture thread panicked".into(),
             }),
+        }
+    }
+}
+
+/// A capture dropped without `stop` (an error path in the caller) still ends its thread and
+/// closes its file; the report is discarded.
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.signal_stop();
+            let _ = t.join();
         }
     }
 }
@@ -178,10 +194,14 @@ fn run(
             shown.as_deref(),
         )?;
         let save = match &spec.write {
-            Some(path) => Some(cap.savefile(path).map_err(|e| CaptureError::WriteFile {
-                path: path.clone(),
-                msg: e.to_string(),
-            })?),
+            Some(path) => Some(
+                PcapWriter::create(path, cap.get_datalink().0, SNAPLEN as u32).map_err(|e| {
+                    CaptureError::WriteFile {
+                        path: path.clone(),
+                        msg: e.to_string(),
+                    }
+                })?,
+            ),
             None => None,
         };
         if let Ok(mut b) = breaker.lock() {
@@ -204,10 +224,14 @@ fn run(
     let limit = spec.count.unwrap_or(u64::MAX);
     let mut sink = Sink {
         save: save.take(),
+        write_error: None,
         events,
         lost,
     };
     let mut failure = None;
+    // A quiet device may keep libpcap waiting past its timeout; a timer wakes it for
+    // --duration like a stop request would.
+    let _timer = deadline.map(|d| Timer::start(d, stop.clone(), breaker.clone()));
     loop {
         if stop.load(Ordering::SeqCst)
             || pipe.frames() >= limit
@@ -215,14 +239,21 @@ fn run(
         {
             break;
         }
-        match cap.next_packet() {
-            Ok(p) => sink.packet(&mut pipe, &p),
-            // Timeout, or woken by breakloop: check the stop conditions again.
-            Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => {
+        // pcap_dispatch hands over a whole kernel block per call: far cheaper per packet than
+        // pcap_next_ex at tens of thousands of packets a second.
+        let room = usize::try_from(limit - pipe.frames())
+            .unwrap_or(usize::MAX)
+            .min(i32::MAX as usize);
+        let want = (limit != u64::MAX).then_some(room);
+        match cap.dispatch(want, |p| sink.packet(&mut pipe, &p)) {
+            Ok(0) => {
                 if let Some(s) = sink.save.as_mut() {
                     let _ = s.flush();
                 }
             }
+            Ok(_) => {}
+            // Woken by breakloop: the loop condition sees the stop request.
+            Err(_) if stop.load(Ordering::SeqCst) => {}
             Err(e) => {
                 failure = Some(CaptureError::Pcap {
                     what: "read packets".into(),
@@ -257,7 +288,7 @@ fn run(
         .and_then(|c| c.stats().ok())
         .map(|s| (s.received as u64, s.dropped as u64, s.if_dropped as u64));
     if let Some(mut s) = sink.save.take() {
-        if let Err(e) = s.flush() {
+        if let Some(e) = sink.write_error.take().or_else(|| s.flush().err()) {
             failure.get_or_insert(CaptureError::WriteFile {
                 path: spec.write.clone().unwrap_or_default(),
                 msg: e.to_string(),
@@ -270,6 +301,40 @@ fn run(
     Ok(pipe.finish(kernel))
 }
 
+/// Sets the stop flag and breaks libpcap's wait at a deadline; ends early (within 50 ms)
+/// when dropped, so no thread outlives the capture for long.
+struct Timer {
+    done: Arc<AtomicBool>,
+}
+
+impl Timer {
+    fn start(at: Instant, stop: Arc<AtomicBool>, breaker: Arc<Mutex<Option<BreakLoop>>>) -> Timer {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        thread::spawn(move || {
+            while !d.load(Ordering::SeqCst) {
+                if Instant::now() >= at {
+                    stop.store(true, Ordering::SeqCst);
+                    if let Ok(b) = breaker.lock() {
+                        if let Some(b) = b.as_ref() {
+                            b.breakloop();
+                        }
+                    }
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Timer { done }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+    }
+}
+
 fn now_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -279,7 +344,9 @@ fn now_us() -> u64 {
 
 /// Where captured packets go besides the tracker: the pcap file and the live view.
 struct Sink {
-    save: Option<pcap::Savefile>,
+    save: Option<PcapWriter>,
+    /// The first write error; the capture goes on (the analysis is still worth having).
+    write_error: Option<std::io::Error>,
     events: Option<SyncSender<LiveEvent>>,
     lost: Arc<AtomicU64>,
 }
@@ -287,7 +354,10 @@ struct Sink {
 impl Sink {
     fn packet(&mut self, pipe: &mut Pipeline, p: &pcap::Packet<'_>) {
         if let Some(s) = self.save.as_mut() {
-            s.write(p);
+            let h = p.header;
+            if let Err(e) = s.write(h.ts.tv_sec as u32, h.ts.tv_usec as u32, h.len, p.data) {
+                self.write_error.get_or_insert(e);
+            }
         }
         let t = ts_us(&p.header.ts);
         if let Some((segment, event)) = pipe.frame(t, p.data) {

@@ -6,6 +6,7 @@
 //! per-destination summary still counts every flow.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 
 use super::model::{Flow, Outcome, Segment, Side};
@@ -53,9 +54,51 @@ struct Active {
 
 type Key = (SocketAddr, SocketAddr);
 
+/// FxHash (rustc's hasher): several times faster than SipHash on these small keys. Flooding
+/// the table with colliding four-tuples is bounded by `max_flows` anyway.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type FlowMap = HashMap<Key, Active, BuildHasherDefault<FxHasher>>;
+
 pub struct Tracker {
     max_flows: usize,
-    active: HashMap<Key, Active>,
+    active: FlowMap,
     /// Insertion order of active flows, for O(1) eviction of the oldest; entries whose
     /// generation no longer matches are stale and skipped.
     order: VecDeque<(Key, u64)>,
@@ -80,7 +123,7 @@ impl Tracker {
     pub fn new(max_flows: usize) -> Tracker {
         Tracker {
             max_flows: max_flows.max(1),
-            active: HashMap::new(),
+            active: FlowMap::default(),
             order: VecDeque::new(),
             next_generation: 0,
             finished: Vec::new(),
@@ -103,15 +146,16 @@ impl Tracker {
         if f.syn() && !f.ack() {
             return Some(self.syn(s));
         }
+        // One lookup per direction at most: this runs for every captured segment.
         let (key, side) = if self.active.contains_key(&(s.src, s.dst)) {
             ((s.src, s.dst), Side::Client)
-        } else if self.active.contains_key(&(s.dst, s.src)) {
-            ((s.dst, s.src), Side::Server)
         } else {
+            ((s.dst, s.src), Side::Server)
+        };
+        let Some(a) = self.active.get_mut(&key) else {
             self.midstream += 1;
             return None;
         };
-        let a = self.active.get_mut(&key)?;
         a.flow.last_us = s.ts_us;
         if f.rst() {
             let outcome = if a.state == State::SynSent && side == Side::Server {

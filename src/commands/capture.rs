@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Outcome, RunError};
+use crate::capture::filter::bpf_filter;
 use crate::capture::offline::read_file;
 use crate::capture::{Capture, CaptureSpec};
 use crate::cli::CaptureArgs;
@@ -14,6 +15,10 @@ use crate::render::capture::{event_line, write_report_json, write_report_table};
 
 pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let mut outcome = Outcome::ok();
+    if args.print_filter {
+        writeln!(out, "{}", bpf_filter(args.port, args.host))?;
+        return Ok(outcome);
+    }
     let report = match &args.read {
         Some(path) => {
             let (report, warning) = read_file(path, args.port, args.host, args.max_flows)?;

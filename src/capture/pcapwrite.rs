@@ -1,0 +1,78 @@
+//! Writing a classic pcap file (microsecond timestamps, host byte order, as libpcap writes),
+//! through a large buffer: one write system call per MiB instead of stdio's per 4 KiB.
+//! tcpdump, Wireshark and libpcap read it.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use super::decode::link;
+
+/// File link type (LINKTYPE_*) for a libpcap DLT_* value: the same except DLT_RAW.
+pub fn linktype_for_file(dlt: i32) -> u32 {
+    if link::RAW.contains(&dlt) {
+        101
+    } else {
+        dlt as u32
+    }
+}
+
+pub struct PcapWriter {
+    out: BufWriter<File>,
+}
+
+impl PcapWriter {
+    pub fn create(path: &Path, dlt: i32, snaplen: u32) -> io::Result<PcapWriter> {
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+        out.write_all(&0xa1b2_c3d4u32.to_ne_bytes())?;
+        out.write_all(&2u16.to_ne_bytes())?;
+        out.write_all(&4u16.to_ne_bytes())?;
+        out.write_all(&0i32.to_ne_bytes())?; // thiszone
+        out.write_all(&0u32.to_ne_bytes())?; // sigfigs
+        out.write_all(&snaplen.to_ne_bytes())?;
+        out.write_all(&linktype_for_file(dlt).to_ne_bytes())?;
+        Ok(PcapWriter { out })
+    }
+
+    /// Appends one record: the whole record is in the buffer before any of it can reach the
+    /// file, so a flush never leaves half a record.
+    pub fn write(&mut self, sec: u32, usec: u32, orig_len: u32, data: &[u8]) -> io::Result<()> {
+        let mut hdr = [0u8; 16];
+        hdr[0..4].copy_from_slice(&sec.to_ne_bytes());
+        hdr[4..8].copy_from_slice(&usec.to_ne_bytes());
+        hdr[8..12].copy_from_slice(&(data.len() as u32).to_ne_bytes());
+        hdr[12..16].copy_from_slice(&orig_len.to_ne_bytes());
+        self.out.write_all(&hdr)?;
+        self.out.write_all(data)
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpcap_reads_what_we_write() {
+        let path =
+            std::env::temp_dir().join(format!("sockscope-pcapwrite-{}.pcap", std::process::id()));
+        let mut w = PcapWriter::create(&path, 12, 256).unwrap();
+        w.write(1_700_000_000, 42, 60, &[0x45; 40]).unwrap();
+        w.write(1_700_000_001, 43, 40, &[0x45; 40]).unwrap();
+        w.flush().unwrap();
+        drop(w);
+        let mut cap = pcap::Capture::from_file(&path).unwrap();
+        assert_eq!(cap.get_datalink().0, 12);
+        let p = cap.next_packet().unwrap();
+        assert_eq!(
+            (p.header.ts.tv_usec, p.header.caplen, p.header.len),
+            (42, 40, 60)
+        );
+        assert!(cap.next_packet().is_ok());
+        assert!(cap.next_packet().is_err());
+        let _ = std::fs::remove_file(&path);
+    }
+}
