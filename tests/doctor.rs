@@ -302,8 +302,13 @@ fn process_at_its_fd_limit_is_emfile() {
         .as_str()
         .unwrap()
         .contains(&format!("sockscope fds --pid {}", hog.pid)));
-    // Processes outside the namespace are not part of its verdict.
+    // The whole host covers every process (this one too) and the system file table.
     let (_, host) = doctor(&["--interval", "0"]);
+    assert!(host["checked"].as_array().unwrap().iter().any(|c| c
+        .as_str()
+        .unwrap()
+        .starts_with("system file table: ")
+        && !c.as_str().unwrap().contains("skipped")));
     assert!(findings(&host).iter().any(|f| f["evidence"]
         .as_str()
         .unwrap()

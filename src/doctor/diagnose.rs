@@ -65,3 +65,76 @@ pub fn diagnose_host(ev: &HostEvidence) -> Report {
     r.sort();
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::checks::CounterDelta;
+    use crate::doctor::counters::Counters;
+    use crate::doctor::model::Severity;
+    use crate::procs::model::{FdUsage, SystemFds};
+    use crate::procs::usage::ProcScan;
+    use crate::sockets::states::{StateCounter, TimeWaitSettings};
+
+    fn evidence(fds: u64, allocated: u64, system: bool) -> HostEvidence {
+        HostEvidence {
+            listeners: Vec::new(),
+            states: StateCounter::new(Some((20000, 20999))).finish(5, TimeWaitSettings::default()),
+            counters: CounterDelta {
+                delta: Counters(
+                    [("TcpExt.TCPAbortOnData".to_string(), 2)]
+                        .into_iter()
+                        .collect(),
+                ),
+                seconds: 2.0,
+            },
+            processes: ProcScan {
+                processes: vec![FdUsage {
+                    pid: 7,
+                    name: "svc".into(),
+                    fds: Some(fds),
+                    soft_limit: Some(1024),
+                    hard_limit: Some(4096),
+                    sockets: None,
+                    kinds: None,
+                }],
+                unreadable: 1,
+            },
+            system: system.then_some(SystemFds {
+                allocated,
+                free: 0,
+                max: 1000,
+                nr_open: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn every_check_runs_worst_first_and_says_what_it_covered() {
+        let r = diagnose_host(&evidence(1024, 1000, true));
+        let ids: Vec<_> = r.findings.iter().map(|f| (f.severity, f.symptom)).collect();
+        assert_eq!(
+            ids,
+            [
+                (Severity::Critical, "emfile"),
+                (Severity::Critical, "enfile"),
+                (Severity::Warning, "reset"),
+            ]
+        );
+        assert!(r.has_problems());
+        assert_eq!(
+            r.checked,
+            [
+                "accept queues of 0 TCP listeners; ListenOverflows/ListenDrops over 2.0 s",
+                "0 TCP sockets, 0 in TIME_WAIT; per-peer use of the ephemeral range 20000-20999",
+                "reset/abort counters (TCPAbortOn*, EstabResets, OutRsts) over 2.0 s",
+                "fd use against the soft limit of 1 processes (1 unreadable)",
+                "system file table: 1000 of fs.file-max 1000",
+            ]
+        );
+        // One namespace: the host-wide file table is left out, and says so.
+        let r = diagnose_host(&evidence(10, 1000, false));
+        assert_eq!(r.findings.len(), 1);
+        assert!(r.checked[4].contains("skipped"));
+    }
+}
