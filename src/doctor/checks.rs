@@ -99,7 +99,7 @@ pub fn check_accept_queues(
         out.push(f);
     }
     if out.is_empty() {
-        if let (Some(c), Some(text)) = (counters, overflow_text) {
+        if let Some(text) = overflow_text {
             out.push(finding(
                 r,
                 Severity::Warning,
@@ -108,7 +108,6 @@ pub fn check_accept_queues(
                     text.trim_start_matches("; ")
                 ),
             ));
-            let _ = c;
         }
     }
     out
