@@ -56,7 +56,17 @@ struct Active {
     fin_server: bool,
 }
 
+/// Both directions of a connection share one key (lower endpoint first), so each segment
+/// costs one hash lookup; the flow itself remembers which end is the client.
 type Key = (SocketAddr, SocketAddr);
+
+fn key_of(a: SocketAddr, b: SocketAddr) -> Key {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
 
 /// FxHash (rustc's hasher): several times faster than SipHash on these small keys. Flooding
 /// the table with colliding four-tuples is bounded by `max_flows` anyway.
@@ -150,15 +160,15 @@ impl Tracker {
         if f.syn() && !f.ack() {
             return self.syn(s);
         }
-        // One lookup per direction at most: this runs for every captured segment.
-        let (key, side) = if self.active.contains_key(&(s.src, s.dst)) {
-            ((s.src, s.dst), Side::Client)
-        } else {
-            ((s.dst, s.src), Side::Server)
-        };
+        let key = key_of(s.src, s.dst);
         let Some(a) = self.active.get_mut(&key) else {
             self.midstream += 1;
             return None;
+        };
+        let side = if s.src == a.flow.client {
+            Side::Client
+        } else {
+            Side::Server
         };
         a.flow.last_us = s.ts_us;
         if f.rst() {
@@ -233,8 +243,8 @@ impl Tracker {
     }
 
     fn syn(&mut self, s: &Segment) -> Option<Event> {
-        let key = (s.src, s.dst);
-        if let Some(a) = self.active.get_mut(&key) {
+        let key = key_of(s.src, s.dst);
+        if let Some(a) = self.active.get_mut(&key).filter(|a| a.flow.client == s.src) {
             let last_syn = a.flow.syn_times_us.last().copied().unwrap_or(0);
             if a.syn_seq == s.seq && s.ts_us.saturating_sub(last_syn) < DUPLICATE_WINDOW_US {
                 // The same SYN seen twice (`-i any` on a host with bridges and veths sees a
@@ -251,9 +261,11 @@ impl Tracker {
                     attempt: a.flow.syn_attempts,
                 });
             }
-            // A new connection on the same four-tuple: the old one is over.
-            let outcome = outcome_of(a.state);
-            self.finish_flow(&key, outcome, false);
+        }
+        // A new connection on the same four-tuple (or a SYN from the other end): the old one
+        // is over.
+        if let Some(state) = self.active.get(&key).map(|a| a.state) {
+            self.finish_flow(&key, outcome_of(state), false);
         }
         while self.active.len() >= self.max_flows {
             let Some((old, generation)) = self.order.pop_front() else {
