@@ -13,7 +13,8 @@
 //! offsets (`ip6[40+13]` is the TCP flag byte when TCP follows the fixed 40-byte header
 //! directly). IPv6 packets whose TCP header sits behind extension headers are rare: every IPv6
 //! packet whose first next-header is not TCP, UDP or ICMPv6 is passed and user space sorts
-//! them out. (`ip6 protochain 6` would be exact, but it compiles to a loop, which the kernel's
+//! them out; with --port, libpcap's `tcp port` looks only behind the fixed header, so those
+//! rare packets are then not captured. (`ip6 protochain 6` would be exact, but it compiles to a loop, which the kernel's
 //! BPF verifier rejects: libpcap then filters in user space, copying every packet.)
 
 use std::net::IpAddr;

@@ -12,6 +12,10 @@ use std::net::SocketAddr;
 use super::model::{Flow, Outcome, Segment, Side};
 use super::summary::SummaryBuilder;
 
+/// A SYN repeated sooner than this is the same packet captured twice: the kernel's first SYN
+/// retransmission comes after 1 s (its initial RTO), never within 100 ms.
+const DUPLICATE_WINDOW_US: u64 = 100_000;
+
 /// Default cap on flows in progress (and on finished flows kept for the list).
 pub const DEFAULT_MAX_FLOWS: usize = 100_000;
 
@@ -52,7 +56,17 @@ struct Active {
     fin_server: bool,
 }
 
+/// Both directions of a connection share one key (lower endpoint first), so each segment
+/// costs one hash lookup; the flow itself remembers which end is the client.
 type Key = (SocketAddr, SocketAddr);
+
+fn key_of(a: SocketAddr, b: SocketAddr) -> Key {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
 
 /// FxHash (rustc's hasher): several times faster than SipHash on these small keys. Flooding
 /// the table with colliding four-tuples is bounded by `max_flows` anyway.
@@ -144,17 +158,17 @@ impl Tracker {
     pub fn feed(&mut self, s: &Segment) -> Option<Event> {
         let f = s.flags;
         if f.syn() && !f.ack() {
-            return Some(self.syn(s));
+            return self.syn(s);
         }
-        // One lookup per direction at most: this runs for every captured segment.
-        let (key, side) = if self.active.contains_key(&(s.src, s.dst)) {
-            ((s.src, s.dst), Side::Client)
-        } else {
-            ((s.dst, s.src), Side::Server)
-        };
+        let key = key_of(s.src, s.dst);
         let Some(a) = self.active.get_mut(&key) else {
             self.midstream += 1;
             return None;
+        };
+        let side = if s.src == a.flow.client {
+            Side::Client
+        } else {
+            Side::Server
         };
         a.flow.last_us = s.ts_us;
         if f.rst() {
@@ -228,22 +242,30 @@ impl Tracker {
         event
     }
 
-    fn syn(&mut self, s: &Segment) -> Event {
-        let key = (s.src, s.dst);
-        if let Some(a) = self.active.get_mut(&key) {
+    fn syn(&mut self, s: &Segment) -> Option<Event> {
+        let key = key_of(s.src, s.dst);
+        if let Some(a) = self.active.get_mut(&key).filter(|a| a.flow.client == s.src) {
+            let last_syn = a.flow.syn_times_us.last().copied().unwrap_or(0);
+            if a.syn_seq == s.seq && s.ts_us.saturating_sub(last_syn) < DUPLICATE_WINDOW_US {
+                // The same SYN seen twice (`-i any` on a host with bridges and veths sees a
+                // packet on each device): not a retransmission.
+                return None;
+            }
             let same_attempt =
                 a.syn_seq == s.seq && matches!(a.state, State::SynSent | State::SynReceived);
             if same_attempt {
                 a.flow.syn_attempts += 1;
                 a.flow.syn_times_us.push(s.ts_us);
                 a.flow.last_us = s.ts_us;
-                return Event::Syn {
+                return Some(Event::Syn {
                     attempt: a.flow.syn_attempts,
-                };
+                });
             }
-            // A new connection on the same four-tuple: the old one is over.
-            let outcome = outcome_of(a.state);
-            self.finish_flow(&key, outcome, false);
+        }
+        // A new connection on the same four-tuple (or a SYN from the other end): the old one
+        // is over.
+        if let Some(state) = self.active.get(&key).map(|a| a.state) {
+            self.finish_flow(&key, outcome_of(state), false);
         }
         while self.active.len() >= self.max_flows {
             let Some((old, generation)) = self.order.pop_front() else {
@@ -286,7 +308,7 @@ impl Tracker {
                 fin_server: false,
             },
         );
-        Event::Syn { attempt: 1 }
+        Some(Event::Syn { attempt: 1 })
     }
 
     fn finish_flow(&mut self, key: &Key, outcome: Outcome, evicted: bool) {
@@ -428,6 +450,22 @@ mod tests {
         assert_eq!(r.flows[0].syn_attempts, 3);
         assert_eq!(r.flows[0].syn_times_us, vec![0, 1_000_000, 3_000_000]);
         assert_eq!(r.summary[0].syn_retransmits, 2);
+    }
+
+    #[test]
+    fn the_same_syn_seen_on_two_devices_is_not_a_retransmission() {
+        let mut t = Tracker::new(10);
+        assert_eq!(
+            t.feed(&seg(0, C, S, SYN, 7, 0)),
+            Some(Event::Syn { attempt: 1 })
+        );
+        assert_eq!(t.feed(&seg(30, C, S, SYN, 7, 0)), None);
+        assert_eq!(
+            t.feed(&seg(1_000_000, C, S, SYN, 7, 0)),
+            Some(Event::Syn { attempt: 2 })
+        );
+        let r = t.finish();
+        assert_eq!(r.flows[0].syn_attempts, 2);
     }
 
     #[test]

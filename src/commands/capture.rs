@@ -42,8 +42,11 @@ fn live(
     outcome: &mut Outcome,
 ) -> Result<crate::capture::CaptureReport, RunError> {
     // Ctrl-C and SIGTERM end the capture normally: the file is closed, the report printed.
+    // A second one exits at once (130), should stopping ever hang.
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .map_err(RunError::Output)?;
         signal_hook::flag::register(sig, stop.clone()).map_err(RunError::Output)?;
     }
     let lines = !args.common.json;
