@@ -264,23 +264,19 @@ fn run(
         }
     }
     // Drain: packets already captured by the kernel belong to this capture (a test's last
-    // RST, the last second before Ctrl-C). Wait one buffer timeout so the kernel hands over
-    // its partly filled block, then read without blocking until nothing is left.
+    // RST, the last second before Ctrl-C). The kernel hands a partly filled block over only
+    // when its retire timer fires, which a loaded machine can delay well past the buffer
+    // timeout, and a blocking read on an idle device never returns; so poll without blocking
+    // while the kernel's own count says packets are still outstanding, and stop after a
+    // quiet spell or a hard bound.
     let mut cap = Some(cap);
     if failure.is_none() && pipe.frames() < limit {
         // Only what was captured before the stop: under steady traffic the buffer never
-        // empties, so packets stamped after it end the drain (and a deadline bounds it).
+        // empties, so packets stamped after it end the drain.
         let stopped_us = now_us();
-        let give_up = Instant::now() + Duration::from_secs(2);
-        thread::sleep(Duration::from_millis(TIMEOUT_MS as u64 + 20));
         cap = cap.and_then(|c| c.setnonblock().ok());
         if let Some(c) = cap.as_mut() {
-            while pipe.frames() < limit && Instant::now() < give_up {
-                match c.next_packet() {
-                    Ok(p) if ts_us(&p.header.ts) <= stopped_us => sink.packet(&mut pipe, &p),
-                    _ => break,
-                }
-            }
+            drain(c, &mut pipe, &mut sink, limit, stopped_us);
         }
     }
     let kernel = cap
@@ -299,6 +295,47 @@ fn run(
         return Err(e);
     }
     Ok(pipe.finish(kernel))
+}
+
+/// Reads what the kernel still holds after a stop (see the caller). `cap` is non-blocking.
+fn drain(
+    cap: &mut pcap::Capture<pcap::Active>,
+    pipe: &mut Pipeline,
+    sink: &mut Sink,
+    limit: u64,
+    stopped_us: u64,
+) {
+    let started = Instant::now();
+    let give_up = started + Duration::from_secs(3);
+    // Packets still in flight when the stop came (the kernel has not counted them yet).
+    let grace = Duration::from_millis(TIMEOUT_MS as u64 + 20);
+    let mut last_packet = started;
+    let mut read_after_stop = 0u64;
+    while pipe.frames() < limit && read_after_stop == 0 && Instant::now() < give_up {
+        let before = pipe.frames();
+        let _ = cap.dispatch(None, |p| {
+            if ts_us(&p.header.ts) <= stopped_us {
+                sink.packet(pipe, &p)
+            } else {
+                read_after_stop += 1;
+            }
+        });
+        if pipe.frames() > before {
+            last_packet = Instant::now();
+            continue;
+        }
+        let outstanding = cap.stats().ok().is_some_and(|s| {
+            let kept = (s.received as u64).saturating_sub(s.dropped as u64);
+            kept > pipe.frames()
+        });
+        // On `any`, loopback packets count twice in the kernel's figure (libpcap drops the
+        // outgoing copy itself), so "outstanding" alone may never clear.
+        let waited = last_packet.elapsed();
+        if (waited >= grace && !outstanding) || waited >= 12 * grace {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Sets the stop flag and breaks libpcap's wait at a deadline; ends early (within 50 ms)
