@@ -421,11 +421,9 @@ fn listeners_port_names_the_owner_or_exits_1() {
         return;
     }
     let ns = Netns::new();
-    let web = child::spawn(
-        "sockets:listen",
-        &["127.0.0.1:9000".into()],
-        Some(&ns.path()),
-    );
+    // The whole process inside the namespace, so `pid:PID` (which follows the main thread)
+    // really names it.
+    let web = child::spawn_whole("sockets:listen", &["127.0.0.1:9000".into()], &ns.path());
     let v = run_json(&[
         "listeners",
         "--netns",
@@ -448,7 +446,9 @@ fn listeners_port_names_the_owner_or_exits_1() {
         &format!("pid:{}", web.pid),
         "--json",
     ]);
-    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["local"]["port"], 9000, "{v}");
+    assert_eq!(v[0]["processes"][0]["pid"], web.pid);
 
     let (code, _, err) = run(&["listeners", "--netns", &ns.name, "--port", "9001"]);
     assert_eq!(code, 1);
