@@ -287,7 +287,7 @@ pub struct FdsArgs {
     #[arg(long)]
     pub watch: bool,
     /// Time between samples with --watch: 500ms, 2s, 1.5s, 1m (a bare number is seconds).
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::units::parse_positive_duration)]
     pub interval: std::time::Duration,
     /// With --watch, stop after N samples instead of waiting for Ctrl-C.
     #[arg(long, value_name = "N", value_parser = parse_count, requires = "watch")]
@@ -305,33 +305,6 @@ pub fn parse_pid(s: &str) -> Result<u32, String> {
             "'{s}' is not a process id: give a whole number of 1 or more"
         )),
     }
-}
-
-/// A duration of more than 0 and at most a day: `500ms`, `2s`, `1.5s`, `1m`, or bare seconds.
-pub fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
-    let bad =
-        || format!("'{s}' is not an interval: give a duration like 500ms, 2s or 1m, more than 0");
-    let t = s.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num.trim().parse().map_err(|_| bad())?;
-    let secs = v * scale;
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(format!(
-            "interval '{s}' must be more than 0 (e.g. 500ms or 1s)"
-        ));
-    }
-    if secs > 86_400.0 {
-        return Err(format!("interval '{s}' is longer than a day"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// A count of 1 or more (`--top`), with an error that says so for 0, -1 or "ten".
@@ -356,7 +329,7 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// How long the probe waits for the handshake (e.g. 3s, 500ms).
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = crate::doctor::units::parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = crate::units::parse_positive_duration)]
     pub timeout: std::time::Duration,
     /// Record the probe's packets (libpcap, needs CAP_NET_RAW) and show them, so "timed out"
     /// comes with "SYN sent 3 times, no reply". Captures on lo for loopback targets, on all
@@ -365,7 +338,7 @@ pub struct DoctorArgs {
     pub capture: bool,
     /// Time between the two reads of the kernel's counters in a whole-host check (0 reads
     /// them back to back).
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::doctor::units::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::units::parse_duration)]
     pub interval: std::time::Duration,
 }
 
@@ -385,7 +358,7 @@ pub struct PoolArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_rate)]
     pub qps: f64,
     /// Average upstream latency per call once connected (e.g. 50ms).
-    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = crate::doctor::units::parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = crate::units::parse_positive_duration)]
     pub latency: std::time::Duration,
     /// How many upstream services, each with its own pool.
     #[arg(long, value_name = "K", default_value_t = 1, allow_negative_numbers = true, value_parser = parse_count)]
@@ -394,10 +367,10 @@ pub struct PoolArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
     pub fd_limit: Option<usize>,
     /// The upstream's (or load balancer's) idle timeout; keep-alive should be shorter.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::doctor::units::parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::units::parse_positive_duration)]
     pub upstream_idle_timeout: std::time::Duration,
     /// Round-trip time to the upstream, to price a new connection (TCP + TLS 1.3).
-    #[arg(long, value_name = "DURATION", value_parser = crate::doctor::units::parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_positive_duration)]
     pub rtt: Option<std::time::Duration>,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -445,7 +418,7 @@ pub struct CaptureArgs {
     #[arg(short = 'c', long = "count", value_name = "N", value_parser = parse_count)]
     pub count: Option<usize>,
     /// Stop after this long: 30s, 5m, 1h, 500ms (a bare number is seconds).
-    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    #[arg(long, value_name = "TIME", value_parser = crate::units::parse_positive_duration)]
     pub duration: Option<std::time::Duration>,
     /// Flows tracked at once; beyond it the oldest is evicted (and counted), so a SYN flood
     /// cannot exhaust memory. Also caps the flows kept for the list (the summary counts all).
@@ -455,28 +428,6 @@ pub struct CaptureArgs {
     /// `tcpdump -w` to record the same packets with another tool.
     #[arg(long)]
     pub print_filter: bool,
-}
-
-/// A duration such as `30s`, `5m`, `1h`, `250ms` or `10` (seconds), more than zero.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("'{s}' is not a duration: use e.g. 30s, 5m, 1h or 500ms");
-    let t = s.trim();
-    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad()),
-    };
-    if !(secs > 0.0 && secs < 1e9) {
-        return Err(bad());
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -534,31 +485,5 @@ mod tests {
             let err = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
-    }
-
-    #[test]
-    fn durations_read_like_people_write_them() {
-        use std::time::Duration;
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("3 days").is_err());
-    }
-
-    #[test]
-    fn intervals_parse_with_units() {
-        use std::time::Duration;
-        assert_eq!(parse_interval("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_interval("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_interval("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_interval("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_interval("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_interval("0").unwrap_err().contains("more than 0"));
-        assert!(parse_interval("2d").is_err());
-        assert!(parse_interval("NaNs").is_err());
-        assert!(parse_interval("90000s").is_err());
     }
 }

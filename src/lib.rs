@@ -11,3 +11,4 @@ pub mod netns;
 pub mod procs;
 pub mod render;
 pub mod sockets;
+pub mod units;

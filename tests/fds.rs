@@ -391,7 +391,7 @@ fn fds_bad_input_is_one_line_and_exit_2() {
     for (args, needle) in [
         (
             &["fds", "--watch", "--interval", "0"][..],
-            "must be more than 0",
+            "must be more than zero",
         ),
         (&["fds", "--top", "-1"], "is not a count"),
         (&["fds", "--pid", "x"], "is not a process id"),

@@ -13,4 +13,3 @@ pub mod probe;
 pub mod table;
 pub mod target;
 pub mod trace;
-pub mod units;
