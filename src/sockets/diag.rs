@@ -24,10 +24,10 @@ use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket as NlSocket, SocketAddr};
 use super::model::{Endpoint, Proto, Socket, TcpState, Timer};
 use super::tcp_info::parse_tcp_info;
 
-const NLMSG_HDR_LEN: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
+pub(crate) const NLMSG_HDR_LEN: usize = 16;
+pub(crate) const NLMSG_ERROR: u16 = 2;
+pub(crate) const NLMSG_DONE: u16 = 3;
+pub(crate) const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const INET_DIAG_MSG_LEN: usize = 72;
 const INET_DIAG_INFO: u16 = 2;
 const INET_DIAG_REQ_BYTECODE: u16 = 1;
@@ -202,10 +202,23 @@ pub enum Batch {
 
 /// Decodes one datagram of netlink messages, handing each socket to `each`.
 pub fn parse_batch(
-    mut buf: &[u8],
+    buf: &[u8],
     seq: u32,
     req: &DumpRequest,
     each: &mut dyn FnMut(Socket),
+) -> Result<Batch, DiagError> {
+    walk_batch(buf, seq, &mut |payload| {
+        each(parse_inet_diag_msg(payload, req.proto)?);
+        Ok(())
+    })
+}
+
+/// Walks one datagram of sock_diag answers (any family): checks each netlink header, skips
+/// messages of other requests, and hands every `SOCK_DIAG_BY_FAMILY` payload to `each`.
+pub fn walk_batch(
+    mut buf: &[u8],
+    seq: u32,
+    each: &mut dyn FnMut(&[u8]) -> Result<(), DiagError>,
 ) -> Result<Batch, DiagError> {
     while buf.len() >= NLMSG_HDR_LEN {
         let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
@@ -232,7 +245,7 @@ pub fn parse_batch(
                     }
                     return Ok(Batch::Error(-code));
                 }
-                SOCK_DIAG_BY_FAMILY => each(parse_inet_diag_msg(payload, req.proto)?),
+                SOCK_DIAG_BY_FAMILY => each(payload)?,
                 _ => {}
             }
         }

@@ -12,12 +12,8 @@ use netlink_packet_sock_diag::unix::{ShowFlags, StateFlags, UnixRequest};
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket as NlSocket, SocketAddr};
 
-use super::diag::DiagError;
+use super::diag::{walk_batch, Batch, DiagError};
 
-const NLMSG_HDR_LEN: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
 /// `struct unix_diag_msg`: family, type, state, pad (4 bytes), ino (u32), cookie (8 bytes).
 const UNIX_DIAG_MSG_LEN: usize = 16;
 
@@ -80,56 +76,32 @@ fn build_request(seq: u32) -> Vec<u8> {
 
 /// Decodes one datagram: `None` = more to come, `Some(0)` = done, `Some(errno)` = error.
 pub fn parse_unix_batch(
-    mut buf: &[u8],
+    buf: &[u8],
     seq: u32,
     each: &mut dyn FnMut(u32),
 ) -> Result<Option<i32>, DiagError> {
-    while buf.len() >= NLMSG_HDR_LEN {
-        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
-        let msg_seq = u32::from_ne_bytes([buf[8], buf[9], buf[10], buf[11]]);
-        if len < NLMSG_HDR_LEN || len > buf.len() {
+    let batch = walk_batch(buf, seq, &mut |payload| {
+        if payload.len() < UNIX_DIAG_MSG_LEN {
             return Err(DiagError::Decode(format!(
-                "netlink message length {len} with {} bytes left",
-                buf.len()
+                "unix_diag_msg of {} bytes, expected at least {UNIX_DIAG_MSG_LEN}",
+                payload.len()
             )));
         }
-        let payload = &buf[NLMSG_HDR_LEN..len];
-        if msg_seq == seq {
-            match kind {
-                NLMSG_DONE => return Ok(Some(0)),
-                NLMSG_ERROR => {
-                    let code = payload
-                        .get(0..4)
-                        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                        .unwrap_or(0);
-                    return Ok(Some(-code));
-                }
-                SOCK_DIAG_BY_FAMILY => {
-                    if payload.len() < UNIX_DIAG_MSG_LEN {
-                        return Err(DiagError::Decode(format!(
-                            "unix_diag_msg of {} bytes, expected at least {UNIX_DIAG_MSG_LEN}",
-                            payload.len()
-                        )));
-                    }
-                    each(u32::from_ne_bytes([
-                        payload[4], payload[5], payload[6], payload[7],
-                    ]));
-                }
-                _ => {}
-            }
-        }
-        let step = (len + 3) & !3;
-        if step >= buf.len() {
-            break;
-        }
-        buf = &buf[step..];
-    }
-    Ok(None)
+        each(u32::from_ne_bytes([
+            payload[4], payload[5], payload[6], payload[7],
+        ]));
+        Ok(())
+    })?;
+    Ok(match batch {
+        Batch::More => None,
+        Batch::Done => Some(0),
+        Batch::Error(errno) => Some(errno),
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::diag::{NLMSG_DONE, NLMSG_ERROR, NLMSG_HDR_LEN, SOCK_DIAG_BY_FAMILY};
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
