@@ -15,8 +15,8 @@ use crate::sockets::filter::Selection;
 use crate::sockets::for_each_socket;
 use crate::sockets::listeners::{is_listener, to_listener, Listener};
 use crate::sockets::model::{Proto, TcpState};
-use crate::sockets::states::{StateCounter, StateSummary, TimeWaitSettings};
-use crate::sockets::sysctl::{read_port_range, read_sysctl_i64};
+use crate::sockets::states::{StateCounter, StateSummary};
+use crate::sockets::sysctl::{read_port_range, read_time_wait_settings};
 
 /// What to collect.
 #[derive(Debug, Clone)]
@@ -101,16 +101,8 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
 pub fn dump_tcp() -> Result<(Vec<Listener>, StateSummary), DoctorError> {
     // Per namespace: read after entering it, from this thread.
     let range = read_port_range();
-    let settings = TimeWaitSettings {
-        tcp_tw_reuse: read_sysctl_i64("net/ipv4/tcp_tw_reuse"),
-        tcp_max_tw_buckets: read_sysctl_i64("net/ipv4/tcp_max_tw_buckets"),
-    };
-    let sel = Selection {
-        protos: vec![Proto::Tcp],
-        families: vec![4, 6],
-        states: 0,
-        user: Default::default(),
-    };
+    let settings = read_time_wait_settings();
+    let sel = Selection::every_tcp();
     let mut counter = StateCounter::new(range);
     let mut listeners = Vec::new();
     for_each_socket(&sel, false, &mut |s| {

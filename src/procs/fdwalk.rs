@@ -59,78 +59,96 @@ fn walk_links(
     strict: bool,
     each: &mut dyn FnMut(u32, &[u8]),
 ) -> Result<(), WalkError> {
-    let path = CString::new(format!("{root}/{pid}/fd")).map_err(|_| WalkError::Gone)?;
-    // SAFETY: FFI calls on a descriptor and DIR* we own and close before returning.
-    unsafe {
-        let dfd = libc::open(
-            path.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        );
-        if dfd < 0 {
-            return Err(classify(io::Error::last_os_error()));
-        }
-        let dir = libc::fdopendir(dfd);
-        if dir.is_null() {
-            libc::close(dfd);
-            return Err(classify(io::Error::last_os_error()));
-        }
-        let mut target = [0u8; 512];
-        loop {
-            let ent = libc::readdir(dir);
-            if ent.is_null() {
-                // End of directory, or the process exited mid-walk (readdir fails with
-                // ENOENT): either way keep what was read.
-                libc::closedir(dir);
-                return Ok(());
+    let mut dir = FdDir::open(root, pid)?;
+    let dfd = dir.fd;
+    let mut target = [0u8; 512];
+    // End of directory, or the process exited mid-walk (readdir fails with ENOENT): either
+    // way keep what was read.
+    while let Some(name) = dir.next_name() {
+        let Some(fd) = name.to_str().ok().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // SAFETY: `dfd` is the open directory, `name` a NUL-terminated entry of it, and
+        // the buffer's length is passed along with it.
+        let n = unsafe {
+            libc::readlinkat(dfd, name.as_ptr(), target.as_mut_ptr().cast(), target.len())
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if strict && classify(e) == WalkError::Denied {
+                return Err(WalkError::Denied);
             }
-            let name = CStr::from_ptr((*ent).d_name.as_ptr());
-            let Some(fd) = name.to_str().ok().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            let n = libc::readlinkat(dfd, name.as_ptr(), target.as_mut_ptr().cast(), target.len());
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if strict && classify(e) == WalkError::Denied {
-                    libc::closedir(dir);
-                    return Err(WalkError::Denied);
-                }
-                // The fd was closed between readdir and readlink: skip it.
-                continue;
-            }
-            each(fd, &target[..n as usize]);
+            // The fd was closed between readdir and readlink: skip it.
+            continue;
         }
+        each(fd, &target[..n as usize]);
     }
+    Ok(())
 }
 
 /// Counts the open fds of `pid` by reading its fd directory's entries (no readlink): the
 /// fallback where `stat` cannot give the count.
 pub fn count_fd_entries(root: &str, pid: u32) -> Result<u64, WalkError> {
-    let path = CString::new(format!("{root}/{pid}/fd")).map_err(|_| WalkError::Gone)?;
-    // SAFETY: FFI calls on a descriptor and DIR* we own and close before returning.
-    unsafe {
-        let dfd = libc::open(
-            path.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        );
-        if dfd < 0 {
-            return Err(classify(io::Error::last_os_error()));
+    let mut dir = FdDir::open(root, pid)?;
+    let mut n = 0;
+    while let Some(name) = dir.next_name() {
+        let name = name.to_bytes();
+        if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
+            n += 1;
         }
-        let dir = libc::fdopendir(dfd);
-        if dir.is_null() {
-            libc::close(dfd);
-            return Err(classify(io::Error::last_os_error()));
+    }
+    Ok(n)
+}
+
+/// An open `/proc/PID/fd` directory, read with readdir on its own descriptor (so links are
+/// read relative to it with no path building); closed on drop.
+struct FdDir {
+    dir: *mut libc::DIR,
+    fd: libc::c_int,
+}
+
+impl FdDir {
+    fn open(root: &str, pid: u32) -> Result<FdDir, WalkError> {
+        let path = CString::new(format!("{root}/{pid}/fd")).map_err(|_| WalkError::Gone)?;
+        // SAFETY: a valid NUL-terminated path; the descriptor is owned by the DIR* below or
+        // closed here on failure.
+        unsafe {
+            let fd = libc::open(
+                path.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if fd < 0 {
+                return Err(classify(io::Error::last_os_error()));
+            }
+            let dir = libc::fdopendir(fd);
+            if dir.is_null() {
+                let e = io::Error::last_os_error();
+                libc::close(fd);
+                return Err(classify(e));
+            }
+            Ok(FdDir { dir, fd })
         }
-        let mut n = 0;
-        loop {
-            let ent = libc::readdir(dir);
+    }
+
+    /// The next entry's name, `None` at the end (or when the process vanished mid-walk).
+    fn next_name(&mut self) -> Option<&CStr> {
+        // SAFETY: `self.dir` is open until drop. The entry lives in the DIR's buffer until the
+        // next readdir, which needs `&mut self` again, so the borrow cannot outlive it.
+        unsafe {
+            let ent = libc::readdir(self.dir);
             if ent.is_null() {
-                libc::closedir(dir);
-                return Ok(n);
+                return None;
             }
-            let name = CStr::from_ptr((*ent).d_name.as_ptr()).to_bytes();
-            if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
-                n += 1;
-            }
+            Some(CStr::from_ptr((*ent).d_name.as_ptr()))
+        }
+    }
+}
+
+impl Drop for FdDir {
+    fn drop(&mut self) {
+        // SAFETY: opened in `open`, closed exactly once (this also closes `fd`).
+        unsafe {
+            libc::closedir(self.dir);
         }
     }
 }

@@ -109,6 +109,18 @@ pub struct Selection {
     pub user: UserFilter,
 }
 
+impl Selection {
+    /// Every TCP socket, IPv4 and IPv6, unfiltered: what the counting views dump.
+    pub fn every_tcp() -> Selection {
+        Selection {
+            protos: vec![Proto::Tcp],
+            families: vec![4, 6],
+            states: 0,
+            user: UserFilter::default(),
+        }
+    }
+}
+
 /// Port and address tests: compiled to kernel bytecode, or checked in user space as a fallback.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserFilter {

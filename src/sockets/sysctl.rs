@@ -28,6 +28,14 @@ pub fn parse_port_range(s: &str) -> Option<(u16, u16)> {
     }
 }
 
+/// `tcp_tw_reuse` and `tcp_max_tw_buckets` as the calling thread's namespace has them.
+pub fn read_time_wait_settings() -> super::states::TimeWaitSettings {
+    super::states::TimeWaitSettings {
+        tcp_tw_reuse: read_sysctl_i64("net/ipv4/tcp_tw_reuse"),
+        tcp_max_tw_buckets: read_sysctl_i64("net/ipv4/tcp_max_tw_buckets"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
