@@ -9,7 +9,7 @@ use sockscope::commands::{self, Outcome, RunError};
 use sockscope::exit::ExitCode;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let result = run(&cli, &mut out).and_then(|o| out.flush().map(|_| o).map_err(RunError::Output));
@@ -28,6 +28,31 @@ fn main() {
             process::exit(e.exit_code().code());
         }
     }
+}
+
+/// Help and version go out as clap prints them. A usage error becomes one line, like every
+/// other sockscope error, so scripts and tired eyes see the cause at once; clap's "tip" (the
+/// likely intended flag) is kept on that line.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    let text = e.to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("bad usage");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let tip = lines
+        .find_map(|l| l.strip_prefix("tip: "))
+        .map(|t| format!(" ({t})"))
+        .unwrap_or_default();
+    eprintln!("sockscope: {first}{tip}; see --help");
+    process::exit(ExitCode::Usage.code())
 }
 
 fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, RunError> {

@@ -19,7 +19,8 @@ fn usage_errors_exit_2_with_one_clear_line() {
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(out.is_empty(), "{args:?} printed to stdout");
         assert!(err.contains(needle), "{args:?}: {err}");
-        assert!(err.lines().next().unwrap().starts_with("error:"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("sockscope: "), "{err}");
     }
 }
 

@@ -399,8 +399,9 @@ fn fds_bad_input_is_one_line_and_exit_2() {
         let (code, out, err) = run(args);
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(out.is_empty());
-        assert!(err.lines().next().unwrap().starts_with("error:"), "{err}");
-        assert!(err.lines().next().unwrap().contains(needle), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("sockscope: "), "{err}");
+        assert!(err.contains(needle), "{err}");
     }
 }
 
