@@ -1,6 +1,5 @@
 //! `sockscope sockets`.
 
-use std::collections::HashSet;
 use std::io::Write;
 
 use super::{protos_families, unreadable_note, Outcome, RunError};
@@ -41,21 +40,32 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError>
         array.finish(out)?;
         return Ok(Outcome::ok());
     }
-    let mut sockets = Vec::new();
-    for_each_socket(&sel, args.info, &mut |s| sockets.push(s))?;
-
     let mut outcome = Outcome::ok();
+    let mut sockets = Vec::new();
     if args.processes {
-        let wanted: HashSet<u32> = sockets
-            .iter()
-            .map(|s| s.inode)
-            .filter(|&i| i != 0)
-            .collect();
-        let owners = read_owners("/proc", Some(&wanted)).map_err(RunError::Proc)?;
+        // The fd walk behind owners (nearly all kernel time) does not depend on the dump, so
+        // both run at once; the walk then maps every socket inode on the host, not only the
+        // ones shown, which costs little next to reading the links.
+        let (dumped, owners) = std::thread::scope(|scope| {
+            let walk = scope.spawn(|| read_owners("/proc", None));
+            let dumped = for_each_socket(&sel, args.info, &mut |s| sockets.push(s));
+            (dumped, walk.join())
+        });
+        dumped?;
+        let owners = match owners {
+            Ok(r) => r.map_err(RunError::Proc)?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
         for s in &mut sockets {
-            s.processes = Some(owners.get(s.inode));
+            s.processes = Some(if s.inode == 0 {
+                Vec::new()
+            } else {
+                owners.get(s.inode)
+            });
         }
         outcome.notes.extend(unreadable_note(owners.unreadable));
+    } else {
+        for_each_socket(&sel, args.info, &mut |s| sockets.push(s))?;
     }
     if args.common.json {
         write_sockets_json(out, &sockets)?;
