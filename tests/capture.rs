@@ -110,15 +110,9 @@ impl Drop for Running {
 /// A connect that gives up after `syncnt` SYN retransmissions (TCP_SYNCNT), so an unanswered
 /// handshake ends in seconds with a known number of SYNs (1 + syncnt).
 fn connect_with_syncnt(addr: SocketAddr, syncnt: i32) -> std::io::Result<TcpStream> {
-    let domain = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
+    let fd = support::tcp_socket(&addr);
     // SAFETY: plain socket syscalls on an fd we own; ownership passes to TcpStream.
     unsafe {
-        let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0);
         let stream = <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd);
         libc::setsockopt(
             fd,
@@ -127,26 +121,7 @@ fn connect_with_syncnt(addr: SocketAddr, syncnt: i32) -> std::io::Result<TcpStre
             (&syncnt as *const i32).cast(),
             4,
         );
-        let (sa, len) = match addr {
-            SocketAddr::V4(a) => {
-                let mut sin: libc::sockaddr_in = std::mem::zeroed();
-                sin.sin_family = libc::AF_INET as u16;
-                sin.sin_port = a.port().to_be();
-                sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
-                let mut ss: libc::sockaddr_storage = std::mem::zeroed();
-                std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin);
-                (ss, std::mem::size_of::<libc::sockaddr_in>() as u32)
-            }
-            SocketAddr::V6(a) => {
-                let mut sin6: libc::sockaddr_in6 = std::mem::zeroed();
-                sin6.sin6_family = libc::AF_INET6 as u16;
-                sin6.sin6_port = a.port().to_be();
-                sin6.sin6_addr.s6_addr = a.ip().octets();
-                let mut ss: libc::sockaddr_storage = std::mem::zeroed();
-                std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6);
-                (ss, std::mem::size_of::<libc::sockaddr_in6>() as u32)
-            }
-        };
+        let (sa, len) = support::sockaddr(&addr);
         if libc::connect(fd, (&sa as *const libc::sockaddr_storage).cast(), len) != 0 {
             return Err(std::io::Error::last_os_error());
         }

@@ -13,15 +13,9 @@ use crate::support::{self, child, run, run_json, Netns};
 /// A TCP listener with an explicit backlog (std's `bind` always uses 128).
 pub fn listen(addr: &str, backlog: i32) -> TcpListener {
     let addr: SocketAddr = addr.parse().unwrap();
-    let domain = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
+    let fd = support::tcp_socket(&addr);
     // SAFETY: plain socket syscalls on an fd we own; the fd is handed to TcpListener.
     unsafe {
-        let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0);
         let one: libc::c_int = 1;
         libc::setsockopt(
             fd,
@@ -39,7 +33,7 @@ pub fn listen(addr: &str, backlog: i32) -> TcpListener {
                 4,
             );
         }
-        let (sa, len) = sockaddr(&addr);
+        let (sa, len) = support::sockaddr(&addr);
         assert_eq!(
             libc::bind(fd, (&sa as *const libc::sockaddr_storage).cast(), len),
             0,
@@ -48,40 +42,6 @@ pub fn listen(addr: &str, backlog: i32) -> TcpListener {
         );
         assert_eq!(libc::listen(fd, backlog), 0);
         TcpListener::from_raw_fd(fd)
-    }
-}
-
-fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as u16,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_in fits in sockaddr_storage.
-            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
-            (ss, std::mem::size_of::<libc::sockaddr_in>() as u32)
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as u16,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: 0,
-            };
-            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
-            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
-            (ss, std::mem::size_of::<libc::sockaddr_in6>() as u32)
-        }
     }
 }
 
