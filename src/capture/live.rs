@@ -2,7 +2,9 @@
 //! `--netns` if given, on that thread, since setns is per thread), `stop()` ends it and hands
 //! back the report. Used by `sockscope capture` and by `doctor --capture`.
 
+use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -38,6 +40,9 @@ pub struct CaptureSpec {
     pub immediate: bool,
     /// Send (segment, event) pairs to [`Capture::events`] as they happen.
     pub live_events: bool,
+    /// Written one byte when the capture ends on its own, so a caller can block on it (with
+    /// signals on the same pipe) instead of polling.
+    pub notify_end: Option<Arc<UnixStream>>,
 }
 
 impl Default for CaptureSpec {
@@ -53,6 +58,7 @@ impl Default for CaptureSpec {
             max_flows: DEFAULT_MAX_FLOWS,
             immediate: false,
             live_events: false,
+            notify_end: None,
         }
     }
 }
@@ -96,7 +102,14 @@ impl Capture {
             let lost = lost_events.clone();
             thread::Builder::new()
                 .name("sockscope-capture".into())
-                .spawn(move || run(spec, stop, breaker, ready_tx, ev_tx, lost))
+                .spawn(move || {
+                    let notify = spec.notify_end.clone();
+                    let report = run(spec, stop, breaker, ready_tx, ev_tx, lost);
+                    if let Some(n) = notify {
+                        let _ = (&*n).write_all(b"e");
+                    }
+                    report
+                })
                 .map_err(|e| CaptureError::Pcap {
                     what: "start the capture thread".into(),
                     msg: e.to_string(),

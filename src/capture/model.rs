@@ -111,7 +111,7 @@ pub struct Flow {
     /// SYNs sent: 1 plus retransmissions.
     pub syn_attempts: u32,
     /// Time of each SYN (microseconds since the epoch): the retransmit schedule.
-    pub syn_times_us: Vec<u64>,
+    pub syn_times_us: SynTimes,
     /// First SYN time.
     pub start_us: u64,
     /// Time of the last segment seen for this flow.
@@ -126,6 +126,86 @@ pub struct Flow {
     pub closed_by: Option<Side>,
     /// True when the flow was pushed out of a full flow table before it finished.
     pub evicted: bool,
+}
+
+/// The times of a flow's SYNs, kept inline so that a flow costs no allocation of its own: at
+/// tens of thousands of connections a second, one small allocation per flow was a tenth of
+/// the capture's CPU. The first [`SynTimes::CAPACITY`] times are kept (the kernel's default
+/// `tcp_syn_retries` of 6 sends 7 SYNs); later ones still count in `Flow::syn_attempts`.
+/// Serialises as a JSON array of microseconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynTimes {
+    first: u64,
+    /// Retransmissions as offsets from `first` (saturating at about 71 minutes).
+    later_us: [u32; SynTimes::CAPACITY - 1],
+    len: u8,
+}
+
+impl SynTimes {
+    pub const CAPACITY: usize = 8;
+
+    pub fn new(first_us: u64) -> SynTimes {
+        SynTimes {
+            first: first_us,
+            later_us: [0; Self::CAPACITY - 1],
+            len: 1,
+        }
+    }
+
+    /// Records one more SYN; false when it is past the capacity (and not kept).
+    pub fn push(&mut self, ts_us: u64) -> bool {
+        let i = usize::from(self.len);
+        if i >= Self::CAPACITY {
+            return false;
+        }
+        let offset = ts_us.saturating_sub(self.first);
+        self.later_us[i - 1] = u32::try_from(offset).unwrap_or(u32::MAX);
+        self.len += 1;
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Never true: a flow begins with its first SYN.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+
+    pub fn last(&self) -> u64 {
+        self.iter().last().unwrap_or(self.first)
+    }
+
+    /// The times in order, microseconds since the epoch.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let later = &self.later_us[..self.len().saturating_sub(1)];
+        std::iter::once(self.first).chain(later.iter().map(|&d| self.first + u64::from(d)))
+    }
+
+    pub fn to_vec(&self) -> Vec<u64> {
+        self.iter().collect()
+    }
+
+    /// For fixtures and tests: the times given, up to the capacity. None for an empty list.
+    pub fn from_times(times: &[u64]) -> Option<SynTimes> {
+        let (&first, rest) = times.split_first()?;
+        let mut t = SynTimes::new(first);
+        for &ts in rest {
+            t.push(ts);
+        }
+        Some(t)
+    }
+}
+
+impl Serialize for SynTimes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
 }
 
 /// Per-destination counts and handshake RTT percentiles.

@@ -1,10 +1,12 @@
 //! Per-destination summary of flows: counts per outcome and handshake RTT percentiles.
 //! Built incrementally, so flows need not be kept to be counted.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 
 use super::model::{DestSummary, Flow, Outcome};
+use super::tracker::FxHasher;
 
 #[derive(Default)]
 struct Agg {
@@ -13,14 +15,26 @@ struct Agg {
     rtts: Vec<u64>,
 }
 
+/// Destinations in first-seen order with an index by address; most flows go to the
+/// destination of the flow before, so that one is checked first.
 #[derive(Default)]
 pub struct SummaryBuilder {
-    dests: BTreeMap<SocketAddr, Agg>,
+    dests: Vec<(SocketAddr, Agg)>,
+    index: HashMap<SocketAddr, usize, BuildHasherDefault<FxHasher>>,
+    last: usize,
 }
 
 impl SummaryBuilder {
     pub fn add(&mut self, f: &Flow) {
-        let a = self.dests.entry(f.server).or_default();
+        let i = match self.dests.get(self.last) {
+            Some((server, _)) if *server == f.server => self.last,
+            _ => *self.index.entry(f.server).or_insert_with(|| {
+                self.dests.push((f.server, Agg::default()));
+                self.dests.len() - 1
+            }),
+        };
+        self.last = i;
+        let a = &mut self.dests[i].1;
         let i = Outcome::ALL
             .iter()
             .position(|o| *o == f.outcome)
@@ -33,7 +47,8 @@ impl SummaryBuilder {
     }
 
     /// Destinations in address order.
-    pub fn finish(self) -> Vec<DestSummary> {
+    pub fn finish(mut self) -> Vec<DestSummary> {
+        self.dests.sort_unstable_by_key(|(server, _)| *server);
         self.dests
             .into_iter()
             .map(|(server, mut a)| {

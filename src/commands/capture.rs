@@ -1,7 +1,8 @@
 //! `sockscope capture`: live (Capture on its own thread, lines as events arrive, report on
 //! stop) or `-r FILE` (the same analysis offline).
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,11 +44,16 @@ fn live(
 ) -> Result<crate::capture::CaptureReport, RunError> {
     // Ctrl-C and SIGTERM end the capture normally: the file is closed, the report printed.
     // A second one exits at once (130), should stopping ever hang.
+    // Without live lines the main thread sleeps on a pipe that a signal or the end of the
+    // capture writes to: no periodic wakeups to cost CPU during a long capture.
     let stop = Arc::new(AtomicBool::new(false));
+    let (wake_rx, wake_tx) = UnixStream::pair().map_err(RunError::Output)?;
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
             .map_err(RunError::Output)?;
         signal_hook::flag::register(sig, stop.clone()).map_err(RunError::Output)?;
+        signal_hook::low_level::pipe::register(sig, wake_tx.try_clone()?)
+            .map_err(RunError::Output)?;
     }
     let lines = !args.common.json;
     let spec = CaptureSpec {
@@ -62,6 +68,7 @@ fn live(
         // Per-packet wakeups only when someone watches the lines on a terminal.
         immediate: lines && std::io::stdout().is_terminal(),
         live_events: lines,
+        notify_end: Some(Arc::new(wake_tx)),
     };
     let mut cap = Capture::start(&spec)?;
     let events = cap.take_events();
@@ -90,7 +97,12 @@ fn live(
                     out.flush()?;
                 }
             }
-            None => std::thread::sleep(Duration::from_millis(50)),
+            None => match (&wake_rx).read(&mut [0u8; 1]) {
+                // A signal (the flag is set before the byte is written) or the end.
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(RunError::Output(e)),
+            },
         }
     }
     let lost = cap.lost_events();

@@ -46,7 +46,7 @@ pub fn trace_for(
             ),
         };
     };
-    let first = f.syn_times_us.first().copied().unwrap_or(f.start_us);
+    let first = f.syn_times_us.first();
     let syn_at_ms: Vec<f64> = f
         .syn_times_us
         .iter()
@@ -115,7 +115,7 @@ mod tests {
             server: "127.0.0.1:8080".parse().unwrap(),
             outcome,
             syn_attempts: syns.len() as u32,
-            syn_times_us: syns.to_vec(),
+            syn_times_us: crate::capture::model::SynTimes::from_times(syns).unwrap(),
             start_us: syns[0],
             last_us: *syns.last().unwrap(),
             handshake_rtt_us: rtt,

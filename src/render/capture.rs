@@ -92,14 +92,20 @@ fn opt_micros(us: Option<u64>) -> String {
 fn detail(f: &Flow) -> String {
     let mut parts = Vec::new();
     if f.syn_attempts > 1 {
-        let first = f.syn_times_us.first().copied().unwrap_or(f.start_us);
+        let first = f.syn_times_us.first();
         let times: Vec<String> = f
             .syn_times_us
             .iter()
             .skip(1)
             .map(|t| format!("+{}", micros(t.saturating_sub(first))))
             .collect();
-        parts.push(format!("SYN retransmitted at {}", times.join(", ")));
+        let unkept = (f.syn_attempts as usize).saturating_sub(f.syn_times_us.len());
+        let more = if unkept > 0 {
+            format!(" and {unkept} more")
+        } else {
+            String::new()
+        };
+        parts.push(format!("SYN retransmitted at {}{more}", times.join(", ")));
     }
     match (f.outcome, f.reset_by) {
         (Outcome::Reset, Some(Side::Client)) => parts.push("reset by the client".into()),
@@ -252,5 +258,29 @@ mod tests {
         let l = event_line(&seg, &Event::Refused);
         assert!(l.ends_with("10.0.0.9:443 → 10.0.0.5:51234  RST      → refused (nothing listens there, or a firewall rejects)"), "{l}");
         assert!(l.contains(".000123  "), "{l}");
+    }
+
+    #[test]
+    fn retransmit_times_past_those_kept_are_counted() {
+        let times: Vec<u64> = (0..8).map(|i| (1u64 << i) * 1_000_000).collect();
+        let f = Flow {
+            client: "10.0.0.5:51234".parse().unwrap(),
+            server: "10.0.0.9:443".parse().unwrap(),
+            outcome: Outcome::Unanswered,
+            syn_attempts: 10,
+            syn_times_us: crate::capture::model::SynTimes::from_times(&times).unwrap(),
+            start_us: times[0],
+            last_us: times[7],
+            handshake_rtt_us: None,
+            ack_rtt_us: None,
+            reset_by: None,
+            closed_by: None,
+            evicted: false,
+        };
+        assert_eq!(
+            detail(&f),
+            "SYN retransmitted at +1.000 s, +3.000 s, +7.000 s, +15.000 s, +31.000 s, \
+             +63.000 s, +127.000 s and 2 more"
+        );
     }
 }
