@@ -17,7 +17,7 @@ use pcap::BreakLoop;
 use super::model::{CaptureReport, Segment};
 use super::pcapwrite::PcapWriter;
 use super::pipeline::{ts_us, Pipeline};
-use super::source::{open_live, CaptureError, SNAPLEN, TIMEOUT_MS};
+use super::source::{open_live, CaptureError, Live, SNAPLEN, TIMEOUT_MS};
 use super::tracker::{Event, DEFAULT_MAX_FLOWS};
 use crate::netns::{self, NetnsSpec};
 
@@ -199,7 +199,7 @@ fn run(
     let opened = (|| {
         netns::enter_opt(spec.netns.as_ref())?;
         let shown = spec.netns.as_ref().map(|n| n.to_string());
-        let mut cap = open_live(
+        let Live { mut cap, loopback } = open_live(
             &spec.device,
             spec.port,
             spec.host,
@@ -220,9 +220,9 @@ fn run(
         if let Ok(mut b) = breaker.lock() {
             *b = Some(cap.breakloop_handle());
         }
-        Ok((cap, save))
+        Ok((cap, save, loopback))
     })();
-    let (mut cap, mut save) = match opened {
+    let (mut cap, mut save, loopback) = match opened {
         Ok(x) => x,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -288,8 +288,15 @@ fn run(
         // empties, so packets stamped after it end the drain.
         let stopped_us = now_us();
         cap = cap.and_then(|c| c.setnonblock().ok());
+        let doubled = if loopback {
+            Doubled::All
+        } else if spec.device == "any" {
+            Doubled::LoopbackAddressed
+        } else {
+            Doubled::None
+        };
         if let Some(c) = cap.as_mut() {
-            drain(c, &mut pipe, &mut sink, limit, stopped_us);
+            drain(c, &mut pipe, &mut sink, limit, stopped_us, doubled);
         }
     }
     let kernel = cap
@@ -310,6 +317,29 @@ fn run(
     Ok(pipe.finish(kernel))
 }
 
+/// Which packets the kernel's `received` counts twice: those that crossed a loopback device,
+/// seen by the tap going out and coming in (libpcap drops the outgoing copy itself).
+#[derive(Debug, Clone, Copy)]
+enum Doubled {
+    /// A loopback device: every packet.
+    All,
+    /// `any`: the loopback device's packets among others. Those with loopback addresses at
+    /// both ends are known; traffic between a host's own other addresses also crosses `lo`
+    /// and is not, so the drain then waits out its bound, as it did before it knew any.
+    LoopbackAddressed,
+    None,
+}
+
+impl Doubled {
+    fn count(self, pipe: &Pipeline) -> u64 {
+        match self {
+            Doubled::All => pipe.frames(),
+            Doubled::LoopbackAddressed => pipe.loopback_segments(),
+            Doubled::None => 0,
+        }
+    }
+}
+
 /// Reads what the kernel still holds after a stop (see the caller). `cap` is non-blocking.
 fn drain(
     cap: &mut pcap::Capture<pcap::Active>,
@@ -317,6 +347,7 @@ fn drain(
     sink: &mut Sink,
     limit: u64,
     stopped_us: u64,
+    doubled: Doubled,
 ) {
     let started = Instant::now();
     let give_up = started + Duration::from_secs(3);
@@ -339,10 +370,9 @@ fn drain(
         }
         let outstanding = cap.stats().ok().is_some_and(|s| {
             let kept = (s.received as u64).saturating_sub(s.dropped as u64);
-            kept > pipe.frames()
+            kept.saturating_sub(doubled.count(pipe)) > pipe.frames()
         });
-        // On `any`, loopback packets count twice in the kernel's figure (libpcap drops the
-        // outgoing copy itself), so "outstanding" alone may never clear.
+        // Where the double count is not fully known "outstanding" may never clear: bounded.
         let waited = last_packet.elapsed();
         if (waited >= grace && !outstanding) || waited >= 12 * grace {
             break;

@@ -13,6 +13,7 @@ pub struct Pipeline {
     host: Option<IpAddr>,
     tracker: Tracker,
     stats: CaptureStats,
+    loopback_segments: u64,
 }
 
 impl Pipeline {
@@ -23,6 +24,7 @@ impl Pipeline {
             host: None,
             tracker: Tracker::new(max_flows),
             stats: CaptureStats::default(),
+            loopback_segments: 0,
         }
     }
 
@@ -49,6 +51,9 @@ impl Pipeline {
                     return None;
                 }
                 self.stats.tcp_segments += 1;
+                if seg.src.ip().is_loopback() && seg.dst.ip().is_loopback() {
+                    self.loopback_segments += 1;
+                }
                 self.tracker.feed(&seg).map(|e| (seg, e))
             }
             Err(_) => {
@@ -56,6 +61,11 @@ impl Pipeline {
                 None
             }
         }
+    }
+
+    /// Segments between two loopback addresses so far (they crossed the `lo` device).
+    pub fn loopback_segments(&self) -> u64 {
+        self.loopback_segments
     }
 
     /// Frames seen so far.

@@ -75,6 +75,15 @@ fn link_name(linktype: i32) -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// A device opened for capture.
+pub struct Live {
+    pub cap: Capture<Active>,
+    /// A loopback device: the kernel counts each of its packets twice (once going out, once
+    /// coming in) and libpcap discards the outgoing copy, so `stats().received` is double
+    /// the packets delivered.
+    pub loopback: bool,
+}
+
 /// Opens `device` for capture with the handshake filter. Call it on the thread that has
 /// entered the wanted network namespace: the packet socket belongs to that namespace.
 pub fn open_live(
@@ -83,10 +92,10 @@ pub fn open_live(
     host: Option<IpAddr>,
     immediate: bool,
     netns_shown: Option<&str>,
-) -> Result<Capture<Active>, CaptureError> {
+) -> Result<Live, CaptureError> {
     // Check the name first: libpcap's own message for a missing device varies by version.
     let devices = Device::list().map_err(|e| pcap_err("list capture devices", e))?;
-    if !devices.iter().any(|d| d.name == device) {
+    let Some(found) = devices.iter().find(|d| d.name == device) else {
         let mut names: Vec<String> = devices
             .iter()
             .map(|d| crate::render::escape(&d.name))
@@ -99,7 +108,8 @@ pub fn open_live(
                 .unwrap_or_default(),
             available: names.join(", "),
         });
-    }
+    };
+    let loopback = found.flags.is_loopback();
     let inactive = Capture::from_device(device)
         .map_err(|e| pcap_err("create a capture handle", e))?
         .snaplen(SNAPLEN)
@@ -130,7 +140,7 @@ pub fn open_live(
     }
     cap.filter(&bpf_filter(port, host), true)
         .map_err(|e| pcap_err("compile the capture filter", e))?;
-    Ok(cap)
+    Ok(Live { cap, loopback })
 }
 
 /// Opens a capture file (pcap or pcapng, any writer) of a link type sockscope decodes.

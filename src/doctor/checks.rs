@@ -5,6 +5,7 @@ use super::counters::Counters;
 use super::model::{Finding, ProbeOutcome, ProbeResult, Severity};
 use super::table::{row, Row};
 use crate::procs::model::{FdUsage, SystemFds};
+use crate::render::sockets::processes_cell;
 use crate::render::{endpoint, escape};
 use crate::sockets::listeners::Listener;
 use crate::sockets::model::TcpState;
@@ -82,20 +83,30 @@ pub fn check_accept_queues(
             continue;
         };
         let port = l.socket.local.port;
+        let owners = l
+            .socket
+            .processes
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(processes_cell);
         let mut f = finding(
             r,
             severity,
             format!(
-                "accept queue {q}/{b} on {}{}",
+                "accept queue {q}/{b} on {}{}{}",
                 endpoint(&l.socket.local),
+                owners
+                    .as_ref()
+                    .map(|o| format!(" held by {o}"))
+                    .unwrap_or_default(),
                 overflow_text.clone().unwrap_or_default()
             ),
         );
-        f.fix = format!(
-            "see who owns it (sockscope listeners --port {port}); {}; today's cap: \
-             sysctl net.core.somaxconn",
-            r.fix
-        );
+        let who = match &owners {
+            Some(o) => format!("{o} is not accepting fast enough"),
+            None => format!("see who owns it (sockscope listeners --port {port})"),
+        };
+        f.fix = format!("{who}; {}; today's cap: sysctl net.core.somaxconn", r.fix);
         out.push(f);
     }
     if out.is_empty() {
@@ -430,7 +441,7 @@ pub fn check_probe(p: &ProbeResult, local: &ListenCheck) -> Option<Finding> {
 mod tests {
     use super::*;
     use crate::sockets::listeners::to_listener;
-    use crate::sockets::model::{Endpoint, Proto, Socket};
+    use crate::sockets::model::{Endpoint, ProcessRef, Proto, Socket};
     use crate::sockets::states::{StateCounter, TimeWaitSettings};
 
     fn sock(state: TcpState, lport: u16, peer: &str, pport: u16, rq: u32, sq: u32) -> Socket {
@@ -482,6 +493,30 @@ mod tests {
             "accept queue 5/4 on 127.0.0.1:8003; ListenOverflows +57, ListenDrops +57 in 2 s"
         );
         assert!(f[0].fix.contains("sockscope listeners --port 8003"));
+
+        // With its owners known, the finding names them instead.
+        let mut owned = ls;
+        owned[0].socket.processes = Some(vec![
+            ProcessRef {
+                pid: 812,
+                name: "nginx".into(),
+            },
+            ProcessRef {
+                pid: 813,
+                name: "nginx".into(),
+            },
+        ]);
+        let f = check_accept_queues(&owned, None);
+        assert_eq!(
+            f[0].evidence,
+            "accept queue 5/4 on 127.0.0.1:8003 held by nginx(812),nginx(813)"
+        );
+        assert!(
+            f[0].fix
+                .starts_with("nginx(812),nginx(813) is not accepting fast enough; accept faster"),
+            "{}",
+            f[0].fix
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::checks::CounterDelta;
 use super::counters::{read_counters, Counters};
 use super::error::DoctorError;
 use crate::procs::model::SystemFds;
+use crate::procs::owners::read_owners;
 use crate::procs::usage::{read_system, scan_counts, ProcScan, ProcSelect};
 use crate::sockets::filter::Selection;
 use crate::sockets::for_each_socket;
@@ -61,7 +62,8 @@ fn counters() -> Result<Counters, DoctorError> {
 pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
     let first = counters()?;
     let t0 = Instant::now();
-    let (listeners, states) = dump_tcp()?;
+    let (mut listeners, states) = dump_tcp()?;
+    name_owners_of_busy(&mut listeners);
     let processes = scan_counts(
         "/proc",
         &ProcSelect {
@@ -131,7 +133,30 @@ pub fn listeners_on(port: u16) -> Result<Vec<Listener>, DoctorError> {
             found.push(to_listener(s))
         }
     })?;
+    name_owners_of_busy(&mut found);
     Ok(found)
+}
+
+/// Fills in the processes holding listeners that have connections waiting for accept(), so
+/// an accept-queue finding can name the program to look at. One walk of the fd links, and
+/// only when some queue is not empty; owners are a help, not evidence, so a failed walk
+/// leaves them unknown.
+pub fn name_owners_of_busy(listeners: &mut [Listener]) {
+    let busy = |l: &Listener| l.accept_queue.unwrap_or(0) > 0 && l.socket.inode != 0;
+    let wanted: std::collections::HashSet<u32> = listeners
+        .iter()
+        .filter(|l| busy(l))
+        .map(|l| l.socket.inode)
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let Ok(owners) = read_owners("/proc", Some(&wanted)) else {
+        return;
+    };
+    for l in listeners.iter_mut().filter(|l| busy(l)) {
+        l.socket.processes = Some(owners.get(l.socket.inode));
+    }
 }
 
 /// Reads the counters (for the probe, which brackets its connect with two reads).
