@@ -60,7 +60,8 @@ pub enum Command {
     /// to fix it.
     ///
     /// Without a target it checks the whole host (or the --netns namespace): every listener's
-    /// accept queue against its backlog, ListenOverflows/ListenDrops and the reset/abort
+    /// accept queue against its backlog (naming the process that holds a crowded one),
+    /// ListenOverflows/ListenDrops and the reset/abort
     /// counters over --interval (so findings are about now, not since boot), TIME_WAIT and
     /// per-peer use of the ephemeral port range, every process's fd count against its soft
     /// limit, and fs.file-nr against fs.file-max (whole host only).
