@@ -149,9 +149,10 @@ pub enum Command {
     ///
     /// --watch samples again every --interval and shows each process's growth in fds/s (least
     /// squares over all samples) and, for a growing process, the time left until it reaches
-    /// its soft limit at that rate. Ctrl-C stops it and prints a summary of what grew (exit
-    /// 130); --count N stops after N samples (exit 0). With --json, --watch prints JSON Lines:
-    /// one object per sample, then a summary object.
+    /// its soft limit at that rate. With --kinds it also says which kinds grew (tcp +40:
+    /// a socket leak; file +40: a file leak). Ctrl-C stops it and prints a summary of what
+    /// grew (exit 130); --count N stops after N samples (exit 0). With --json, --watch prints
+    /// JSON Lines: one object per sample, then a summary object.
     ///
     /// Other users' processes need root (or CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) for their
     /// sockets and kinds; what cannot be read is marked, never fatal. A --pid that does not
@@ -160,7 +161,7 @@ pub enum Command {
     /// Examples:
     ///   sockscope fds
     ///   sockscope fds --name nginx --kinds
-    ///   sockscope fds --pid 4242 --watch --interval 500ms
+    ///   sockscope fds --pid 4242 --watch --interval 500ms --kinds
     ///   sockscope fds --all --json | jq '.processes[] | select(.percent_used > 80)'
     ///   sockscope fds --netns pid:4242 --kinds
     // Verbatim: clap would otherwise join the example lines into one paragraph.
@@ -281,8 +282,8 @@ pub struct FdsArgs {
     #[arg(long, value_name = "SUBSTR")]
     pub name: Option<String>,
     /// Break each shown process's fds down by kind: tcp, udp, unix, other_socket, file, pipe,
-    /// anon_inode, device, other.
-    #[arg(long, conflicts_with = "watch")]
+    /// anon_inode, device, other. With --watch, also how much each kind grew.
+    #[arg(long)]
     pub kinds: bool,
     /// Sample repeatedly: growth rate in fds/s and time until the soft limit. Ctrl-C stops.
     #[arg(long)]
@@ -480,7 +481,6 @@ mod tests {
             &["sockscope", "fds", "--watch", "--interval", "-1s"],
             &["sockscope", "fds", "--watch", "--interval", "soon"],
             &["sockscope", "fds", "--top", "3", "--all"],
-            &["sockscope", "fds", "--kinds", "--watch"],
             &["sockscope", "fds", "--count", "3"],
         ] {
             let err = Cli::try_parse_from(args).unwrap_err();

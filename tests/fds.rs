@@ -354,6 +354,89 @@ fn watch_estimates_time_to_exhaustion_and_stops_on_sigint() {
 }
 
 #[test]
+fn watch_with_kinds_says_a_socket_leak_is_tcp() {
+    if !support::require_root("watch_with_kinds_says_a_socket_leak_is_tcp") {
+        return;
+    }
+    let file = TempFile::new("leak");
+    const GROW: u64 = 40;
+    const SAMPLES: usize = 15;
+    // The child says its fd count before it grows; it then leaks GROW connections at
+    // 40/s (one second) and holds them, well within the SAMPLES × 200 ms watch.
+    let leak = child::spawn(
+        "fds:grow",
+        &[
+            "ssc-sock-leak".into(),
+            "1024".into(),
+            "40".into(),
+            format!("+{GROW}"),
+            file.path(),
+            "tcp".into(),
+        ],
+        None,
+    );
+    let base: u64 = leak.info.parse().unwrap();
+    let (code, out, err) = run(&[
+        "fds",
+        "--watch",
+        "--kinds",
+        "--interval",
+        "200ms",
+        "--count",
+        &SAMPLES.to_string(),
+        "--json",
+        "--pid",
+        &leak.pid.to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), SAMPLES + 1, "{out}");
+    let first = &lines[0]["processes"][0];
+    let last = &lines[SAMPLES - 1]["processes"][0];
+    // Growth ended long before the last sample: exactly GROW more fds, all of them TCP.
+    assert_eq!(last["fds"], base + GROW, "{last}");
+    let tcp = |p: &Value| p["kinds"]["tcp"].as_u64().unwrap();
+    assert_eq!(
+        last["kinds_grew"],
+        serde_json::json!({"tcp": tcp(last) - tcp(first)}),
+        "first {first}\nlast {last}"
+    );
+    assert_eq!(
+        last["kinds"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>(),
+        base + GROW,
+        "every fd has a kind: {last}"
+    );
+    // The listener plus every leaked connection (the server ends, never accepted, are in
+    // the listener's queue, not in the fd table).
+    assert_eq!(tcp(last), GROW + 1, "{last}");
+    let summary = &lines[SAMPLES];
+    assert_eq!(summary["type"], "summary");
+
+    // The table says it in words.
+    let (code, out, err) = run(&[
+        "fds",
+        "--watch",
+        "--kinds",
+        "--interval",
+        "100ms",
+        "--count",
+        "2",
+        "--pid",
+        &leak.pid.to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Grew by kind"), "{out}");
+}
+
+#[test]
 fn watch_with_count_ends_with_a_table_summary() {
     let (code, out, err) = run(&[
         "fds",
@@ -594,30 +677,46 @@ fn hold(args: &[String]) {
     drop(keep);
 }
 
-/// Opens one file every 1/RATE s on a fixed schedule (no drift) up to MAX fds, then holds.
+/// Opens one fd every 1/RATE s on a fixed schedule (no drift) up to MAX fds (or +N more),
+/// then holds:
+/// a file, or with KIND `tcp` a connection to its own listener (a socket leak). Says its fd
+/// count before growing (the listener included) on its `ready` line.
 fn grow(args: &[String]) {
     let (name, soft) = (&args[0], args[1].parse::<u64>().unwrap());
     let rate: f64 = args[2].parse().unwrap();
-    let max: u64 = args[3].parse().unwrap();
     let path = args[4].clone();
+    let tcp = args.get(5).is_some_and(|k| k == "tcp");
     set_nofile(soft, soft);
     child::set_name(name);
+    let listener = tcp.then(|| TcpListener::bind("127.0.0.1:0").unwrap());
+    // Counted once: listing /proc/self/fd on every step would itself open an fd.
+    let base = own_fd_count();
+    // MAX is a total, or +N: N more than now.
+    let max: u64 = match args[3].strip_prefix('+') {
+        Some(n) => base + n.parse::<u64>().unwrap(),
+        None => args[3].parse().unwrap(),
+    };
     let start = Instant::now();
     std::thread::spawn(move || {
-        let mut keep = Vec::new();
-        // Counted once: listing /proc/self/fd on every step would itself open an fd.
-        let base = own_fd_count();
+        let mut keep: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
         let mut i = 0u64;
         while base + i < max {
             let due = start + Duration::from_secs_f64(i as f64 / rate);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            keep.push(std::fs::File::open(&path).unwrap());
+            match &listener {
+                // Never accepted: the connection waits in the listener's queue.
+                Some(l) => keep.push(Box::new(
+                    TcpStream::connect(l.local_addr().unwrap()).unwrap(),
+                )),
+                None => keep.push(Box::new(std::fs::File::open(&path).unwrap())),
+            }
             i += 1;
         }
         // Hold them until the process exits.
         std::mem::forget(keep);
+        std::mem::forget(listener);
     });
-    child::serve(name, "", |_| {});
+    child::serve(name, &base.to_string(), |_| {});
 }

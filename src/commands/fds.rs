@@ -13,7 +13,7 @@ use crate::cli::FdsArgs;
 use crate::exit::ExitCode;
 use crate::netns;
 use crate::procs::fdwalk::WalkError;
-use crate::procs::growth::{growing, rank_trends, Tracker};
+use crate::procs::growth::{growing, rank_trends, Tracker, Trend};
 use crate::procs::kinds::{read_kinds, KindCounts};
 use crate::procs::model::FdUsage;
 use crate::procs::namespaces::netns_of;
@@ -170,6 +170,33 @@ fn socket_index(root: &str, rows: &[FdUsage]) -> (ProtoIndex, Vec<String>) {
     (index, notes)
 }
 
+/// `--watch --kinds`: reads the kinds of the processes shown and records them with their
+/// trends, so the watch can say which kind grows. Returns notes (namespaces not entered,
+/// processes not readable).
+fn watch_kinds(
+    root: &str,
+    scanned: &[FdUsage],
+    tracker: &mut Tracker,
+    shown: &mut [Trend],
+) -> Vec<String> {
+    let pids: std::collections::HashSet<u32> = shown.iter().map(|t| t.pid).collect();
+    let mut rows: Vec<FdUsage> = scanned
+        .iter()
+        .filter(|u| pids.contains(&u.pid))
+        .cloned()
+        .collect();
+    let (index, mut notes) = socket_index(root, &rows);
+    let unreadable = read_rows(root, &mut rows, Some(&index));
+    notes.extend(unreadable_note(unreadable));
+    for row in rows {
+        if let (Some(kinds), Some(trend)) = (row.kinds, shown.iter_mut().find(|t| t.pid == row.pid))
+        {
+            tracker.add_kinds(trend, kinds);
+        }
+    }
+    notes
+}
+
 /// Said once, naming the privilege that would show the rest.
 fn unreadable_note(unreadable: usize) -> Option<String> {
     if unreadable == 0 {
@@ -208,6 +235,15 @@ fn watch(
         let scan = scan(root, select, true).map_err(RunError::Proc)?;
         let mut trends = tracker.add(t, &scan.processes);
         rank_trends(&mut trends);
+        if args.kinds {
+            let shown = top.unwrap_or(usize::MAX).min(trends.len());
+            let notes = watch_kinds(root, &scan.processes, &mut tracker, &mut trends[..shown]);
+            for n in notes {
+                if !outcome.notes.contains(&n) {
+                    outcome.notes.push(n);
+                }
+            }
+        }
         samples += 1;
         let matched = trends.len();
         let sample = WatchSample {

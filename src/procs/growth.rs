@@ -1,7 +1,7 @@
 //! Leak detection for `fds --watch` (pure): a least-squares growth rate over each process's
 //! samples and the time left until it reaches its soft limit at that rate.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::model::FdUsage;
 
@@ -40,6 +40,8 @@ struct Series {
     name: String,
     samples: VecDeque<(f64, f64)>,
     first_fds: u64,
+    /// The kinds when they were first read for this process (`--watch --kinds`).
+    first_kinds: Option<BTreeMap<String, u64>>,
 }
 
 /// Per-process samples across a watch.
@@ -63,6 +65,13 @@ pub struct Trend {
     /// fds at the first sample of this process, to show how much it grew.
     pub first_fds: Option<u64>,
     pub samples: usize,
+    /// The fds by kind at this sample (`--watch --kinds`, shown rows only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<BTreeMap<String, u64>>,
+    /// Change per kind since the kinds were first read for this process; kinds that did not
+    /// change are left out. Says what leaks: sockets, files, pipes…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinds_grew: Option<BTreeMap<String, i64>>,
 }
 
 impl Tracker {
@@ -79,6 +88,7 @@ impl Tracker {
                     name: u.name.clone(),
                     samples: VecDeque::new(),
                     first_fds: u.fds.unwrap_or(0),
+                    first_kinds: None,
                 },
             };
             if let Some(fds) = u.fds {
@@ -98,11 +108,38 @@ impl Tracker {
                 seconds_to_limit: u.fds.and_then(|f| seconds_to_limit(f, u.soft_limit, r)),
                 first_fds: u.fds.map(|_| s.first_fds),
                 samples: s.samples.len(),
+                kinds: None,
+                kinds_grew: None,
             });
             alive.insert(u.pid, s);
         }
         self.series = alive;
         trends
+    }
+}
+
+impl Tracker {
+    /// Records the kinds just read for `trend`'s process and fills in its `kinds` and
+    /// `kinds_grew` (against the first kinds read for it). Call after [`Tracker::add`].
+    pub fn add_kinds(&mut self, trend: &mut Trend, kinds: BTreeMap<String, u64>) {
+        let Some(s) = self.series.get_mut(&trend.pid) else {
+            return;
+        };
+        let first = s.first_kinds.get_or_insert_with(|| kinds.clone());
+        let grew = kinds
+            .iter()
+            .map(|(k, &now)| (k, now as i64 - first.get(k).copied().unwrap_or(0) as i64))
+            .chain(
+                first
+                    .iter()
+                    .filter(|(k, _)| !kinds.contains_key(*k))
+                    .map(|(k, &was)| (k, -(was as i64))),
+            )
+            .filter(|(_, d)| *d != 0)
+            .map(|(k, d)| (k.clone(), d))
+            .collect();
+        trend.kinds = Some(kinds);
+        trend.kinds_grew = Some(grew);
     }
 }
 
@@ -191,6 +228,37 @@ mod tests {
     }
 
     #[test]
+    fn kinds_growth_is_counted_from_the_first_read() {
+        let k = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect()
+        };
+        let mut t = Tracker::default();
+        let mut tr = t.add(0.0, &[u(1, "leaky", 100)]);
+        t.add_kinds(&mut tr[0], k(&[("tcp", 10), ("file", 80), ("pipe", 10)]));
+        assert_eq!(tr[0].kinds_grew, Some(BTreeMap::new()));
+        let mut tr = t.add(1.0, &[u(1, "leaky", 135)]);
+        t.add_kinds(&mut tr[0], k(&[("tcp", 50), ("file", 78), ("pipe", 7)]));
+        let want: BTreeMap<String, i64> = [("tcp", 40), ("file", -2), ("pipe", -3)]
+            .iter()
+            .map(|(n, v)| (n.to_string(), *v))
+            .collect();
+        assert_eq!(tr[0].kinds_grew, Some(want));
+        assert_eq!(tr[0].kinds.as_ref().unwrap()["tcp"], 50);
+        // A kind that disappears counts as a drop to zero; one that appears, from zero.
+        let mut tr = t.add(2.0, &[u(1, "leaky", 130)]);
+        t.add_kinds(&mut tr[0], k(&[("tcp", 50), ("file", 80), ("udp", 2)]));
+        let want: BTreeMap<String, i64> = [("tcp", 40), ("pipe", -10), ("udp", 2)]
+            .iter()
+            .map(|(n, v)| (n.to_string(), *v))
+            .collect();
+        assert_eq!(tr[0].kinds_grew, Some(want));
+        // A new process under a reused pid starts over.
+        let mut tr = t.add(3.0, &[u(1, "other", 5)]);
+        t.add_kinds(&mut tr[0], k(&[("file", 5)]));
+        assert_eq!(tr[0].kinds_grew, Some(BTreeMap::new()));
+    }
+
+    #[test]
     fn watch_order_puts_soonest_exhaustion_first() {
         let mk = |pid, eta: Option<f64>, fds| Trend {
             pid,
@@ -202,6 +270,8 @@ mod tests {
             seconds_to_limit: eta,
             first_fds: None,
             samples: 1,
+            kinds: None,
+            kinds_grew: None,
         };
         let mut v = vec![mk(1, None, 90), mk(2, Some(50.0), 10), mk(3, Some(5.0), 10)];
         rank_trends(&mut v);

@@ -6,7 +6,8 @@
 //!   "sockets"?, "kinds"?: {"tcp", "udp", "unix", "other_socket", "file", "pipe", "anon_inode",
 //!   "device", "other"}}]}`; `fds`, limits and `percent_used` are null when unreadable or
 //! unlimited. `--watch --json` writes JSON Lines: `{"type": "sample", …WatchSample}` per sample
-//! and a final `{"type": "summary", …WatchSummary}`.
+//! and a final `{"type": "summary", …WatchSummary}`; with `--kinds` each shown process also has
+//! `kinds` and `kinds_grew` (the kinds that changed since they were first read).
 
 use std::io::{self, Write};
 
@@ -159,20 +160,35 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
+/// "tcp +40, file -2": the kinds that changed, biggest change first.
+pub fn kinds_grew_cell(grew: &std::collections::BTreeMap<String, i64>) -> String {
+    if grew.is_empty() {
+        return "-".into();
+    }
+    let mut v: Vec<(&String, &i64)> = grew.iter().collect();
+    v.sort_by(|a, b| b.1.abs().cmp(&a.1.abs()).then_with(|| a.0.cmp(b.0)));
+    v.iter()
+        .map(|(k, d)| format!("{k} {d:+}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn trends_table(out: &mut dyn Write, trends: &[Trend]) -> io::Result<()> {
-    let mut t = new_table(
-        &[
-            "PID",
-            "Name",
-            "FDs",
-            "Soft",
-            "Used",
-            "Growth/s",
-            "Grew",
-            "Soft limit in",
-        ],
-        &[0, 2, 3, 4, 5, 6, 7],
-    );
+    let with_kinds = trends.iter().any(|t| t.kinds_grew.is_some());
+    let mut header = vec![
+        "PID",
+        "Name",
+        "FDs",
+        "Soft",
+        "Used",
+        "Growth/s",
+        "Grew",
+        "Soft limit in",
+    ];
+    if with_kinds {
+        header.push("Grew by kind");
+    }
+    let mut t = new_table(&header, &[0, 2, 3, 4, 5, 6, 7]);
     for tr in trends {
         let used = match (tr.fds, tr.soft_limit) {
             (Some(f), Some(s)) if s > 0 => percent(f as f64 * 100.0 / s as f64),
@@ -182,7 +198,7 @@ fn trends_table(out: &mut dyn Write, trends: &[Trend]) -> io::Result<()> {
             (Some(now), Some(first)) => format!("{:+}", now as i64 - first as i64),
             _ => "-".into(),
         };
-        t.add_row(vec![
+        let mut row = vec![
             tr.pid.to_string(),
             escape(&tr.name),
             tr.fds
@@ -197,7 +213,16 @@ fn trends_table(out: &mut dyn Write, trends: &[Trend]) -> io::Result<()> {
             tr.seconds_to_limit
                 .map(duration)
                 .unwrap_or_else(|| "-".into()),
-        ]);
+        ];
+        if with_kinds {
+            row.push(
+                tr.kinds_grew
+                    .as_ref()
+                    .map(kinds_grew_cell)
+                    .unwrap_or_else(|| "-".into()),
+            );
+        }
+        t.add_row(row);
     }
     write_table(out, &t)
 }
@@ -383,6 +408,8 @@ mod tests {
             seconds_to_limit: Some(17.0),
             first_fds: Some(40),
             samples: 11,
+            kinds: None,
+            kinds_grew: None,
         };
         let s = WatchSummary {
             samples: 11,
@@ -413,5 +440,46 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(v["type"], "summary");
         assert_eq!(v["growing"][0]["seconds_to_limit"], 17.0);
+        assert!(v["growing"][0].get("kinds_grew").is_none());
+    }
+
+    #[test]
+    fn watch_with_kinds_says_which_kind_grew() {
+        let grew: std::collections::BTreeMap<String, i64> =
+            [("file", -2), ("tcp", 78), ("pipe", 4)]
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect();
+        assert_eq!(kinds_grew_cell(&grew), "tcp +78, pipe +4, file -2");
+        assert_eq!(kinds_grew_cell(&Default::default()), "-");
+        let tr = |pid, grew| Trend {
+            pid,
+            name: "svc".into(),
+            fds: Some(120),
+            soft_limit: Some(256),
+            hard_limit: Some(4096),
+            rate_per_s: Some(8.0),
+            seconds_to_limit: Some(17.0),
+            first_fds: Some(40),
+            samples: 11,
+            kinds: None,
+            kinds_grew: grew,
+        };
+        let s = WatchSummary {
+            samples: 11,
+            elapsed_s: 10.0,
+            interrupted: false,
+            growing: vec![tr(9, Some(grew)), tr(10, None)],
+        };
+        let mut buf = Vec::new();
+        write_watch_summary_table(&mut buf, &s).unwrap();
+        let out = String::from_utf8(buf).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[2].ends_with("Grew by kind"), "{out}");
+        assert!(
+            lines[3].ends_with("17.0s  tcp +78, pipe +4, file -2"),
+            "{out}"
+        );
+        assert!(lines[4].ends_with("17.0s  -"), "{out}");
     }
 }
