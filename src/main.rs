@@ -43,16 +43,56 @@ fn usage_error(e: clap::Error) -> ! {
     ) {
         e.exit()
     }
-    let text = e.to_string();
+    eprintln!("sockscope: {}; see --help", one_line(&e.to_string()));
+    process::exit(ExitCode::Usage.code())
+}
+
+/// clap's multi-line message as one line: the first line, the items listed under it when it
+/// ends with a colon (missing arguments), and clap's tip in parentheses.
+fn one_line(text: &str) -> String {
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or("bad usage");
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    let tip = lines
-        .find_map(|l| l.strip_prefix("tip: "))
-        .map(|t| format!(" ({t})"))
-        .unwrap_or_default();
-    eprintln!("sockscope: {first}{tip}; see --help");
-    process::exit(ExitCode::Usage.code())
+    let rest: Vec<&str> = lines.collect();
+    let mut msg = first.to_string();
+    if let Some(head) = first.strip_suffix(':') {
+        let items: Vec<&str> = rest
+            .iter()
+            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("tip:"))
+            .copied()
+            .collect();
+        if !items.is_empty() {
+            msg = format!("{head}: {}", items.join(", "));
+        }
+    }
+    if let Some(tip) = rest.iter().find_map(|l| l.strip_prefix("tip: ")) {
+        msg.push_str(&format!(" ({tip})"));
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn clap_messages_become_one_line() {
+        assert_eq!(
+            one_line(
+                "error: the following required arguments were not provided:\n  --rps <N>\n  \
+                 --latency <TIME>\n\nUsage: sockscope pool --rps <N> --latency <TIME>\n\n\
+                 For more information, try '--help'.\n"
+            ),
+            "the following required arguments were not provided: --rps <N>, --latency <TIME>"
+        );
+        assert_eq!(
+            one_line(
+                "error: unexpected argument '--prot' found\n\n  tip: a similar argument \
+                 exists: '--port'\n\nUsage: sockscope sockets [OPTIONS]\n"
+            ),
+            "unexpected argument '--prot' found (a similar argument exists: '--port')"
+        );
+    }
 }
 
 fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, RunError> {

@@ -85,6 +85,12 @@ pub enum NetnsError {
          CAP_SYS_PTRACE): run as root, e.g. `sudo sockscope …`"
     )]
     Permission { spec: String, path: String },
+    #[error(
+        "network namespace {spec}: {path} is refused even to root, so that process is \
+         protected (a sandbox, or an LSM such as SELinux or AppArmor); use another process of \
+         the same container (pid:PID) or the namespace's name from `ip netns list`"
+    )]
+    DeniedToRoot { spec: String, path: String },
     #[error("cannot enter network namespace {spec} ({path}): {source}")]
     Io {
         spec: String,
@@ -93,28 +99,41 @@ pub enum NetnsError {
     },
 }
 
-/// Moves the calling thread into the namespace.
-pub fn enter(spec: &NetnsSpec) -> Result<(), NetnsError> {
-    let path = spec.path();
-    let shown = path.display().to_string();
-    let file = File::open(&path).map_err(|e| match e.kind() {
+/// Refused: a missing privilege, or (as root) a process protected from everyone.
+fn denied(spec: &NetnsSpec, shown: &str) -> NetnsError {
+    let (spec, path) = (spec.to_string(), shown.to_string());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        NetnsError::DeniedToRoot { spec, path }
+    } else {
+        NetnsError::Permission { spec, path }
+    }
+}
+
+/// Why the namespace file could not be opened or looked at.
+fn open_error(spec: &NetnsSpec, shown: &str, e: io::Error) -> NetnsError {
+    match e.kind() {
         io::ErrorKind::NotFound => match spec {
             NetnsSpec::Pid(pid) => NetnsError::NoProcess { pid: *pid },
             _ => NetnsError::NotFound {
                 spec: spec.to_string(),
-                path: shown.clone(),
+                path: shown.to_string(),
             },
         },
-        io::ErrorKind::PermissionDenied => NetnsError::Permission {
-            spec: spec.to_string(),
-            path: shown.clone(),
-        },
+        io::ErrorKind::PermissionDenied => denied(spec, shown),
         _ => NetnsError::Io {
             spec: spec.to_string(),
-            path: shown.clone(),
+            path: shown.to_string(),
             source: e,
         },
-    })?;
+    }
+}
+
+/// Moves the calling thread into the namespace.
+pub fn enter(spec: &NetnsSpec) -> Result<(), NetnsError> {
+    let path = spec.path();
+    let shown = path.display().to_string();
+    let file = File::open(&path).map_err(|e| open_error(spec, &shown, e))?;
     // SAFETY: plain syscall on a file descriptor we own for the duration of the call.
     let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
     if rc == 0 {
@@ -122,10 +141,7 @@ pub fn enter(spec: &NetnsSpec) -> Result<(), NetnsError> {
     }
     let err = io::Error::last_os_error();
     Err(match err.raw_os_error() {
-        Some(libc::EPERM) => NetnsError::Permission {
-            spec: spec.to_string(),
-            path: shown,
-        },
+        Some(libc::EPERM) => denied(spec, &shown),
         Some(libc::EINVAL) => NetnsError::NotNetns { path: shown },
         _ => NetnsError::Io {
             spec: spec.to_string(),
@@ -143,24 +159,7 @@ pub fn inode(spec: &NetnsSpec) -> Result<u64, NetnsError> {
     let shown = path.display().to_string();
     std::fs::metadata(&path)
         .map(|m| m.ino())
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => match spec {
-                NetnsSpec::Pid(pid) => NetnsError::NoProcess { pid: *pid },
-                _ => NetnsError::NotFound {
-                    spec: spec.to_string(),
-                    path: shown,
-                },
-            },
-            io::ErrorKind::PermissionDenied => NetnsError::Permission {
-                spec: spec.to_string(),
-                path: shown,
-            },
-            _ => NetnsError::Io {
-                spec: spec.to_string(),
-                path: shown,
-                source: e,
-            },
-        })
+        .map_err(|e| open_error(spec, &shown, e))
 }
 
 /// Enters the namespace if one was asked for; the common case of every subcommand.

@@ -14,6 +14,15 @@ fn usage_errors_exit_2_with_one_clear_line() {
         (&["sockets", "--port", "70000"], "70000 is not in 0..=65535"),
         (&["listeners", "--netns", "pid:abc"], "is not a process id"),
         (&["states", "--top", "-1"], "is not a count"),
+        // The missing arguments are named, not lost to the one-line format.
+        (
+            &["pool"],
+            "required arguments were not provided: --qps <N>, --latency <DURATION>",
+        ),
+        (
+            &["sockets", "--prot", "1"],
+            "(a similar argument exists: '--port')",
+        ),
     ] {
         let (code, out, err) = run(args);
         assert_eq!(code, 2, "{args:?}: {err}");
