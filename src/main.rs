@@ -71,30 +71,6 @@ fn one_line(text: &str) -> String {
     msg
 }
 
-#[cfg(test)]
-mod tests {
-    use super::one_line;
-
-    #[test]
-    fn clap_messages_become_one_line() {
-        assert_eq!(
-            one_line(
-                "error: the following required arguments were not provided:\n  --rps <N>\n  \
-                 --latency <TIME>\n\nUsage: sockscope pool --rps <N> --latency <TIME>\n\n\
-                 For more information, try '--help'.\n"
-            ),
-            "the following required arguments were not provided: --rps <N>, --latency <TIME>"
-        );
-        assert_eq!(
-            one_line(
-                "error: unexpected argument '--prot' found\n\n  tip: a similar argument \
-                 exists: '--port'\n\nUsage: sockscope sockets [OPTIONS]\n"
-            ),
-            "unexpected argument '--prot' found (a similar argument exists: '--port')"
-        );
-    }
-}
-
 fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, RunError> {
     match &cli.command {
         Command::Sockets(a) => commands::sockets::run(a, out),
@@ -118,5 +94,29 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, RunError> {
             sockscope::manpages::write_all(dir).map_err(RunError::Output)?;
             Ok(Outcome::ok())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn clap_messages_become_one_line() {
+        assert_eq!(
+            one_line(
+                "error: the following required arguments were not provided:\n  --rps <N>\n  \
+                 --latency <TIME>\n\nUsage: sockscope pool --rps <N> --latency <TIME>\n\n\
+                 For more information, try '--help'.\n"
+            ),
+            "the following required arguments were not provided: --rps <N>, --latency <TIME>"
+        );
+        assert_eq!(
+            one_line(
+                "error: unexpected argument '--prot' found\n\n  tip: a similar argument \
+                 exists: '--port'\n\nUsage: sockscope sockets [OPTIONS]\n"
+            ),
+            "unexpected argument '--prot' found (a similar argument exists: '--port')"
+        );
     }
 }
