@@ -28,10 +28,13 @@ pub enum Command {
     ///
     /// Like `ss -tuan`, with owners (-p) and tcp_info (-i) on demand. Every filter runs in the
     /// kernel (state mask and inet_diag bytecode), so a narrow filter stays fast on a busy host.
+    /// --pid and --name show one program's sockets: only those processes' fds are read, and
+    /// each in its own network namespace (a container's sockets too, without --netns).
     ///
     /// Examples:
     ///   sockscope sockets --state time-wait --dport 443
     ///   sockscope sockets -p --port 5432
+    ///   sockscope sockets --name nginx --state established
     ///   sockscope sockets -i --state established --dst 10.0.0.0/8 --json
     Sockets(SocketsArgs),
     #[command(verbatim_doc_comment)]
@@ -241,6 +244,13 @@ pub struct SocketsArgs {
     /// Only sockets whose peer address is in ADDR[/PREFIX].
     #[arg(long, value_name = "ADDR[/PREFIX]")]
     pub dst: Option<Cidr>,
+    /// Only sockets held by this process; repeat for several. Implies -p. Without --netns,
+    /// read in the process's own network namespace.
+    #[arg(long = "pid", value_name = "PID", value_parser = parse_pid)]
+    pub pids: Vec<u32>,
+    /// Only sockets held by processes whose name (/proc/PID/comm) contains SUBSTR. Implies -p.
+    #[arg(long, value_name = "SUBSTR")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]

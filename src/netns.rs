@@ -170,6 +170,29 @@ pub fn enter_opt(spec: Option<&NetnsSpec>) -> Result<(), NetnsError> {
     }
 }
 
+/// Runs `f` on a worker thread that has entered the namespace at `path` (setns moves only
+/// the calling thread, so the caller's own namespace is untouched).
+pub fn run_in<T, E, F>(path: &Path, f: F) -> Result<T, E>
+where
+    T: Send,
+    E: From<NetnsError> + Send,
+    F: FnOnce() -> Result<T, E> + Send,
+{
+    let spec = NetnsSpec::Path(path.to_path_buf());
+    std::thread::scope(|s| {
+        match s
+            .spawn(|| {
+                enter(&spec)?;
+                f()
+            })
+            .join()
+        {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -453,6 +453,74 @@ fn bad_namespaces_and_privileges_are_environment_errors() {
 }
 
 /// Child roles of this module.
+#[test]
+fn sockets_of_one_program_are_read_in_its_own_namespace() {
+    if !support::require_root("sockets_of_one_program_are_read_in_its_own_namespace") {
+        return;
+    }
+    let ns = Netns::new();
+    // 3 TCP pairs and their listener, 2 UDP sockets, a UNIX pair (not a TCP/UDP socket), all
+    // in a namespace sockscope is not in and is not told about.
+    let args = [
+        "ssc-owner",
+        "1024",
+        "1024",
+        "3",
+        "2",
+        "1",
+        "0",
+        "0",
+        "/dev/null",
+    ]
+    .map(String::from);
+    let owner = child::spawn_whole("fds:hold", &args, &ns.path());
+    let pid = owner.pid.to_string();
+    let v = run_json(&["sockets", "--pid", &pid, "--json"]);
+    let socks = v.as_array().unwrap();
+    let count = |proto: &str, state: &str| {
+        socks
+            .iter()
+            .filter(|s| s["proto"] == proto && s["state"] == state)
+            .count()
+    };
+    assert_eq!(socks.len(), 9, "{v:#}");
+    assert_eq!(count("tcp", "listening"), 1, "{v:#}");
+    assert_eq!(count("tcp", "established"), 6, "{v:#}");
+    assert_eq!(count("udp", "close"), 2, "{v:#}");
+    for s in socks {
+        assert_eq!(
+            s["processes"],
+            serde_json::json!([{"pid": owner.pid, "name": "ssc-owner"}]),
+            "{s}"
+        );
+    }
+    // By name, with the kernel filters on top.
+    let v = run_json(&[
+        "sockets",
+        "--name",
+        "ssc-own",
+        "-t",
+        "--state",
+        "listening",
+        "--json",
+    ]);
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v:#}");
+    let port = v[0]["local"]["port"].as_u64().unwrap();
+    assert!(socks.iter().any(|s| s["local"]["port"] == port));
+    // Told to look in another namespace: none of the child's sockets are there.
+    let other = Netns::new();
+    let v = run_json(&["sockets", "--pid", &pid, "--netns", &other.path(), "--json"]);
+    assert_eq!(v, serde_json::json!([]));
+    // The table names the owner.
+    let (code, table, err) = run(&["sockets", "--pid", &pid, "-u"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        table.matches(&format!("ssc-owner({pid})")).count(),
+        2,
+        "{table}"
+    );
+}
+
 pub fn child(role: &str, args: &[String]) -> bool {
     match role {
         "sockets:listen" => {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Outcome, RunError};
+use super::{require_pids, Outcome, RunError};
 use crate::cli::FdsArgs;
 use crate::exit::ExitCode;
 use crate::netns;
@@ -28,14 +28,7 @@ const DEFAULT_TOP: usize = 20;
 
 pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let root = args.proc_root.as_str();
-    // Input first, before any scan: a pid that names nothing is the user's mistake.
-    for &pid in &args.pids {
-        if std::fs::symlink_metadata(format!("{root}/{pid}")).is_err() {
-            return Err(RunError::Input(format!(
-                "no process {pid}: it does not exist (or has exited); check with `ps -p {pid}`"
-            )));
-        }
-    }
+    require_pids(root, &args.pids)?;
     let select = ProcSelect {
         pids: args.pids.clone(),
         name: args.name.clone(),

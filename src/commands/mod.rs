@@ -71,6 +71,18 @@ impl RunError {
     }
 }
 
+/// Checks each `--pid` names a process before any work: a wrong pid is the user's mistake.
+pub fn require_pids(root: &str, pids: &[u32]) -> Result<(), RunError> {
+    for &pid in pids {
+        if std::fs::symlink_metadata(format!("{root}/{pid}")).is_err() {
+            return Err(RunError::Input(format!(
+                "no process {pid}: it does not exist (or has exited); check with `ps -p {pid}`"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The note shown when some processes' fds could not be read.
 pub fn unreadable_note(unreadable: usize) -> Option<String> {
     if unreadable == 0 {

@@ -1,14 +1,22 @@
 //! `sockscope sockets`.
 
-use std::io::Write;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
-use super::{protos_families, unreadable_note, Outcome, RunError};
+use super::{protos_families, require_pids, unreadable_note, Outcome, RunError};
 use crate::cli::SocketsArgs;
 use crate::netns;
-use crate::procs::owners::read_owners;
+use crate::procs::fdwalk::list_pids;
+use crate::procs::namespaces::netns_of;
+use crate::procs::owners::{read_owners, read_owners_of};
+use crate::procs::procfile::comm;
+use crate::render::escape;
 use crate::render::sockets::{write_sockets_json, write_sockets_table, JsonArray, SocketsView};
 use crate::sockets::filter::{Selection, UserFilter};
 use crate::sockets::for_each_socket;
+use crate::sockets::model::Socket;
 
 pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let (protos, families) = protos_families(&args.family);
@@ -24,6 +32,9 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError>
             dst: args.dst,
         },
     };
+    if !args.pids.is_empty() || args.name.is_some() {
+        return by_process(args, &sel, out);
+    }
     netns::enter_opt(args.common.netns.as_ref())?;
     if args.common.json && !args.processes {
         // Nothing to join: stream each socket straight out, memory flat at any table size.
@@ -67,14 +78,104 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError>
     } else {
         for_each_socket(&sel, args.info, &mut |s| sockets.push(s))?;
     }
+    write(args, out, &sockets, args.processes)?;
+    Ok(outcome)
+}
+
+fn write(
+    args: &SocketsArgs,
+    out: &mut dyn Write,
+    sockets: &[Socket],
+    owners: bool,
+) -> io::Result<()> {
     if args.common.json {
-        write_sockets_json(out, &sockets)?;
+        write_sockets_json(out, sockets)
     } else {
         let view = SocketsView {
-            processes: args.processes,
+            processes: owners,
             info: args.info,
         };
-        write_sockets_table(out, &sockets, &view)?;
+        write_sockets_table(out, sockets, &view)
     }
+}
+
+/// `--pid` / `--name`: the sockets those processes hold. Only their fds are read (not every
+/// process's, as -p must), and each namespace they hold sockets in is dumped, entered from a
+/// worker thread, unless --netns names one.
+fn by_process(
+    args: &SocketsArgs,
+    sel: &Selection,
+    out: &mut dyn Write,
+) -> Result<Outcome, RunError> {
+    const ROOT: &str = "/proc";
+    require_pids(ROOT, &args.pids)?;
+    let mut outcome = Outcome::ok();
+    let mut pids = args.pids.clone();
+    if let Some(sub) = &args.name {
+        for pid in list_pids(ROOT).map_err(RunError::Proc)? {
+            if comm(ROOT, pid).is_ok_and(|n| n.contains(sub.as_str())) {
+                pids.push(pid);
+            }
+        }
+        if pids.is_empty() {
+            outcome.notes.push(format!(
+                "no process has a name containing '{}' (names are /proc/PID/comm, at most 15 bytes)",
+                escape(sub)
+            ));
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    let owners = read_owners_of(ROOT, &pids, None);
+    outcome.notes.extend(unreadable_note(owners.unreadable));
+
+    let mut sockets = Vec::new();
+    let mut keep = |mut s: Socket| {
+        if s.inode != 0 {
+            let held = owners.get(s.inode);
+            if !held.is_empty() {
+                s.processes = Some(held);
+                sockets.push(s);
+            }
+        }
+    };
+    match &args.common.netns {
+        Some(spec) => {
+            netns::enter(spec)?;
+            for_each_socket(sel, args.info, &mut keep)?;
+        }
+        None => {
+            // The namespaces of the processes that hold sockets (a thread may sit in another
+            // one than its process: every thread's is looked at).
+            let holders: BTreeSet<u32> =
+                owners.by_inode.values().flatten().map(|p| p.pid).collect();
+            let mut spaces: BTreeMap<u64, PathBuf> = BTreeMap::new();
+            for &pid in &holders {
+                spaces.extend(netns_of(ROOT, pid));
+            }
+            let own = std::fs::metadata("/proc/thread-self/ns/net")
+                .map(|m| m.ino())
+                .ok();
+            for (ino, path) in spaces {
+                if Some(ino) == own {
+                    for_each_socket(sel, args.info, &mut keep)?;
+                    continue;
+                }
+                let found = netns::run_in(&path, || -> Result<Vec<Socket>, RunError> {
+                    let mut v = Vec::new();
+                    for_each_socket(sel, args.info, &mut |s| v.push(s))?;
+                    Ok(v)
+                });
+                match found {
+                    Ok(v) => v.into_iter().for_each(&mut keep),
+                    Err(e) => outcome.notes.push(format!(
+                        "sockets in the network namespace {} not read: {e}",
+                        path.display()
+                    )),
+                }
+            }
+        }
+    }
+    write(args, out, &sockets, true)?;
     Ok(outcome)
 }

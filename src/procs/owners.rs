@@ -28,7 +28,12 @@ impl Owners {
 /// CPUs: threads take processes one at a time from a shared counter, because one process may
 /// hold most of the host's fds.
 pub fn read_owners(root: &str, wanted: Option<&HashSet<u32>>) -> std::io::Result<Owners> {
-    let pids = list_pids(root)?;
+    Ok(read_owners_of(root, &list_pids(root)?, wanted))
+}
+
+/// [`read_owners`] for these processes only (`sockets --pid/--name`): a few fd walks instead
+/// of the whole host's.
+pub fn read_owners_of(root: &str, pids: &[u32], wanted: Option<&HashSet<u32>>) -> Owners {
     let next = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -36,7 +41,7 @@ pub fn read_owners(root: &str, wanted: Option<&HashSet<u32>>) -> std::io::Result
         .min(pids.len().max(1));
     let parts: Vec<Owners> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
-            .map(|_| scope.spawn(|| scan_part(root, &pids, &next, wanted)))
+            .map(|_| scope.spawn(|| scan_part(root, pids, &next, wanted)))
             .collect();
         workers
             .into_iter()
@@ -54,7 +59,7 @@ pub fn read_owners(root: &str, wanted: Option<&HashSet<u32>>) -> std::io::Result
     for procs in owners.by_inode.values_mut() {
         procs.sort_unstable_by_key(|p| p.pid);
     }
-    Ok(owners)
+    owners
 }
 
 fn scan_part(

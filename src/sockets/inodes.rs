@@ -11,7 +11,7 @@ use super::all_states_mask;
 use super::diag::{DiagError, DiagSocket, DumpRequest};
 use super::model::Proto;
 use super::unix_diag::for_each_unix_inode;
-use crate::netns::{self, NetnsError, NetnsSpec};
+use crate::netns::{self, NetnsError};
 
 /// The protocols sock_diag can name exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,16 +66,10 @@ pub fn index_current_netns(index: &mut ProtoIndex) -> Result<(), DiagError> {
 /// The index of the namespace whose file is `ns_path` (e.g. `/proc/PID/ns/net`), dumped from a
 /// worker thread inside it; the calling thread's namespace is untouched.
 pub fn index_netns(ns_path: &Path) -> Result<ProtoIndex, IndexError> {
-    let spec = NetnsSpec::Path(ns_path.to_path_buf());
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            netns::enter(&spec)?;
-            let mut index = ProtoIndex::new();
-            index_current_netns(&mut index)?;
-            Ok(index)
-        })
-        .join()
-        .unwrap_or_else(|_| Ok(ProtoIndex::new()))
+    netns::run_in(ns_path, || {
+        let mut index = ProtoIndex::new();
+        index_current_netns(&mut index)?;
+        Ok(index)
     })
 }
 
