@@ -8,14 +8,19 @@ use super::collect::HostEvidence;
 use super::model::Report;
 use crate::sockets::model::TcpState;
 
+/// "1 TCP listener", "2 TCP listeners".
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 pub fn diagnose_host(ev: &HostEvidence) -> Report {
     let mut r = Report::default();
     let secs = format!("{:.1} s", ev.counters.seconds);
     r.findings
         .extend(check_accept_queues(&ev.listeners, Some(&ev.counters)));
     r.checked.push(format!(
-        "accept queues of {} TCP listeners; ListenOverflows/ListenDrops over {secs}",
-        ev.listeners.len()
+        "accept queues of {}; ListenOverflows/ListenDrops over {secs}",
+        count(ev.listeners.len() as u64, "TCP listener", "TCP listeners")
     ));
     r.findings.extend(check_time_wait(&ev.states));
     let range = ev
@@ -25,8 +30,8 @@ pub fn diagnose_host(ev: &HostEvidence) -> Report {
         .map(|e| format!("ephemeral range {}-{}", e.low, e.high))
         .unwrap_or_else(|| "ephemeral range unknown".into());
     r.checked.push(format!(
-        "{} TCP sockets, {} in TIME_WAIT; per-peer use of the {range}",
-        ev.states.total,
+        "{}, {} in TIME_WAIT; per-peer use of the {range}",
+        count(ev.states.total, "TCP socket", "TCP sockets"),
         ev.states.states.get(TcpState::TimeWait)
     ));
     r.findings.extend(check_resets(&ev.counters));
@@ -42,7 +47,8 @@ pub fn diagnose_host(ev: &HostEvidence) -> Report {
         .filter(|p| p.fds.is_some())
         .count();
     r.checked.push(format!(
-        "fd use against the soft limit of {readable} processes{}",
+        "fd use against the soft limit of {}{}",
+        count(readable as u64, "process", "processes"),
         if ev.processes.unreadable > 0 {
             format!(" ({} unreadable)", ev.processes.unreadable)
         } else {
@@ -128,7 +134,7 @@ mod tests {
                 "accept queues of 0 TCP listeners; ListenOverflows/ListenDrops over 2.0 s",
                 "0 TCP sockets, 0 in TIME_WAIT; per-peer use of the ephemeral range 20000-20999",
                 "reset/abort counters (TCPAbortOn*, EstabResets, OutRsts) over 2.0 s",
-                "fd use against the soft limit of 1 processes (1 unreadable)",
+                "fd use against the soft limit of 1 process (1 unreadable)",
                 "system file table: 1000 of fs.file-max 1000",
             ]
         );
