@@ -124,8 +124,8 @@ pub enum Command {
     /// each flow's outcome and a table per destination: attempts, established, refused (SYN
     /// answered by RST: nothing listens, or a firewall rejects), unanswered (SYN retransmitted
     /// with no reply: a firewall drops, or the host is gone), reset (RST after the handshake,
-    /// and by whom), closed (FIN), open, and handshake RTT min/median/p99; then libpcap's
-    /// received and dropped counts. -r reads any pcap file (tcpdump's too) and analyses it the
+    /// and by whom), closed (FIN), open, and handshake RTT min/median/p99; what the problems
+    /// of each destination mean; then libpcap's received and dropped counts. -r reads any pcap file (tcpdump's too) and analyses it the
     /// same way. Needs CAP_NET_RAW for live captures.
     ///
     /// Examples:

@@ -315,7 +315,42 @@ fn assert_population(v: &Value) {
     assert_eq!(d["syn_retransmits"], retransmits);
     assert!(d["rtt_min_us"].is_null());
     assert_eq!(dest("127.0.0.1:9004")["reset"], RESET as u64);
+    assert_eq!(dest("127.0.0.1:9004")["reset_by_server"], RESET as u64);
     assert_eq!(summary.len(), 5);
+
+    // Each problem destination is explained once, in destination order; 9001 is healthy.
+    let verdicts: Vec<(String, String, String)> = v["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            let s = |k: &str| x[k].as_str().unwrap().to_string();
+            (s("server"), s("symptom"), s("text"))
+        })
+        .collect();
+    let heads: Vec<(&str, &str)> = verdicts
+        .iter()
+        .map(|(server, symptom, _)| (server.as_str(), symptom.as_str()))
+        .collect();
+    assert_eq!(
+        heads,
+        [
+            ("127.0.0.1:9002", "refused"),
+            ("127.0.0.1:9003", "timed-out"),
+            ("127.0.0.1:9004", "reset"),
+            ("[::1]:9002", "refused"),
+        ],
+        "{v:#}"
+    );
+    let starts = [
+        format!("{REFUSED_V4} of {REFUSED_V4} attempts refused"),
+        format!("{UNANSWERED} of {UNANSWERED} attempts unanswered ({retransmits} SYN retransmissions"),
+        format!("{RESET} of {RESET} connections reset after the handshake ({RESET} by the server, 0 by the client)"),
+        format!("{REFUSED_V6} of {REFUSED_V6} attempts refused"),
+    ];
+    for ((_, _, text), start) in verdicts.iter().zip(&starts) {
+        assert!(text.starts_with(start.as_str()), "{text}");
+    }
 }
 
 /// Checks each flow's SYN count against the SYNs tcpdump printed for its client.

@@ -218,6 +218,8 @@ pub struct DestSummary {
     pub refused: u64,
     pub unanswered: u64,
     pub reset: u64,
+    /// Of `reset`, those the server sent (the rest came from the client).
+    pub reset_by_server: u64,
     pub closed: u64,
     pub open: u64,
     /// SYN retransmissions across all attempts.
@@ -249,10 +251,21 @@ pub struct CaptureStats {
     pub flows_omitted: u64,
 }
 
+/// What the counts of one destination mean, in the words of the symptom table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub server: SocketAddr,
+    /// The symptom id of `sockscope explain` (refused, timed-out, reset).
+    pub symptom: &'static str,
+    pub text: String,
+}
+
 /// What a capture produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CaptureReport {
     pub flows: Vec<Flow>,
     pub summary: Vec<DestSummary>,
+    /// Destinations with refused, unanswered or reset connections, explained.
+    pub verdicts: Vec<Verdict>,
     pub stats: CaptureStats,
 }

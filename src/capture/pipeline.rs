@@ -87,6 +87,7 @@ impl Pipeline {
         stats.evicted = r.evicted;
         stats.flows_omitted = r.flows_omitted;
         CaptureReport {
+            verdicts: super::verdict::verdicts(&r.summary),
             flows: r.flows,
             summary: r.summary,
             stats,

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 
-use super::model::{DestSummary, Flow, Outcome};
+use super::model::{DestSummary, Flow, Outcome, Side};
 use super::tracker::FxHasher;
 
 #[derive(Default)]
 struct Agg {
     counts: [u64; 6],
+    reset_by_server: u64,
     syn_retransmits: u64,
     rtts: Vec<u64>,
 }
@@ -40,6 +41,9 @@ impl SummaryBuilder {
             .position(|o| *o == f.outcome)
             .unwrap_or(0);
         a.counts[i] += 1;
+        if f.outcome == Outcome::Reset && f.reset_by == Some(Side::Server) {
+            a.reset_by_server += 1;
+        }
         a.syn_retransmits += u64::from(f.syn_attempts.saturating_sub(1));
         if let Some(rtt) = f.handshake_rtt_us {
             a.rtts.push(rtt);
@@ -61,6 +65,7 @@ impl SummaryBuilder {
                     refused: c[1],
                     unanswered: c[2],
                     reset: c[3],
+                    reset_by_server: a.reset_by_server,
                     closed: c[4],
                     open: c[5],
                     syn_retransmits: a.syn_retransmits,

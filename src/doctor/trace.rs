@@ -130,6 +130,7 @@ mod tests {
         CaptureReport {
             flows,
             summary: Vec::new(),
+            verdicts: Vec::new(),
             stats: CaptureStats {
                 tcp_segments: 7,
                 ..Default::default()

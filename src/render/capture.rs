@@ -211,6 +211,12 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
         }
         write_table(out, &t)?;
     }
+    if !r.verdicts.is_empty() {
+        writeln!(out, "\nWhat it means:")?;
+        for v in &r.verdicts {
+            writeln!(out, "  {} {}: {}", addr(&v.server), v.symptom, v.text)?;
+        }
+    }
     let s = &r.stats;
     writeln!(
         out,
