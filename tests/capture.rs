@@ -849,6 +849,55 @@ fn capture_api_start_stop_in_a_namespace() {
 }
 
 #[test]
+fn json_capture_shows_progress_on_a_terminal() {
+    if !support::require_root("json_capture_shows_progress_on_a_terminal") {
+        return;
+    }
+    let ns = Netns::new();
+    let out = TempPath::new("progress-json");
+    // `script` gives the capture a terminal for stderr; stdout goes to a file (--json).
+    let cmd = format!(
+        "{} capture --netns {} -i lo --json --duration 4s > {}",
+        env!("CARGO_BIN_EXE_sockscope"),
+        ns.path(),
+        out.s()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs the capture on a pseudo-terminal");
+    let mut tty = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    tty.read_line(&mut banner).unwrap();
+    assert!(banner.contains("capturing handshakes"), "{banner:?}");
+    ns.within(|| {
+        for _ in 0..3 {
+            assert!(TcpStream::connect("127.0.0.1:9402").is_err());
+        }
+    });
+    let mut rest = String::new();
+    tty.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest:?}");
+    // One line a second, rewritten in place; it ends once the three refused connects
+    // (SYN + RST each) have been read.
+    let lines: Vec<&str> = rest
+        .split(['\r', '\n'])
+        .filter(|l| l.starts_with("sockscope: "))
+        .collect();
+    assert!(lines.len() >= 2, "{rest:?}");
+    let last = lines.last().unwrap();
+    assert!(
+        last.starts_with("sockscope: 6 packets, 3 connection attempts in "),
+        "{rest:?}"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out.0).unwrap()).unwrap();
+    assert_eq!(v["flows"].as_array().unwrap().len(), 3, "{v:#}");
+    assert_eq!(v["summary"][0]["refused"], 3);
+}
+
+#[test]
 fn count_and_duration_end_a_capture_on_their_own() {
     if !support::require_root("count_and_duration_end_a_capture_on_their_own") {
         return;

@@ -70,13 +70,39 @@ pub struct LiveEvent {
     pub event: Event,
 }
 
+/// What the caller's thread and the capture thread share.
+#[derive(Default)]
+struct Shared {
+    stop: AtomicBool,
+    /// libpcap's handle to wake a blocked read; set once the device is open.
+    breaker: Mutex<Option<BreakLoop>>,
+    /// Live events dropped because the reader fell behind.
+    lost_events: AtomicU64,
+    /// Frames read and connection attempts seen so far, updated once per kernel block.
+    frames: AtomicU64,
+    attempts: AtomicU64,
+}
+
+impl Shared {
+    fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Ok(b) = self.breaker.lock() {
+            if let Some(b) = b.as_ref() {
+                b.breakloop();
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
 /// A running capture.
 pub struct Capture {
-    stop: Arc<AtomicBool>,
-    breaker: Arc<Mutex<Option<BreakLoop>>>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<Result<CaptureReport, CaptureError>>>,
     events: Option<Receiver<LiveEvent>>,
-    lost_events: Arc<AtomicU64>,
     /// libpcap link type of the device (DLT_*).
     pub linktype: i32,
 }
@@ -86,9 +112,7 @@ impl Capture {
     /// traffic made after this returns is seen; open errors come back here.
     pub fn start(spec: &CaptureSpec) -> Result<Capture, CaptureError> {
         let spec = spec.clone();
-        let stop = Arc::new(AtomicBool::new(false));
-        let breaker: Arc<Mutex<Option<BreakLoop>>> = Arc::new(Mutex::new(None));
-        let lost_events = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared::default());
         let (ready_tx, ready_rx) = mpsc::channel::<Result<i32, CaptureError>>();
         let (ev_tx, ev_rx) = if spec.live_events {
             let (tx, rx) = mpsc::sync_channel(65_536);
@@ -97,14 +121,12 @@ impl Capture {
             (None, None)
         };
         let thread = {
-            let stop = stop.clone();
-            let breaker = breaker.clone();
-            let lost = lost_events.clone();
+            let shared = shared.clone();
             thread::Builder::new()
                 .name("sockscope-capture".into())
                 .spawn(move || {
                     let notify = spec.notify_end.clone();
-                    let report = run(spec, stop, breaker, ready_tx, ev_tx, lost);
+                    let report = run(spec, &shared, ready_tx, ev_tx);
                     if let Some(n) = notify {
                         let _ = (&*n).write_all(b"e");
                     }
@@ -117,11 +139,9 @@ impl Capture {
         };
         match ready_rx.recv() {
             Ok(Ok(linktype)) => Ok(Capture {
-                stop,
-                breaker,
+                shared,
                 thread: Some(thread),
                 events: ev_rx,
-                lost_events,
                 linktype,
             }),
             Ok(Err(e)) => {
@@ -146,7 +166,15 @@ impl Capture {
 
     /// Live events dropped because the reader fell behind.
     pub fn lost_events(&self) -> u64 {
-        self.lost_events.load(Ordering::Relaxed)
+        self.shared.lost_events.load(Ordering::Relaxed)
+    }
+
+    /// Frames read and connection attempts seen so far (for a progress line).
+    pub fn progress(&self) -> (u64, u64) {
+        (
+            self.shared.frames.load(Ordering::Relaxed),
+            self.shared.attempts.load(Ordering::Relaxed),
+        )
     }
 
     /// True once the capture ended on its own (count or duration reached, or an error).
@@ -154,19 +182,10 @@ impl Capture {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
-    fn signal_stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Ok(b) = self.breaker.lock() {
-            if let Some(b) = b.as_ref() {
-                b.breakloop();
-            }
-        }
-    }
-
     /// Stops the capture (packets already in the kernel buffer are still read), closes the
     /// file and returns what was seen.
     pub fn stop(mut self) -> Result<CaptureReport, CaptureError> {
-        self.signal_stop();
+        self.shared.request_stop();
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
             _ => Err(CaptureError::Pcap {
@@ -182,7 +201,7 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         if let Some(t) = self.thread.take() {
-            self.signal_stop();
+            self.shared.request_stop();
             let _ = t.join();
         }
     }
@@ -190,11 +209,9 @@ impl Drop for Capture {
 
 fn run(
     spec: CaptureSpec,
-    stop: Arc<AtomicBool>,
-    breaker: Arc<Mutex<Option<BreakLoop>>>,
+    shared: &Arc<Shared>,
     ready: mpsc::Sender<Result<i32, CaptureError>>,
     events: Option<SyncSender<LiveEvent>>,
-    lost: Arc<AtomicU64>,
 ) -> Result<CaptureReport, CaptureError> {
     let opened = (|| {
         netns::enter_opt(spec.netns.as_ref())?;
@@ -217,7 +234,7 @@ fn run(
             ),
             None => None,
         };
-        if let Ok(mut b) = breaker.lock() {
+        if let Ok(mut b) = shared.breaker.lock() {
             *b = Some(cap.breakloop_handle());
         }
         Ok((cap, save, loopback))
@@ -239,14 +256,16 @@ fn run(
         save: save.take(),
         write_error: None,
         events,
-        lost,
+        shared: shared.clone(),
     };
     let mut failure = None;
     // A quiet device may keep libpcap waiting past its timeout; a timer wakes it for
     // --duration like a stop request would.
-    let _timer = deadline.map(|d| Timer::start(d, stop.clone(), breaker.clone()));
+    let _timer = deadline.map(|d| Timer::start(d, shared.clone()));
     loop {
-        if stop.load(Ordering::SeqCst)
+        shared.frames.store(pipe.frames(), Ordering::Relaxed);
+        shared.attempts.store(pipe.attempts(), Ordering::Relaxed);
+        if shared.stopping()
             || pipe.frames() >= limit
             || deadline.is_some_and(|d| Instant::now() >= d)
         {
@@ -266,7 +285,7 @@ fn run(
             }
             Ok(_) => {}
             // Woken by breakloop: the loop condition sees the stop request.
-            Err(_) if stop.load(Ordering::SeqCst) => {}
+            Err(_) if shared.stopping() => {}
             Err(e) => {
                 failure = Some(CaptureError::Pcap {
                     what: "read packets".into(),
@@ -388,18 +407,13 @@ struct Timer {
 }
 
 impl Timer {
-    fn start(at: Instant, stop: Arc<AtomicBool>, breaker: Arc<Mutex<Option<BreakLoop>>>) -> Timer {
+    fn start(at: Instant, shared: Arc<Shared>) -> Timer {
         let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
         thread::spawn(move || {
             while !d.load(Ordering::SeqCst) {
                 if Instant::now() >= at {
-                    stop.store(true, Ordering::SeqCst);
-                    if let Ok(b) = breaker.lock() {
-                        if let Some(b) = b.as_ref() {
-                            b.breakloop();
-                        }
-                    }
+                    shared.request_stop();
                     return;
                 }
                 thread::sleep(Duration::from_millis(50));
@@ -428,7 +442,7 @@ struct Sink {
     /// The first write error; the capture goes on (the analysis is still worth having).
     write_error: Option<std::io::Error>,
     events: Option<SyncSender<LiveEvent>>,
-    lost: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 impl Sink {
@@ -443,7 +457,7 @@ impl Sink {
         if let Some((segment, event)) = pipe.frame(t, p.data) {
             if let Some(tx) = &self.events {
                 if let Err(TrySendError::Full(_)) = tx.try_send(LiveEvent { segment, event }) {
-                    self.lost.fetch_add(1, Ordering::Relaxed);
+                    self.shared.lost_events.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }

@@ -68,6 +68,11 @@ impl Pipeline {
         self.loopback_segments
     }
 
+    /// Connection attempts (flows begun by a SYN) so far.
+    pub fn attempts(&self) -> u64 {
+        self.tracker.flows_started()
+    }
+
     /// Frames seen so far.
     pub fn frames(&self) -> u64 {
         self.stats.received

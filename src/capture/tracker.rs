@@ -176,6 +176,11 @@ impl Tracker {
         }
     }
 
+    /// Flows begun so far (each first SYN of a connection attempt).
+    pub fn flows_started(&self) -> u64 {
+        self.next_generation
+    }
+
     /// Flows in progress right now.
     pub fn active_len(&self) -> usize {
         self.active.len()

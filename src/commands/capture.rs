@@ -5,14 +5,14 @@ use std::io::{IsTerminal, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Outcome, RunError};
 use crate::capture::filter::bpf_filter;
 use crate::capture::offline::read_file;
 use crate::capture::{Capture, CaptureSpec};
 use crate::cli::CaptureArgs;
-use crate::render::capture::{event_line, write_report_json, write_report_table};
+use crate::render::capture::{event_line, progress_line, write_report_json, write_report_table};
 
 pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let mut outcome = Outcome::ok();
@@ -83,6 +83,15 @@ fn live(
             .map(|n| format!(" in network namespace {n}"))
             .unwrap_or_default()
     );
+    // Without live lines, a terminal on stderr gets a progress line once a second.
+    let progress = !lines && std::io::stderr().is_terminal();
+    if progress {
+        wake_rx
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .map_err(RunError::Output)?;
+    }
+    let started = Instant::now();
+    let mut progress_shown = false;
     loop {
         if stop.load(Ordering::SeqCst) || cap.is_finished() {
             break;
@@ -101,9 +110,22 @@ fn live(
                 // A signal (the flag is set before the byte is written) or the end.
                 Ok(_) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    let (frames, attempts) = cap.progress();
+                    eprint!("\r{}", progress_line(frames, attempts, started.elapsed()));
+                    progress_shown = true;
+                }
                 Err(e) => return Err(RunError::Output(e)),
             },
         }
+    }
+    if progress_shown {
+        eprintln!();
     }
     let lost = cap.lost_events();
     let report = cap.stop()?;

@@ -128,6 +128,14 @@ fn is_problem(o: Outcome) -> bool {
     )
 }
 
+/// The stderr progress line of a capture without live lines (rewritten in place with `\r`).
+pub fn progress_line(frames: u64, attempts: u64, elapsed: std::time::Duration) -> String {
+    format!(
+        "sockscope: {frames} packets, {attempts} connection attempts in {} s",
+        elapsed.as_secs()
+    )
+}
+
 pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<()> {
     let show_all = r.flows.len() <= ALL_FLOWS_UP_TO;
     let shown: Vec<&Flow> = r
@@ -264,6 +272,14 @@ mod tests {
         let l = event_line(&seg, &Event::Refused);
         assert!(l.ends_with("10.0.0.9:443 → 10.0.0.5:51234  RST      → refused (nothing listens there, or a firewall rejects)"), "{l}");
         assert!(l.contains(".000123  "), "{l}");
+    }
+
+    #[test]
+    fn progress_reads_as_a_sentence() {
+        assert_eq!(
+            progress_line(12_345, 678, std::time::Duration::from_millis(83_900)),
+            "sockscope: 12345 packets, 678 connection attempts in 83 s"
+        );
     }
 
     #[test]
