@@ -400,6 +400,48 @@ fn overflowing_accept_queue_is_named_with_its_counters() {
 }
 
 #[test]
+fn close_wait_pile_up_is_named_with_its_owner() {
+    if !support::require_root("close_wait_pile_up_is_named_with_its_owner") {
+        return;
+    }
+    const LEAKED: usize = 150;
+    let ns = Netns::new();
+    // A server that never closes what its clients closed: 150 sockets in CLOSE_WAIT.
+    let leaky = child::spawn(
+        "doctor:close-wait",
+        &["127.0.0.1:8100".into(), LEAKED.to_string()],
+        Some(&ns.path()),
+    );
+    wait_for_state(&ns, "close-wait", LEAKED);
+    let (code, v) = doctor(&["--netns", &ns.name, "--interval", "0"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(symptoms(&v), ["close-wait"], "{v:#}");
+    let f = the(&v, "close-wait");
+    assert_eq!(f["severity"], "warning");
+    assert_eq!(
+        f["evidence"],
+        format!(
+            "{LEAKED} TCP sockets in CLOSE_WAIT (closed by the peer, never closed here); held \
+             by ssc-leaky({}) {LEAKED}",
+            leaky.pid
+        )
+    );
+    assert!(f["fix"].as_str().unwrap().starts_with(&format!(
+        "ssc-leaky({}) does not close() connections its peers have closed",
+        leaky.pid
+    )));
+    let checked = v["checked"][1].as_str().unwrap();
+    assert!(
+        checked.contains(&format!(", {LEAKED} in CLOSE_WAIT;")),
+        "{checked}"
+    );
+    // explain knows the row.
+    let (code, text, _) = run(&["explain", "close_wait"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("CLOSE_WAIT"), "{text}");
+}
+
+#[test]
 fn time_wait_exhausting_a_narrow_port_range() {
     if !support::require_root("time_wait_exhausting_a_narrow_port_range") {
         return;
@@ -575,6 +617,22 @@ pub fn child(role: &str, args: &[String]) -> bool {
                 }
             });
             child::serve("ssc-rst", "", |_| {});
+            true
+        }
+        // Accepts N connections from its own clients, closes the clients and keeps the
+        // accepted ends: they sit in CLOSE_WAIT.
+        "doctor:close-wait" => {
+            child::enter_netns();
+            let l = listen(&args[0], 1024);
+            let n: usize = args[1].parse().unwrap();
+            let mut kept = Vec::with_capacity(n);
+            for _ in 0..n {
+                let c = TcpStream::connect(&args[0]).unwrap();
+                kept.push(l.accept().unwrap().0);
+                drop(c);
+            }
+            child::serve("ssc-leaky", "", |_| {});
+            drop(kept);
             true
         }
         // Lowers its soft fd limit to N and opens files until the kernel says EMFILE.

@@ -8,7 +8,7 @@ use crate::procs::model::{FdUsage, SystemFds};
 use crate::render::sockets::processes_cell;
 use crate::render::{endpoint, escape};
 use crate::sockets::listeners::Listener;
-use crate::sockets::model::TcpState;
+use crate::sockets::model::{ProcessRef, TcpState};
 use crate::sockets::states::StateSummary;
 
 /// A counter difference over a measured interval.
@@ -26,6 +26,9 @@ const QUEUE_WARN_PERCENT: u64 = 80;
 const PORTS_WARN_PERCENT: f64 = 50.0;
 /// More TIME_WAIT than this is worth an info line even when ports are plentiful.
 const TIME_WAIT_INFO: u64 = 1000;
+/// CLOSE_WAIT sockets from this many on are a warning: a few are normal (the application is
+/// about to close them), hundreds are a leak.
+const CLOSE_WAIT_WARN: u64 = 100;
 /// At most this many per-process findings; the rest are summed up in one line.
 const MAX_PROCESS_FINDINGS: usize = 10;
 
@@ -122,6 +125,51 @@ pub fn check_accept_queues(
         }
     }
     out
+}
+
+/// Sockets the peer closed and this host never did, with the processes that hold them.
+pub fn check_close_wait(s: &StateSummary, holders: &[(ProcessRef, u64)]) -> Vec<Finding> {
+    let r = row("close-wait");
+    let n = s.states.get(TcpState::CloseWait);
+    if n < CLOSE_WAIT_WARN {
+        return Vec::new();
+    }
+    let shown: Vec<String> = holders
+        .iter()
+        .take(3)
+        .map(|(p, count)| format!("{}({}) {count}", escape(&p.name), p.pid))
+        .collect();
+    let held = if shown.is_empty() {
+        "; their owners could not be read".to_string()
+    } else {
+        format!(
+            "; held by {}{}",
+            shown.join(", "),
+            if holders.len() > shown.len() {
+                format!(" and {} more", holders.len() - shown.len())
+            } else {
+                String::new()
+            }
+        )
+    };
+    let mut f = finding(
+        r,
+        Severity::Warning,
+        format!("{n} TCP sockets in CLOSE_WAIT (closed by the peer, never closed here){held}"),
+    );
+    f.fix = match holders.first() {
+        Some((p, _)) => format!(
+            "{}({}) does not close() connections its peers have closed: {}",
+            escape(&p.name),
+            p.pid,
+            r.fix
+        ),
+        None => format!(
+            "find the owner (sockscope sockets --state close-wait -p); {}",
+            r.fix
+        ),
+    };
+    vec![f]
 }
 
 /// TIME_WAIT totals and how much of the ephemeral port range the busiest peer uses.
@@ -552,6 +600,56 @@ mod tests {
             f[0].evidence
         );
         assert!(check_accept_queues(&ok, Some(&delta(&[], 2.0))).is_empty());
+    }
+
+    fn close_waits(n: u16) -> StateSummary {
+        let mut c = StateCounter::new(Some((20000, 20999)));
+        for i in 0..n {
+            c.add(&sock(
+                TcpState::CloseWait,
+                8080,
+                "10.0.0.5",
+                40000 + i,
+                0,
+                0,
+            ));
+        }
+        c.finish(5, TimeWaitSettings::default())
+    }
+
+    #[test]
+    fn close_wait_pile_up_names_who_holds_it() {
+        let p = |pid, name: &str| ProcessRef {
+            pid,
+            name: name.into(),
+        };
+        let holders = vec![
+            (p(1234, "api"), 120),
+            (p(77, "worker"), 20),
+            (p(78, "worker"), 5),
+            (p(79, "cron"), 5),
+        ];
+        assert!(check_close_wait(&close_waits(99), &holders).is_empty());
+        let f = check_close_wait(&close_waits(150), &holders);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].symptom, "close-wait");
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert_eq!(
+            f[0].evidence,
+            "150 TCP sockets in CLOSE_WAIT (closed by the peer, never closed here); held by \
+             api(1234) 120, worker(77) 20, worker(78) 5 and 1 more"
+        );
+        assert!(
+            f[0].fix
+                .starts_with("api(1234) does not close() connections its peers have closed: find"),
+            "{}",
+            f[0].fix
+        );
+        let f = check_close_wait(&close_waits(100), &[]);
+        assert!(f[0].evidence.ends_with("; their owners could not be read"));
+        assert!(f[0]
+            .fix
+            .starts_with("find the owner (sockscope sockets --state close-wait -p)"));
     }
 
     fn summary(n_tw: u16, n_est: u16, range: (u16, u16), max_tw: i64) -> StateSummary {

@@ -3,6 +3,7 @@
 //! counts per process (one stat each, never a walk of fd links) and the system file table.
 //! Returns model values; deciding what is bad is `checks.rs`'s job.
 
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use crate::procs::usage::{read_system, scan_counts, ProcScan, ProcSelect};
 use crate::sockets::filter::Selection;
 use crate::sockets::for_each_socket;
 use crate::sockets::listeners::{is_listener, to_listener, Listener};
-use crate::sockets::model::{Proto, TcpState};
+use crate::sockets::model::{ProcessRef, Proto, TcpState};
 use crate::sockets::states::{StateCounter, StateSummary};
 use crate::sockets::sysctl::{read_port_range, read_time_wait_settings};
 
@@ -38,6 +39,8 @@ pub struct HostEvidence {
     pub counters: CounterDelta,
     pub processes: ProcScan,
     pub system: Option<SystemFds>,
+    /// The processes holding CLOSE_WAIT sockets, most first, with how many each holds.
+    pub close_wait_holders: Vec<(ProcessRef, u64)>,
 }
 
 /// The inode of the calling thread's network namespace.
@@ -62,8 +65,8 @@ fn counters() -> Result<Counters, DoctorError> {
 pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
     let first = counters()?;
     let t0 = Instant::now();
-    let (mut listeners, states) = dump_tcp()?;
-    name_owners_of_busy(&mut listeners);
+    let (mut listeners, states, close_wait) = dump_tcp()?;
+    let close_wait_holders = name_owners(&mut listeners, &close_wait);
     let processes = scan_counts(
         "/proc",
         &ProcSelect {
@@ -96,24 +99,30 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
         counters,
         processes,
         system,
+        close_wait_holders,
     })
 }
 
-/// One dump of every TCP socket: listeners kept, everything else only counted.
-pub fn dump_tcp() -> Result<(Vec<Listener>, StateSummary), DoctorError> {
+/// One dump of every TCP socket: listeners kept, the inodes of CLOSE_WAIT sockets kept (to
+/// name who leaks them), everything else only counted.
+pub fn dump_tcp() -> Result<(Vec<Listener>, StateSummary, Vec<u32>), DoctorError> {
     // Per namespace: read after entering it, from this thread.
     let range = read_port_range();
     let settings = read_time_wait_settings();
     let sel = Selection::every_tcp();
     let mut counter = StateCounter::new(range);
     let mut listeners = Vec::new();
+    let mut close_wait = Vec::new();
     for_each_socket(&sel, false, &mut |s| {
         counter.add(&s);
+        if s.state == TcpState::CloseWait && s.inode != 0 {
+            close_wait.push(s.inode);
+        }
         if s.state == TcpState::Listening && is_listener(&s) {
             listeners.push(to_listener(s));
         }
     })?;
-    Ok((listeners, counter.finish(5, settings)))
+    Ok((listeners, counter.finish(5, settings), close_wait))
 }
 
 /// The TCP listeners on one port (the probe's local check).
@@ -133,30 +142,40 @@ pub fn listeners_on(port: u16) -> Result<Vec<Listener>, DoctorError> {
             found.push(to_listener(s))
         }
     })?;
-    name_owners_of_busy(&mut found);
+    name_owners(&mut found, &[]);
     Ok(found)
 }
 
-/// Fills in the processes holding listeners that have connections waiting for accept(), so
-/// an accept-queue finding can name the program to look at. One walk of the fd links, and
-/// only when some queue is not empty; owners are a help, not evidence, so a failed walk
-/// leaves them unknown.
-pub fn name_owners_of_busy(listeners: &mut [Listener]) {
+/// Names the programs behind what doctor may report: fills in the processes holding
+/// listeners with connections waiting for accept(), and returns who holds the CLOSE_WAIT
+/// sockets `close_wait` (most first). One walk of the fd links, and only when there is
+/// something to name; owners are a help, not evidence, so a failed walk leaves them unknown.
+pub fn name_owners(listeners: &mut [Listener], close_wait: &[u32]) -> Vec<(ProcessRef, u64)> {
     let busy = |l: &Listener| l.accept_queue.unwrap_or(0) > 0 && l.socket.inode != 0;
-    let wanted: std::collections::HashSet<u32> = listeners
+    let mut wanted: HashSet<u32> = listeners
         .iter()
         .filter(|l| busy(l))
         .map(|l| l.socket.inode)
         .collect();
+    wanted.extend(close_wait);
     if wanted.is_empty() {
-        return;
+        return Vec::new();
     }
     let Ok(owners) = read_owners("/proc", Some(&wanted)) else {
-        return;
+        return Vec::new();
     };
     for l in listeners.iter_mut().filter(|l| busy(l)) {
         l.socket.processes = Some(owners.get(l.socket.inode));
     }
+    let mut held: HashMap<u32, (ProcessRef, u64)> = HashMap::new();
+    for inode in close_wait {
+        for p in owners.get(*inode) {
+            held.entry(p.pid).or_insert_with(|| (p, 0)).1 += 1;
+        }
+    }
+    let mut held: Vec<(ProcessRef, u64)> = held.into_values().collect();
+    held.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.pid.cmp(&b.0.pid)));
+    held
 }
 
 /// Reads the counters (for the probe, which brackets its connect with two reads).

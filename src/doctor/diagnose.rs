@@ -2,7 +2,8 @@
 //! found" is a statement with a scope. Pure: evidence in, report out.
 
 use super::checks::{
-    check_accept_queues, check_file_nr, check_process_fds, check_resets, check_time_wait,
+    check_accept_queues, check_close_wait, check_file_nr, check_process_fds, check_resets,
+    check_time_wait,
 };
 use super::collect::HostEvidence;
 use super::model::Report;
@@ -23,6 +24,8 @@ pub fn diagnose_host(ev: &HostEvidence) -> Report {
         count(ev.listeners.len() as u64, "TCP listener", "TCP listeners")
     ));
     r.findings.extend(check_time_wait(&ev.states));
+    r.findings
+        .extend(check_close_wait(&ev.states, &ev.close_wait_holders));
     let range = ev
         .states
         .ephemeral
@@ -30,9 +33,10 @@ pub fn diagnose_host(ev: &HostEvidence) -> Report {
         .map(|e| format!("ephemeral range {}-{}", e.low, e.high))
         .unwrap_or_else(|| "ephemeral range unknown".into());
     r.checked.push(format!(
-        "{}, {} in TIME_WAIT; per-peer use of the {range}",
+        "{}, {} in TIME_WAIT, {} in CLOSE_WAIT; per-peer use of the {range}",
         count(ev.states.total, "TCP socket", "TCP sockets"),
-        ev.states.states.get(TcpState::TimeWait)
+        ev.states.states.get(TcpState::TimeWait),
+        ev.states.states.get(TcpState::CloseWait)
     ));
     r.findings.extend(check_resets(&ev.counters));
     r.checked.push(format!(
@@ -112,6 +116,7 @@ mod tests {
                 max: 1000,
                 nr_open: None,
             }),
+            close_wait_holders: Vec::new(),
         }
     }
 
@@ -132,7 +137,7 @@ mod tests {
             r.checked,
             [
                 "accept queues of 0 TCP listeners; ListenOverflows/ListenDrops over 2.0 s",
-                "0 TCP sockets, 0 in TIME_WAIT; per-peer use of the ephemeral range 20000-20999",
+                "0 TCP sockets, 0 in TIME_WAIT, 0 in CLOSE_WAIT; per-peer use of the ephemeral range 20000-20999",
                 "reset/abort counters (TCPAbortOn*, EstabResets, OutRsts) over 2.0 s",
                 "fd use against the soft limit of 1 process (1 unreadable)",
                 "system file table: 1000 of fs.file-max 1000",

@@ -165,6 +165,25 @@ pub const TABLE: &[Row] = &[
         confirm: &["ip route get ADDR", "traceroute -T -p PORT HOST"],
     },
     Row {
+        id: "close-wait",
+        title: "Sockets piling up in CLOSE_WAIT",
+        errnos: &[],
+        aliases: &["close_wait", "closewait", "socket leak"],
+        meaning: "the peer closed its side (its FIN arrived) but this application never called \
+                  close(): each such socket keeps an fd and its buffers until the process \
+                  closes it or exits, so a steady pile-up ends in EMFILE",
+        cause: "a code path that abandons a connection without closing it (an error or timeout \
+                branch, a missing finally/defer), or a pool that never notices the server \
+                closed its idle connections",
+        fix: "find the owner and fix the missing close() on that path; validate pooled \
+              connections before use and evict idle ones before the server's idle timeout; a \
+              restart only resets the pile",
+        confirm: &[
+            "sockscope sockets --state close-wait -p",
+            "ss -tanp state close-wait",
+        ],
+    },
+    Row {
         id: "addr-in-use",
         title: "Address already in use",
         errnos: &["EADDRINUSE"],
