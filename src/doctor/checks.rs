@@ -28,7 +28,7 @@ const PORTS_WARN_PERCENT: f64 = 50.0;
 const TIME_WAIT_INFO: u64 = 1000;
 /// CLOSE_WAIT sockets from this many on are a warning: a few are normal (the application is
 /// about to close them), hundreds are a leak.
-const CLOSE_WAIT_WARN: u64 = 100;
+pub const CLOSE_WAIT_WARN: u64 = 100;
 /// At most this many per-process findings; the rest are summed up in one line.
 const MAX_PROCESS_FINDINGS: usize = 10;
 

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
-use super::checks::CounterDelta;
+use super::checks::{CounterDelta, CLOSE_WAIT_WARN};
 use super::counters::{read_counters, Counters};
 use super::error::DoctorError;
 use crate::procs::model::SystemFds;
@@ -65,7 +65,11 @@ fn counters() -> Result<Counters, DoctorError> {
 pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
     let first = counters()?;
     let t0 = Instant::now();
-    let (mut listeners, states, close_wait) = dump_tcp()?;
+    let (mut listeners, states, mut close_wait) = dump_tcp()?;
+    // The walk is the expensive part: only for a pile-up the check will report.
+    if (close_wait.len() as u64) < CLOSE_WAIT_WARN {
+        close_wait.clear();
+    }
     let close_wait_holders = name_owners(&mut listeners, &close_wait);
     let processes = scan_counts(
         "/proc",
