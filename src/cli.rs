@@ -63,12 +63,12 @@ pub enum Command {
     /// to fix it.
     ///
     /// Without a target it checks the whole host (or the --netns namespace): every listener's
-    /// accept queue against its backlog (naming the process that holds a crowded one),
-    /// ListenOverflows/ListenDrops and the reset/abort
-    /// counters over --interval (so findings are about now, not since boot), TIME_WAIT and
-    /// per-peer use of the ephemeral port range, CLOSE_WAIT pile-ups and who holds them,
-    /// every process's fd count against its soft
-    /// limit, and fs.file-nr against fs.file-max (whole host only).
+    /// accept queue against its backlog (naming the process that holds a crowded one);
+    /// ListenOverflows/ListenDrops, the reset/abort counters and UDP receive-buffer drops
+    /// over --interval (so findings are about now, not since boot); TIME_WAIT and per-peer
+    /// use of the ephemeral port range; CLOSE_WAIT pile-ups and who holds them; every
+    /// process's fd count against its soft limit; and fs.file-nr against fs.file-max (whole
+    /// host only).
     ///
     /// With HOST:PORT (or --port N for 127.0.0.1:N) it first asks the kernel whether anything
     /// listens there (local targets), then makes one bounded connect and classifies it:
@@ -92,8 +92,8 @@ pub enum Command {
     ///
     /// Takes errno names (ECONNREFUSED, ETIMEDOUT, ECONNRESET, EPIPE, EMFILE, ENFILE,
     /// EADDRINUSE, EADDRNOTAVAIL, EHOSTUNREACH, ENETUNREACH), doctor's symptom ids (refused,
-    /// timed-out, reset, emfile, enfile, time-wait, close-wait, accept-queue, unreachable,
-    /// addr-in-use)
+    /// timed-out, reset, emfile, enfile, time-wait, close-wait, accept-queue, udp-drops,
+    /// unreachable, addr-in-use)
     /// and common phrasings ("recv-q", "too many open files"). Case does not matter.
     ///
     /// Examples:

@@ -442,6 +442,47 @@ fn close_wait_pile_up_is_named_with_its_owner() {
 }
 
 #[test]
+fn full_udp_receive_buffer_drops_are_named_with_the_socket() {
+    if !support::require_root("full_udp_receive_buffer_drops_are_named_with_the_socket") {
+        return;
+    }
+    let ns = Netns::new();
+    // A UDP socket with a small buffer that is never read, and a sender that keeps at it
+    // while doctor samples: the kernel drops and counts (Udp.RcvbufErrors).
+    let sink = child::spawn(
+        "doctor:udp-sink",
+        &["127.0.0.1:5353".into()],
+        Some(&ns.path()),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = background(&ns, stop.clone(), || {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..50 {
+            let _ = s.send_to(&[0u8; 1000], "127.0.0.1:5353");
+        }
+    });
+    let (code, v) = doctor(&["--netns", &ns.name, "--interval", "1s"]);
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(symptoms(&v), ["udp-drops"], "{v:#}");
+    let f = the(&v, "udp-drops");
+    let ev = f["evidence"].as_str().unwrap();
+    assert!(ev.starts_with("UdpRcvbufErrors +"), "{ev}");
+    assert!(
+        ev.contains(&format!(
+            "; fullest receive queues: 127.0.0.1:5353 (ssc-udpsink({})) ",
+            sink.pid
+        )),
+        "{ev}"
+    );
+    assert!(f["fix"].as_str().unwrap().starts_with(&format!(
+        "ssc-udpsink({}) reads 127.0.0.1:5353 too slowly",
+        sink.pid
+    )));
+}
+
+#[test]
 fn time_wait_exhausting_a_narrow_port_range() {
     if !support::require_root("time_wait_exhausting_a_narrow_port_range") {
         return;
@@ -633,6 +674,25 @@ pub fn child(role: &str, args: &[String]) -> bool {
             }
             child::serve("ssc-leaky", "", |_| {});
             drop(kept);
+            true
+        }
+        // A UDP socket with the smallest receive buffer, never read.
+        "doctor:udp-sink" => {
+            child::enter_netns();
+            let s = std::net::UdpSocket::bind(&args[0]).unwrap();
+            let size: libc::c_int = 4096;
+            // SAFETY: setsockopt on a socket we own, with a valid int.
+            unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    (&size as *const libc::c_int).cast(),
+                    4,
+                );
+            }
+            child::serve("ssc-udpsink", "", |_| {});
+            drop(s);
             true
         }
         // Lowers its soft fd limit to N and opens files until the kernel says EMFILE.

@@ -8,7 +8,7 @@ use crate::procs::model::{FdUsage, SystemFds};
 use crate::render::sockets::processes_cell;
 use crate::render::{endpoint, escape};
 use crate::sockets::listeners::Listener;
-use crate::sockets::model::{ProcessRef, TcpState};
+use crate::sockets::model::{ProcessRef, Socket, TcpState};
 use crate::sockets::states::StateSummary;
 
 /// A counter difference over a measured interval.
@@ -125,6 +125,59 @@ pub fn check_accept_queues(
         }
     }
     out
+}
+
+/// The counters of datagrams dropped because a UDP socket's receive buffer was full.
+pub const UDP_DROP_COUNTERS: [&str; 2] = ["Udp.RcvbufErrors", "Udp6.RcvbufErrors"];
+
+/// UDP datagrams dropped for a full receive buffer during the interval, naming the sockets
+/// with the most data waiting (the likely droppers) and their owners.
+pub fn check_udp_drops(c: &CounterDelta, queued: &[Socket]) -> Vec<Finding> {
+    let r = row("udp-drops");
+    // nstat's names: UdpRcvbufErrors, Udp6RcvbufErrors.
+    let moved: Vec<String> = UDP_DROP_COUNTERS
+        .iter()
+        .filter(|k| c.delta.get(k) > 0)
+        .map(|k| format!("{} +{}", k.replace('.', ""), c.delta.get(k)))
+        .collect();
+    if moved.is_empty() {
+        return Vec::new();
+    }
+    let owner = |s: &Socket| {
+        s.processes
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(processes_cell)
+    };
+    let fullest: Vec<String> = queued
+        .iter()
+        .map(|s| {
+            format!(
+                "{}{} {} bytes",
+                endpoint(&s.local),
+                owner(s).map(|o| format!(" ({o})")).unwrap_or_default(),
+                s.recv_q
+            )
+        })
+        .collect();
+    let mut f = finding(
+        r,
+        Severity::Warning,
+        format!(
+            "{} in {} (datagrams dropped: receive buffer full){}",
+            moved.join(", "),
+            secs(c.seconds),
+            if fullest.is_empty() {
+                String::new()
+            } else {
+                format!("; fullest receive queues: {}", fullest.join(", "))
+            }
+        ),
+    );
+    if let Some((s, o)) = queued.first().and_then(|s| owner(s).map(|o| (s, o))) {
+        f.fix = format!("{o} reads {} too slowly: {}", endpoint(&s.local), r.fix);
+    }
+    vec![f]
 }
 
 /// Sockets the peer closed and this host never did, with the processes that hold them.
@@ -600,6 +653,36 @@ mod tests {
             f[0].evidence
         );
         assert!(check_accept_queues(&ok, Some(&delta(&[], 2.0))).is_empty());
+    }
+
+    #[test]
+    fn udp_drops_name_the_fullest_socket_and_its_owner() {
+        assert!(check_udp_drops(&delta(&[("Udp.InErrors", 5)], 2.0), &[]).is_empty());
+        let mut s = sock(TcpState::Close, 5353, "0.0.0.0", 0, 8448, 0);
+        s.proto = Proto::Udp;
+        s.processes = Some(vec![ProcessRef {
+            pid: 42,
+            name: "dnsd".into(),
+        }]);
+        let d = delta(&[("Udp.RcvbufErrors", 500), ("Udp6.RcvbufErrors", 7)], 2.0);
+        let f = check_udp_drops(&d, &[s]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].symptom, "udp-drops");
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert_eq!(
+            f[0].evidence,
+            "UdpRcvbufErrors +500, Udp6RcvbufErrors +7 in 2 s (datagrams dropped: receive buffer \
+             full); fullest receive queues: 127.0.0.1:5353 (dnsd(42)) 8448 bytes"
+        );
+        assert!(f[0]
+            .fix
+            .starts_with("dnsd(42) reads 127.0.0.1:5353 too slowly: read faster"));
+        // Without a socket to name, the table's fix as it is.
+        let f = check_udp_drops(&d, &[]);
+        assert!(f[0]
+            .evidence
+            .ends_with("(datagrams dropped: receive buffer full)"));
+        assert!(f[0].fix.starts_with("read faster"));
     }
 
     fn close_waits(n: u16) -> StateSummary {

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
-use super::checks::{CounterDelta, CLOSE_WAIT_WARN};
+use super::checks::{CounterDelta, CLOSE_WAIT_WARN, UDP_DROP_COUNTERS};
 use super::counters::{read_counters, Counters};
 use super::error::DoctorError;
 use crate::procs::model::SystemFds;
@@ -16,7 +16,7 @@ use crate::procs::usage::{read_system, scan_counts, ProcScan, ProcSelect};
 use crate::sockets::filter::Selection;
 use crate::sockets::for_each_socket;
 use crate::sockets::listeners::{is_listener, to_listener, Listener};
-use crate::sockets::model::{ProcessRef, Proto, TcpState};
+use crate::sockets::model::{ProcessRef, Proto, Socket, TcpState};
 use crate::sockets::states::{StateCounter, StateSummary};
 use crate::sockets::sysctl::{read_port_range, read_time_wait_settings};
 
@@ -41,6 +41,9 @@ pub struct HostEvidence {
     pub system: Option<SystemFds>,
     /// The processes holding CLOSE_WAIT sockets, most first, with how many each holds.
     pub close_wait_holders: Vec<(ProcessRef, u64)>,
+    /// UDP sockets with received data waiting, fullest first, with owners: read only when
+    /// the UDP receive-buffer drop counters moved, to say which socket drops.
+    pub udp_queued: Vec<Socket>,
 }
 
 /// The inode of the calling thread's network namespace.
@@ -97,6 +100,11 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
         delta: first.delta(&second),
         seconds: t0.elapsed().as_secs_f64(),
     };
+    let udp_queued = if UDP_DROP_COUNTERS.iter().any(|k| counters.delta.get(k) > 0) {
+        udp_queued(3)?
+    } else {
+        Vec::new()
+    };
     Ok(HostEvidence {
         listeners,
         states,
@@ -104,6 +112,7 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
         processes,
         system,
         close_wait_holders,
+        udp_queued,
     })
 }
 
@@ -127,6 +136,31 @@ pub fn dump_tcp() -> Result<(Vec<Listener>, StateSummary, Vec<u32>), DoctorError
         }
     })?;
     Ok((listeners, counter.finish(5, settings), close_wait))
+}
+
+/// The `top` UDP sockets with the most received data waiting, with their owners.
+fn udp_queued(top: usize) -> Result<Vec<Socket>, DoctorError> {
+    let sel = Selection {
+        protos: vec![Proto::Udp],
+        families: vec![4, 6],
+        states: 0,
+        user: Default::default(),
+    };
+    let mut queued = Vec::new();
+    for_each_socket(&sel, false, &mut |s| {
+        if s.recv_q > 0 {
+            queued.push(s)
+        }
+    })?;
+    queued.sort_by_key(|s| std::cmp::Reverse(s.recv_q));
+    queued.truncate(top);
+    let wanted: HashSet<u32> = queued.iter().map(|s| s.inode).filter(|&i| i != 0).collect();
+    if let (false, Ok(owners)) = (wanted.is_empty(), read_owners("/proc", Some(&wanted))) {
+        for s in &mut queued {
+            s.processes = Some(owners.get(s.inode));
+        }
+    }
+    Ok(queued)
 }
 
 /// The TCP listeners on one port (the probe's local check).

@@ -1,5 +1,6 @@
-//! The kernel's TCP counters from `/proc/thread-self/net/netstat` (TcpExt: ListenOverflows,
-//! TCPAbortOn…) and `/proc/thread-self/net/snmp` (Tcp: OutRsts, EstabResets…).
+//! The kernel's TCP and UDP counters from `/proc/thread-self/net/netstat` (TcpExt:
+//! ListenOverflows, TCPAbortOn…), `/proc/thread-self/net/snmp` (Tcp: OutRsts…, Udp:
+//! RcvbufErrors…) and `/proc/thread-self/net/snmp6` (Udp6RcvbufErrors…).
 //!
 //! They count since the namespace was created, so doctor reads them twice an interval apart
 //! and reports the difference: the finding is about now. `thread-self`, not `self`: after
@@ -30,11 +31,31 @@ impl Counters {
     }
 }
 
-/// Reads both files in the calling thread's network namespace.
+/// Reads the files in the calling thread's network namespace. snmp6 is missing when IPv6 is
+/// disabled: then there are no IPv6 counters, which is not an error.
 pub fn read_counters() -> io::Result<Counters> {
     let mut c = parse_counters(&std::fs::read_to_string("/proc/thread-self/net/netstat")?);
     c.0.extend(parse_counters(&std::fs::read_to_string("/proc/thread-self/net/snmp")?).0);
+    if let Ok(text) = std::fs::read_to_string("/proc/thread-self/net/snmp6") {
+        c.0.extend(parse_snmp6(&text).0);
+    }
     Ok(c)
+}
+
+/// Parses snmp6's one-counter-per-line format (`Udp6RcvbufErrors   12`), keeping the UDP
+/// counters as `Udp6.RcvbufErrors`.
+pub fn parse_snmp6(text: &str) -> Counters {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(name), Some(val)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if let (Some(rest), Ok(v)) = (name.strip_prefix("Udp6"), val.parse::<u64>()) {
+            out.insert(format!("Udp6.{rest}"), v);
+        }
+    }
+    Counters(out)
 }
 
 /// Parses the two-line format both files use: a header line `Sect: A B C` followed by a value
@@ -72,6 +93,17 @@ mod tests {
                            IpExt: 0 123456\n";
     const SNMP: &str = "Tcp: RtoAlgorithm MaxConn ActiveOpens OutRsts EstabResets\n\
                         Tcp: 1 -1 10 4 2\n";
+
+    #[test]
+    fn snmp6_keeps_the_udp6_counters() {
+        let c = parse_snmp6(
+            "Ip6InReceives                   \t4\nUdp6InDatagrams   \t9\n\
+             Udp6RcvbufErrors                \t17\nUdpLite6RcvbufErrors\t3\nbroken\n",
+        );
+        assert_eq!(c.get("Udp6.RcvbufErrors"), 17);
+        assert_eq!(c.get("Udp6.InDatagrams"), 9);
+        assert_eq!(c.0.len(), 2, "{c:?}");
+    }
 
     #[test]
     fn parses_sections_and_skips_negative_fields() {

@@ -3,7 +3,7 @@
 
 use super::checks::{
     check_accept_queues, check_close_wait, check_file_nr, check_process_fds, check_resets,
-    check_time_wait,
+    check_time_wait, check_udp_drops,
 };
 use super::collect::HostEvidence;
 use super::model::Report;
@@ -41,6 +41,11 @@ pub fn diagnose_host(ev: &HostEvidence) -> Report {
     r.findings.extend(check_resets(&ev.counters));
     r.checked.push(format!(
         "reset/abort counters (TCPAbortOn*, EstabResets, OutRsts) over {secs}"
+    ));
+    r.findings
+        .extend(check_udp_drops(&ev.counters, &ev.udp_queued));
+    r.checked.push(format!(
+        "UDP receive-buffer drops (UdpRcvbufErrors, Udp6RcvbufErrors) over {secs}"
     ));
     r.findings
         .extend(check_process_fds(&ev.processes.processes));
@@ -117,6 +122,7 @@ mod tests {
                 nr_open: None,
             }),
             close_wait_holders: Vec::new(),
+            udp_queued: Vec::new(),
         }
     }
 
@@ -139,6 +145,7 @@ mod tests {
                 "accept queues of 0 TCP listeners; ListenOverflows/ListenDrops over 2.0 s",
                 "0 TCP sockets, 0 in TIME_WAIT, 0 in CLOSE_WAIT; per-peer use of the ephemeral range 20000-20999",
                 "reset/abort counters (TCPAbortOn*, EstabResets, OutRsts) over 2.0 s",
+                "UDP receive-buffer drops (UdpRcvbufErrors, Udp6RcvbufErrors) over 2.0 s",
                 "fd use against the soft limit of 1 process (1 unreadable)",
                 "system file table: 1000 of fs.file-max 1000",
             ]
@@ -146,6 +153,6 @@ mod tests {
         // One namespace: the host-wide file table is left out, and says so.
         let r = diagnose_host(&evidence(10, 1000, false));
         assert_eq!(r.findings.len(), 1);
-        assert!(r.checked[4].contains("skipped"));
+        assert!(r.checked[5].contains("skipped"));
     }
 }

@@ -184,6 +184,30 @@ pub const TABLE: &[Row] = &[
         ],
     },
     Row {
+        id: "udp-drops",
+        title: "UDP datagrams dropped: receive buffer full",
+        errnos: &[],
+        aliases: &[
+            "rcvbuferrors",
+            "udp drops",
+            "udp receive buffer errors",
+            "receive buffer errors",
+        ],
+        meaning: "a datagram arrived while its UDP socket's receive buffer (SO_RCVBUF) was full, \
+                  so the kernel discarded it; UDP does not retransmit and the sender is not \
+                  told, so answers, log lines or metrics just go missing",
+        cause: "the application reads too slowly for the bursts it gets (one reader, blocking \
+                work in the receive loop), or its buffer is small: net.core.rmem_default is \
+                about 208 KiB",
+        fix: "read faster (more readers, SO_REUSEPORT across workers, no blocking work in the \
+              loop); raise SO_RCVBUF in the application and net.core.rmem_max, which caps it \
+              (or net.core.rmem_default for programs that do not set it)",
+        confirm: &[
+            "nstat -az UdpRcvbufErrors Udp6RcvbufErrors",
+            "sockscope listeners -u",
+        ],
+    },
+    Row {
         id: "addr-in-use",
         title: "Address already in use",
         errnos: &["EADDRINUSE"],
