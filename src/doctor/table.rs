@@ -204,7 +204,7 @@ pub const TABLE: &[Row] = &[
               (or net.core.rmem_default for programs that do not set it)",
         confirm: &[
             "nstat -az UdpRcvbufErrors Udp6RcvbufErrors",
-            "sockscope listeners -u",
+            "sockscope sockets -u -p (Recv-Q: bytes waiting)",
         ],
     },
     Row {
