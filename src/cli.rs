@@ -226,6 +226,11 @@ pub struct SocketsArgs {
     /// send/receive) and the socket's timer.
     #[arg(short = 'i', long)]
     pub info: bool,
+    /// Show each socket's memory as the kernel accounts it (like `ss -m`): bytes received and
+    /// waiting against the receive buffer, bytes sent against the send buffer, and packets
+    /// dropped on the socket (UDP: datagrams that found the receive buffer full).
+    #[arg(short = 'm', long)]
+    pub memory: bool,
     /// Only sockets in this state; repeat for several. Names as in ss: established, syn-sent,
     /// syn-recv, fin-wait-1, fin-wait-2, time-wait, close, close-wait, last-ack, listening,
     /// closing; groups: connected, synchronized, all.

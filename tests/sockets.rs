@@ -453,6 +453,76 @@ fn bad_namespaces_and_privileges_are_environment_errors() {
 }
 
 /// Child roles of this module.
+/// Udp.RcvbufErrors of the calling thread's namespace, from the kernel's own table.
+fn udp_rcvbuf_errors() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "RcvbufErrors")
+        .unwrap();
+    values.split_whitespace().nth(i).unwrap().parse().unwrap()
+}
+
+#[test]
+fn memory_shows_buffers_and_the_drops_of_a_full_udp_socket() {
+    if !support::require_root("memory_shows_buffers_and_the_drops_of_a_full_udp_socket") {
+        return;
+    }
+    let ns = Netns::new();
+    // A 4 KiB receive buffer (the kernel doubles it), never read, sent 200 × 500 bytes: most
+    // datagrams find it full, and the kernel counts each drop on the socket and in Udp.
+    let (sink, dropped) = ns.within(|| {
+        let sink = UdpSocket::bind("127.0.0.1:5400").unwrap();
+        let size: libc::c_int = 4096;
+        // SAFETY: setsockopt on a socket we own, with a valid int.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&sink),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                4,
+            );
+        }
+        let before = udp_rcvbuf_errors();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..200 {
+            tx.send_to(&[7u8; 500], "127.0.0.1:5400").unwrap();
+        }
+        (sink, udp_rcvbuf_errors() - before)
+    });
+    assert!(dropped > 100, "only {dropped} datagrams dropped");
+    let v = run_json(&["sockets", "--netns", &ns.path(), "-u", "-m", "--json"]);
+    let s = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["local"]["port"] == 5400)
+        .unwrap_or_else(|| panic!("no socket on 5400: {v:#}"));
+    let mem = &s["mem"];
+    assert_eq!(mem["drops"], dropped, "{s}");
+    assert_eq!(mem["rcvbuf"], 8192, "{s}");
+    assert!(mem["rmem_alloc"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["recv_q"].as_u64().unwrap() > 0, "{s}");
+    // The table has the columns; without -m the JSON has no "mem".
+    let (code, table, err) = run(&["sockets", "--netns", &ns.path(), "-u", "-m"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("Rmem  Rcvbuf  Wmem  Sndbuf  Drops"),
+        "{table}"
+    );
+    assert!(table.contains(&format!(" {dropped}\n")), "{table}");
+    let v = run_json(&["sockets", "--netns", &ns.path(), "-u", "--json"]);
+    assert!(v[0].get("mem").is_none(), "{v:#}");
+    drop(sink);
+}
+
 #[test]
 fn sockets_of_one_program_are_read_in_its_own_namespace() {
     if !support::require_root("sockets_of_one_program_are_read_in_its_own_namespace") {

@@ -10,9 +10,9 @@ use crate::netns;
 use crate::procs::owners::read_owners;
 use crate::render::listeners::{write_listeners_json, write_listeners_table};
 use crate::sockets::filter::{Selection, UserFilter};
-use crate::sockets::for_each_socket;
 use crate::sockets::listeners::{is_listener, sort_listeners, to_listener};
 use crate::sockets::model::TcpState;
+use crate::sockets::{for_each_socket, Extras};
 
 pub fn run(args: &ListenersArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let (protos, families) = protos_families(&args.family);
@@ -28,7 +28,7 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write) -> Result<Outcome, RunErro
     };
     netns::enter_opt(args.common.netns.as_ref())?;
     let mut found = Vec::new();
-    for_each_socket(&sel, false, &mut |s| {
+    for_each_socket(&sel, Extras::default(), &mut |s| {
         if is_listener(&s) {
             found.push(to_listener(s))
         }

@@ -15,8 +15,8 @@ use crate::procs::procfile::comm;
 use crate::render::escape;
 use crate::render::sockets::{write_sockets_json, write_sockets_table, JsonArray, SocketsView};
 use crate::sockets::filter::{Selection, UserFilter};
-use crate::sockets::for_each_socket;
 use crate::sockets::model::Socket;
+use crate::sockets::{for_each_socket, Extras};
 
 pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let (protos, families) = protos_families(&args.family);
@@ -40,7 +40,7 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError>
         // Nothing to join: stream each socket straight out, memory flat at any table size.
         let mut array = JsonArray::default();
         let mut failed = None;
-        for_each_socket(&sel, args.info, &mut |s| {
+        for_each_socket(&sel, extras(args), &mut |s| {
             if failed.is_none() {
                 failed = array.push(out, &s).err();
             }
@@ -59,7 +59,7 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError>
         // ones shown, which costs little next to reading the links.
         let (dumped, owners) = std::thread::scope(|scope| {
             let walk = scope.spawn(|| read_owners("/proc", None));
-            let dumped = for_each_socket(&sel, args.info, &mut |s| sockets.push(s));
+            let dumped = for_each_socket(&sel, extras(args), &mut |s| sockets.push(s));
             (dumped, walk.join())
         });
         dumped?;
@@ -76,10 +76,17 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError>
         }
         outcome.notes.extend(unreadable_note(owners.unreadable));
     } else {
-        for_each_socket(&sel, args.info, &mut |s| sockets.push(s))?;
+        for_each_socket(&sel, extras(args), &mut |s| sockets.push(s))?;
     }
     write(args, out, &sockets, args.processes)?;
     Ok(outcome)
+}
+
+fn extras(args: &SocketsArgs) -> Extras {
+    Extras {
+        tcp_info: args.info,
+        memory: args.memory,
+    }
 }
 
 fn write(
@@ -94,6 +101,7 @@ fn write(
         let view = SocketsView {
             processes: owners,
             info: args.info,
+            memory: args.memory,
         };
         write_sockets_table(out, sockets, &view)
     }
@@ -142,7 +150,7 @@ fn by_process(
     match &args.common.netns {
         Some(spec) => {
             netns::enter(spec)?;
-            for_each_socket(sel, args.info, &mut keep)?;
+            for_each_socket(sel, extras(args), &mut keep)?;
         }
         None => {
             // The namespaces of the processes that hold sockets (a thread may sit in another
@@ -158,12 +166,12 @@ fn by_process(
                 .ok();
             for (ino, path) in spaces {
                 if Some(ino) == own {
-                    for_each_socket(sel, args.info, &mut keep)?;
+                    for_each_socket(sel, extras(args), &mut keep)?;
                     continue;
                 }
                 let found = netns::run_in(&path, || -> Result<Vec<Socket>, RunError> {
                     let mut v = Vec::new();
-                    for_each_socket(sel, args.info, &mut |s| v.push(s))?;
+                    for_each_socket(sel, extras(args), &mut |s| v.push(s))?;
                     Ok(v)
                 });
                 match found {

@@ -7,9 +7,9 @@ use crate::cli::StatesArgs;
 use crate::netns;
 use crate::render::{states::write_states_table, write_json};
 use crate::sockets::filter::Selection;
-use crate::sockets::for_each_socket;
 use crate::sockets::states::StateCounter;
 use crate::sockets::sysctl::{read_port_range, read_time_wait_settings};
+use crate::sockets::{for_each_socket, Extras};
 
 pub fn run(args: &StatesArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     netns::enter_opt(args.common.netns.as_ref())?;
@@ -18,7 +18,7 @@ pub fn run(args: &StatesArgs, out: &mut dyn Write) -> Result<Outcome, RunError> 
     let settings = read_time_wait_settings();
     let sel = Selection::every_tcp();
     let mut counter = StateCounter::new(range);
-    for_each_socket(&sel, false, &mut |s| counter.add(&s))?;
+    for_each_socket(&sel, Extras::default(), &mut |s| counter.add(&s))?;
     let summary = counter.finish(args.top, settings);
     if args.common.json {
         write_json(out, &summary)?;

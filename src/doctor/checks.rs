@@ -565,6 +565,7 @@ mod tests {
             timer: None,
             info: None,
             processes: None,
+            mem: None,
         }
     }
 

@@ -14,11 +14,11 @@ use crate::procs::model::SystemFds;
 use crate::procs::owners::read_owners;
 use crate::procs::usage::{read_system, scan_counts, ProcScan, ProcSelect};
 use crate::sockets::filter::Selection;
-use crate::sockets::for_each_socket;
 use crate::sockets::listeners::{is_listener, to_listener, Listener};
 use crate::sockets::model::{ProcessRef, Proto, Socket, TcpState};
 use crate::sockets::states::{StateCounter, StateSummary};
 use crate::sockets::sysctl::{read_port_range, read_time_wait_settings};
+use crate::sockets::{for_each_socket, Extras};
 
 /// What to collect.
 #[derive(Debug, Clone)]
@@ -126,7 +126,7 @@ pub fn dump_tcp() -> Result<(Vec<Listener>, StateSummary, Vec<u32>), DoctorError
     let mut counter = StateCounter::new(range);
     let mut listeners = Vec::new();
     let mut close_wait = Vec::new();
-    for_each_socket(&sel, false, &mut |s| {
+    for_each_socket(&sel, Extras::default(), &mut |s| {
         counter.add(&s);
         if s.state == TcpState::CloseWait && s.inode != 0 {
             close_wait.push(s.inode);
@@ -147,7 +147,7 @@ fn udp_queued(top: usize) -> Result<Vec<Socket>, DoctorError> {
         user: Default::default(),
     };
     let mut queued = Vec::new();
-    for_each_socket(&sel, false, &mut |s| {
+    for_each_socket(&sel, Extras::default(), &mut |s| {
         if s.recv_q > 0 {
             queued.push(s)
         }
@@ -175,7 +175,7 @@ pub fn listeners_on(port: u16) -> Result<Vec<Listener>, DoctorError> {
         },
     };
     let mut found = Vec::new();
-    for_each_socket(&sel, false, &mut |s| {
+    for_each_socket(&sel, Extras::default(), &mut |s| {
         if is_listener(&s) {
             found.push(to_listener(s))
         }

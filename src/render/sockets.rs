@@ -9,6 +9,7 @@ use crate::sockets::model::{ProcessRef, Socket, Timer};
 pub struct SocketsView {
     pub processes: bool,
     pub info: bool,
+    pub memory: bool,
 }
 
 /// JSON: an array of socket objects, one per line.
@@ -61,15 +62,18 @@ pub fn write_sockets_table(
             "Timer",
         ]);
     }
-    let right: Vec<usize> = [2, 3]
-        .into_iter()
-        .chain(if view.info {
-            let base = if view.processes { 7 } else { 6 };
-            (base..base + 8).collect::<Vec<_>>()
-        } else {
-            vec![]
-        })
-        .collect();
+    if view.memory {
+        header.extend(["Rmem", "Rcvbuf", "Wmem", "Sndbuf", "Drops"]);
+    }
+    let mut right: Vec<usize> = vec![2, 3];
+    let mut next = if view.processes { 7 } else { 6 };
+    if view.info {
+        right.extend(next..next + 8);
+        next += 9;
+    }
+    if view.memory {
+        right.extend(next..next + 5);
+    }
     write_columns(out, &header, &right, sockets.len(), &mut |i, row| {
         let s = &sockets[i];
         row.extend([
@@ -85,6 +89,9 @@ pub fn write_sockets_table(
         }
         if view.info {
             row.extend(info_cells(s));
+        }
+        if view.memory {
+            row.extend(memory_cells(s));
         }
     })
 }
@@ -107,6 +114,20 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 fn ms(us: Option<u32>) -> String {
     us.map(|us| format!("{}.{:03}", us / 1000, us % 1000))
         .unwrap_or_else(|| "-".into())
+}
+
+/// rmem/rcvbuf, wmem/sndbuf and drops; dashes when the kernel sent no memory info.
+fn memory_cells(s: &Socket) -> Vec<String> {
+    match &s.mem {
+        Some(m) => vec![
+            m.rmem_alloc.to_string(),
+            m.rcvbuf.to_string(),
+            m.wmem_alloc.to_string(),
+            m.sndbuf.to_string(),
+            opt(m.drops),
+        ],
+        None => vec!["-".into(); 5],
+    }
 }
 
 fn info_cells(s: &Socket) -> Vec<String> {

@@ -21,7 +21,7 @@ use netlink_packet_sock_diag::{
 };
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket as NlSocket, SocketAddr};
 
-use super::model::{Endpoint, Proto, Socket, TcpState, Timer};
+use super::model::{Endpoint, Proto, SockMem, Socket, TcpState, Timer};
 use super::tcp_info::parse_tcp_info;
 
 pub(crate) const NLMSG_HDR_LEN: usize = 16;
@@ -30,6 +30,7 @@ pub(crate) const NLMSG_DONE: u16 = 3;
 pub(crate) const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const INET_DIAG_MSG_LEN: usize = 72;
 const INET_DIAG_INFO: u16 = 2;
+const INET_DIAG_SKMEMINFO: u16 = 7;
 const INET_DIAG_REQ_BYTECODE: u16 = 1;
 
 /// What one dump asks the kernel for. The kernel filters protocol, family and states.
@@ -42,6 +43,8 @@ pub struct DumpRequest {
     pub states: u32,
     /// Ask for `tcp_info` (INET_DIAG_INFO) with each TCP socket.
     pub tcp_info: bool,
+    /// Ask for the socket's memory (INET_DIAG_SKMEMINFO).
+    pub memory: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,11 +159,13 @@ fn build_request(req: &DumpRequest, seq: u32, bytecode: &[u8]) -> Vec<u8> {
     } else {
         (AF_INET, SocketId::new_v4())
     };
-    let extensions = if req.tcp_info && req.proto == Proto::Tcp {
-        ExtensionFlags::INFO
-    } else {
-        ExtensionFlags::empty()
-    };
+    let mut extensions = ExtensionFlags::empty();
+    if req.tcp_info && req.proto == Proto::Tcp {
+        extensions |= ExtensionFlags::INFO;
+    }
+    if req.memory {
+        extensions |= ExtensionFlags::SKMEMINFO;
+    }
     let mut msg = NetlinkMessage::new(
         header,
         NetlinkPayload::from(SockDiagMessage::InetRequest(InetRequest {
@@ -259,6 +264,29 @@ pub fn walk_batch(
     Ok(Batch::More)
 }
 
+/// The u32 array of INET_DIAG_SKMEMINFO; it grew over kernel versions (drops came last), so
+/// a shorter one leaves the later fields out and a longer one is read as far as known.
+pub fn parse_skmeminfo(b: &[u8]) -> Option<SockMem> {
+    let v: Vec<u32> = b
+        .chunks_exact(4)
+        .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if v.len() < 8 {
+        return None;
+    }
+    Some(SockMem {
+        rmem_alloc: v[0],
+        rcvbuf: v[1],
+        wmem_alloc: v[2],
+        sndbuf: v[3],
+        fwd_alloc: v[4],
+        wmem_queued: v[5],
+        optmem: v[6],
+        backlog: v[7],
+        drops: v.get(8).copied(),
+    })
+}
+
 /// Decodes one `inet_diag_msg` and its attributes.
 pub fn parse_inet_diag_msg(payload: &[u8], proto: Proto) -> Result<Socket, DiagError> {
     if payload.len() < INET_DIAG_MSG_LEN {
@@ -271,6 +299,7 @@ pub fn parse_inet_diag_msg(payload: &[u8], proto: Proto) -> Result<Socket, DiagE
         .map_err(|e| DiagError::Decode(e.to_string()))?;
     let family = if h.family == AF_INET6 { 6 } else { 4 };
     let mut info = None;
+    let mut mem = None;
     let mut attrs = &payload[INET_DIAG_MSG_LEN..];
     while attrs.len() >= 4 {
         let alen = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
@@ -281,6 +310,9 @@ pub fn parse_inet_diag_msg(payload: &[u8], proto: Proto) -> Result<Socket, DiagE
         }
         if atype == INET_DIAG_INFO && proto == Proto::Tcp {
             info = Some(parse_tcp_info(&attrs[4..alen]));
+        }
+        if atype == INET_DIAG_SKMEMINFO {
+            mem = parse_skmeminfo(&attrs[4..alen]);
         }
         let step = (alen + 3) & !3;
         if step >= attrs.len() {
@@ -324,6 +356,7 @@ pub fn parse_inet_diag_msg(payload: &[u8], proto: Proto) -> Result<Socket, DiagE
         timer,
         info,
         processes: None,
+        mem,
     })
 }
 
@@ -389,6 +422,7 @@ mod tests {
         family: 4,
         states: u32::MAX,
         tcp_info: false,
+        memory: false,
     };
 
     #[test]
@@ -490,12 +524,26 @@ mod tests {
     }
 
     #[test]
+    fn skmeminfo_of_any_kernel_length() {
+        let words = |n: u32| -> Vec<u8> { (1..=n).flat_map(|i| (i * 100).to_ne_bytes()).collect() };
+        assert_eq!(parse_skmeminfo(&words(7)), None);
+        let m = parse_skmeminfo(&words(8)).unwrap();
+        assert_eq!(
+            (m.rmem_alloc, m.rcvbuf, m.backlog, m.drops),
+            (100, 200, 800, None)
+        );
+        let m = parse_skmeminfo(&words(10)).unwrap();
+        assert_eq!((m.sndbuf, m.drops), (400, Some(900)));
+    }
+
+    #[test]
     fn request_carries_the_state_mask_and_info_flag() {
         let req = DumpRequest {
             proto: Proto::Tcp,
             family: 6,
             states: TcpState::TimeWait.mask_bit(),
             tcp_info: true,
+            memory: false,
         };
         let b = build_request(&req, 9, &[]);
         assert_eq!(b.len(), NLMSG_HDR_LEN + 56);
@@ -506,5 +554,18 @@ mod tests {
         assert_eq!(p[1], IPPROTO_TCP); // sdiag_protocol
         assert_eq!(p[2], 1 << (INET_DIAG_INFO - 1)); // idiag_ext
         assert_eq!(u32::from_ne_bytes([p[4], p[5], p[6], p[7]]), 1 << 6); // idiag_states
+                                                                          // Memory asked for too: its bit joins INFO's.
+        let b = build_request(
+            &DumpRequest {
+                memory: true,
+                ..req
+            },
+            9,
+            &[],
+        );
+        assert_eq!(
+            b[NLMSG_HDR_LEN + 2],
+            1 << (INET_DIAG_INFO - 1) | 1 << (INET_DIAG_SKMEMINFO - 1)
+        );
     }
 }

@@ -184,6 +184,7 @@ mod tests {
             timer: None,
             info: None,
             processes: None,
+            mem: None,
         }
     }
 

@@ -46,6 +46,7 @@ pub fn index_current_netns(index: &mut ProtoIndex) -> Result<(), DiagError> {
                 family,
                 states: all_states_mask(),
                 tcp_info: false,
+                memory: false,
             };
             match diag.dump(&req, &mut |s| {
                 index.insert(s.inode, tag);

@@ -84,6 +84,7 @@ mod tests {
             timer: None,
             info: None,
             processes: None,
+            mem: None,
         }
     }
 

@@ -25,9 +25,18 @@ pub fn all_states_mask() -> u32 {
 /// the port and address filters compiled to inet_diag bytecode so the kernel applies them.
 /// Should a kernel refuse the program (EINVAL), the same filters run in user space instead.
 /// Runs in the calling thread's network namespace.
+/// What to ask the kernel for besides each socket's header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// `tcp_info` for TCP sockets (`-i`).
+    pub tcp_info: bool,
+    /// The socket's memory and drop count (`-m`).
+    pub memory: bool,
+}
+
 pub fn for_each_socket(
     sel: &Selection,
-    tcp_info: bool,
+    extras: Extras,
     each: &mut dyn FnMut(Socket),
 ) -> Result<(), DiagError> {
     let mut diag = DiagSocket::open()?;
@@ -43,7 +52,8 @@ pub fn for_each_socket(
                 proto,
                 family,
                 states,
-                tcp_info: tcp_info && proto == Proto::Tcp,
+                tcp_info: extras.tcp_info && proto == Proto::Tcp,
+                memory: extras.memory,
             };
             let Some(program) = &program else {
                 diag.dump(&req, each)?;
@@ -81,6 +91,7 @@ mod tests {
             family: 4,
             states: all_states_mask(),
             tcp_info: false,
+            memory: false,
         };
         let mut got = Vec::new();
         diag.dump_filtered(&req, &program, &mut |s| got.push(s))

@@ -179,6 +179,30 @@ pub struct Socket {
     /// Filled only when owners were asked for (`-p`); empty when no readable process holds it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub processes: Option<Vec<ProcessRef>>,
+    /// The socket's memory, when asked for (`-m`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mem: Option<SockMem>,
+}
+
+/// A socket's memory as the kernel accounts it (INET_DIAG_SKMEMINFO; what `ss -m` prints as
+/// skmem:(r,rb,t,tb,f,w,o,bl,d)). Bytes, except `drops`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct SockMem {
+    /// Received data held, waiting to be read (`r`).
+    pub rmem_alloc: u32,
+    /// The receive buffer limit: SO_RCVBUF as the kernel doubled it (`rb`).
+    pub rcvbuf: u32,
+    /// Sent data not yet freed (`t`).
+    pub wmem_alloc: u32,
+    /// The send buffer limit (`tb`).
+    pub sndbuf: u32,
+    pub fwd_alloc: u32,
+    pub wmem_queued: u32,
+    pub optmem: u32,
+    pub backlog: u32,
+    /// Packets dropped on this socket since it was created (`d`): for UDP, datagrams that
+    /// found the receive buffer full. None on kernels too old to report it.
+    pub drops: Option<u32>,
 }
 
 #[cfg(test)]

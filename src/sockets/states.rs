@@ -215,6 +215,7 @@ mod tests {
             timer: None,
             info: None,
             processes: None,
+            mem: None,
         }
     }
 
