@@ -131,8 +131,8 @@ pub fn check_accept_queues(
 pub const UDP_DROP_COUNTERS: [&str; 2] = ["Udp.RcvbufErrors", "Udp6.RcvbufErrors"];
 
 /// UDP datagrams dropped for a full receive buffer during the interval, naming the sockets
-/// with the most data waiting (the likely droppers) and their owners.
-pub fn check_udp_drops(c: &CounterDelta, queued: &[Socket]) -> Vec<Finding> {
+/// that dropped them (their own drop counters) and their owners.
+pub fn check_udp_drops(c: &CounterDelta, dropping: &[(Socket, u64)]) -> Vec<Finding> {
     let r = row("udp-drops");
     // nstat's names: UdpRcvbufErrors, Udp6RcvbufErrors.
     let moved: Vec<String> = UDP_DROP_COUNTERS
@@ -149,14 +149,16 @@ pub fn check_udp_drops(c: &CounterDelta, queued: &[Socket]) -> Vec<Finding> {
             .filter(|p| !p.is_empty())
             .map(processes_cell)
     };
-    let fullest: Vec<String> = queued
+    let sockets: Vec<String> = dropping
         .iter()
-        .map(|s| {
+        .map(|(s, n)| {
             format!(
-                "{}{} {} bytes",
+                "{}{} {n} dropped{}",
                 endpoint(&s.local),
                 owner(s).map(|o| format!(" ({o})")).unwrap_or_default(),
-                s.recv_q
+                s.mem
+                    .map(|m| format!(" (receive buffer {} bytes)", m.rcvbuf))
+                    .unwrap_or_default()
             )
         })
         .collect();
@@ -167,14 +169,14 @@ pub fn check_udp_drops(c: &CounterDelta, queued: &[Socket]) -> Vec<Finding> {
             "{} in {} (datagrams dropped: receive buffer full){}",
             moved.join(", "),
             secs(c.seconds),
-            if fullest.is_empty() {
+            if sockets.is_empty() {
                 String::new()
             } else {
-                format!("; fullest receive queues: {}", fullest.join(", "))
+                format!("; by socket: {}", sockets.join(", "))
             }
         ),
     );
-    if let Some((s, o)) = queued.first().and_then(|s| owner(s).map(|o| (s, o))) {
+    if let Some((s, o)) = dropping.first().and_then(|(s, _)| owner(s).map(|o| (s, o))) {
         f.fix = format!("{o} reads {} too slowly: {}", endpoint(&s.local), r.fix);
     }
     vec![f]
@@ -657,7 +659,7 @@ mod tests {
     }
 
     #[test]
-    fn udp_drops_name_the_fullest_socket_and_its_owner() {
+    fn udp_drops_name_the_dropping_socket_and_its_owner() {
         assert!(check_udp_drops(&delta(&[("Udp.InErrors", 5)], 2.0), &[]).is_empty());
         let mut s = sock(TcpState::Close, 5353, "0.0.0.0", 0, 8448, 0);
         s.proto = Proto::Udp;
@@ -665,15 +667,19 @@ mod tests {
             pid: 42,
             name: "dnsd".into(),
         }]);
+        s.mem = Some(crate::sockets::model::SockMem {
+            rcvbuf: 8192,
+            ..Default::default()
+        });
         let d = delta(&[("Udp.RcvbufErrors", 500), ("Udp6.RcvbufErrors", 7)], 2.0);
-        let f = check_udp_drops(&d, &[s]);
+        let f = check_udp_drops(&d, &[(s, 498)]);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].symptom, "udp-drops");
         assert_eq!(f[0].severity, Severity::Warning);
         assert_eq!(
             f[0].evidence,
             "UdpRcvbufErrors +500, Udp6RcvbufErrors +7 in 2 s (datagrams dropped: receive buffer \
-             full); fullest receive queues: 127.0.0.1:5353 (dnsd(42)) 8448 bytes"
+             full); by socket: 127.0.0.1:5353 (dnsd(42)) 498 dropped (receive buffer 8192 bytes)"
         );
         assert!(f[0]
             .fix

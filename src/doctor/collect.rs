@@ -41,9 +41,10 @@ pub struct HostEvidence {
     pub system: Option<SystemFds>,
     /// The processes holding CLOSE_WAIT sockets, most first, with how many each holds.
     pub close_wait_holders: Vec<(ProcessRef, u64)>,
-    /// UDP sockets with received data waiting, fullest first, with owners: read only when
-    /// the UDP receive-buffer drop counters moved, to say which socket drops.
-    pub udp_queued: Vec<Socket>,
+    /// The UDP sockets that dropped datagrams during the interval, with how many each (from
+    /// their own drop counters), most first, with owners: read only when the UDP
+    /// receive-buffer drop counters moved.
+    pub udp_dropping: Vec<(Socket, u64)>,
 }
 
 /// The inode of the calling thread's network namespace.
@@ -68,6 +69,7 @@ fn counters() -> Result<Counters, DoctorError> {
 pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
     let first = counters()?;
     let t0 = Instant::now();
+    let udp_before = udp_drops()?;
     let (mut listeners, states, mut close_wait) = dump_tcp()?;
     // The walk is the expensive part: only for a pile-up the check will report.
     if (close_wait.len() as u64) < CLOSE_WAIT_WARN {
@@ -100,8 +102,8 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
         delta: first.delta(&second),
         seconds: t0.elapsed().as_secs_f64(),
     };
-    let udp_queued = if UDP_DROP_COUNTERS.iter().any(|k| counters.delta.get(k) > 0) {
-        udp_queued(3)?
+    let udp_dropping = if UDP_DROP_COUNTERS.iter().any(|k| counters.delta.get(k) > 0) {
+        udp_dropping(&udp_before, 3)?
     } else {
         Vec::new()
     };
@@ -112,7 +114,7 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
         processes,
         system,
         close_wait_holders,
-        udp_queued,
+        udp_dropping,
     })
 }
 
@@ -138,29 +140,56 @@ pub fn dump_tcp() -> Result<(Vec<Listener>, StateSummary, Vec<u32>), DoctorError
     Ok((listeners, counter.finish(5, settings), close_wait))
 }
 
-/// The `top` UDP sockets with the most received data waiting, with their owners.
-fn udp_queued(top: usize) -> Result<Vec<Socket>, DoctorError> {
+/// Every UDP socket with its memory (and so its drop counter).
+fn udp_sockets(each: &mut dyn FnMut(Socket)) -> Result<(), DoctorError> {
     let sel = Selection {
         protos: vec![Proto::Udp],
         families: vec![4, 6],
         states: 0,
         user: Default::default(),
     };
-    let mut queued = Vec::new();
-    for_each_socket(&sel, Extras::default(), &mut |s| {
-        if s.recv_q > 0 {
-            queued.push(s)
+    let extras = Extras {
+        memory: true,
+        ..Default::default()
+    };
+    Ok(for_each_socket(&sel, extras, each)?)
+}
+
+/// Each UDP socket's drop counter now, by inode.
+fn udp_drops() -> Result<HashMap<u32, u32>, DoctorError> {
+    let mut drops = HashMap::new();
+    udp_sockets(&mut |s| {
+        if let Some(d) = s.mem.and_then(|m| m.drops) {
+            drops.insert(s.inode, d);
         }
     })?;
-    queued.sort_by_key(|s| std::cmp::Reverse(s.recv_q));
-    queued.truncate(top);
-    let wanted: HashSet<u32> = queued.iter().map(|s| s.inode).filter(|&i| i != 0).collect();
+    Ok(drops)
+}
+
+/// The `top` UDP sockets whose drop counters grew since `before`, most first, with owners. A
+/// socket opened since then counts all its drops.
+fn udp_dropping(before: &HashMap<u32, u32>, top: usize) -> Result<Vec<(Socket, u64)>, DoctorError> {
+    let mut grew = Vec::new();
+    udp_sockets(&mut |s| {
+        let now = s.mem.and_then(|m| m.drops).unwrap_or(0);
+        let was = before.get(&s.inode).copied().unwrap_or(0);
+        if now > was {
+            grew.push((s, u64::from(now - was)));
+        }
+    })?;
+    grew.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+    grew.truncate(top);
+    let wanted: HashSet<u32> = grew
+        .iter()
+        .map(|(s, _)| s.inode)
+        .filter(|&i| i != 0)
+        .collect();
     if let (false, Ok(owners)) = (wanted.is_empty(), read_owners("/proc", Some(&wanted))) {
-        for s in &mut queued {
+        for (s, _) in &mut grew {
             s.processes = Some(owners.get(s.inode));
         }
     }
-    Ok(queued)
+    Ok(grew)
 }
 
 /// The TCP listeners on one port (the probe's local check).

@@ -43,7 +43,7 @@ pub fn diagnose_host(ev: &HostEvidence) -> Report {
         "reset/abort counters (TCPAbortOn*, EstabResets, OutRsts) over {secs}"
     ));
     r.findings
-        .extend(check_udp_drops(&ev.counters, &ev.udp_queued));
+        .extend(check_udp_drops(&ev.counters, &ev.udp_dropping));
     r.checked.push(format!(
         "UDP receive-buffer drops (UdpRcvbufErrors, Udp6RcvbufErrors) over {secs}"
     ));
@@ -122,7 +122,7 @@ mod tests {
                 nr_open: None,
             }),
             close_wait_holders: Vec::new(),
-            udp_queued: Vec::new(),
+            udp_dropping: Vec::new(),
         }
     }
 
