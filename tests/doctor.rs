@@ -677,17 +677,7 @@ pub fn child(role: &str, args: &[String]) -> bool {
         "doctor:udp-sink" => {
             child::enter_netns();
             let s = std::net::UdpSocket::bind(&args[0]).unwrap();
-            let size: libc::c_int = 4096;
-            // SAFETY: setsockopt on a socket we own, with a valid int.
-            unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVBUF,
-                    (&size as *const libc::c_int).cast(),
-                    4,
-                );
-            }
+            support::set_rcvbuf(&s, 4096);
             child::serve("ssc-udpsink", "", |_| {});
             drop(s);
             true

@@ -475,17 +475,7 @@ fn memory_shows_buffers_and_the_drops_of_a_full_udp_socket() {
     // datagrams find it full, and the kernel counts each drop on the socket and in Udp.
     let (sink, dropped) = ns.within(|| {
         let sink = UdpSocket::bind("127.0.0.1:5400").unwrap();
-        let size: libc::c_int = 4096;
-        // SAFETY: setsockopt on a socket we own, with a valid int.
-        unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&sink),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&size as *const libc::c_int).cast(),
-                4,
-            );
-        }
+        support::set_rcvbuf(&sink, 4096);
         let before = udp_rcvbuf_errors();
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         for _ in 0..200 {

@@ -188,3 +188,18 @@ pub fn sockaddr(addr: &std::net::SocketAddr) -> (libc::sockaddr_storage, libc::s
         }
     }
 }
+
+/// Sets SO_RCVBUF (the kernel doubles it) on a socket the test owns.
+pub fn set_rcvbuf(sock: &impl AsRawFd, bytes: libc::c_int) {
+    // SAFETY: setsockopt on a live socket, with a valid int.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUF");
+}
