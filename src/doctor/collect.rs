@@ -76,7 +76,7 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
         close_wait.clear();
     }
     let close_wait_holders = name_owners(&mut listeners, &close_wait);
-    let processes = scan_counts(
+    let mut processes = scan_counts(
         "/proc",
         &ProcSelect {
             netns_inode: plan.netns_inode,
@@ -87,6 +87,12 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
         what: "/proc".into(),
         source: e,
     })?;
+    if plan.netns_inode.is_some() {
+        // sockscope entered the namespace to read it, which puts it among the namespace's
+        // processes; it is the observer, not the observed.
+        let me = std::process::id();
+        processes.processes.retain(|p| p.pid != me);
+    }
     let system = if plan.system_wide {
         Some(read_system("/proc").map_err(|e| DoctorError::Proc {
             what: "/proc/sys/fs/file-nr".into(),
