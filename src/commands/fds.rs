@@ -1,9 +1,6 @@
 //! `sockscope fds`: counts for every process, the fds themselves only for the rows shown.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +13,7 @@ use crate::procs::fdwalk::WalkError;
 use crate::procs::growth::{growing, rank_trends, Tracker, Trend};
 use crate::procs::kinds::{read_kinds, KindCounts};
 use crate::procs::model::FdUsage;
-use crate::procs::namespaces::netns_of;
+use crate::procs::namespaces::spaces_of;
 use crate::procs::procfile::comm;
 use crate::procs::rank::rank;
 use crate::procs::report::{FdsReport, WatchSample, WatchSummary};
@@ -130,28 +127,21 @@ fn read_rows(root: &str, rows: &mut [FdUsage], index: Option<&ProtoIndex>) -> us
 /// unique across namespaces). A namespace that cannot be entered is a note, not an error: its
 /// sockets are then named by their protocol xattr.
 fn socket_index(root: &str, rows: &[FdUsage]) -> (ProtoIndex, Vec<String>) {
-    let mut namespaces: BTreeMap<u64, PathBuf> = BTreeMap::new();
-    for u in rows.iter().filter(|u| u.fds.is_some_and(|n| n > 0)) {
-        for (ino, path) in netns_of(root, u.pid) {
-            namespaces.entry(ino).or_insert(path);
-        }
-    }
-    let own = std::fs::metadata("/proc/thread-self/ns/net")
-        .map(|m| m.ino())
-        .ok();
+    let spaces = spaces_of(
+        root,
+        rows.iter()
+            .filter(|u| u.fds.is_some_and(|n| n > 0))
+            .map(|u| u.pid),
+    );
     let mut index = ProtoIndex::new();
     let mut notes = Vec::new();
-    // Our own namespace needs no setns (and so no privilege).
-    if own.is_some_and(|o| namespaces.contains_key(&o)) || namespaces.is_empty() {
+    if spaces.own || spaces.others.is_empty() {
         if let Err(e) = index_current_netns(&mut index) {
             notes.push(format!("socket kinds: {e}"));
         }
     }
-    for (ino, path) in namespaces {
-        if Some(ino) == own {
-            continue;
-        }
-        match index_netns(&path) {
+    for path in spaces.others.values() {
+        match index_netns(path) {
             Ok(i) => index.extend(i),
             Err(e) => notes.push(format!(
                 "socket kinds in the namespace of {}: {e}; those sockets were named by their \

@@ -1,15 +1,13 @@
 //! `sockscope sockets`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 
 use super::{protos_families, require_pids, unreadable_note, Outcome, RunError};
 use crate::cli::SocketsArgs;
 use crate::netns;
 use crate::procs::fdwalk::list_pids;
-use crate::procs::namespaces::netns_of;
+use crate::procs::namespaces::spaces_of;
 use crate::procs::owners::{read_owners, read_owners_of};
 use crate::procs::procfile::comm;
 use crate::render::escape;
@@ -157,19 +155,12 @@ fn by_process(
             // one than its process: every thread's is looked at).
             let holders: BTreeSet<u32> =
                 owners.by_inode.values().flatten().map(|p| p.pid).collect();
-            let mut spaces: BTreeMap<u64, PathBuf> = BTreeMap::new();
-            for &pid in &holders {
-                spaces.extend(netns_of(ROOT, pid));
+            let spaces = spaces_of(ROOT, holders);
+            if spaces.own {
+                for_each_socket(sel, extras(args), &mut keep)?;
             }
-            let own = std::fs::metadata("/proc/thread-self/ns/net")
-                .map(|m| m.ino())
-                .ok();
-            for (ino, path) in spaces {
-                if Some(ino) == own {
-                    for_each_socket(sel, extras(args), &mut keep)?;
-                    continue;
-                }
-                let found = netns::run_in(&path, || -> Result<Vec<Socket>, RunError> {
+            for path in spaces.others.values() {
+                let found = netns::run_in(path, || -> Result<Vec<Socket>, RunError> {
                     let mut v = Vec::new();
                     for_each_socket(sel, extras(args), &mut |s| v.push(s))?;
                     Ok(v)

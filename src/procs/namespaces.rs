@@ -25,6 +25,31 @@ pub fn netns_of(root: &str, pid: u32) -> BTreeMap<u64, PathBuf> {
     found
 }
 
+/// The network namespaces a set of processes (and their threads) live in.
+#[derive(Debug, Default)]
+pub struct Spaces {
+    /// The calling thread's namespace is one of them: read it in place, without setns (and
+    /// so without privilege).
+    pub own: bool,
+    /// The others: inode → a path to enter it by.
+    pub others: BTreeMap<u64, PathBuf>,
+}
+
+/// Where `pids` live, split into the caller's own namespace and the rest.
+pub fn spaces_of(root: &str, pids: impl IntoIterator<Item = u32>) -> Spaces {
+    let mut all = BTreeMap::new();
+    for pid in pids {
+        for (ino, path) in netns_of(root, pid) {
+            all.entry(ino).or_insert(path);
+        }
+    }
+    let own = std::fs::metadata("/proc/thread-self/ns/net")
+        .map(|m| m.ino())
+        .ok();
+    let own = own.is_some_and(|o| all.remove(&o).is_some());
+    Spaces { own, others: all }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +61,8 @@ mod tests {
         let ino = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
         assert!(ns.contains_key(&ino), "{ns:?}");
         assert!(netns_of("/proc", u32::MAX - 1).is_empty());
+        let s = spaces_of("/proc", [me, u32::MAX - 1]);
+        assert!(s.own, "{s:?}");
+        assert!(!s.others.contains_key(&ino), "{s:?}");
     }
 }
