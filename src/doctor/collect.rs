@@ -1,6 +1,8 @@
 //! Gathering the doctor's evidence in the calling thread's namespace: one sock_diag dump of TCP
-//! (listeners and state counts together), the TCP counters read twice an interval apart, fd
-//! counts per process (one stat each, never a walk of fd links) and the system file table.
+//! (listeners, state counts and CLOSE_WAIT inodes together), UDP drop counters per socket, the
+//! kernel's TCP/UDP counters read twice an interval apart, fd counts per process (one stat
+//! each) and the system file table. fd links are walked only to name the owners of what will
+//! be reported: a crowded listener, a CLOSE_WAIT pile-up, a dropping UDP socket.
 //! Returns model values; deciding what is bad is `checks.rs`'s job.
 
 use std::collections::{HashMap, HashSet};
@@ -70,7 +72,11 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
     let first = counters()?;
     let t0 = Instant::now();
     let udp_before = udp_drops()?;
-    let (mut listeners, states, mut close_wait) = dump_tcp()?;
+    let TcpDump {
+        mut listeners,
+        states,
+        mut close_wait,
+    } = dump_tcp()?;
     // The walk is the expensive part: only for a pile-up the check will report.
     if (close_wait.len() as u64) < CLOSE_WAIT_WARN {
         close_wait.clear();
@@ -124,9 +130,15 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
     })
 }
 
-/// One dump of every TCP socket: listeners kept, the inodes of CLOSE_WAIT sockets kept (to
-/// name who leaks them), everything else only counted.
-pub fn dump_tcp() -> Result<(Vec<Listener>, StateSummary, Vec<u32>), DoctorError> {
+/// What one dump of every TCP socket keeps: the listeners, the inodes of CLOSE_WAIT sockets
+/// (to name who leaks them), and counts of everything.
+pub struct TcpDump {
+    pub listeners: Vec<Listener>,
+    pub states: StateSummary,
+    pub close_wait: Vec<u32>,
+}
+
+pub fn dump_tcp() -> Result<TcpDump, DoctorError> {
     // Per namespace: read after entering it, from this thread.
     let range = read_port_range();
     let settings = read_time_wait_settings();
@@ -143,7 +155,11 @@ pub fn dump_tcp() -> Result<(Vec<Listener>, StateSummary, Vec<u32>), DoctorError
             listeners.push(to_listener(s));
         }
     })?;
-    Ok((listeners, counter.finish(5, settings), close_wait))
+    Ok(TcpDump {
+        listeners,
+        states: counter.finish(5, settings),
+        close_wait,
+    })
 }
 
 /// Every UDP socket with its memory (and so its drop counter).
