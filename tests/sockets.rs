@@ -282,6 +282,17 @@ fn sockets_states_and_listeners_match_a_known_population() {
     for x in l.as_array().unwrap() {
         assert_eq!(x["processes"][0]["pid"], me, "{x}");
     }
+    // The full queue is said on stderr too; the exit code stays 0 (a listing, not a check).
+    let (code, _, err) = run(&["listeners", "--netns", ns]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "accept queue full on 127.0.0.1:8003 (5 waiting, backlog 4): the kernel drops new \
+             handshakes there"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.matches("accept queue full").count(), 1, "{err}");
 
     // states: exact counts, peers, ephemeral use of the narrowed range.
     let st = run_json(&["states", "--netns", ns, "--json"]);

@@ -8,6 +8,7 @@ use crate::cli::ListenersArgs;
 use crate::exit::ExitCode;
 use crate::netns;
 use crate::procs::owners::read_owners;
+use crate::render::endpoint;
 use crate::render::listeners::{write_listeners_json, write_listeners_table};
 use crate::sockets::filter::{Selection, UserFilter};
 use crate::sockets::listeners::{is_listener, sort_listeners, to_listener};
@@ -50,6 +51,15 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write) -> Result<Outcome, RunErro
         write_listeners_json(out, &found)?;
     } else {
         write_listeners_table(out, &found)?;
+    }
+    for l in found.iter().filter(|l| l.overflowing()) {
+        outcome.notes.push(format!(
+            "accept queue full on {} ({} waiting, backlog {}): the kernel drops new \
+             handshakes there; sockscope explain accept-queue",
+            endpoint(&l.socket.local),
+            l.accept_queue.unwrap_or(0),
+            l.backlog.unwrap_or(0)
+        ));
     }
     if let Some(port) = args.port {
         if found.is_empty() {

@@ -78,7 +78,7 @@ pub fn check_accept_queues(
             continue;
         };
         // The kernel refuses new connections once the queue holds more than the backlog.
-        let severity = if q > b {
+        let severity = if l.overflowing() {
             Severity::Critical
         } else if q > 0 && u64::from(q) * 100 >= u64::from(b) * QUEUE_WARN_PERCENT {
             Severity::Warning

@@ -46,6 +46,14 @@ pub fn to_listener(socket: Socket) -> Listener {
     }
 }
 
+impl Listener {
+    /// The accept queue holds more than the backlog: the kernel now drops new handshakes
+    /// (it admits one past the backlog before it starts).
+    pub fn overflowing(&self) -> bool {
+        matches!((self.accept_queue, self.backlog), (Some(q), Some(b)) if q > b)
+    }
+}
+
 /// Sorted by port, then TCP before UDP, IPv4 before IPv6, then address.
 pub fn sort_listeners(v: &mut [Listener]) {
     v.sort_by(|a, b| {
