@@ -590,20 +590,8 @@ fn without_cap_net_raw_the_error_names_it() {
     let _cleanup = TempPath(copy.clone());
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            copy.to_str().unwrap(),
-            "capture",
-            "-i",
-            "lo",
-            "-c",
-            "1",
-        ])
+    let out = support::as_nobody(copy.to_str().unwrap())
+        .args(["capture", "-i", "lo", "-c", "1"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -567,8 +567,7 @@ fn fake_proc_tree_unreadable_fd_dir_is_marked_not_fatal() {
     let bin = bin_copy.to_str().unwrap();
     // SAFETY: geteuid has no preconditions.
     let out = if unsafe { libc::geteuid() } == 0 {
-        std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin])
+        support::as_nobody(bin)
             .args(["fds", "--proc-root", root, "--kinds", "--json"])
             .output()
             .unwrap()

@@ -447,14 +447,7 @@ fn bad_namespaces_and_privileges_are_environment_errors() {
 
     // Unprivileged, entering a namespace names the missing capability.
     let ns = Netns::new();
-    let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(env!("CARGO_BIN_EXE_sockscope"))
+    let out = support::as_nobody(env!("CARGO_BIN_EXE_sockscope"))
         .args(["sockets", "--netns", &ns.name])
         .output()
         .expect("setpriv (util-linux)");
@@ -463,7 +456,6 @@ fn bad_namespaces_and_privileges_are_environment_errors() {
     assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
 }
 
-/// Child roles of this module.
 /// Udp.RcvbufErrors of the calling thread's namespace, from the kernel's own table.
 fn udp_rcvbuf_errors() -> u64 {
     let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap();
@@ -592,6 +584,7 @@ fn sockets_of_one_program_are_read_in_its_own_namespace() {
     );
 }
 
+/// Child roles of this module.
 pub fn child(role: &str, args: &[String]) -> bool {
     match role {
         "sockets:listen" => {

@@ -203,3 +203,18 @@ pub fn set_rcvbuf(sock: &impl AsRawFd, bytes: libc::c_int) {
     };
     assert_eq!(rc, 0, "SO_RCVBUF");
 }
+
+/// `program` run as nobody (uid/gid 65534, no groups) with no capabilities, through setpriv
+/// (util-linux): the unprivileged user of the permission tests. Add its arguments.
+pub fn as_nobody(program: &str) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        program,
+    ]);
+    c
+}
