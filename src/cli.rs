@@ -190,10 +190,24 @@ pub struct CommonArgs {
     /// Print JSON instead of a table (the schema is documented in the README).
     #[arg(long)]
     pub json: bool,
+    /// Print JSON Lines: one compact JSON object per line (per sample, flow or event where
+    /// the output streams; otherwise the whole report on one line).
+    #[arg(long, conflicts_with = "json")]
+    pub jsonl: bool,
+    /// Colour in tables (severity): auto is on for a terminal unless NO_COLOR is set.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: crate::report::ColorChoice,
     /// Look inside another network namespace: a name from `ip netns list`, a path to a
     /// namespace file, or pid:PID for the namespace of a running process (a container).
     #[arg(long, value_name = "NAME|PATH|pid:PID")]
     pub netns: Option<NetnsSpec>,
+}
+
+impl CommonArgs {
+    /// The output format and colour, resolved once against the environment.
+    pub fn output(&self) -> crate::report::Output {
+        crate::report::Output::resolve(self.json, self.jsonl, self.color)
+    }
 }
 
 /// Protocol and address family selection.

@@ -10,5 +10,6 @@ pub mod manpages;
 pub mod netns;
 pub mod procs;
 pub mod render;
+pub mod report;
 pub mod sockets;
 pub mod units;

@@ -5,20 +5,28 @@ use std::process;
 
 use clap::{CommandFactory, Parser};
 use sockscope::cli::{Cli, Command, Shell};
-use sockscope::commands::{self, Outcome, RunError};
+use sockscope::commands::{self, RunError};
 use sockscope::exit::ExitCode;
+use sockscope::report::{self, Done, Output};
 
 fn main() {
     let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let result = run(&cli, &mut out).and_then(|o| out.flush().map(|_| o).map_err(RunError::Output));
+    let output = output_of(&cli);
+    let result = run(&cli, &mut out).and_then(|done| {
+        if let Some(r) = &done.report {
+            report::print(r.as_ref(), &output, &mut out)?;
+        }
+        out.flush()?;
+        Ok(done)
+    });
     match result {
-        Ok(outcome) => {
-            for note in &outcome.notes {
+        Ok(done) => {
+            for note in &done.notes {
                 eprintln!("sockscope: {note}");
             }
-            process::exit(outcome.code.code());
+            process::exit(done.code.code());
         }
         Err(e) if e.is_broken_pipe() => process::exit(ExitCode::Ok.code()),
         Err(e) => {
@@ -71,16 +79,29 @@ fn one_line(text: &str) -> String {
     msg
 }
 
-fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, RunError> {
+/// How the chosen subcommand's report is printed.
+fn output_of(cli: &Cli) -> Output {
     match &cli.command {
-        Command::Sockets(a) => commands::sockets::run(a, out),
-        Command::Listeners(a) => commands::listeners::run(a, out),
-        Command::States(a) => commands::states::run(a, out),
-        Command::Doctor(a) => commands::doctor::run(a, out),
-        Command::Explain(a) => commands::explain::run(a, out),
-        Command::Pool(a) => commands::pool::run(a, out),
-        Command::Capture(a) => commands::capture::run(a, out),
-        Command::Fds(a) => commands::fds::run(a, out),
+        Command::Sockets(a) => a.common.output(),
+        Command::Listeners(a) => a.common.output(),
+        Command::States(a) => a.common.output(),
+        Command::Doctor(a) => a.common.output(),
+        Command::Capture(a) => a.common.output(),
+        Command::Fds(a) => a.common.output(),
+        _ => Output::table(),
+    }
+}
+
+fn run(cli: &Cli, out: &mut dyn Write) -> Result<Done, RunError> {
+    Ok(match &cli.command {
+        Command::Sockets(a) => commands::sockets::run(a, out)?.into(),
+        Command::Listeners(a) => commands::listeners::run(a, out)?.into(),
+        Command::States(a) => commands::states::run(a)?,
+        Command::Doctor(a) => commands::doctor::run(a, out)?.into(),
+        Command::Explain(a) => commands::explain::run(a, out)?.into(),
+        Command::Pool(a) => commands::pool::run(a, out)?.into(),
+        Command::Capture(a) => commands::capture::run(a, out)?.into(),
+        Command::Fds(a) => commands::fds::run(a, out)?.into(),
         Command::Completions(a) => {
             let shell = match a.shell {
                 Shell::Bash => clap_complete::Shell::Bash,
@@ -88,13 +109,13 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, RunError> {
                 Shell::Fish => clap_complete::Shell::Fish,
             };
             clap_complete::generate(shell, &mut Cli::command(), "sockscope", out);
-            Ok(Outcome::ok())
+            Done::streamed()
         }
         Command::GenerateMan { dir } => {
             sockscope::manpages::write_all(dir).map_err(RunError::Output)?;
-            Ok(Outcome::ok())
+            Done::streamed()
         }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -26,6 +26,14 @@ pub struct Outcome {
     pub notes: Vec<String>,
 }
 
+/// Commands not yet returning a report print their own output; what is left is the same as a
+/// streamed [`Done`].
+impl From<Outcome> for crate::report::Done {
+    fn from(o: Outcome) -> Self {
+        crate::report::Done::streamed().code(o.code).notes(o.notes)
+    }
+}
+
 impl Outcome {
     pub fn ok() -> Self {
         Outcome {

@@ -28,6 +28,14 @@ pub fn write_json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> io::
     w.flush()
 }
 
+/// Writes `value` as one line of compact JSON (`--jsonl`).
+pub fn write_json_line<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> io::Result<()> {
+    let mut w = io::BufWriter::with_capacity(64 * 1024, &mut *out);
+    serde_json::to_writer(&mut w, value).map_err(io::Error::from)?;
+    w.write_all(b"\n")?;
+    w.flush()
+}
+
 /// A borderless table in the style of `ss`: easy to read and to `grep`/`awk`. `right` lists
 /// the columns holding numbers, which align right.
 pub fn new_table(header: &[&str], right: &[usize]) -> Table {

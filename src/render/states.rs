@@ -3,8 +3,18 @@
 use std::io::{self, Write};
 
 use super::{endpoint, new_table, percent, write_table};
+use crate::report::{Output, Report};
 use crate::sockets::model::TcpState;
 use crate::sockets::states::StateSummary;
+
+impl Report for StateSummary {
+    fn json(&self) -> &dyn erased_serde::Serialize {
+        self
+    }
+    fn table(&self, out: &mut dyn Write, _: &Output) -> io::Result<()> {
+        write_states_table(out, self)
+    }
+}
 
 pub fn write_states_table(out: &mut dyn Write, s: &StateSummary) -> io::Result<()> {
     let mut t = new_table(&["State", "Count"], &[1]);
