@@ -13,7 +13,8 @@ use crate::sockets::filter::{Cidr, StateSel};
 /// takes --json for scripts and --netns to look inside another network namespace.
 ///
 /// Exit codes: 0 ok, 1 a problem was found, 2 bad usage or input, 3 environment error
-/// (missing privilege, no such namespace), 130 interrupted.
+/// (missing privilege, no such namespace), 130 interrupted before the report was complete
+/// (Ctrl-C that ends a capture or a --watch with its summary is a normal end: 0).
 #[derive(Debug, Parser)]
 #[command(name = "sockscope", version, max_term_width = 100)]
 pub struct Cli {
@@ -155,8 +156,9 @@ pub enum Command {
     /// --watch samples again every --interval and shows each process's growth in fds/s (least
     /// squares over all samples) and, for a growing process, the time left until it reaches
     /// its soft limit at that rate. With --kinds it also says which kinds grew (tcp +40:
-    /// a socket leak; file +40: a file leak). Ctrl-C stops it and prints a summary of what
-    /// grew (exit 130); --count N stops after N samples (exit 0). With --json, --watch prints
+    /// a socket leak; file +40: a file leak). Ctrl-C (or SIGTERM, SIGHUP) stops it and prints a
+    /// summary of what grew (exit 0, "interrupted": true in JSON); --count N stops after N
+    /// samples (exit 0). With --json, --watch prints
     /// JSON Lines: one object per sample, then a summary object.
     ///
     /// Other users' processes need root (or CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) for their

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use super::{require_pids, Outcome, RunError};
 use crate::cli::FdsArgs;
-use crate::exit::ExitCode;
 use crate::netns;
 use crate::procs::fdwalk::WalkError;
 use crate::procs::growth::{growing, rank_trends, Tracker, Trend};
@@ -204,9 +203,18 @@ fn watch(
     top: Option<usize>,
     out: &mut dyn Write,
 ) -> Result<Outcome, RunError> {
+    // Ctrl-C, SIGTERM and SIGHUP (a closed terminal) end the watch with its summary: a
+    // complete report, so exit 0 (README "Exit codes"). A second signal exits at once (130).
     let stop = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))
-        .map_err(RunError::Output)?;
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+            .map_err(RunError::Output)?;
+    }
     let _ = view::write_watch_banner(&mut io::stderr(), args.interval.as_secs_f64());
     let start = Instant::now();
     let mut tracker = Tracker::default();
@@ -285,9 +293,6 @@ fn watch(
         view::write_watch_summary_json(out, &summary)?;
     } else {
         view::write_watch_summary_table(out, &summary)?;
-    }
-    if interrupted {
-        outcome.code = ExitCode::Interrupted;
     }
     Ok(outcome)
 }
