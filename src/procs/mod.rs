@@ -1,5 +1,7 @@
 //! Process scanning through `/proc`: fd walks and the socket inode → owner map.
 
+pub mod cgroup;
+pub mod container;
 pub mod fdwalk;
 pub mod growth;
 pub mod kinds;
