@@ -2,6 +2,7 @@
 
 pub mod cgroup;
 pub mod container;
+pub mod discover;
 pub mod fdwalk;
 pub mod growth;
 pub mod kinds;
