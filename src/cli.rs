@@ -291,9 +291,47 @@ pub struct ListenersArgs {
 pub struct StatesArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub node: NodeArgs,
     /// How many peers to list in each ranking.
     #[arg(long, value_name = "N", default_value_t = 10, allow_negative_numbers = true, value_parser = parse_count)]
     pub top: usize,
+    /// With --all-netns: one row per network namespace (netns) or per container (a
+    /// Kubernetes pod's containers share one namespace), worst first.
+    #[arg(
+        long,
+        value_name = "netns|container",
+        default_value = "netns",
+        requires = "all_netns"
+    )]
+    pub by: GroupBy,
+}
+
+/// The node view: every network namespace at once.
+#[derive(Debug, Args, Clone, Default)]
+pub struct NodeArgs {
+    /// Look into every network namespace on the host at once (each process's, `ip netns`
+    /// names, Docker's /run/docker/netns, bind mounts), naming the namespace and the
+    /// container behind each row.
+    #[arg(long, conflicts_with = "netns")]
+    pub all_netns: bool,
+    /// Read /run and the container runtimes' metadata under DIR instead of / (tests).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub fs_root: Option<std::path::PathBuf>,
+}
+
+impl NodeArgs {
+    pub fn scope(&self, netns: Option<&NetnsSpec>) -> crate::scope::Scope {
+        crate::scope::Scope::new(netns, self.all_netns)
+    }
+}
+
+/// How node-wide rows are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum GroupBy {
+    #[default]
+    Netns,
+    Container,
 }
 
 #[derive(Debug, Args)]

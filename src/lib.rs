@@ -11,5 +11,6 @@ pub mod netns;
 pub mod procs;
 pub mod render;
 pub mod report;
+pub mod scope;
 pub mod sockets;
 pub mod units;

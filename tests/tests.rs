@@ -7,6 +7,7 @@ mod capture;
 mod cli;
 mod doctor;
 mod fds;
+mod node;
 mod sockets;
 
 /// Entry point of child processes (see `support::child`); a no-op in a normal test run.

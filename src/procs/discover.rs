@@ -10,18 +10,19 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-/// The filesystems discovery reads: `/proc` and `/run` live, fixture trees in tests.
+/// The filesystems the node view reads: `/proc`, and `/` for `/run/netns`, `/run/docker/netns`
+/// and the container runtimes' metadata (a fixture tree in tests).
 #[derive(Debug, Clone)]
 pub struct Roots {
     pub proc: PathBuf,
-    pub run: PathBuf,
+    pub fs: PathBuf,
 }
 
 impl Default for Roots {
     fn default() -> Self {
         Roots {
             proc: PathBuf::from("/proc"),
-            run: PathBuf::from("/run"),
+            fs: PathBuf::from("/"),
         }
     }
 }
@@ -69,9 +70,12 @@ pub fn discover(roots: &Roots) -> Discovery {
     let mut found: BTreeMap<u64, NetnsEntry> = BTreeMap::new();
     let mut notes = Vec::new();
     let mut mount_spaces = BTreeSet::new();
-    let host_ino = std::fs::metadata(roots.proc.join("1/ns/net"))
-        .map(|m| m.ino())
-        .ok();
+    // PID 1's namespace is the host's; where PID 1 is protected (even from root, as on these
+    // machines), kthreadd's: kernel threads always live in the initial namespace.
+    let host_ino = ["1", "2"]
+        .iter()
+        .find_map(|p| std::fs::metadata(roots.proc.join(p).join("ns/net")).ok())
+        .map(|m| m.ino());
 
     let pids = match super::fdwalk::list_pids(&roots.proc.to_string_lossy()) {
         Ok(p) => p,
@@ -105,7 +109,12 @@ pub fn discover(roots: &Roots) -> Discovery {
         }
     }
     for (dir, prefix) in [("netns", ""), ("docker/netns", "docker/")] {
-        named(&roots.run.join(dir), prefix, host_ino, &mut found);
+        named(
+            &roots.fs.join("run").join(dir),
+            prefix,
+            host_ino,
+            &mut found,
+        );
     }
     let mut namespaces: Vec<NetnsEntry> = found.into_values().collect();
     namespaces.sort_by_key(|e| (!e.host, e.inode));
@@ -261,7 +270,9 @@ broken line
         assert!(me.pids.contains(&std::process::id()));
         let inodes: BTreeSet<u64> = d.namespaces.iter().map(|e| e.inode).collect();
         assert_eq!(inodes.len(), d.namespaces.len(), "each once");
-        if let Ok(host) = std::fs::metadata("/proc/1/ns/net") {
+        if let Ok(host) =
+            std::fs::metadata("/proc/1/ns/net").or_else(|_| std::fs::metadata("/proc/2/ns/net"))
+        {
             assert!(d.namespaces[0].host);
             assert_eq!(d.namespaces[0].inode, host.ino());
             assert_eq!(d.namespaces[0].label(), "host");

@@ -101,6 +101,20 @@ pub fn endpoint(e: &Endpoint) -> String {
     }
 }
 
+/// A container as people say it: `k8s/NAMESPACE/POD/CONTAINER` for a Kubernetes pod,
+/// `RUNTIME/NAME` otherwise, then the short id (`podman/web 3f2a9c0d1e4b`). Escaped: names come
+/// from the runtimes' files.
+pub fn container_label(c: &crate::procs::container::Container) -> String {
+    let name = match (&c.pod_namespace, &c.pod) {
+        (Some(ns), Some(pod)) => format!(
+            "k8s/{ns}/{pod}{}",
+            c.name.as_ref().map(|n| format!("/{n}")).unwrap_or_default()
+        ),
+        _ => format!("{}/{}", c.runtime.name(), c.name.as_deref().unwrap_or("?")),
+    };
+    escape(&format!("{name} {}", c.short_id()))
+}
+
 /// A percentage with as many decimals as it needs (up to two): `125`, `3.5`, `0.02`.
 pub fn percent(p: f64) -> String {
     let s = format!("{p:.2}");

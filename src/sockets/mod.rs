@@ -7,6 +7,7 @@ pub mod filter;
 pub mod inodes;
 pub mod listeners;
 pub mod model;
+pub mod node;
 pub mod states;
 pub mod sysctl;
 pub mod tcp_info;

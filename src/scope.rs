@@ -1,0 +1,187 @@
+//! Where to look: the caller's network namespace, one named by `--netns`, or every namespace
+//! on the node (`--all-netns`). Running a collector across the node happens here, one way:
+//! worker threads enter each namespace in turn (setns moves only the calling thread), and a
+//! namespace that vanishes mid-scan is skipped with a note while the others are kept.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::netns::{self, NetnsError, NetnsSpec};
+use crate::procs::container::{Attributor, Container};
+use crate::procs::discover::{discover, NetnsEntry, Roots};
+
+/// Which network namespaces a command covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The namespace sockscope runs in.
+    Here,
+    /// One namespace (`--netns`).
+    One(NetnsSpec),
+    /// Every namespace on the node (`--all-netns`).
+    All,
+}
+
+impl Scope {
+    pub fn new(netns: Option<&NetnsSpec>, all: bool) -> Scope {
+        match (netns, all) {
+            (_, true) => Scope::All,
+            (Some(spec), false) => Scope::One(spec.clone()),
+            (None, false) => Scope::Here,
+        }
+    }
+}
+
+/// Where a row lives on the node: the namespace and, when its processes belong to one, the
+/// container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Where {
+    pub netns: NetnsRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetnsRef {
+    pub inode: u64,
+    /// The `ip netns` name (`docker/ID` for Docker's), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The host's own namespace (PID 1's).
+    pub host: bool,
+}
+
+impl NetnsRef {
+    /// `host`, the name, or `net:[INODE]`.
+    pub fn label(&self) -> String {
+        match (&self.name, self.host) {
+            (Some(n), _) => n.clone(),
+            (None, true) => "host".into(),
+            (None, false) => format!("net:[{}]", self.inode),
+        }
+    }
+}
+
+/// One namespace's result.
+pub struct Found<T> {
+    pub place: Where,
+    pub value: T,
+}
+
+/// The result of a node-wide run: every namespace that could be read, and notes for the rest.
+pub struct NodeRun<T> {
+    pub found: Vec<Found<T>>,
+    pub notes: Vec<String>,
+}
+
+/// Runs `collect` inside every network namespace of the node, spread over a few worker
+/// threads. A namespace that is gone by the time it is entered is a note; a missing privilege
+/// is an error (it would be the same for every namespace).
+pub fn for_each_netns<T, F>(
+    roots: &Roots,
+    collect: F,
+) -> Result<NodeRun<T>, crate::commands::RunError>
+where
+    T: Send,
+    F: Fn() -> Result<T, crate::commands::RunError> + Sync,
+{
+    let discovery = discover(roots);
+    let mut notes = discovery.notes;
+    let mut attributor = Attributor::new(&roots.fs);
+    let places: Vec<Where> = discovery
+        .namespaces
+        .iter()
+        .map(|e| place_of(e, roots, &mut attributor))
+        .collect();
+    notes.append(&mut attributor.notes);
+
+    let entries = &discovery.namespaces;
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Result<T, crate::commands::RunError>)>> = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4)
+        .min(entries.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(e) = entries.get(i) else { break };
+                let r = netns::enter(&NetnsSpec::Path(e.path.clone()))
+                    .map_err(Into::into)
+                    .and_then(|()| collect());
+                results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((i, r));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+    let mut found = Vec::with_capacity(results.len());
+    for (i, r) in results {
+        match r {
+            Ok(value) => found.push(Found {
+                place: places[i].clone(),
+                value,
+            }),
+            Err(crate::commands::RunError::Netns(e)) if vanished(&e) => notes.push(format!(
+                "network namespace {} went away during the scan; skipped",
+                places[i].netns.label()
+            )),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(NodeRun { found, notes })
+}
+
+/// A namespace (or the process holding it) that no longer exists.
+fn vanished(e: &NetnsError) -> bool {
+    matches!(
+        e,
+        NetnsError::NotFound { .. } | NetnsError::NoProcess { .. }
+    ) || matches!(e, NetnsError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOENT))
+}
+
+/// The namespace's name and the container its processes belong to: the one holding most of
+/// them (a Kubernetes pod's pause process shares the namespace with the app containers).
+fn place_of(e: &NetnsEntry, roots: &Roots, attributor: &mut Attributor) -> Where {
+    let mut counts: Vec<(Container, usize)> = Vec::new();
+    for pid in &e.pids {
+        let Ok(text) = std::fs::read_to_string(roots.proc.join(format!("{pid}/cgroup"))) else {
+            continue;
+        };
+        let Some(c) = attributor.of_cgroup(&text) else {
+            continue;
+        };
+        match counts.iter_mut().find(|(k, _)| k.id == c.id) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((c, 1)),
+        }
+    }
+    let container = counts
+        .into_iter()
+        .max_by_key(|(c, n)| (*n, c.name.is_some(), std::cmp::Reverse(c.id.clone())))
+        .map(|(c, _)| c);
+    Where {
+        netns: NetnsRef {
+            inode: e.inode,
+            name: e.name.clone(),
+            host: e.host,
+        },
+        container,
+    }
+}
+
+/// Roots for the live host; `fs_root` (a hidden flag) stands a fixture tree in for `/` so
+/// tests can provide Docker's `/run/docker/netns` and the runtimes' metadata files.
+pub fn live_roots(fs_root: Option<&PathBuf>) -> Roots {
+    let mut r = Roots::default();
+    if let Some(fs) = fs_root {
+        r.fs = fs.clone();
+    }
+    r
+}

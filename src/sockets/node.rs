@@ -1,0 +1,214 @@
+//! `states` across the node: one row per network namespace or per container, worst first
+//! (pure). Ephemeral ports are a per-namespace resource, so a row that groups several
+//! namespaces keeps the worst namespace's busiest service rather than adding ranges up.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::states::{Ephemeral, PeerCount, StateCounts, StateSummary};
+use crate::cli::GroupBy;
+use crate::procs::container::Container;
+use crate::scope::{Found, NetnsRef};
+
+/// One row of the node view of `states`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlaceStates {
+    /// The namespaces the row covers (one with `--by netns`).
+    pub netns: Vec<NetnsRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
+    pub total: u64,
+    pub states: StateCounts,
+    pub top_peers: Vec<PeerCount>,
+    pub top_time_wait: Vec<PeerCount>,
+    /// The busiest service of the worst namespace of the row.
+    pub ephemeral: Option<Ephemeral>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStates {
+    pub by: &'static str,
+    pub total: u64,
+    pub states: StateCounts,
+    pub places: Vec<PlaceStates>,
+}
+
+/// Groups per-namespace summaries into rows and sorts them worst first: the fullest ephemeral
+/// range, then TIME_WAIT, then CLOSE_WAIT, then the socket count.
+pub fn group(found: Vec<Found<StateSummary>>, by: GroupBy, top: usize) -> NodeStates {
+    let mut total = StateCounts::default();
+    let mut rows: Vec<PlaceStates> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    for f in found {
+        for (t, n) in total.0.iter_mut().zip(f.value.states.0.iter()) {
+            *t += n;
+        }
+        let key = match (by, &f.place.container) {
+            (GroupBy::Container, Some(c)) => format!("c:{}", c.id),
+            _ => format!("n:{}", f.place.netns.inode),
+        };
+        let row = PlaceStates {
+            netns: vec![f.place.netns],
+            container: f.place.container,
+            total: f.value.total,
+            states: f.value.states,
+            top_peers: f.value.top_peers,
+            top_time_wait: f.value.top_time_wait,
+            ephemeral: f.value.ephemeral,
+        };
+        match index.get(&key) {
+            Some(&i) => merge(&mut rows[i], row, top),
+            None => {
+                index.insert(key, rows.len());
+                rows.push(row);
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        let pc = |r: &PlaceStates| {
+            r.ephemeral
+                .as_ref()
+                .and_then(|e| e.busiest.as_ref())
+                .map_or(0.0, |b| b.percent)
+        };
+        use super::model::TcpState::{CloseWait, TimeWait};
+        pc(b)
+            .total_cmp(&pc(a))
+            .then(b.states.get(TimeWait).cmp(&a.states.get(TimeWait)))
+            .then(b.states.get(CloseWait).cmp(&a.states.get(CloseWait)))
+            .then(b.total.cmp(&a.total))
+            .then(a.netns[0].inode.cmp(&b.netns[0].inode))
+    });
+    NodeStates {
+        by: match by {
+            GroupBy::Netns => "netns",
+            GroupBy::Container => "container",
+        },
+        total: total.total(),
+        states: total,
+        places: rows,
+    }
+}
+
+fn merge(into: &mut PlaceStates, row: PlaceStates, top: usize) {
+    into.netns.extend(row.netns);
+    into.total += row.total;
+    for (t, n) in into.states.0.iter_mut().zip(row.states.0.iter()) {
+        *t += n;
+    }
+    into.top_peers = merge_peers(&into.top_peers, &row.top_peers, top, |p| p.total);
+    into.top_time_wait = merge_peers(&into.top_time_wait, &row.top_time_wait, top, |p| {
+        p.time_wait
+    });
+    let pc = |e: &Option<Ephemeral>| {
+        e.as_ref()
+            .and_then(|e| e.busiest.as_ref())
+            .map_or(-1.0, |b| b.percent)
+    };
+    if pc(&row.ephemeral) > pc(&into.ephemeral) {
+        into.ephemeral = row.ephemeral;
+    }
+}
+
+fn merge_peers(
+    a: &[PeerCount],
+    b: &[PeerCount],
+    top: usize,
+    key: fn(&PeerCount) -> u64,
+) -> Vec<PeerCount> {
+    let mut m: BTreeMap<IpAddr, (u64, u64)> = BTreeMap::new();
+    for p in a.iter().chain(b) {
+        let e = m.entry(p.addr).or_default();
+        e.0 += p.total;
+        e.1 += p.time_wait;
+    }
+    let mut v: Vec<PeerCount> = m
+        .into_iter()
+        .map(|(addr, (total, time_wait))| PeerCount {
+            addr,
+            total,
+            time_wait,
+        })
+        .collect();
+    v.sort_by(|x, y| key(y).cmp(&key(x)).then(x.addr.cmp(&y.addr)));
+    v.truncate(top);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procs::cgroup::Runtime;
+    use crate::scope::Where;
+    use crate::sockets::model::TcpState;
+    use crate::sockets::states::TimeWaitSettings;
+
+    fn summary(tw: u64, est: u64) -> StateSummary {
+        let mut states = StateCounts::default();
+        states.0[TcpState::TimeWait as usize] = tw;
+        states.0[TcpState::Established as usize] = est;
+        StateSummary {
+            total: tw + est,
+            states,
+            top_peers: vec![],
+            top_time_wait: vec![],
+            ephemeral: None,
+            settings: TimeWaitSettings::default(),
+        }
+    }
+
+    fn at(inode: u64, container: Option<&str>, s: StateSummary) -> Found<StateSummary> {
+        Found {
+            place: Where {
+                netns: NetnsRef {
+                    inode,
+                    name: None,
+                    host: false,
+                },
+                container: container.map(|id| Container {
+                    runtime: Runtime::Podman,
+                    id: id.into(),
+                    name: None,
+                    pod: None,
+                    pod_namespace: None,
+                }),
+            },
+            value: s,
+        }
+    }
+
+    #[test]
+    fn rows_worst_first_and_totals_add_up() {
+        let n = group(
+            vec![
+                at(1, None, summary(0, 5)),
+                at(2, Some("a"), summary(40, 1)),
+                at(3, Some("b"), summary(7, 0)),
+            ],
+            GroupBy::Netns,
+            10,
+        );
+        let order: Vec<u64> = n.places.iter().map(|p| p.netns[0].inode).collect();
+        assert_eq!(order, vec![2, 3, 1]);
+        assert_eq!(n.total, 53);
+        assert_eq!(n.states.get(TcpState::TimeWait), 47);
+    }
+
+    #[test]
+    fn containers_sharing_a_namespace_owner_merge() {
+        let n = group(
+            vec![
+                at(2, Some("a"), summary(4, 1)),
+                at(3, Some("a"), summary(6, 0)),
+                at(4, None, summary(1, 0)),
+            ],
+            GroupBy::Container,
+            10,
+        );
+        assert_eq!(n.places.len(), 2);
+        assert_eq!(n.places[0].states.get(TcpState::TimeWait), 10);
+        assert_eq!(n.places[0].netns.len(), 2);
+    }
+}
