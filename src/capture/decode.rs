@@ -340,4 +340,32 @@ mod tests {
             assert!(decode(12, 5, &p).is_ok());
         }
     }
+
+    /// Issue 9, item 13: a SYN whose options the snap length cut still decodes.
+    #[test]
+    fn a_syn_with_its_options_cut_decodes_from_the_fixed_header() {
+        let mut p = ipv4_syn();
+        p[3] = 60; // total length: 20 IP + 40 TCP
+        p[32] = 0xa0; // data offset 10: 20 bytes of options
+        p.extend_from_slice(&[
+            2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ]);
+        let whole = decode(12, 0, &p).unwrap();
+        assert!(!whole.cut);
+        for n in 40..p.len() {
+            for s in [decode(12, 0, &p[..n]), decode_full(12, 0, &p[..n])] {
+                let s = s.unwrap_or_else(|e| panic!("{n}: {e}"));
+                assert!(s.cut && s.flags.syn(), "{n}");
+                assert_eq!((s.dst.port(), s.seq, s.payload_len), (80, 1, 0));
+            }
+        }
+        // Copies fingerprint alike; a retransmission (new IP ID) does not.
+        let mut again = p.clone();
+        again[5] = 2;
+        assert_eq!(decode(12, 0, &p).unwrap().fingerprint, whole.fingerprint);
+        assert_ne!(
+            decode(12, 0, &again).unwrap().fingerprint,
+            whole.fingerprint
+        );
+    }
 }

@@ -73,6 +73,8 @@ struct Active {
     syn_seq: u32,
     /// `Segment::fingerprint` of the last SYN, to tell copies from retransmissions.
     syn_fingerprint: u64,
+    /// Time of the last SYN (`SynTimes` stops keeping them after its capacity).
+    last_syn_us: u64,
     /// The ack number of the last challenge ACK: the client's RST answering it carries it
     /// as its sequence number.
     challenge_ack: u32,
@@ -338,7 +340,7 @@ impl Tracker {
     fn syn(&mut self, s: &Segment) -> Option<Event> {
         let key = key_of(s.src, s.dst);
         if let Some(a) = self.active.get_mut(&key).filter(|a| a.flow.client == s.src) {
-            let last_syn = a.flow.syn_times_us.last();
+            let last_syn = a.last_syn_us;
             if a.syn_seq == s.seq
                 && a.syn_fingerprint == s.fingerprint
                 && s.ts_us.saturating_sub(last_syn) < DUPLICATE_WINDOW_US
@@ -351,6 +353,7 @@ impl Tracker {
                 a.syn_seq == s.seq && matches!(a.state, State::SynSent | State::SynReceived);
             if same_attempt {
                 a.syn_fingerprint = s.fingerprint;
+                a.last_syn_us = s.ts_us;
                 a.flow.syn_attempts += 1;
                 a.flow.syn_times_us.push(s.ts_us);
                 a.flow.last_us = s.ts_us;
@@ -406,6 +409,7 @@ impl Tracker {
                 generation,
                 syn_seq: s.seq,
                 syn_fingerprint: s.fingerprint,
+                last_syn_us: s.ts_us,
                 challenge_ack: 0,
                 synack_seq: 0,
                 synack_us: 0,
@@ -484,7 +488,7 @@ impl Active {
     /// Takes the server's SYN-ACK `s`: the RTT from the last SYN, the connect time from the
     /// first.
     fn synack(&mut self, s: &Segment) -> Event {
-        let rtt = s.ts_us.saturating_sub(self.flow.syn_times_us.last());
+        let rtt = s.ts_us.saturating_sub(self.last_syn_us);
         self.synack_seq = s.seq;
         self.synack_us = s.ts_us;
         self.flow.handshake_rtt_us = Some(rtt);
@@ -765,5 +769,172 @@ mod tests {
         // Evicted (and ended) within a millisecond of their SYN: not evidence of a drop.
         assert_eq!(r.summary[0].pending, 10_000);
         assert_eq!(r.summary[0].unanswered, 0);
+    }
+
+    // ---- issue 9: verdicts at the edges ----------------------------------------------
+
+    #[test]
+    fn a_lone_syn_younger_than_one_rto_at_the_end_is_pending() {
+        // Item 1: `capture -c 1` ends right after the SYN.
+        let r = run(&[seg(5_000_000, C, S, SYN, 7, 0)], 10);
+        assert_eq!(r.flows[0].outcome, Outcome::Pending);
+        assert_eq!(r.summary[0].pending, 1);
+        assert_eq!(r.summary[0].unanswered, 0);
+        // The same SYN with the capture running one RTO longer is unanswered.
+        let mut t = Tracker::new(10);
+        t.feed(&seg(5_000_000, C, S, SYN, 7, 0));
+        let r = t.finish_at(5_000_000 + INITIAL_RTO_US);
+        assert_eq!(r.flows[0].outcome, Outcome::Unanswered);
+        // A retransmission is the client's own timeout: unanswered however young.
+        let r = run(
+            &[seg(0, C, S, SYN, 7, 0), seg(1_000_000, C, S, SYN, 7, 0)],
+            10,
+        );
+        assert_eq!(r.flows[0].outcome, Outcome::Unanswered);
+    }
+
+    #[test]
+    fn a_client_acknowledging_the_server_proves_a_missed_synack() {
+        // Item 9: only the client's direction was captured.
+        let r = run(
+            &[
+                seg(0, C, S, SYN, 100, 0),
+                seg(300, C, S, ACK, 101, 901),
+                seg(5000, C, S, FINACK, 150, 1400),
+                seg(5200, C, S, ACK, 151, 1401),
+            ],
+            10,
+        );
+        let f = &r.flows[0];
+        assert_eq!(f.outcome, Outcome::Closed);
+        assert!(f.synack_not_captured);
+        assert_eq!(f.closed_by, Some(Side::Client));
+        assert_eq!(
+            (f.handshake_rtt_us, f.connect_us, f.ack_rtt_us),
+            (None, None, None)
+        );
+        assert_eq!(r.summary[0].unanswered, 0);
+        // Reordered: the SYN-ACK comes after the client's ACK; its RTTs are taken.
+        let r = run(
+            &[
+                seg(0, C, S, SYN, 100, 0),
+                seg(300, C, S, ACK, 101, 901),
+                seg(250, S, C, SYNACK, 900, 101),
+            ],
+            10,
+        );
+        assert_eq!(r.flows[0].outcome, Outcome::Established);
+        assert!(!r.flows[0].synack_not_captured);
+        assert_eq!(r.flows[0].handshake_rtt_us, Some(250));
+    }
+
+    #[test]
+    fn an_ack_past_the_synack_completes_the_handshake() {
+        // Item 10: the client's first captured ACK also acknowledges 500 bytes of server data
+        // (TCP Fast Open); both sides then close.
+        let mut t = Tracker::new(10);
+        t.feed(&seg(0, C, S, SYN, 100, 0));
+        t.feed(&seg(100, S, C, SYNACK, 900, 101));
+        assert_eq!(
+            t.feed(&seg(200, C, S, ACK, 101, 1401)),
+            Some(Event::Established {
+                ack_rtt_us: None,
+                synack_captured: true
+            })
+        );
+        t.feed(&seg(300, S, C, FINACK, 1401, 101));
+        t.feed(&seg(400, C, S, FINACK, 101, 1402));
+        let r = t.finish();
+        assert_eq!(r.flows[0].outcome, Outcome::Closed);
+        assert_eq!(r.flows[0].ack_rtt_us, None);
+        // The server sending past its SYN proves it too (the client's ACK filtered out).
+        let r = run(
+            &[
+                seg(0, C, S, SYN, 100, 0),
+                seg(100, S, C, SYNACK, 900, 101),
+                seg(300, S, C, FINACK, 1401, 160),
+            ],
+            10,
+        );
+        assert_eq!(r.flows[0].outcome, Outcome::Closed);
+        assert_eq!(r.flows[0].closed_by, Some(Side::Server));
+    }
+
+    #[test]
+    fn a_challenge_ack_and_the_clients_rst_stay_in_one_attempt() {
+        // Item 11: the SYN meets a stale connection; the client resets it and retries.
+        let mut t = Tracker::new(10);
+        t.feed(&seg(0, C, S, SYN, 100, 0));
+        assert_eq!(
+            t.feed(&seg(50, S, C, ACK, 77_000, 55_555)),
+            Some(Event::ChallengeAck)
+        );
+        assert_eq!(
+            t.feed(&seg(60, C, S, TcpFlags::RST, 55_555, 0)),
+            Some(Event::ChallengeRst)
+        );
+        assert_eq!(
+            t.feed(&seg(3_000_000, C, S, SYN, 100, 0)),
+            Some(Event::Syn { attempt: 2 })
+        );
+        t.feed(&seg(3_000_100, S, C, SYNACK, 900, 101));
+        t.feed(&seg(3_000_200, C, S, ACK, 101, 901));
+        let r = t.finish();
+        assert_eq!(r.flows.len(), 1);
+        let f = &r.flows[0];
+        assert_eq!(f.outcome, Outcome::Established);
+        assert_eq!((f.syn_attempts, f.challenge_acks), (2, 1));
+        assert_eq!(f.reset_by, None);
+        assert_eq!(r.summary[0].reset, 0);
+    }
+
+    #[test]
+    fn syn_retransmissions_however_close_all_count_and_only_copies_collapse() {
+        // Item 12: 11 SYNs 50 ms apart, each captured twice (two devices, 20 µs apart).
+        let mut t = Tracker::new(10);
+        for i in 0..11u64 {
+            let ts = i * 50_000;
+            t.feed(&fp(seg(ts, C, S, SYN, 7, 0), 100 + i));
+            assert_eq!(t.feed(&fp(seg(ts + 20, C, S, SYN, 7, 0), 100 + i)), None);
+        }
+        let r = t.finish();
+        assert_eq!(r.flows[0].syn_attempts, 11);
+        assert_eq!(r.summary[0].syn_retransmits, 10);
+    }
+
+    #[test]
+    fn connect_time_counts_from_the_first_syn_and_rtt_from_the_last() {
+        // Item 15.
+        let r = run(
+            &[
+                seg(0, C, S, SYN, 7, 0),
+                seg(1_000_000, C, S, SYN, 7, 0),
+                seg(1_000_400, S, C, SYNACK, 900, 8),
+                seg(1_000_450, C, S, ACK, 8, 901),
+            ],
+            10,
+        );
+        let f = &r.flows[0];
+        assert_eq!(f.handshake_rtt_us, Some(400));
+        assert_eq!(f.connect_us, Some(1_000_400));
+        assert_eq!(f.ack_rtt_us, Some(50));
+    }
+
+    #[test]
+    fn a_client_resetting_its_own_attempt_is_aborted_not_reset() {
+        // Item 15: before any answer, and after the SYN-ACK (a half-open scan).
+        let r = run(
+            &[
+                seg(0, C, S, SYN, 7, 0),
+                seg(500_000, C, S, TcpFlags::RST, 8, 0),
+                seg(0, "10.0.0.5:40000", S, SYN, 1, 0),
+                seg(10, S, "10.0.0.5:40000", SYNACK, 50, 2),
+                seg(20, "10.0.0.5:40000", S, TcpFlags::RST, 2, 0),
+            ],
+            10,
+        );
+        assert!(r.flows.iter().all(|f| f.outcome == Outcome::Aborted));
+        assert!(r.flows.iter().all(|f| f.reset_by == Some(Side::Client)));
+        assert_eq!((r.summary[0].aborted, r.summary[0].reset), (2, 0));
     }
 }
