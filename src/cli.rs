@@ -124,12 +124,17 @@ pub enum Command {
     ///   12:00:01.000301  10.0.0.9:443 → 10.0.0.5:51234  RST      → refused
     ///
     /// On stop (-c, --duration or Ctrl-C, which ends a capture normally: exit 0) it prints
-    /// each flow's outcome and a table per destination: attempts, established, refused (SYN
-    /// answered by RST: nothing listens, or a firewall rejects), unanswered (SYN retransmitted
-    /// with no reply: a firewall drops, or the host is gone), reset (RST after the handshake,
-    /// and by whom), closed (FIN), open, and handshake RTT min/median/p99; what the problems
-    /// of each destination mean; then libpcap's received and dropped counts. -r reads any pcap file (tcpdump's too) and analyses it the
-    /// same way. Needs CAP_NET_RAW for live captures.
+    /// each flow's outcome, connect time (first SYN → SYN-ACK) and RTT (last SYN → SYN-ACK),
+    /// and a table per destination: attempts, established, refused (SYN answered by RST:
+    /// nothing listens, or a firewall rejects), unanswered (no reply although the client
+    /// retransmitted, or 1 s passed: a firewall drops, or the host is gone), pending (one SYN
+    /// younger than the initial RTO of 1 s when the capture ended: evidence of nothing),
+    /// reset (RST after the server answered, and by whom), aborted (the client reset its own
+    /// attempt), closed (FIN), open, and handshake RTT min/median/p99; what the problems of
+    /// each destination mean, each from a numbered rule (V1 refused, V2 timed-out, V3 reset);
+    /// then libpcap's received and dropped counts. -r reads any pcap file (tcpdump's too)
+    /// and analyses it the same way, the capture ending at its last packet. Needs
+    /// CAP_NET_RAW for live captures.
     ///
     /// Examples:
     ///   sockscope capture --port 443 --duration 30s
@@ -487,7 +492,8 @@ pub struct CaptureArgs {
     #[arg(short = 'r', long = "read", value_name = "FILE",
           conflicts_with_all = ["write", "count", "duration", "netns", "interface"])]
     pub read: Option<std::path::PathBuf>,
-    /// Stop after this many packets.
+    /// Stop after this many packets (those the filter passes, counted as tcpdump -c does);
+    /// the capture ends at the packet that reached the count.
     #[arg(short = 'c', long = "count", value_name = "N", value_parser = parse_count)]
     pub count: Option<usize>,
     /// Stop after this long: 30s, 5m, 1h, 500ms (a bare number is seconds).

@@ -2,6 +2,7 @@
 //! by `-r` and tcpdump, SIGINT mid-capture, privilege and device errors, and fixtures (every
 //! link type, broken files) read without a panic.
 
+mod edges;
 mod pcapfile;
 
 use std::io::{BufRead, BufReader, Read};
@@ -85,16 +86,21 @@ impl Running {
     }
 
     /// Sends SIGINT and waits (bounded) for the report; returns (exit code, stdout).
-    fn interrupt(mut self) -> (i32, String) {
+    fn interrupt(self) -> (i32, String) {
         // SAFETY: signalling a child we started and have not reaped.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        self.wait(Duration::from_secs(20))
+    }
+
+    /// Waits (at most `limit`) for the capture to end by itself; returns (exit code, stdout).
+    fn wait(mut self, limit: Duration) -> (i32, String) {
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 let out = self.stdout.take().unwrap().join().unwrap();
                 return (status.code().unwrap_or(-1), out);
             }
-            assert!(Instant::now() < deadline, "capture ignored SIGINT");
+            assert!(Instant::now() < deadline, "capture did not end");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -351,6 +357,14 @@ fn assert_population(v: &Value) {
     for ((_, _, text), start) in verdicts.iter().zip(&starts) {
         assert!(text.starts_with(start.as_str()), "{text}");
     }
+    // Each verdict names the numbered rule (README "What it means") that produced it.
+    let rules: Vec<&str> = v["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["V1", "V2", "V3", "V1"]);
 }
 
 /// Checks each flow's SYN count against the SYNs tcpdump printed for its client.

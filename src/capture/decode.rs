@@ -5,8 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use etherparse::{
-    IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice, LaxNetSlice, LaxSlicedPacket, TcpSlice,
-    TransportSlice,
+    IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice,
 };
 
 use super::model::{Segment, TcpFlags};
@@ -84,10 +83,11 @@ fn plain_ip(linktype: i32, frame: &[u8]) -> Option<&[u8]> {
 }
 
 /// The common case at tens of thousands of packets a second: an unfragmented TCP segment
-/// right behind an IPv4 header (options allowed) or a bare IPv6 header. Two header-slice
-/// parses instead of the full walk; None sends the frame down [`decode_full`].
+/// right behind an IPv4 header (options allowed) or a bare IPv6 header. One header-slice
+/// parse and the TCP header read in place instead of the full walk; None sends the frame
+/// down [`decode_full`].
 fn fast_tcp(ip: &[u8], ts_us: u64) -> Option<Segment> {
-    let (src, dst, tcp_bytes): (IpAddr, IpAddr, &[u8]) = match ip.first()? >> 4 {
+    let (src, dst, ident, tcp_bytes): (IpAddr, IpAddr, u32, &[u8]) = match ip.first()? >> 4 {
         4 => {
             let h = Ipv4HeaderSlice::from_slice(ip).ok()?;
             if h.protocol() != IpNumber::TCP || h.is_fragmenting_payload() {
@@ -98,6 +98,7 @@ fn fast_tcp(ip: &[u8], ts_us: u64) -> Option<Segment> {
             (
                 h.source_addr().into(),
                 h.destination_addr().into(),
+                u32::from(h.identification()),
                 ip.get(start..end)?,
             )
         }
@@ -110,27 +111,56 @@ fn fast_tcp(ip: &[u8], ts_us: u64) -> Option<Segment> {
             (
                 h.source_addr().into(),
                 h.destination_addr().into(),
+                h.flow_label().value(),
                 ip.get(40..end)?,
             )
         }
         _ => return None,
     };
-    let tcp = TcpSlice::from_slice(tcp_bytes).ok()?;
-    Some(segment(ts_us, src, dst, &tcp))
+    segment(ts_us, src, dst, ident, tcp_bytes)
 }
 
-fn segment(ts_us: u64, src: IpAddr, dst: IpAddr, tcp: &TcpSlice<'_>) -> Segment {
-    // Byte 13 of the TCP header holds CWR ECE URG ACK PSH RST SYN FIN.
-    let flags = tcp.header_slice().get(13).copied().unwrap_or(0);
-    Segment {
-        ts_us,
-        src: SocketAddr::new(src, tcp.source_port()),
-        dst: SocketAddr::new(dst, tcp.destination_port()),
-        flags: TcpFlags(flags),
-        seq: tcp.sequence_number(),
-        ack: tcp.acknowledgment_number(),
-        payload_len: tcp.payload().len() as u32,
+/// A segment from the TCP bytes of a packet (header and captured payload). The fixed
+/// 20-byte header is enough: when the snap length cut the options, the segment is still
+/// decoded (ports, numbers, flags), marked `cut`, with no payload. None when even the fixed
+/// header is missing or its data offset is impossible.
+fn segment(ts_us: u64, src: IpAddr, dst: IpAddr, ident: u32, tcp: &[u8]) -> Option<Segment> {
+    let fixed: &[u8; 20] = tcp.get(..20)?.try_into().ok()?;
+    let header_len = usize::from(fixed[12] >> 4) * 4;
+    if header_len < 20 {
+        return None;
     }
+    let cut = tcp.len() < header_len;
+    let header_end = header_len.min(tcp.len());
+    let be16 = |i: usize| u16::from_be_bytes([fixed[i], fixed[i + 1]]);
+    let be32 = |i: usize| u32::from_be_bytes([fixed[i], fixed[i + 1], fixed[i + 2], fixed[i + 3]]);
+    // Byte 13 of the TCP header holds CWR ECE URG ACK PSH RST SYN FIN.
+    let flags = TcpFlags(fixed[13]);
+    Some(Segment {
+        ts_us,
+        src: SocketAddr::new(src, be16(0)),
+        dst: SocketAddr::new(dst, be16(2)),
+        flags,
+        seq: be32(4),
+        ack: be32(8),
+        payload_len: (tcp.len() - header_end) as u32,
+        // Only SYNs need one (duplicate detection), so other segments skip the hash.
+        fingerprint: if flags.syn() {
+            fingerprint(ident, &tcp[12..header_end])
+        } else {
+            0
+        },
+        cut,
+    })
+}
+
+/// FxHash of the IP identity and the TCP header bytes from the data offset on.
+fn fingerprint(ident: u32, header_tail: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = super::tracker::FxHasher::default();
+    h.write_u32(ident);
+    h.write(header_tail);
+    h.finish() | 1
 }
 
 fn decode_link(linktype: i32, frame: &[u8]) -> Result<LaxSlicedPacket<'_>, DecodeError> {
@@ -172,31 +202,38 @@ fn from_ip(ip: &[u8]) -> Result<LaxSlicedPacket<'_>, DecodeError> {
 }
 
 fn segment_of(p: &LaxSlicedPacket<'_>, ts_us: u64) -> Result<Segment, DecodeError> {
-    let (src, dst): (IpAddr, IpAddr) = match &p.net {
+    let (src, dst, ident, payload): (IpAddr, IpAddr, u32, _) = match &p.net {
         Some(LaxNetSlice::Ipv4(v4)) => (
             v4.header().source_addr().into(),
             v4.header().destination_addr().into(),
+            u32::from(v4.header().identification()),
+            v4.payload(),
         ),
         Some(LaxNetSlice::Ipv6(v6)) => (
             v6.header().source_addr().into(),
             v6.header().destination_addr().into(),
+            v6.header().flow_label().value(),
+            v6.payload(),
         ),
         _ => return Err(DecodeError::NotIp),
     };
-    let tcp = match &p.transport {
-        Some(TransportSlice::Tcp(tcp)) => tcp,
-        Some(_) => return Err(DecodeError::NotTcp),
-        // The IP layer parsed but TCP did not: either another protocol, a later fragment, or
-        // a TCP header cut short by the snap length or a broken file.
-        None => {
-            return Err(if p.stop_err.is_some() {
-                DecodeError::Malformed
-            } else {
-                DecodeError::NotTcp
-            })
+    match &p.transport {
+        Some(TransportSlice::Tcp(tcp)) => {
+            segment(ts_us, src, dst, ident, tcp.slice()).ok_or(DecodeError::Malformed)
         }
-    };
-    Ok(segment(ts_us, src, dst, tcp))
+        Some(_) => Err(DecodeError::NotTcp),
+        // The IP layer parsed but TCP did not: another protocol, a later fragment, or a TCP
+        // header cut short by the snap length or a broken file. A cut header whose fixed 20
+        // bytes are there still gives a segment.
+        None if payload.ip_number == IpNumber::TCP && !payload.fragmented => {
+            segment(ts_us, src, dst, ident, payload.payload).ok_or(DecodeError::Malformed)
+        }
+        None => Err(if p.stop_err.is_some() {
+            DecodeError::Malformed
+        } else {
+            DecodeError::NotTcp
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -302,5 +339,33 @@ mod tests {
             }
             assert!(decode(12, 5, &p).is_ok());
         }
+    }
+
+    /// Issue 9, item 13: a SYN whose options the snap length cut still decodes.
+    #[test]
+    fn a_syn_with_its_options_cut_decodes_from_the_fixed_header() {
+        let mut p = ipv4_syn();
+        p[3] = 60; // total length: 20 IP + 40 TCP
+        p[32] = 0xa0; // data offset 10: 20 bytes of options
+        p.extend_from_slice(&[
+            2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ]);
+        let whole = decode(12, 0, &p).unwrap();
+        assert!(!whole.cut);
+        for n in 40..p.len() {
+            for s in [decode(12, 0, &p[..n]), decode_full(12, 0, &p[..n])] {
+                let s = s.unwrap_or_else(|e| panic!("{n}: {e}"));
+                assert!(s.cut && s.flags.syn(), "{n}");
+                assert_eq!((s.dst.port(), s.seq, s.payload_len), (80, 1, 0));
+            }
+        }
+        // Copies fingerprint alike; a retransmission (new IP ID) does not.
+        let mut again = p.clone();
+        again[5] = 2;
+        assert_eq!(decode(12, 0, &p).unwrap().fingerprint, whole.fingerprint);
+        assert_ne!(
+            decode(12, 0, &again).unwrap().fingerprint,
+            whole.fingerprint
+        );
     }
 }

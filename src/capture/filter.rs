@@ -8,6 +8,10 @@
 //! taking none would lose the SYN-ACK→ACK time and the proof that a handshake completed.
 //! Pure ACKs are a fraction of a busy link (none for the data segments themselves, about one
 //! per two segments received in bulk transfers), which keeps a busy link cheap.
+//! Data segments are not needed to decide a handshake whose completing ACK carried data (TCP
+//! Fast Open, or a lost pure ACK): the tracker accepts any later ACK of the SYN-ACK, a
+//! server segment past its SYN, or a FIN as proof, and those pass; only `ack_rtt_us` is then
+//! unknown, which it reports as null rather than timing a later packet.
 //!
 //! IPv6: libpcap's `tcp[…]` accessor does not work over IPv6, so the IPv6 half uses fixed
 //! offsets (`ip6[40+13]` is the TCP flag byte when TCP follows the fixed 40-byte header

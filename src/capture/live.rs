@@ -306,6 +306,9 @@ fn run(
         // Only what was captured before the stop: under steady traffic the buffer never
         // empties, so packets stamped after it end the drain.
         let stopped_us = now_us();
+        // Stopped by a signal or --duration: that is when the capture ended (with -c it
+        // ended at the packet that reached the count).
+        pipe.ended_at(stopped_us);
         cap = cap.and_then(|c| c.setnonblock().ok());
         let doubled = if loopback {
             Doubled::All

@@ -42,6 +42,14 @@ pub struct Segment {
     pub ack: u32,
     /// TCP payload bytes in the captured part of the packet.
     pub payload_len: u32,
+    /// For SYNs: a hash of what tells one transmission from another (the IPv4 ID or IPv6
+    /// flow label, and the TCP header after the ack field: window, checksum, options with
+    /// their timestamp). Equal only for copies of one packet, such as a capture on two
+    /// devices sees; a retransmission differs. 0 for other segments.
+    pub fingerprint: u64,
+    /// The TCP header was cut short (by the snap length) inside its options: ports, numbers
+    /// and flags come from its fixed 20 bytes, the options are lost.
+    pub cut: bool,
 }
 
 /// How a flow ended (or stood when the capture stopped).
@@ -60,16 +68,25 @@ pub enum Outcome {
     Closed,
     /// SYN-ACK seen but the handshake never completed before the capture stopped.
     Open,
+    /// The capture ended (or the flow was evicted) before an answer could arrive: one SYN,
+    /// younger than the initial retransmission timeout (1 s), and no reply. Evidence of
+    /// nothing, so it is kept out of `Unanswered` and its verdict.
+    Pending,
+    /// The client reset its own attempt before the handshake completed (a connect timeout
+    /// or cancel, a half-open port scan): not a refusal, not a reset of a connection.
+    Aborted,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Established,
         Outcome::Refused,
         Outcome::Unanswered,
         Outcome::Reset,
         Outcome::Closed,
         Outcome::Open,
+        Outcome::Pending,
+        Outcome::Aborted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +97,8 @@ impl Outcome {
             Outcome::Reset => "reset",
             Outcome::Closed => "closed",
             Outcome::Open => "open",
+            Outcome::Pending => "pending",
+            Outcome::Aborted => "aborted",
         }
     }
 }
@@ -116,11 +135,24 @@ pub struct Flow {
     pub start_us: u64,
     /// Time of the last segment seen for this flow.
     pub last_us: u64,
-    /// SYN → SYN-ACK (from the last SYN sent before the SYN-ACK), microseconds.
+    /// Last SYN → SYN-ACK, microseconds: the network round trip (Karn: timed from the SYN
+    /// the SYN-ACK can answer last, so retransmission timeouts are not in it).
     pub handshake_rtt_us: Option<u64>,
-    /// SYN-ACK → the client's ACK that completed the handshake, microseconds.
+    /// First SYN → SYN-ACK, microseconds: the connect time the application felt, SYN
+    /// retransmission timeouts included. Equal to `handshake_rtt_us` for one SYN.
+    pub connect_us: Option<u64>,
+    /// SYN-ACK → the client's ACK of exactly the SYN-ACK, microseconds (null when that ACK
+    /// was not captured and later segments proved the handshake).
     pub ack_rtt_us: Option<u64>,
-    /// Who sent the RST, for refused and reset flows.
+    /// The handshake is known complete from later segments (the client acknowledging the
+    /// server's sequence space, or the server sending past its SYN) although no SYN-ACK was
+    /// captured: a one-sided or lossy capture, not a silent server.
+    pub synack_not_captured: bool,
+    /// ACKs the server answered a SYN with that do not acknowledge it (a stale connection on
+    /// the same four-tuple, RFC 9293 §3.10.7.3): the client resets that old connection and
+    /// sends its SYN again, within this same attempt.
+    pub challenge_acks: u32,
+    /// Who sent the RST, for refused, reset and aborted flows.
     pub reset_by: Option<Side>,
     /// Who sent the first FIN, for closed flows.
     pub closed_by: Option<Side>,
@@ -222,6 +254,10 @@ pub struct DestSummary {
     pub reset_by_server: u64,
     pub closed: u64,
     pub open: u64,
+    /// Attempts the capture ended on before an answer could arrive (see `Outcome::Pending`).
+    pub pending: u64,
+    /// Attempts the client reset before the handshake completed.
+    pub aborted: u64,
     /// SYN retransmissions across all attempts.
     pub syn_retransmits: u64,
     pub rtt_min_us: Option<u64>,
@@ -242,6 +278,9 @@ pub struct CaptureStats {
     pub tcp_segments: u64,
     /// Packets that were not TCP or could not be decoded (truncated, unknown link type).
     pub undecoded: u64,
+    /// Of `tcp_segments`, those whose TCP header was cut inside its options (snap length):
+    /// decoded from the fixed header, options lost.
+    pub truncated: u64,
     /// Segments outside any tracked flow: connections begun before the capture (their SYN
     /// was not seen) or already finished (the last ACK after both FINs).
     pub midstream: u64,
@@ -254,6 +293,8 @@ pub struct CaptureStats {
 /// What the counts of one destination mean, in the words of the symptom table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {
+    /// The rule that produced it (`V1`…; README "What it means" lists them).
+    pub rule: &'static str,
     pub server: SocketAddr,
     /// The symptom id of `sockscope explain` (refused, timed-out, reset).
     pub symptom: &'static str,

@@ -14,6 +14,8 @@ pub struct Pipeline {
     tracker: Tracker,
     stats: CaptureStats,
     loopback_segments: u64,
+    /// When a live capture stopped (Ctrl-C, --duration); None: at its last segment.
+    ended_us: Option<u64>,
 }
 
 impl Pipeline {
@@ -25,6 +27,7 @@ impl Pipeline {
             tracker: Tracker::new(max_flows),
             stats: CaptureStats::default(),
             loopback_segments: 0,
+            ended_us: None,
         }
     }
 
@@ -51,6 +54,7 @@ impl Pipeline {
                     return None;
                 }
                 self.stats.tcp_segments += 1;
+                self.stats.truncated += u64::from(seg.cut);
                 if seg.src.ip().is_loopback() && seg.dst.ip().is_loopback() {
                     self.loopback_segments += 1;
                 }
@@ -78,6 +82,13 @@ impl Pipeline {
         self.stats.received
     }
 
+    /// Records that a live capture was stopped at `ts_us` (a signal or --duration): a SYN is
+    /// `pending` or `unanswered` by its age then. Without it (a file; `-c`, which ends at the
+    /// packet that reached the count) the capture ends at its last packet.
+    pub fn ended_at(&mut self, ts_us: u64) {
+        self.ended_us = Some(ts_us);
+    }
+
     /// Ends the analysis. `kernel` carries libpcap's received/dropped counters for a live
     /// capture (they replace the count of frames read, which excludes drops).
     pub fn finish(self, kernel: Option<(u64, u64, u64)>) -> CaptureReport {
@@ -87,7 +98,10 @@ impl Pipeline {
             stats.dropped = dropped;
             stats.if_dropped = if_dropped;
         }
-        let r = self.tracker.finish();
+        let r = match self.ended_us {
+            Some(end) => self.tracker.finish_at(end),
+            None => self.tracker.finish(),
+        };
         stats.midstream = r.midstream;
         stats.evicted = r.evicted;
         stats.flows_omitted = r.flows_omitted;

@@ -10,7 +10,7 @@ use super::tracker::FxHasher;
 
 #[derive(Default)]
 struct Agg {
-    counts: [u64; 6],
+    counts: [u64; Outcome::ALL.len()],
     reset_by_server: u64,
     syn_retransmits: u64,
     rtts: Vec<u64>,
@@ -68,6 +68,8 @@ impl SummaryBuilder {
                     reset_by_server: a.reset_by_server,
                     closed: c[4],
                     open: c[5],
+                    pending: c[6],
+                    aborted: c[7],
                     syn_retransmits: a.syn_retransmits,
                     rtt_min_us: a.rtts.first().copied(),
                     rtt_median_us: nearest_rank(&a.rtts, 50),

@@ -12,9 +12,18 @@ use std::net::SocketAddr;
 use super::model::{Flow, Outcome, Segment, Side, SynTimes};
 use super::summary::SummaryBuilder;
 
-/// A SYN repeated sooner than this is the same packet captured twice: the kernel's first SYN
-/// retransmission comes after 1 s (its initial RTO), never within 100 ms.
+/// Two SYNs are one packet captured twice (on two devices) only when they are byte-identical
+/// where a retransmission differs (see `Segment::fingerprint`) and this close in time; a
+/// retransmission, however soon, counts as an attempt.
 const DUPLICATE_WINDOW_US: u64 = 100_000;
+
+/// The initial retransmission timeout (RFC 6298, Linux's `TCP_TIMEOUT_INIT`). A lone SYN
+/// younger than this when tracking ends could still be answered: `pending`, not `unanswered`.
+/// One retransmission is the client's own word that no answer came within its timeout, so a
+/// flow with more than one SYN is `unanswered` however young its last SYN (the next timeout
+/// is not predictable from outside: Linux ≥ 6.5 keeps the first `tcp_syn_linear_timeouts`
+/// (4) at 1 s instead of doubling them).
+pub const INITIAL_RTO_US: u64 = 1_000_000;
 
 /// Default cap on flows in progress (and on finished flows kept for the list).
 pub const DEFAULT_MAX_FLOWS: usize = 100_000;
@@ -26,10 +35,22 @@ pub enum Event {
     Syn { attempt: u32 },
     /// The server's SYN-ACK; `rtt_us` from the SYN it answers. `repeat` for retransmissions.
     SynAck { rtt_us: u64, repeat: bool },
-    /// The client's ACK completing the handshake.
-    Established { ack_rtt_us: u64 },
+    /// The handshake completed: the client's ACK of the SYN-ACK (`ack_rtt_us` when it acks
+    /// exactly the SYN-ACK), or a later segment that proves it (`synack_captured` false when
+    /// no SYN-ACK was seen at all).
+    Established {
+        ack_rtt_us: Option<u64>,
+        synack_captured: bool,
+    },
+    /// The server answered the SYN with an ACK that does not acknowledge it: a stale
+    /// connection on the same four-tuple (a challenge ACK).
+    ChallengeAck,
+    /// The client's RST answering that challenge ACK; the attempt goes on.
+    ChallengeRst,
     /// The SYN was answered by RST.
     Refused,
+    /// The client reset its own attempt before the handshake completed.
+    Aborted,
     /// RST after (or during) the handshake.
     Reset { by: Side },
     /// A FIN; `closed` when both sides have now sent theirs.
@@ -50,6 +71,13 @@ struct Active {
     state: State,
     generation: u64,
     syn_seq: u32,
+    /// `Segment::fingerprint` of the last SYN, to tell copies from retransmissions.
+    syn_fingerprint: u64,
+    /// Time of the last SYN (`SynTimes` stops keeping them after its capacity).
+    last_syn_us: u64,
+    /// The ack number of the last challenge ACK: the client's RST answering it carries it
+    /// as its sequence number.
+    challenge_ack: u32,
     synack_seq: u32,
     synack_us: u64,
     fin_client: bool,
@@ -147,6 +175,8 @@ pub struct Tracker {
     next_generation: u64,
     finished: Vec<Flow>,
     summary: SummaryBuilder,
+    /// The latest segment time seen: where a capture with no other end time ended.
+    last_ts: u64,
     pub midstream: u64,
     pub evicted: u64,
     pub flows_omitted: u64,
@@ -170,6 +200,7 @@ impl Tracker {
             next_generation: 0,
             finished: Vec::new(),
             summary: SummaryBuilder::default(),
+            last_ts: 0,
             midstream: 0,
             evicted: 0,
             flows_omitted: 0,
@@ -189,6 +220,7 @@ impl Tracker {
     /// Feeds one segment; returns what it meant, or None for segments that change nothing
     /// (data ACKs, segments of connections that began before the capture).
     pub fn feed(&mut self, s: &Segment) -> Option<Event> {
+        self.last_ts = self.last_ts.max(s.ts_us);
         let f = s.flags;
         if f.syn() && !f.ack() {
             return self.syn(s);
@@ -205,15 +237,26 @@ impl Tracker {
         };
         a.flow.last_us = s.ts_us;
         if f.rst() {
-            let outcome = if a.state == State::SynSent && side == Side::Server {
-                Outcome::Refused
-            } else {
-                Outcome::Reset
+            // The client's answer to a challenge ACK carries the sequence number that ACK
+            // acknowledged; the client stays in SYN-SENT and sends its SYN again (RFC 9293
+            // §3.10.7.3), so the attempt goes on.
+            if side == Side::Client
+                && a.state == State::SynSent
+                && a.flow.challenge_acks > 0
+                && s.seq == a.challenge_ack
+            {
+                return Some(Event::ChallengeRst);
+            }
+            let outcome = match (a.state, side) {
+                (State::SynSent, Side::Server) => Outcome::Refused,
+                (State::SynSent | State::SynReceived, Side::Client) => Outcome::Aborted,
+                _ => Outcome::Reset,
             };
             a.flow.reset_by = Some(side);
             self.finish_flow(&key, outcome, false);
             return Some(match outcome {
                 Outcome::Refused => Event::Refused,
+                Outcome::Aborted => Event::Aborted,
                 _ => Event::Reset { by: side },
             });
         }
@@ -224,35 +267,54 @@ impl Tracker {
             }
             return match a.state {
                 State::SynSent => {
-                    let last_syn = a.flow.syn_times_us.last();
-                    let rtt = s.ts_us.saturating_sub(last_syn);
                     a.state = State::SynReceived;
-                    a.synack_seq = s.seq;
-                    a.synack_us = s.ts_us;
-                    a.flow.handshake_rtt_us = Some(rtt);
-                    Some(Event::SynAck {
-                        rtt_us: rtt,
-                        repeat: false,
-                    })
+                    Some(a.synack(s))
                 }
                 State::SynReceived => Some(Event::SynAck {
                     rtt_us: a.flow.handshake_rtt_us.unwrap_or(0),
                     repeat: true,
                 }),
+                // Reordered: the handshake was proved by later segments first.
+                _ if a.flow.synack_not_captured => {
+                    a.flow.synack_not_captured = false;
+                    Some(a.synack(s))
+                }
                 _ => None,
             };
         }
         let mut event = None;
-        if a.state == State::SynReceived
-            && side == Side::Client
-            && f.ack()
-            && s.ack == a.synack_seq.wrapping_add(1)
-        {
-            let ack_rtt = s.ts_us.saturating_sub(a.synack_us);
-            a.flow.ack_rtt_us = Some(ack_rtt);
+        let synack_captured = !matches!(a.state, State::SynSent);
+        let completes = match (a.state, side) {
+            // In SYN-SENT a client sends nothing but SYNs and RSTs: any ACK from it
+            // acknowledges a SYN-ACK the capture missed. A server segment acknowledging the
+            // SYN without SYN flag comes only from an established connection; any other
+            // ACK is a challenge ACK of a stale connection.
+            (State::SynSent, Side::Client) => f.ack(),
+            (State::SynSent, Side::Server) if f.ack() => {
+                if s.ack != a.syn_seq.wrapping_add(1) {
+                    a.flow.challenge_acks += 1;
+                    a.challenge_ack = s.ack;
+                    return Some(Event::ChallengeAck);
+                }
+                true
+            }
+            // Any ACK of the SYN-ACK completes it, also one that acknowledges server data
+            // too (TCP Fast Open, or a lost pure ACK followed by data).
+            (State::SynReceived, Side::Client) => f.ack() && after(s.ack, a.synack_seq),
+            // The server sends past its SYN (data, FIN, ACKs of data) only once established.
+            (State::SynReceived, Side::Server) => after(s.seq, a.synack_seq),
+            _ => false,
+        };
+        if completes {
+            let exact =
+                side == Side::Client && synack_captured && s.ack == a.synack_seq.wrapping_add(1);
+            let ack_rtt = exact.then(|| s.ts_us.saturating_sub(a.synack_us));
+            a.flow.ack_rtt_us = ack_rtt;
+            a.flow.synack_not_captured = !synack_captured;
             a.state = State::Established;
             event = Some(Event::Established {
                 ack_rtt_us: ack_rtt,
+                synack_captured,
             });
         }
         if f.fin() && matches!(a.state, State::Established | State::Closing) {
@@ -278,8 +340,11 @@ impl Tracker {
     fn syn(&mut self, s: &Segment) -> Option<Event> {
         let key = key_of(s.src, s.dst);
         if let Some(a) = self.active.get_mut(&key).filter(|a| a.flow.client == s.src) {
-            let last_syn = a.flow.syn_times_us.last();
-            if a.syn_seq == s.seq && s.ts_us.saturating_sub(last_syn) < DUPLICATE_WINDOW_US {
+            let last_syn = a.last_syn_us;
+            if a.syn_seq == s.seq
+                && a.syn_fingerprint == s.fingerprint
+                && s.ts_us.saturating_sub(last_syn) < DUPLICATE_WINDOW_US
+            {
                 // The same SYN seen twice (`-i any` on a host with bridges and veths sees a
                 // packet on each device): not a retransmission.
                 return None;
@@ -287,6 +352,8 @@ impl Tracker {
             let same_attempt =
                 a.syn_seq == s.seq && matches!(a.state, State::SynSent | State::SynReceived);
             if same_attempt {
+                a.syn_fingerprint = s.fingerprint;
+                a.last_syn_us = s.ts_us;
                 a.flow.syn_attempts += 1;
                 a.flow.syn_times_us.push(s.ts_us);
                 a.flow.last_us = s.ts_us;
@@ -297,18 +364,21 @@ impl Tracker {
         }
         // A new connection on the same four-tuple (or a SYN from the other end): the old one
         // is over.
-        if let Some(state) = self.active.get(&key).map(|a| a.state) {
-            self.finish_flow(&key, outcome_of(state), false);
+        if let Some(outcome) = self.active.get(&key).map(|a| a.outcome_at(s.ts_us)) {
+            self.finish_flow(&key, outcome, false);
         }
         while self.active.len() >= self.max_flows {
             let Some((old, generation)) = self.order.pop_front() else {
                 break;
             };
-            let current = self.active.get(&old).map(|a| (a.generation, a.state));
-            if let Some((g, state)) = current {
+            let current = self
+                .active
+                .get(&old)
+                .map(|a| (a.generation, a.outcome_at(s.ts_us)));
+            if let Some((g, outcome)) = current {
                 if g == generation {
                     self.evicted += 1;
-                    self.finish_flow(&old, outcome_of(state), true);
+                    self.finish_flow(&old, outcome, true);
                 }
             }
         }
@@ -327,7 +397,10 @@ impl Tracker {
                     start_us: s.ts_us,
                     last_us: s.ts_us,
                     handshake_rtt_us: None,
+                    connect_us: None,
                     ack_rtt_us: None,
+                    synack_not_captured: false,
+                    challenge_acks: 0,
                     reset_by: None,
                     closed_by: None,
                     evicted: false,
@@ -335,6 +408,9 @@ impl Tracker {
                 state: State::SynSent,
                 generation,
                 syn_seq: s.seq,
+                syn_fingerprint: s.fingerprint,
+                last_syn_us: s.ts_us,
+                challenge_ack: 0,
                 synack_seq: 0,
                 synack_us: 0,
                 fin_client: false,
@@ -367,15 +443,23 @@ impl Tracker {
         }
     }
 
-    /// Ends the capture: flows still in progress take the outcome of where they stand.
-    pub fn finish(mut self) -> TrackerResult {
+    /// Ends the capture at its last segment (a file, or a live capture stopped by `-c`).
+    pub fn finish(self) -> TrackerResult {
+        let end_us = self.last_ts;
+        self.finish_at(end_us)
+    }
+
+    /// Ends the capture at `end_us` (a live capture's stop time; never before its last
+    /// segment): flows still in progress take the outcome of where they stand then.
+    pub fn finish_at(mut self, end_us: u64) -> TrackerResult {
+        let end_us = end_us.max(self.last_ts);
         let keys: Vec<(Key, u64)> = self.order.drain(..).collect();
         for (key, generation) in keys {
-            let state = match self.active.get(&key) {
-                Some(a) if a.generation == generation => a.state,
+            let outcome = match self.active.get(&key) {
+                Some(a) if a.generation == generation => a.outcome_at(end_us),
                 _ => continue,
             };
-            self.finish_flow(&key, outcome_of(state), false);
+            self.finish_flow(&key, outcome, false);
         }
         let mut flows = self.finished;
         flows.sort_by_key(|f| (f.start_us, f.client, f.server));
@@ -389,14 +473,42 @@ impl Tracker {
     }
 }
 
-/// The outcome of a flow that stops being tracked in `state`.
-fn outcome_of(state: State) -> Outcome {
-    match state {
-        State::SynSent => Outcome::Unanswered,
-        State::SynReceived => Outcome::Open,
-        State::Established => Outcome::Established,
-        State::Closing => Outcome::Closed,
+impl Active {
+    /// The outcome of this flow if tracking stops at `now_us` where it stands.
+    fn outcome_at(&self, now_us: u64) -> Outcome {
+        match self.state {
+            State::SynSent if is_pending(&self.flow, now_us) => Outcome::Pending,
+            State::SynSent => Outcome::Unanswered,
+            State::SynReceived => Outcome::Open,
+            State::Established => Outcome::Established,
+            State::Closing => Outcome::Closed,
+        }
     }
+
+    /// Takes the server's SYN-ACK `s`: the RTT from the last SYN, the connect time from the
+    /// first.
+    fn synack(&mut self, s: &Segment) -> Event {
+        let rtt = s.ts_us.saturating_sub(self.last_syn_us);
+        self.synack_seq = s.seq;
+        self.synack_us = s.ts_us;
+        self.flow.handshake_rtt_us = Some(rtt);
+        self.flow.connect_us = Some(s.ts_us.saturating_sub(self.flow.start_us));
+        Event::SynAck {
+            rtt_us: rtt,
+            repeat: false,
+        }
+    }
+}
+
+/// An unanswered flow whose only SYN is younger than the initial RTO at `now_us`: the
+/// answer may still have been on its way.
+pub fn is_pending(f: &Flow, now_us: u64) -> bool {
+    f.syn_attempts == 1 && now_us.saturating_sub(f.syn_times_us.last()) < INITIAL_RTO_US
+}
+
+/// `a` comes after `b` in sequence space (RFC 9293 §3.4, modulo 2^32).
+fn after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }
 
 #[cfg(test)]
@@ -416,7 +528,16 @@ mod tests {
             seq,
             ack,
             payload_len: 0,
+            // Copies of one SYN unless a test says otherwise (`fp`).
+            fingerprint: u64::from(flags & TcpFlags::SYN != 0),
+            cut: false,
         }
+    }
+
+    /// The segment with this SYN fingerprint (a distinct transmission).
+    fn fp(mut s: Segment, fingerprint: u64) -> Segment {
+        s.fingerprint = fingerprint;
+        s
     }
     const SYN: u8 = TcpFlags::SYN;
     const SYNACK: u8 = TcpFlags::SYN | TcpFlags::ACK;
@@ -645,6 +766,175 @@ mod tests {
         assert_eq!(r.flows.len(), 100);
         assert_eq!(r.flows_omitted, 9_900);
         assert_eq!(r.summary[0].attempts, 10_000);
-        assert_eq!(r.summary[0].unanswered, 10_000);
+        // Evicted (and ended) within a millisecond of their SYN: not evidence of a drop.
+        assert_eq!(r.summary[0].pending, 10_000);
+        assert_eq!(r.summary[0].unanswered, 0);
+    }
+
+    // ---- issue 9: verdicts at the edges ----------------------------------------------
+
+    #[test]
+    fn a_lone_syn_younger_than_one_rto_at_the_end_is_pending() {
+        // Item 1: `capture -c 1` ends right after the SYN.
+        let r = run(&[seg(5_000_000, C, S, SYN, 7, 0)], 10);
+        assert_eq!(r.flows[0].outcome, Outcome::Pending);
+        assert_eq!(r.summary[0].pending, 1);
+        assert_eq!(r.summary[0].unanswered, 0);
+        // The same SYN with the capture running one RTO longer is unanswered.
+        let mut t = Tracker::new(10);
+        t.feed(&seg(5_000_000, C, S, SYN, 7, 0));
+        let r = t.finish_at(5_000_000 + INITIAL_RTO_US);
+        assert_eq!(r.flows[0].outcome, Outcome::Unanswered);
+        // A retransmission is the client's own timeout: unanswered however young.
+        let r = run(
+            &[seg(0, C, S, SYN, 7, 0), seg(1_000_000, C, S, SYN, 7, 0)],
+            10,
+        );
+        assert_eq!(r.flows[0].outcome, Outcome::Unanswered);
+    }
+
+    #[test]
+    fn a_client_acknowledging_the_server_proves_a_missed_synack() {
+        // Item 9: only the client's direction was captured.
+        let r = run(
+            &[
+                seg(0, C, S, SYN, 100, 0),
+                seg(300, C, S, ACK, 101, 901),
+                seg(5000, C, S, FINACK, 150, 1400),
+                seg(5200, C, S, ACK, 151, 1401),
+            ],
+            10,
+        );
+        let f = &r.flows[0];
+        assert_eq!(f.outcome, Outcome::Closed);
+        assert!(f.synack_not_captured);
+        assert_eq!(f.closed_by, Some(Side::Client));
+        assert_eq!(
+            (f.handshake_rtt_us, f.connect_us, f.ack_rtt_us),
+            (None, None, None)
+        );
+        assert_eq!(r.summary[0].unanswered, 0);
+        // Reordered: the SYN-ACK comes after the client's ACK; its RTTs are taken.
+        let r = run(
+            &[
+                seg(0, C, S, SYN, 100, 0),
+                seg(300, C, S, ACK, 101, 901),
+                seg(250, S, C, SYNACK, 900, 101),
+            ],
+            10,
+        );
+        assert_eq!(r.flows[0].outcome, Outcome::Established);
+        assert!(!r.flows[0].synack_not_captured);
+        assert_eq!(r.flows[0].handshake_rtt_us, Some(250));
+    }
+
+    #[test]
+    fn an_ack_past_the_synack_completes_the_handshake() {
+        // Item 10: the client's first captured ACK also acknowledges 500 bytes of server data
+        // (TCP Fast Open); both sides then close.
+        let mut t = Tracker::new(10);
+        t.feed(&seg(0, C, S, SYN, 100, 0));
+        t.feed(&seg(100, S, C, SYNACK, 900, 101));
+        assert_eq!(
+            t.feed(&seg(200, C, S, ACK, 101, 1401)),
+            Some(Event::Established {
+                ack_rtt_us: None,
+                synack_captured: true
+            })
+        );
+        t.feed(&seg(300, S, C, FINACK, 1401, 101));
+        t.feed(&seg(400, C, S, FINACK, 101, 1402));
+        let r = t.finish();
+        assert_eq!(r.flows[0].outcome, Outcome::Closed);
+        assert_eq!(r.flows[0].ack_rtt_us, None);
+        // The server sending past its SYN proves it too (the client's ACK filtered out).
+        let r = run(
+            &[
+                seg(0, C, S, SYN, 100, 0),
+                seg(100, S, C, SYNACK, 900, 101),
+                seg(300, S, C, FINACK, 1401, 160),
+            ],
+            10,
+        );
+        assert_eq!(r.flows[0].outcome, Outcome::Closed);
+        assert_eq!(r.flows[0].closed_by, Some(Side::Server));
+    }
+
+    #[test]
+    fn a_challenge_ack_and_the_clients_rst_stay_in_one_attempt() {
+        // Item 11: the SYN meets a stale connection; the client resets it and retries.
+        let mut t = Tracker::new(10);
+        t.feed(&seg(0, C, S, SYN, 100, 0));
+        assert_eq!(
+            t.feed(&seg(50, S, C, ACK, 77_000, 55_555)),
+            Some(Event::ChallengeAck)
+        );
+        assert_eq!(
+            t.feed(&seg(60, C, S, TcpFlags::RST, 55_555, 0)),
+            Some(Event::ChallengeRst)
+        );
+        assert_eq!(
+            t.feed(&seg(3_000_000, C, S, SYN, 100, 0)),
+            Some(Event::Syn { attempt: 2 })
+        );
+        t.feed(&seg(3_000_100, S, C, SYNACK, 900, 101));
+        t.feed(&seg(3_000_200, C, S, ACK, 101, 901));
+        let r = t.finish();
+        assert_eq!(r.flows.len(), 1);
+        let f = &r.flows[0];
+        assert_eq!(f.outcome, Outcome::Established);
+        assert_eq!((f.syn_attempts, f.challenge_acks), (2, 1));
+        assert_eq!(f.reset_by, None);
+        assert_eq!(r.summary[0].reset, 0);
+    }
+
+    #[test]
+    fn syn_retransmissions_however_close_all_count_and_only_copies_collapse() {
+        // Item 12: 11 SYNs 50 ms apart, each captured twice (two devices, 20 µs apart).
+        let mut t = Tracker::new(10);
+        for i in 0..11u64 {
+            let ts = i * 50_000;
+            t.feed(&fp(seg(ts, C, S, SYN, 7, 0), 100 + i));
+            assert_eq!(t.feed(&fp(seg(ts + 20, C, S, SYN, 7, 0), 100 + i)), None);
+        }
+        let r = t.finish();
+        assert_eq!(r.flows[0].syn_attempts, 11);
+        assert_eq!(r.summary[0].syn_retransmits, 10);
+    }
+
+    #[test]
+    fn connect_time_counts_from_the_first_syn_and_rtt_from_the_last() {
+        // Item 15.
+        let r = run(
+            &[
+                seg(0, C, S, SYN, 7, 0),
+                seg(1_000_000, C, S, SYN, 7, 0),
+                seg(1_000_400, S, C, SYNACK, 900, 8),
+                seg(1_000_450, C, S, ACK, 8, 901),
+            ],
+            10,
+        );
+        let f = &r.flows[0];
+        assert_eq!(f.handshake_rtt_us, Some(400));
+        assert_eq!(f.connect_us, Some(1_000_400));
+        assert_eq!(f.ack_rtt_us, Some(50));
+    }
+
+    #[test]
+    fn a_client_resetting_its_own_attempt_is_aborted_not_reset() {
+        // Item 15: before any answer, and after the SYN-ACK (a half-open scan).
+        let r = run(
+            &[
+                seg(0, C, S, SYN, 7, 0),
+                seg(500_000, C, S, TcpFlags::RST, 8, 0),
+                seg(0, "10.0.0.5:40000", S, SYN, 1, 0),
+                seg(10, S, "10.0.0.5:40000", SYNACK, 50, 2),
+                seg(20, "10.0.0.5:40000", S, TcpFlags::RST, 2, 0),
+            ],
+            10,
+        );
+        assert!(r.flows.iter().all(|f| f.outcome == Outcome::Aborted));
+        assert!(r.flows.iter().all(|f| f.reset_by == Some(Side::Client)));
+        assert_eq!((r.summary[0].aborted, r.summary[0].reset), (2, 0));
     }
 }

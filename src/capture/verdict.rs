@@ -1,15 +1,39 @@
 //! What a destination's counts mean (pure): refused, unanswered and reset connections in the
 //! words of the symptom table, each pointing at `sockscope explain` for the whole row.
+//!
+//! Every verdict comes from one numbered rule of [`RULES`] (README, "What it means"); the
+//! verdict carries its rule's id.
 
 use super::model::{DestSummary, Verdict};
+
+/// The rules, in the order their verdicts are listed for a destination: (id, symptom, when).
+pub const RULES: [(&str, &str, &str); 3] = [
+    (
+        "V1",
+        "refused",
+        "at least one attempt was refused (SYN answered by RST)",
+    ),
+    (
+        "V2",
+        "timed-out",
+        "at least one attempt is unanswered (never `pending` ones)",
+    ),
+    (
+        "V3",
+        "reset",
+        "at least one connection was reset after the server answered (not `aborted` ones)",
+    ),
+];
 
 /// One verdict per problem of each destination, in destination order.
 pub fn verdicts(summary: &[DestSummary]) -> Vec<Verdict> {
     let mut out = Vec::new();
     for d in summary {
         let port = d.server.port();
-        let mut say = |symptom: &'static str, text: String| {
+        let mut say = |rule: usize, text: String| {
+            let (rule, symptom, _) = RULES[rule];
             out.push(Verdict {
+                rule,
                 server: d.server,
                 symptom,
                 text: format!("{text}; sockscope explain {symptom}"),
@@ -17,7 +41,7 @@ pub fn verdicts(summary: &[DestSummary]) -> Vec<Verdict> {
         };
         if d.refused > 0 {
             say(
-                "refused",
+                0,
                 format!(
                     "{} of {} attempts refused: the SYN was answered by RST, so nothing listens \
                      on port {port} there (or a firewall rejects)",
@@ -27,7 +51,7 @@ pub fn verdicts(summary: &[DestSummary]) -> Vec<Verdict> {
         }
         if d.unanswered > 0 {
             say(
-                "timed-out",
+                1,
                 format!(
                     "{} of {} attempts unanswered ({} SYN retransmissions in all): SYNs are \
                      dropped on the way (a firewall DROP, a security group, a route) or the \
@@ -39,7 +63,7 @@ pub fn verdicts(summary: &[DestSummary]) -> Vec<Verdict> {
         if d.reset > 0 {
             let by_client = d.reset - d.reset_by_server.min(d.reset);
             say(
-                "reset",
+                2,
                 format!(
                     "{} of {} connections reset after the handshake ({} by the server, {} by \
                      the client): an abortive close (SO_LINGER 0, a crash, a proxy or firewall \
@@ -68,6 +92,8 @@ mod tests {
             reset_by_server: 0,
             closed: 0,
             open: 0,
+            pending: 0,
+            aborted: 0,
             syn_retransmits: 0,
             rtt_min_us: None,
             rtt_median_us: None,
@@ -93,6 +119,8 @@ mod tests {
         let v = verdicts(&[healthy, mixed]);
         let ids: Vec<&str> = v.iter().map(|x| x.symptom).collect();
         assert_eq!(ids, ["refused", "timed-out", "reset"]);
+        let rules: Vec<&str> = v.iter().map(|x| x.rule).collect();
+        assert_eq!(rules, ["V1", "V2", "V3"]);
         assert!(v.iter().all(|x| x.server.to_string() == "10.0.0.10:5432"));
         assert!(
             v[0].text.starts_with("2 of 10 attempts refused"),

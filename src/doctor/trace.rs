@@ -65,7 +65,7 @@ pub fn trace_for(
             .join(", ")
     };
     let summary = match f.outcome {
-        Outcome::Unanswered | Outcome::Open if rtt.is_none() => format!(
+        Outcome::Unanswered | Outcome::Pending | Outcome::Open if rtt.is_none() => format!(
             "SYN sent {} time(s) (at {}), no reply",
             f.syn_attempts,
             times()
@@ -118,6 +118,9 @@ mod tests {
             syn_times_us: crate::capture::model::SynTimes::from_times(syns).unwrap(),
             start_us: syns[0],
             last_us: *syns.last().unwrap(),
+            connect_us: None,
+            synack_not_captured: false,
+            challenge_acks: 0,
             handshake_rtt_us: rtt,
             ack_rtt_us: None,
             reset_by: by,

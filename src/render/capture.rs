@@ -35,10 +35,24 @@ pub fn event_line(seg: &Segment, ev: &Event) -> String {
             repeat: false,
         } => format!("(answered in {})", micros(rtt_us)),
         Event::SynAck { repeat: true, .. } => "(retransmitted: our ACK was not seen)".into(),
-        Event::Established { ack_rtt_us } => {
-            format!("→ established (ACK {} after SYN-ACK)", micros(ack_rtt_us))
+        Event::Established {
+            ack_rtt_us: Some(us),
+            ..
+        } => format!("→ established (ACK {} after SYN-ACK)", micros(us)),
+        Event::Established {
+            synack_captured: true,
+            ..
+        } => "→ established (the client acknowledges the SYN-ACK)".into(),
+        Event::Established {
+            synack_captured: false,
+            ..
+        } => "→ established (SYN-ACK not captured; later segments prove the handshake)".into(),
+        Event::ChallengeAck => {
+            "(challenge ACK: a stale connection on this four-tuple answers the SYN)".into()
         }
+        Event::ChallengeRst => "(the client resets the stale connection; its SYN follows)".into(),
         Event::Refused => "→ refused (nothing listens there, or a firewall rejects)".into(),
+        Event::Aborted => "→ aborted by the client before the handshake completed".into(),
         Event::Reset { by } => format!("→ reset by the {}", by.name()),
         Event::Fin { by, closed: false } => format!("({} closes)", by.name()),
         Event::Fin { closed: true, .. } => "→ closed".into(),
@@ -110,7 +124,20 @@ fn detail(f: &Flow) -> String {
     match (f.outcome, f.reset_by) {
         (Outcome::Reset, Some(Side::Client)) => parts.push("reset by the client".into()),
         (Outcome::Reset, Some(Side::Server)) => parts.push("reset by the server".into()),
+        (Outcome::Aborted, _) => {
+            parts.push("the client reset its own attempt before the handshake completed".into())
+        }
+        (Outcome::Pending, _) => parts.push("capture ended before an answer could arrive".into()),
         _ => {}
+    }
+    if f.synack_not_captured {
+        parts.push("SYN-ACK not captured (later segments prove the handshake)".into());
+    }
+    if f.challenge_acks > 0 {
+        parts.push(format!(
+            "{} challenge ACK(s): a stale connection answered the SYN, the client reset it",
+            f.challenge_acks
+        ));
     }
     if let (Outcome::Closed, Some(by)) = (f.outcome, f.closed_by) {
         parts.push(format!("{} closed first", by.name()));
@@ -124,7 +151,7 @@ fn detail(f: &Flow) -> String {
 fn is_problem(o: Outcome) -> bool {
     matches!(
         o,
-        Outcome::Refused | Outcome::Unanswered | Outcome::Reset | Outcome::Open
+        Outcome::Refused | Outcome::Unanswered | Outcome::Reset | Outcome::Open | Outcome::Aborted
     )
 }
 
@@ -153,11 +180,12 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
                 "Server",
                 "Outcome",
                 "SYNs",
+                "Connect",
                 "SYN→SYN-ACK",
                 "SYN-ACK→ACK",
                 "Detail",
             ],
-            &[3, 4, 5],
+            &[3, 4, 5, 6],
         );
         for f in &shown {
             t.add_row(vec![
@@ -165,6 +193,7 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
                 addr(&f.server),
                 f.outcome.name().to_string(),
                 f.syn_attempts.to_string(),
+                opt_micros(f.connect_us),
                 opt_micros(f.handshake_rtt_us),
                 opt_micros(f.ack_rtt_us),
                 detail(f),
@@ -194,12 +223,14 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
                 "Unanswered",
                 "Reset",
                 "Open",
+                "Aborted",
+                "Pending",
                 "SYN retx",
                 "RTT min",
                 "RTT median",
                 "RTT p99",
             ],
-            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
         );
         for d in &r.summary {
             t.add_row(vec![
@@ -211,6 +242,8 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
                 d.unanswered.to_string(),
                 d.reset.to_string(),
                 d.open.to_string(),
+                d.aborted.to_string(),
+                d.pending.to_string(),
                 d.syn_retransmits.to_string(),
                 opt_micros(d.rtt_min_us),
                 opt_micros(d.rtt_median_us),
@@ -222,7 +255,14 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
     if !r.verdicts.is_empty() {
         writeln!(out, "\nWhat it means:")?;
         for v in &r.verdicts {
-            writeln!(out, "  {} {}: {}", addr(&v.server), v.symptom, v.text)?;
+            writeln!(
+                out,
+                "  {} {} ({}): {}",
+                addr(&v.server),
+                v.symptom,
+                v.rule,
+                v.text
+            )?;
         }
     }
     let s = &r.stats;
@@ -232,6 +272,13 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
          {} TCP segments, {} not decoded, {} outside a tracked handshake (connections begun before the capture, or already finished)",
         s.received, s.dropped, s.if_dropped, s.tcp_segments, s.undecoded, s.midstream
     )?;
+    if s.truncated > 0 {
+        writeln!(
+            out,
+            "{} TCP headers cut by the snap length: decoded from their fixed 20 bytes, options lost",
+            s.truncated
+        )?;
+    }
     if s.evicted > 0 || s.flows_omitted > 0 {
         writeln!(
             out,
@@ -268,6 +315,8 @@ mod tests {
             seq: 0,
             ack: 1,
             payload_len: 0,
+            fingerprint: 0,
+            cut: false,
         };
         let l = event_line(&seg, &Event::Refused);
         assert!(l.ends_with("10.0.0.9:443 → 10.0.0.5:51234  RST      → refused (nothing listens there, or a firewall rejects)"), "{l}");
@@ -294,7 +343,10 @@ mod tests {
             start_us: times[0],
             last_us: times[7],
             handshake_rtt_us: None,
+            connect_us: None,
             ack_rtt_us: None,
+            synack_not_captured: false,
+            challenge_acks: 0,
             reset_by: None,
             closed_by: None,
             evicted: false,
