@@ -26,12 +26,23 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     /// List every TCP and UDP socket (IPv4 and IPv6), straight from the kernel.
     ///
-    /// Like `ss -tuan`, with owners (-p) and tcp_info (-i) on demand. Every filter runs in the
-    /// kernel (state mask and inet_diag bytecode), so a narrow filter stays fast on a busy host.
-    /// --pid and --name show one program's sockets: only those processes' fds are read, and
-    /// each in its own network namespace (a container's sockets too, without --netns).
+    /// Like `ss -tuan`, with owners (-p) and tcp_info (-i) on demand. ss's flags mean what
+    /// they mean in ss (-t -u -l -a -n -p -i -m -e -o -4 -6, in one cluster too: -tlnp), and
+    /// ss's filter language follows them:
+    ///
+    ///   [state STATE | exclude STATE]... [sport|dport OP :PORT] [src|dst ADDR[/PREFIX][:PORT]]
+    ///
+    /// joined by and (&&, or side by side), or (||), not (!) and ( ); OP is = != < > <= >=
+    /// (eq ne lt gt le ge). As in ss, and/or bind equally, left to right: use parentheses.
+    /// Unlike ss, the default is every state (ss -a): -l shows listening sockets only.
+    /// Every filter runs in the kernel (state mask and inet_diag bytecode), so a narrow filter
+    /// stays fast on a busy host. --pid and --name show one program's sockets: only those
+    /// processes' fds are read, and each in its own network namespace (a container's sockets
+    /// too, without --netns).
     ///
     /// Examples:
+    ///   sockscope sockets -tlnp
+    ///   sockscope sockets -tn state established '( dport = :443 or sport = :443 )' dst 10.0.0.0/8
     ///   sockscope sockets --state time-wait --dport 443
     ///   sockscope sockets -p --port 5432
     ///   sockscope sockets --name nginx --state established
@@ -199,16 +210,16 @@ pub struct CommonArgs {
 /// Protocol and address family selection.
 #[derive(Debug, Args, Clone, Default)]
 pub struct FamilyArgs {
-    /// TCP sockets only.
-    #[arg(short = 't', long, conflicts_with = "udp")]
+    /// TCP sockets (only TCP, unless -u is given too, as in ss).
+    #[arg(short = 't', long)]
     pub tcp: bool,
-    /// UDP sockets only.
+    /// UDP sockets (only UDP, unless -t is given too).
     #[arg(short = 'u', long)]
     pub udp: bool,
-    /// IPv4 only.
-    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    /// IPv4 (only IPv4, unless -6 is given too).
+    #[arg(short = '4', long = "ipv4")]
     pub ipv4: bool,
-    /// IPv6 only.
+    /// IPv6 (only IPv6, unless -4 is given too).
     #[arg(short = '6', long = "ipv6")]
     pub ipv6: bool,
 }
@@ -219,6 +230,16 @@ pub struct SocketsArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     pub family: FamilyArgs,
+    /// Listening sockets only, as in ss: TCP in LISTEN and unconnected (bound) UDP sockets.
+    #[arg(short = 'l', long, conflicts_with = "all")]
+    pub listening: bool,
+    /// Every state. This is already the default (ss's default is connected sockets only);
+    /// accepted for ss habits.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Accepted for ss habits: sockscope never resolves names or ports.
+    #[arg(short = 'n', long)]
+    pub numeric: bool,
     /// Show the owning process(es): pid and name, from one scan of /proc/*/fd.
     #[arg(short = 'p', long)]
     pub processes: bool,
@@ -226,6 +247,13 @@ pub struct SocketsArgs {
     /// send/receive) and the socket's timer.
     #[arg(short = 'i', long)]
     pub info: bool,
+    /// Show each socket's owner uid and inode (ss -e's uid and ino).
+    #[arg(short = 'e', long)]
+    pub extended: bool,
+    /// Show the timer the kernel has armed on each socket: retransmit, keepalive, time-wait
+    /// or zero-window probe, and when it fires (ss -o's timer).
+    #[arg(short = 'o', long)]
+    pub options: bool,
     /// Show each socket's memory as the kernel accounts it (like `ss -m`): bytes received and
     /// waiting against the receive buffer, bytes sent against the send buffer, and packets
     /// dropped on the socket (UDP: datagrams that found the receive buffer full).
@@ -233,7 +261,8 @@ pub struct SocketsArgs {
     pub memory: bool,
     /// Only sockets in this state; repeat for several. Names as in ss: established, syn-sent,
     /// syn-recv, fin-wait-1, fin-wait-2, time-wait, close, close-wait, last-ack, listening,
-    /// closing; groups: connected, synchronized, all.
+    /// closing (case and - or _ do not matter; ss's ESTAB, LISTEN, UNCONN work too); groups:
+    /// connected, synchronized, bucket, big, all. Overrides -l and -a.
     #[arg(long, value_name = "STATE")]
     pub state: Vec<StateSel>,
     /// Only sockets with this port at either end.
@@ -258,6 +287,11 @@ pub struct SocketsArgs {
     /// Only sockets held by processes whose name (/proc/PID/comm) contains SUBSTR. Implies -p.
     #[arg(long, value_name = "SUBSTR")]
     pub name: Option<String>,
+    /// ss's filter: `state established '( dport = :443 or sport = :443 )' dst 10.0.0.0/8`.
+    /// State clauses come first and override -l/-a; the expression is ANDed with the other
+    /// filters and runs in the kernel.
+    #[arg(value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +300,15 @@ pub struct ListenersArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     pub family: FamilyArgs,
+    /// Accepted for ss habits (listeners are the listening sockets).
+    #[arg(short = 'l', long)]
+    pub listening: bool,
+    /// Accepted for ss habits: sockscope never resolves names or ports.
+    #[arg(short = 'n', long)]
+    pub numeric: bool,
+    /// Accepted for ss habits: owners are always shown.
+    #[arg(short = 'p', long)]
+    pub processes: bool,
     /// Only this port; exit 1 if nothing listens on it.
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
@@ -477,7 +520,7 @@ mod tests {
             &["sockscope", "sockets", "--port", "70000"][..],
             &["sockscope", "sockets", "--state", "bogus"],
             &["sockscope", "sockets", "--src", "10.0.0.0/40"],
-            &["sockscope", "sockets", "--tcp", "--udp"],
+            &["sockscope", "sockets", "-l", "-a"],
             &["sockscope", "states", "--top", "-1"],
             &["sockscope", "listeners", "--netns", "pid:x"],
             &["sockscope", "doctor", "localhost"],

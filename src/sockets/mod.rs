@@ -3,10 +3,12 @@
 
 pub mod bytecode;
 pub mod diag;
+pub mod expr;
 pub mod filter;
 pub mod inodes;
 pub mod listeners;
 pub mod model;
+pub mod ssfilter;
 pub mod states;
 pub mod sysctl;
 pub mod tcp_info;
@@ -46,6 +48,10 @@ pub fn for_each_socket(
         sel.states
     };
     let program = bytecode::compile(&sel.user);
+    // Checked in user space only when the kernel is not given the program: too long to send
+    // (see bytecode.rs), or refused below.
+    let user = sel.user.to_expr();
+    let keep = |s: &Socket| user.as_ref().is_none_or(|e| e.matches(s));
     for &proto in &sel.protos {
         for &family in &sel.families {
             let req = DumpRequest {
@@ -56,7 +62,11 @@ pub fn for_each_socket(
                 memory: extras.memory,
             };
             let Some(program) = &program else {
-                diag.dump(&req, each)?;
+                diag.dump(&req, &mut |s| {
+                    if keep(&s) {
+                        each(s)
+                    }
+                })?;
                 continue;
             };
             match diag.dump_filtered(&req, program, each) {
@@ -65,7 +75,7 @@ pub fn for_each_socket(
                 {
                     // Refused before any socket was sent: nothing is reported twice.
                     diag.dump(&req, &mut |s| {
-                        if sel.user.matches(&s) {
+                        if keep(&s) {
                             each(s)
                         }
                     })?
