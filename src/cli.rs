@@ -504,6 +504,86 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
+/// Words that start an ss command line (`sockscope -tlnp`, `sockscope state established`):
+/// given where a subcommand belongs, they mean `sockscope sockets …`.
+pub fn looks_like_ss(first: &str) -> bool {
+    if matches!(first, "-h" | "-V" | "--help" | "--version") {
+        return false;
+    }
+    let cluster = first.len() > 1
+        && first.starts_with('-')
+        && !first.starts_with("--")
+        && first[1..].chars().all(|c| c.is_ascii_alphanumeric());
+    cluster
+        || matches!(
+            first,
+            "--tcp"
+                | "--udp"
+                | "--listening"
+                | "--all"
+                | "--numeric"
+                | "--processes"
+                | "--info"
+                | "--memory"
+                | "--extended"
+                | "--options"
+                | "--ipv4"
+                | "--ipv6"
+                | "--unix"
+                | "--raw"
+                | "--summary"
+        )
+        || matches!(
+            first,
+            "state" | "exclude" | "excl" | "sport" | "dport" | "src" | "dst" | "(" | "not" | "!"
+        )
+}
+
+/// The sockscope spelling for an ss flag that `subcommand` does not take, if there is one.
+pub fn ss_flag_hint(flag: &str, subcommand: &str) -> Option<String> {
+    const TAKES: &str = "sockets takes ss's -t -u -l -a -n -p -i -m -e -o -4 -6";
+    let hint = match flag {
+        "-x" | "--unix" => "listing UNIX sockets is not available yet: sockscope sockets lists \
+                            TCP (-t) and UDP (-u); `sockscope fds --kinds` counts each process's \
+                            UNIX sockets"
+            .to_string(),
+        "-w" | "--raw" => "listing raw sockets is not available yet: sockscope sockets lists \
+                           TCP (-t) and UDP (-u)"
+            .to_string(),
+        "-s" | "--summary" => "for counts per state, type `sockscope states`".to_string(),
+        "-r" | "--resolve" => {
+            "sockscope never resolves names: addresses and ports are always numeric".to_string()
+        }
+        "-H" | "--no-header" => "for scripts, use --json (a stable schema)".to_string(),
+        "-N" | "--net" => "use --netns NAME (or a namespace path, or pid:PID)".to_string(),
+        "-f" | "--family" => "use -4 or -6 (and -t or -u)".to_string(),
+        "-A" | "--query" | "--socket" => "use -t (TCP) or -u (UDP)".to_string(),
+        "-K" | "--kill" => "sockscope only reads: it never closes sockets".to_string(),
+        "-E" | "--events" => "watching sockets close is not available; `sockscope capture` \
+                              records handshakes, resets and closes"
+            .to_string(),
+        "-F" | "--filter" => "give the filter as words after the flags: \
+                              `sockscope sockets state established dport = :443`"
+            .to_string(),
+        "-O" | "--oneline" => "each socket is already one line".to_string(),
+        "-a" | "--all" if subcommand == "listeners" => {
+            "listeners shows listening sockets only; for every state type `sockscope sockets -a`"
+                .to_string()
+        }
+        "-i" | "--info" | "-m" | "--memory" | "-e" | "--extended" | "-o" | "--options"
+            if subcommand == "listeners" =>
+        {
+            format!("listeners does not take {flag}; type `sockscope sockets -l {flag}`")
+        }
+        f if f.starts_with("--") => return None,
+        _ if subcommand == "sockets" || subcommand.is_empty() => {
+            format!("ss's {flag} has no sockscope equivalent; {TAKES}")
+        }
+        _ => return None,
+    };
+    Some(hint)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
