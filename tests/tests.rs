@@ -8,6 +8,7 @@ mod cli;
 mod doctor;
 mod fds;
 mod sockets;
+mod ssfilter;
 
 /// Entry point of child processes (see `support::child`); a no-op in a normal test run.
 #[test]

@@ -83,15 +83,22 @@ impl Expr {
     }
 }
 
-/// The kernel's address test: a /0 network holds every address of either family; an IPv4
-/// network also holds the IPv4-mapped IPv6 addresses of dual-stack sockets.
+/// The kernel's address test: the families must agree, except that an IPv4 network also
+/// holds the IPv4-mapped addresses of dual-stack sockets; a /0 network then holds every
+/// address of its family. (ss's own user-space check also lets a /0 network hold the other
+/// family, so ss shows nothing for `not dst ::/0`; the kernel's reading is the consistent one.)
 fn in_net(n: &Cidr, addr: &IpAddr) -> bool {
-    if n.prefix == 0 {
-        return true;
-    }
+    let bits = |net: u128, a: u128, width: u32| {
+        let shift = width - u32::from(n.prefix);
+        shift >= width || net >> shift == a >> shift
+    };
     match (n.addr, addr) {
-        (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => n.contains(addr),
-        (IpAddr::V4(_), IpAddr::V6(a)) => a.to_ipv4_mapped().is_some() && n.contains(addr),
+        (IpAddr::V4(net), IpAddr::V4(a)) => bits(u32::from(net).into(), u32::from(*a).into(), 32),
+        // An IPv6 network compares raw bits: ::ffff:0:0/96 holds the mapped addresses.
+        (IpAddr::V6(net), IpAddr::V6(a)) => bits(net.into(), (*a).into(), 128),
+        (IpAddr::V4(net), IpAddr::V6(a)) => a
+            .to_ipv4_mapped()
+            .is_some_and(|a| bits(u32::from(net).into(), u32::from(a).into(), 32)),
         (IpAddr::V6(_), IpAddr::V4(_)) => false,
     }
 }
@@ -141,13 +148,20 @@ mod tests {
         assert!(dst("10.0.0.0/8", Some(443)).matches(&s));
         assert!(!dst("10.0.0.0/8", Some(80)).matches(&s));
         assert!(!dst("10.0.0.1", None).matches(&s));
-        // /0 holds every address, of either family (the kernel skips the address test).
-        assert!(dst("::/0", None).matches(&s));
+        // /0 holds every address of its family, and no other (the kernel checks the family
+        // first); an IPv4 /0 also holds mapped addresses.
+        assert!(!dst("::/0", None).matches(&s));
+        assert!(dst("0.0.0.0/0", None).matches(&s));
         let mapped = sock("::ffff:10.0.0.1", 1, "::ffff:10.0.0.2", 2);
         assert!(dst("10.0.0.2", None).matches(&mapped));
         let v6 = sock("2001:db8::1", 1, "2001:db8::2", 2);
         assert!(!dst("10.0.0.0/8", None).matches(&v6));
         assert!(dst("2001:db8::/32", None).matches(&v6));
+        assert!(dst("::/0", None).matches(&v6));
+        assert!(!dst("0.0.0.0/0", None).matches(&v6));
+        assert!(dst("0.0.0.0/0", None).matches(&mapped));
+        assert!(dst("::ffff:0:0/96", None).matches(&mapped));
+        assert!(!dst("::ffff:0:0/96", None).matches(&s));
     }
 
     #[test]
