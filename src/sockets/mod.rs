@@ -135,6 +135,19 @@ mod tests {
         });
         assert_eq!(dport.len(), 1);
         assert_eq!(dport[0].local.port, cport);
+        // A whole filter-language expression (or, not, a v6 host condition) runs in the
+        // kernel as compiled: `dump` fails if the kernel refuses the program.
+        let q = ssfilter::parse(&[format!(
+            "not ( sport = :{port} or dst [::1] ) and ( dport >= {port} and dport <= {port} \
+             or src 10.0.0.0/8 )"
+        )])
+        .unwrap();
+        let clients = dump(UserFilter {
+            expr: q.expr,
+            ..Default::default()
+        });
+        assert_eq!(clients.len(), 1, "{clients:?}");
+        assert_eq!(clients[0].local.port, cport);
         let elsewhere = dump(UserFilter {
             port: Some(port),
             dst: Some("10.0.0.0/8".parse().unwrap()),
