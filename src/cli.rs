@@ -27,12 +27,23 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     /// List every TCP and UDP socket (IPv4 and IPv6), straight from the kernel.
     ///
-    /// Like `ss -tuan`, with owners (-p) and tcp_info (-i) on demand. Every filter runs in the
-    /// kernel (state mask and inet_diag bytecode), so a narrow filter stays fast on a busy host.
-    /// --pid and --name show one program's sockets: only those processes' fds are read, and
-    /// each in its own network namespace (a container's sockets too, without --netns).
+    /// Like `ss -tuan`, with owners (-p) and tcp_info (-i) on demand. ss's flags mean what
+    /// they mean in ss (-t -u -l -a -n -p -i -m -e -o -4 -6, in one cluster too: -tlnp), and
+    /// ss's filter language follows them:
+    ///
+    ///   [state STATE | exclude STATE]... [sport|dport OP :PORT] [src|dst ADDR[/PREFIX][:PORT]]
+    ///
+    /// joined by and (&&, or side by side), or (||), not (!) and ( ); OP is = != < > <= >=
+    /// (eq ne lt gt le ge). As in ss, and/or bind equally, left to right: use parentheses.
+    /// Unlike ss, the default is every state (ss -a): -l shows listening sockets only.
+    /// Every filter runs in the kernel (state mask and inet_diag bytecode), so a narrow filter
+    /// stays fast on a busy host. --pid and --name show one program's sockets: only those
+    /// processes' fds are read, and each in its own network namespace (a container's sockets
+    /// too, without --netns).
     ///
     /// Examples:
+    ///   sockscope sockets -tlnp
+    ///   sockscope sockets -tn state established '( dport = :443 or sport = :443 )' dst 10.0.0.0/8
     ///   sockscope sockets --state time-wait --dport 443
     ///   sockscope sockets -p --port 5432
     ///   sockscope sockets --name nginx --state established
@@ -220,16 +231,16 @@ impl CommonArgs {
 /// Protocol and address family selection.
 #[derive(Debug, Args, Clone, Default)]
 pub struct FamilyArgs {
-    /// TCP sockets only.
-    #[arg(short = 't', long, conflicts_with = "udp")]
+    /// TCP sockets (only TCP, unless -u is given too, as in ss).
+    #[arg(short = 't', long)]
     pub tcp: bool,
-    /// UDP sockets only.
+    /// UDP sockets (only UDP, unless -t is given too).
     #[arg(short = 'u', long)]
     pub udp: bool,
-    /// IPv4 only.
-    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    /// IPv4 (only IPv4, unless -6 is given too).
+    #[arg(short = '4', long = "ipv4")]
     pub ipv4: bool,
-    /// IPv6 only.
+    /// IPv6 (only IPv6, unless -4 is given too).
     #[arg(short = '6', long = "ipv6")]
     pub ipv6: bool,
 }
@@ -240,6 +251,16 @@ pub struct SocketsArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     pub family: FamilyArgs,
+    /// Listening sockets only, as in ss: TCP in LISTEN and unconnected (bound) UDP sockets.
+    #[arg(short = 'l', long, conflicts_with = "all")]
+    pub listening: bool,
+    /// Every state. This is already the default (ss's default is connected sockets only);
+    /// accepted for ss habits.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Accepted for ss habits: sockscope never resolves names or ports.
+    #[arg(short = 'n', long)]
+    pub numeric: bool,
     /// Show the owning process(es): pid and name, from one scan of /proc/*/fd.
     #[arg(short = 'p', long)]
     pub processes: bool,
@@ -247,6 +268,13 @@ pub struct SocketsArgs {
     /// send/receive) and the socket's timer.
     #[arg(short = 'i', long)]
     pub info: bool,
+    /// Show each socket's owner uid and inode (ss -e's uid and ino).
+    #[arg(short = 'e', long)]
+    pub extended: bool,
+    /// Show the timer the kernel has armed on each socket: retransmit, keepalive, time-wait
+    /// or zero-window probe, and when it fires (ss -o's timer).
+    #[arg(short = 'o', long)]
+    pub options: bool,
     /// Show each socket's memory as the kernel accounts it (like `ss -m`): bytes received and
     /// waiting against the receive buffer, bytes sent against the send buffer, and packets
     /// dropped on the socket (UDP: datagrams that found the receive buffer full).
@@ -254,7 +282,8 @@ pub struct SocketsArgs {
     pub memory: bool,
     /// Only sockets in this state; repeat for several. Names as in ss: established, syn-sent,
     /// syn-recv, fin-wait-1, fin-wait-2, time-wait, close, close-wait, last-ack, listening,
-    /// closing; groups: connected, synchronized, all.
+    /// closing (case and - or _ do not matter; ss's ESTAB, LISTEN, UNCONN work too); groups:
+    /// connected, synchronized, bucket, big, all. Overrides -l and -a.
     #[arg(long, value_name = "STATE")]
     pub state: Vec<StateSel>,
     /// Only sockets with this port at either end.
@@ -279,6 +308,11 @@ pub struct SocketsArgs {
     /// Only sockets held by processes whose name (/proc/PID/comm) contains SUBSTR. Implies -p.
     #[arg(long, value_name = "SUBSTR")]
     pub name: Option<String>,
+    /// ss's filter: `state established '( dport = :443 or sport = :443 )' dst 10.0.0.0/8`.
+    /// State clauses come first and override -l/-a; the expression is ANDed with the other
+    /// filters and runs in the kernel.
+    #[arg(value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +321,15 @@ pub struct ListenersArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     pub family: FamilyArgs,
+    /// Accepted for ss habits (listeners are the listening sockets).
+    #[arg(short = 'l', long)]
+    pub listening: bool,
+    /// Accepted for ss habits: sockscope never resolves names or ports.
+    #[arg(short = 'n', long)]
+    pub numeric: bool,
+    /// Accepted for ss habits: owners are always shown.
+    #[arg(short = 'p', long)]
+    pub processes: bool,
     /// Only this port; exit 1 if nothing listens on it.
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
@@ -521,6 +564,86 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
+/// Words that start an ss command line (`sockscope -tlnp`, `sockscope state established`):
+/// given where a subcommand belongs, they mean `sockscope sockets …`.
+pub fn looks_like_ss(first: &str) -> bool {
+    if matches!(first, "-h" | "-V" | "--help" | "--version") {
+        return false;
+    }
+    let cluster = first.len() > 1
+        && first.starts_with('-')
+        && !first.starts_with("--")
+        && first[1..].chars().all(|c| c.is_ascii_alphanumeric());
+    cluster
+        || matches!(
+            first,
+            "--tcp"
+                | "--udp"
+                | "--listening"
+                | "--all"
+                | "--numeric"
+                | "--processes"
+                | "--info"
+                | "--memory"
+                | "--extended"
+                | "--options"
+                | "--ipv4"
+                | "--ipv6"
+                | "--unix"
+                | "--raw"
+                | "--summary"
+        )
+        || matches!(
+            first,
+            "state" | "exclude" | "excl" | "sport" | "dport" | "src" | "dst" | "(" | "not" | "!"
+        )
+}
+
+/// The sockscope spelling for an ss flag that `subcommand` does not take, if there is one.
+pub fn ss_flag_hint(flag: &str, subcommand: &str) -> Option<String> {
+    const TAKES: &str = "sockets takes ss's -t -u -l -a -n -p -i -m -e -o -4 -6";
+    let hint = match flag {
+        "-x" | "--unix" => "listing UNIX sockets is not available yet: sockscope sockets lists \
+                            TCP (-t) and UDP (-u); `sockscope fds --kinds` counts each process's \
+                            UNIX sockets"
+            .to_string(),
+        "-w" | "--raw" => "listing raw sockets is not available yet: sockscope sockets lists \
+                           TCP (-t) and UDP (-u)"
+            .to_string(),
+        "-s" | "--summary" => "for counts per state, type `sockscope states`".to_string(),
+        "-r" | "--resolve" => {
+            "sockscope never resolves names: addresses and ports are always numeric".to_string()
+        }
+        "-H" | "--no-header" => "for scripts, use --json (a stable schema)".to_string(),
+        "-N" | "--net" => "use --netns NAME (or a namespace path, or pid:PID)".to_string(),
+        "-f" | "--family" => "use -4 or -6 (and -t or -u)".to_string(),
+        "-A" | "--query" | "--socket" => "use -t (TCP) or -u (UDP)".to_string(),
+        "-K" | "--kill" => "sockscope only reads: it never closes sockets".to_string(),
+        "-E" | "--events" => "watching sockets close is not available; `sockscope capture` \
+                              records handshakes, resets and closes"
+            .to_string(),
+        "-F" | "--filter" => "give the filter as words after the flags: \
+                              `sockscope sockets state established dport = :443`"
+            .to_string(),
+        "-O" | "--oneline" => "each socket is already one line".to_string(),
+        "-a" | "--all" if subcommand == "listeners" => {
+            "listeners shows listening sockets only; for every state type `sockscope sockets -a`"
+                .to_string()
+        }
+        "-i" | "--info" | "-m" | "--memory" | "-e" | "--extended" | "-o" | "--options"
+            if subcommand == "listeners" =>
+        {
+            format!("listeners does not take {flag}; type `sockscope sockets -l {flag}`")
+        }
+        f if f.starts_with("--") => return None,
+        _ if subcommand == "sockets" || subcommand.is_empty() => {
+            format!("ss's {flag} has no sockscope equivalent; {TAKES}")
+        }
+        _ => return None,
+    };
+    Some(hint)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,7 +660,7 @@ mod tests {
             &["sockscope", "sockets", "--port", "70000"][..],
             &["sockscope", "sockets", "--state", "bogus"],
             &["sockscope", "sockets", "--src", "10.0.0.0/40"],
-            &["sockscope", "sockets", "--tcp", "--udp"],
+            &["sockscope", "sockets", "-l", "-a"],
             &["sockscope", "states", "--top", "-1"],
             &["sockscope", "listeners", "--netns", "pid:x"],
             &["sockscope", "doctor", "localhost"],

@@ -1,16 +1,17 @@
 //! The sockscope binary: parse arguments, run one subcommand, map the result to an exit code.
 
+use std::ffi::OsString;
 use std::io::{self, BufWriter, Write};
 use std::process;
 
 use clap::{CommandFactory, Parser};
-use sockscope::cli::{Cli, Command, Shell};
+use sockscope::cli::{looks_like_ss, ss_flag_hint, Cli, Command, Shell};
 use sockscope::commands::{self, RunError};
 use sockscope::exit::ExitCode;
 use sockscope::report::{self, Done, Output};
 
 fn main() {
-    let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
+    let cli = parse(std::env::args_os().collect());
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let output = output_of(&cli);
@@ -38,11 +39,37 @@ fn main() {
     }
 }
 
+/// Parses the command line. One written as for ss (`sockscope -tlnp`, `sockscope state
+/// established`) runs as `sockscope sockets …`, which is what it means.
+fn parse(args: Vec<OsString>) -> Cli {
+    let first = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
+    let sub = subcommand_of(&args);
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(_) if looks_like_ss(first) => {
+            let mut forwarded = args.clone();
+            forwarded.insert(1, "sockets".into());
+            Cli::try_parse_from(&forwarded).unwrap_or_else(|e| usage_error(e, "sockets"))
+        }
+        Err(e) => usage_error(e, &sub),
+    }
+}
+
+/// The subcommand word of a command line, or "" when there is none.
+fn subcommand_of(args: &[OsString]) -> String {
+    args.iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or("")
+        .to_string()
+}
+
 /// Help and version go out as clap prints them. A usage error becomes one line, like every
 /// other sockscope error, so scripts and tired eyes see the cause at once; clap's "tip" (the
 /// likely intended flag) is kept on that line.
-fn usage_error(e: clap::Error) -> ! {
-    use clap::error::ErrorKind;
+fn usage_error(e: clap::Error, subcommand: &str) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
     if matches!(
         e.kind(),
         ErrorKind::DisplayHelp
@@ -51,7 +78,17 @@ fn usage_error(e: clap::Error) -> ! {
     ) {
         e.exit()
     }
-    eprintln!("sockscope: {}; see --help", one_line(&e.to_string()));
+    let mut msg = one_line(&e.to_string());
+    if let (ErrorKind::UnknownArgument, Some(ContextValue::String(flag))) =
+        (e.kind(), e.get(ContextKind::InvalidArg))
+    {
+        if let Some(hint) = ss_flag_hint(flag, subcommand) {
+            // clap's tip for this case ("to pass '-x' as a value") would mislead: the hint
+            // replaces it.
+            msg = format!("unexpected argument '{flag}': {hint}");
+        }
+    }
+    eprintln!("sockscope: {msg}; see --help");
     process::exit(ExitCode::Usage.code())
 }
 

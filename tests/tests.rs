@@ -9,6 +9,7 @@ mod doctor;
 mod fds;
 mod node;
 mod sockets;
+mod ssfilter;
 
 /// Entry point of child processes (see `support::child`); a no-op in a normal test run.
 #[test]

@@ -13,21 +13,30 @@ use crate::procs::procfile::comm;
 use crate::render::escape;
 use crate::render::sockets::{write_sockets_json, write_sockets_table, JsonArray, SocketsView};
 use crate::sockets::filter::{Selection, UserFilter};
-use crate::sockets::model::Socket;
+use crate::sockets::model::{Socket, TcpState};
+use crate::sockets::ssfilter;
 use crate::sockets::{for_each_socket, Extras};
 
 pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
-    let (protos, families) = protos_families(&args.family);
+    // The filter words are input: checked before any syscall.
+    let query = ssfilter::parse(&args.filter).map_err(|e| RunError::Input(e.to_string()))?;
+    let (mut protos, families) = protos_families(&args.family);
+    let states = state_mask(args, query.states);
+    if states == Some(0) {
+        // `exclude all`: no state left to show, so nothing is dumped (ss prints nothing too).
+        protos.clear();
+    }
     let sel = Selection {
         protos,
         families,
-        states: args.state.iter().fold(0, |m, s| m | s.0),
+        states: states.unwrap_or(0),
         user: UserFilter {
             port: args.port,
             sport: args.sport,
             dport: args.dport,
             src: args.src,
             dst: args.dst,
+            expr: query.expr,
         },
     };
     if !args.pids.is_empty() || args.name.is_some() {
@@ -80,6 +89,21 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError>
     Ok(outcome)
 }
 
+/// The state mask, as ss decides it: state words (`--state`, and the filter's `state` and
+/// `exclude` clauses) win over -l; without either, every state (`None`).
+fn state_mask(args: &SocketsArgs, clauses: Option<u32>) -> Option<u32> {
+    let flags = args.state.iter().fold(0, |m, s| m | s.0);
+    match (clauses, flags) {
+        (Some(c), f) => Some(c | f),
+        (None, 0) if args.listening => {
+            // LISTEN for TCP; unconnected UDP sockets are in CLOSE.
+            Some(TcpState::Listening.mask_bit() | TcpState::Close.mask_bit())
+        }
+        (None, 0) => None,
+        (None, f) => Some(f),
+    }
+}
+
 fn extras(args: &SocketsArgs) -> Extras {
     Extras {
         tcp_info: args.info,
@@ -100,6 +124,8 @@ fn write(
             processes: owners,
             info: args.info,
             memory: args.memory,
+            extended: args.extended,
+            timer: args.options,
         };
         write_sockets_table(out, sockets, &view)
     }

@@ -10,6 +10,10 @@ pub struct SocketsView {
     pub processes: bool,
     pub info: bool,
     pub memory: bool,
+    /// Uid and inode columns (`-e`).
+    pub extended: bool,
+    /// The timer column (`-o`); `-i` shows it already.
+    pub timer: bool,
 }
 
 /// JSON: an array of socket objects, one per line.
@@ -49,6 +53,13 @@ pub fn write_sockets_table(
     if view.processes {
         header.push("Process");
     }
+    let timer_alone = view.timer && !view.info;
+    if timer_alone {
+        header.push("Timer");
+    }
+    if view.extended {
+        header.extend(["Uid", "Inode"]);
+    }
     if view.info {
         header.extend([
             "RTT ms",
@@ -67,6 +78,11 @@ pub fn write_sockets_table(
     }
     let mut right: Vec<usize> = vec![2, 3];
     let mut next = if view.processes { 7 } else { 6 };
+    next += usize::from(timer_alone);
+    if view.extended {
+        right.extend([next, next + 1]);
+        next += 2;
+    }
     if view.info {
         right.extend(next..next + 8);
         next += 9;
@@ -86,6 +102,12 @@ pub fn write_sockets_table(
         ]);
         if view.processes {
             row.push(processes_cell(s.processes.as_deref().unwrap_or(&[])));
+        }
+        if timer_alone {
+            row.push(timer_cell(s));
+        }
+        if view.extended {
+            row.extend([s.uid.to_string(), s.inode.to_string()]);
         }
         if view.info {
             row.extend(info_cells(s));
@@ -131,16 +153,7 @@ fn memory_cells(s: &Socket) -> Vec<String> {
 }
 
 fn info_cells(s: &Socket) -> Vec<String> {
-    let timer = match &s.timer {
-        None => "-".to_string(),
-        Some(Timer::Retransmit {
-            expires_ms,
-            retransmits,
-        }) => format!("retrans({expires_ms}ms,{retransmits})"),
-        Some(Timer::Keepalive { expires_ms }) => format!("keepalive({expires_ms}ms)"),
-        Some(Timer::TimeWait { expires_ms }) => format!("time-wait({expires_ms}ms)"),
-        Some(Timer::Probe { expires_ms }) => format!("probe({expires_ms}ms)"),
-    };
+    let timer = timer_cell(s);
     match &s.info {
         None => {
             let mut v = vec!["-".to_string(); 8];
@@ -158,5 +171,19 @@ fn info_cells(s: &Socket) -> Vec<String> {
             opt(i.last_data_recv_ms),
             timer,
         ],
+    }
+}
+
+/// `retrans(200ms,1)`, `keepalive(…)`, `time-wait(…)`, `probe(…)` or `-`.
+fn timer_cell(s: &Socket) -> String {
+    match &s.timer {
+        None => "-".to_string(),
+        Some(Timer::Retransmit {
+            expires_ms,
+            retransmits,
+        }) => format!("retrans({expires_ms}ms,{retransmits})"),
+        Some(Timer::Keepalive { expires_ms }) => format!("keepalive({expires_ms}ms)"),
+        Some(Timer::TimeWait { expires_ms }) => format!("time-wait({expires_ms}ms)"),
+        Some(Timer::Probe { expires_ms }) => format!("probe({expires_ms}ms)"),
     }
 }

@@ -1,10 +1,11 @@
 //! Socket filters. All of them run in the kernel: protocol, family and state in the dump
-//! request, ports and addresses as inet_diag bytecode (see `bytecode.rs`); the user-space
-//! tests here are the fallback for a kernel that refuses the program.
+//! request, ports, addresses and filter expressions as inet_diag bytecode (see `bytecode.rs`);
+//! the user-space tests here are the fallback for a kernel that refuses the program.
 
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use super::expr::{End, Expr};
 use super::model::{Proto, Socket, TcpState};
 
 /// An address with an optional prefix length: `10.0.0.0/8`, `::1`, `192.168.1.7`.
@@ -60,39 +61,41 @@ impl Cidr {
     }
 }
 
-/// A `--state` argument: one state or one of ss's groups.
+/// A `--state` argument (or a `state` word of the filter language): one state or one of ss's
+/// groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateSel(pub u32);
+
+/// The state names accepted, for error messages.
+pub const STATE_NAMES: &str = "established, syn-sent, syn-recv, fin-wait-1, fin-wait-2, \
+    time-wait, close, close-wait, last-ack, listening, closing, or the groups connected, \
+    synchronized, bucket, big, all";
 
 impl FromStr for StateSel {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let all: u32 = TcpState::ALL.iter().map(|s| s.mask_bit()).sum();
-        let lower = s.to_ascii_lowercase();
-        let mask = match lower.as_str() {
+        let bit = |s: TcpState| s.mask_bit();
+        // ss prints TIME-WAIT and ESTAB, takes time-wait and established; people also type
+        // time_wait: case and - or _ do not matter.
+        let name = s.to_ascii_lowercase().replace('_', "-");
+        let mask = match name.as_str() {
             "all" => all,
-            // As in ss: every state but listening and closed.
-            "connected" => all & !TcpState::Listening.mask_bit() & !TcpState::Close.mask_bit(),
-            // Connected minus the handshake states.
+            // The groups as ss defines them (its scan_state), not as its man page words them.
+            "connected" => all & !bit(TcpState::Listening) & !bit(TcpState::Close),
             "synchronized" => {
-                all & !TcpState::Listening.mask_bit()
-                    & !TcpState::Close.mask_bit()
-                    & !TcpState::SynSent.mask_bit()
-                    & !TcpState::SynRecv.mask_bit()
+                all & !bit(TcpState::Listening) & !bit(TcpState::Close) & !bit(TcpState::SynSent)
             }
-            "listen" | "listening" => TcpState::Listening.mask_bit(),
-            "estab" | "established" => TcpState::Established.mask_bit(),
-            "closed" | "unconn" => TcpState::Close.mask_bit(),
+            "bucket" => bit(TcpState::SynRecv) | bit(TcpState::TimeWait),
+            "big" => all & !bit(TcpState::SynRecv) & !bit(TcpState::TimeWait),
+            "listen" | "listening" => bit(TcpState::Listening),
+            "estab" | "established" => bit(TcpState::Established),
+            "closed" | "unconn" | "unconnected" => bit(TcpState::Close),
+            "syn-rcv" => bit(TcpState::SynRecv),
             other => match TcpState::from_name(other) {
                 Some(st) if st != TcpState::Unknown => st.mask_bit(),
-                _ => {
-                    return Err(format!(
-                        "unknown state '{s}': use one of established, syn-sent, syn-recv, \
-                         fin-wait-1, fin-wait-2, time-wait, close, close-wait, last-ack, \
-                         listening, closing, or the groups connected, synchronized, all"
-                    ))
-                }
+                _ => return Err(format!("unknown state '{s}': use one of {STATE_NAMES}")),
             },
         };
         Ok(StateSel(mask))
@@ -130,6 +133,8 @@ pub struct UserFilter {
     pub dport: Option<u16>,
     pub src: Option<Cidr>,
     pub dst: Option<Cidr>,
+    /// A filter-language expression (`dport = :443 or sport = :443`), ANDed with the rest.
+    pub expr: Option<Expr>,
 }
 
 impl UserFilter {
@@ -137,25 +142,29 @@ impl UserFilter {
         *self == UserFilter::default()
     }
 
+    /// Every test as one expression (`None` when there is none): what the kernel runs.
+    pub fn to_expr(&self) -> Option<Expr> {
+        let host = |end, net: Option<Cidr>| {
+            net.map(|n| Expr::Host {
+                end,
+                net: Some(n),
+                port: None,
+            })
+        };
+        let parts = [
+            self.port
+                .map(|p| Expr::or(Expr::port(End::Local, p), Expr::port(End::Peer, p))),
+            self.sport.map(|p| Expr::port(End::Local, p)),
+            self.dport.map(|p| Expr::port(End::Peer, p)),
+            host(End::Local, self.src),
+            host(End::Peer, self.dst),
+            self.expr.clone(),
+        ];
+        parts.into_iter().flatten().reduce(Expr::and)
+    }
+
     pub fn matches(&self, s: &Socket) -> bool {
-        if let Some(p) = self.port {
-            if s.local.port != p && s.peer.port != p {
-                return false;
-            }
-        }
-        if self.sport.is_some_and(|p| s.local.port != p) {
-            return false;
-        }
-        if self.dport.is_some_and(|p| s.peer.port != p) {
-            return false;
-        }
-        if self.src.is_some_and(|c| !c.contains(&s.local.addr)) {
-            return false;
-        }
-        if self.dst.is_some_and(|c| !c.contains(&s.peer.addr)) {
-            return false;
-        }
-        true
+        self.to_expr().is_none_or(|e| e.matches(s))
     }
 }
 

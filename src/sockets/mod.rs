@@ -3,11 +3,13 @@
 
 pub mod bytecode;
 pub mod diag;
+pub mod expr;
 pub mod filter;
 pub mod inodes;
 pub mod listeners;
 pub mod model;
 pub mod node;
+pub mod ssfilter;
 pub mod states;
 pub mod sysctl;
 pub mod tcp_info;
@@ -47,6 +49,10 @@ pub fn for_each_socket(
         sel.states
     };
     let program = bytecode::compile(&sel.user);
+    // Checked in user space only when the kernel is not given the program: too long to send
+    // (see bytecode.rs), or refused below.
+    let user = sel.user.to_expr();
+    let keep = |s: &Socket| user.as_ref().is_none_or(|e| e.matches(s));
     for &proto in &sel.protos {
         for &family in &sel.families {
             let req = DumpRequest {
@@ -57,7 +63,11 @@ pub fn for_each_socket(
                 memory: extras.memory,
             };
             let Some(program) = &program else {
-                diag.dump(&req, each)?;
+                diag.dump(&req, &mut |s| {
+                    if keep(&s) {
+                        each(s)
+                    }
+                })?;
                 continue;
             };
             match diag.dump_filtered(&req, program, each) {
@@ -66,7 +76,7 @@ pub fn for_each_socket(
                 {
                     // Refused before any socket was sent: nothing is reported twice.
                     diag.dump(&req, &mut |s| {
-                        if sel.user.matches(&s) {
+                        if keep(&s) {
                             each(s)
                         }
                     })?
@@ -126,6 +136,19 @@ mod tests {
         });
         assert_eq!(dport.len(), 1);
         assert_eq!(dport[0].local.port, cport);
+        // A whole filter-language expression (or, not, a v6 host condition) runs in the
+        // kernel as compiled: `dump` fails if the kernel refuses the program.
+        let q = ssfilter::parse(&[format!(
+            "not ( sport = :{port} or dst [::1] ) and ( dport >= {port} and dport <= {port} \
+             or src 10.0.0.0/8 )"
+        )])
+        .unwrap();
+        let clients = dump(UserFilter {
+            expr: q.expr,
+            ..Default::default()
+        });
+        assert_eq!(clients.len(), 1, "{clients:?}");
+        assert_eq!(clients[0].local.port, cport);
         let elsewhere = dump(UserFilter {
             port: Some(port),
             dst: Some("10.0.0.0/8".parse().unwrap()),
