@@ -568,6 +568,7 @@ mod tests {
             info: None,
             processes: None,
             mem: None,
+            v6only: None,
         }
     }
 
@@ -661,7 +662,7 @@ mod tests {
     #[test]
     fn udp_drops_name_the_dropping_socket_and_its_owner() {
         assert!(check_udp_drops(&delta(&[("Udp.InErrors", 5)], 2.0), &[]).is_empty());
-        let mut s = sock(TcpState::Close, 5353, "0.0.0.0", 0, 8448, 0);
+        let mut s = sock(TcpState::Unconn, 5353, "0.0.0.0", 0, 8448, 0);
         s.proto = Proto::Udp;
         s.processes = Some(vec![ProcessRef {
             pid: 42,

@@ -40,13 +40,12 @@ pub fn for_each_socket(
     each: &mut dyn FnMut(Socket),
 ) -> Result<(), DiagError> {
     let mut diag = DiagSocket::open()?;
-    let states = if sel.states == 0 {
-        all_states_mask()
-    } else {
-        sel.states
-    };
     let program = bytecode::compile(&sel.user);
     for &proto in &sel.protos {
+        let states = match sel.states_for(proto) {
+            0 => all_states_mask(),
+            m => m,
+        };
         for &family in &sel.families {
             let req = DumpRequest {
                 proto,
