@@ -229,7 +229,7 @@ pub fn check_udp_drops(c: &CounterDelta, dropping: &[(Socket, u64)]) -> Vec<Find
         .map(|(s, n)| {
             format!(
                 "{}{} {n} dropped{}",
-                endpoint(&s.local),
+                socket_endpoint(s, &s.local),
                 owner(s).map(|o| format!(" ({o})")).unwrap_or_default(),
                 s.mem
                     .map(|m| format!(" (receive buffer {} bytes)", m.rcvbuf))
@@ -253,7 +253,11 @@ pub fn check_udp_drops(c: &CounterDelta, dropping: &[(Socket, u64)]) -> Vec<Find
         ),
     );
     if let Some((s, o)) = dropping.first().and_then(|(s, _)| owner(s).map(|o| (s, o))) {
-        f.fix = format!("{o} reads {} too slowly: {}", endpoint(&s.local), r.fix);
+        f.fix = format!(
+            "{o} reads {} too slowly: {}",
+            socket_endpoint(s, &s.local),
+            r.fix
+        );
     }
     vec![f]
 }
