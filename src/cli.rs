@@ -88,9 +88,10 @@ pub enum Command {
     /// handshake; --capture adds the probe's packets. Probes go only where you point them.
     ///
     /// Each finding: severity, symptom id (refused, timed-out, reset, emfile, enfile,
-    /// time-wait, accept-queue, unreachable, addr-in-use), the evidence with its numbers, the
-    /// likely cause and the fix. Exit 0 healthy, 1 a warning or worse, 2 bad input, 3
-    /// environment (privilege, namespace).
+    /// time-wait, close-wait, accept-queue, recv-q, udp-drops, unreachable, addr-in-use), the
+    /// rule number that decided it, the evidence with its numbers, the likely cause and the
+    /// fix. Exit 0 healthy, 1 a warning or worse, 2 bad input, 3 environment (privilege,
+    /// namespace).
     ///
     /// Examples:
     ///   sockscope doctor
@@ -104,7 +105,7 @@ pub enum Command {
     ///
     /// Takes errno names (ECONNREFUSED, ETIMEDOUT, ECONNRESET, EPIPE, EMFILE, ENFILE,
     /// EADDRINUSE, EADDRNOTAVAIL, EHOSTUNREACH, ENETUNREACH), doctor's symptom ids (refused,
-    /// timed-out, reset, emfile, enfile, time-wait, close-wait, accept-queue, udp-drops,
+    /// timed-out, reset, emfile, enfile, time-wait, close-wait, accept-queue, recv-q, udp-drops,
     /// unreachable, addr-in-use)
     /// and common phrasings ("recv-q", "too many open files"). Case does not matter.
     ///
@@ -282,8 +283,9 @@ pub struct SocketsArgs {
     pub memory: bool,
     /// Only sockets in this state; repeat for several. Names as in ss: established, syn-sent,
     /// syn-recv, fin-wait-1, fin-wait-2, time-wait, close, close-wait, last-ack, listening,
-    /// closing (case and - or _ do not matter; ss's ESTAB, LISTEN, UNCONN work too); groups:
-    /// connected, synchronized, bucket, big, all. Overrides -l and -a.
+    /// closing, unconn (UDP; listening on UDP means unconnected, as in ss -lu); case and - or _
+    /// do not matter (ss's ESTAB, LISTEN, UNCONN work too); groups: connected, synchronized,
+    /// bucket, big, all. Overrides -l and -a.
     #[arg(long, value_name = "STATE")]
     pub state: Vec<StateSel>,
     /// Only sockets with this port at either end.

@@ -206,7 +206,15 @@ fn dropped_syns_time_out_behind_a_listener() {
         ev.ends_with("port 8080 has a listener on 127.0.0.1:8080"),
         "{ev}"
     );
-    assert!(f["cause"].as_str().unwrap().contains("firewall"));
+    let cause = f["cause"].as_str().unwrap();
+    assert!(cause.contains("firewall"), "{cause}");
+    // The dropping rule, read from `nft -j list ruleset` in the namespace.
+    assert!(
+        cause.contains("; the rule: nft table inet t chain input handle ")
+            && cause.ends_with(": tcp dport 8080 drop"),
+        "{cause}"
+    );
+    assert_eq!(f["rule"], 26);
     assert_eq!(v["probe"]["outcome"], "timed-out");
     assert!(v["probe"]["connect_ms"].is_null());
 
@@ -533,6 +541,215 @@ fn time_wait_exhausting_a_narrow_port_range() {
     drop(l);
 }
 
+/// Adds nft rules in `ns` (`nft add rule inet t input …` for each of `rules`).
+fn nft_rules(ns: &Netns, rules: &[&str]) {
+    let mut all: Vec<Vec<&str>> = vec![
+        vec!["add", "table", "inet", "t"],
+        vec![
+            "add",
+            "chain",
+            "inet",
+            "t",
+            "input",
+            "{ type filter hook input priority 0; }",
+        ],
+    ];
+    for r in rules {
+        let mut v = vec!["add", "rule", "inet", "t", "input"];
+        v.extend(r.split(' '));
+        all.push(v);
+    }
+    for args in all {
+        let out = ns.exec("nft", &args);
+        assert!(
+            out.status.success(),
+            "nft {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn firewall_reject_in_front_of_a_listener_is_named_not_blamed_on_the_bind_address() {
+    if !support::require_root(
+        "firewall_reject_in_front_of_a_listener_is_named_not_blamed_on_the_bind_address",
+    ) {
+        return;
+    }
+    let ns = Netns::new();
+    let keep = ns.within(|| {
+        [
+            listen("127.0.0.1:9004", 16),
+            listen("127.0.0.1:9005", 16),
+            listen("127.0.0.2:9007", 16),
+        ]
+    });
+    nft_rules(
+        &ns,
+        &[
+            "tcp dport 9004 reject with tcp reset",
+            "tcp dport 9005 reject",
+        ],
+    );
+    // The handles nft gave the rules, to check the finding names the right one.
+    let listing =
+        String::from_utf8_lossy(&ns.exec("nft", &["-a", "list", "ruleset"]).stdout).into_owned();
+    let handle = |needle: &str| {
+        let line = listing.lines().find(|l| l.contains(needle)).unwrap();
+        line.rsplit("# handle ").next().unwrap().trim().to_string()
+    };
+    for (port, text) in [
+        (9004, "tcp dport 9004 reject with tcp reset"),
+        // Plain reject: ICMP port unreachable, which connect() also reports as ECONNREFUSED.
+        (9005, "tcp dport 9005 reject"),
+    ] {
+        let target = format!("127.0.0.1:{port}");
+        let (code, v) = doctor(&["--netns", &ns.name, &target]);
+        assert_eq!(code, 1);
+        assert_eq!(symptoms(&v), ["refused"], "{v:#}");
+        assert_eq!(v["probe"]["errno"], "ECONNREFUSED");
+        let f = the(&v, "refused");
+        assert_eq!(f["rule"], 21, "{f:#}");
+        assert_eq!(
+            f["evidence"].as_str().unwrap().rsplit("; ").next().unwrap(),
+            format!("port {port} has a listener on {target}")
+        );
+        let cause = f["cause"].as_str().unwrap();
+        assert!(!cause.contains("listens only on"), "{cause}");
+        assert!(
+            cause.starts_with(&format!(
+                "a listener takes {target}, so the RST did not come from a missing socket: a \
+                 firewall or policy rule rejects the connection"
+            )),
+            "{cause}"
+        );
+        assert!(
+            cause.ends_with(&format!(
+                "; the rule: nft table inet t chain input handle {}: {text}",
+                handle(text)
+            )),
+            "{cause}"
+        );
+        assert!(v["checked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c.as_str().unwrap().starts_with("firewall rules (nft")));
+    }
+    // A real bind mismatch stays one: the service is on 127.0.0.2 only.
+    let (code, v) = doctor(&["--netns", &ns.name, "127.0.0.1:9007"]);
+    assert_eq!(code, 1);
+    let f = the(&v, "refused");
+    assert_eq!(f["rule"], 23);
+    assert_eq!(
+        f["cause"],
+        "the service listens only on 127.0.0.2:9007, not on the address probed (127.0.0.1)"
+    );
+    drop(keep);
+}
+
+#[test]
+fn an_ipv6_only_listener_refusing_ipv4_is_named_and_a_dual_stack_one_connects() {
+    if !support::require_root(
+        "an_ipv6_only_listener_refusing_ipv4_is_named_and_a_dual_stack_one_connects",
+    ) {
+        return;
+    }
+    let ns = Netns::new();
+    let keep = ns.within(|| {
+        // `listen` sets IPV6_V6ONLY; std's bind leaves it off (dual-stack).
+        (
+            listen("[::]:6301", 16),
+            std::net::TcpListener::bind("[::]:6300").unwrap(),
+        )
+    });
+    let (code, v) = doctor(&["--netns", &ns.name, "--port", "6301"]);
+    assert_eq!(code, 1);
+    let f = the(&v, "refused");
+    assert_eq!(f["rule"], 22, "{f:#}");
+    assert!(f["evidence"]
+        .as_str()
+        .unwrap()
+        .ends_with("; port 6301 has a listener on [::]:6301 (IPV6_V6ONLY)"));
+    assert_eq!(
+        f["cause"],
+        "the service listens on [::]:6301 with IPV6_V6ONLY=1: that socket takes IPv6 only, and \
+         nothing listens for IPv4 on port 6301, so 127.0.0.1:6301 is refused"
+    );
+    let (code, v) = doctor(&["--netns", &ns.name, "--port", "6300"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["probe"]["outcome"], "connected");
+    assert_eq!(
+        v["checked"][0],
+        "listening sockets on port 6300 (kernel socket table): 1"
+    );
+    drop(keep);
+}
+
+/// Bytes written on `fd` and not yet acknowledged by the peer (SIOCOUTQ).
+fn unacked(fd: &impl AsRawFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int for a TCP socket we own.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    assert_eq!(rc, 0);
+    n
+}
+
+#[test]
+fn a_stuck_reader_is_named_with_its_unread_bytes() {
+    if !support::require_root("a_stuck_reader_is_named_with_its_unread_bytes") {
+        return;
+    }
+    const SENT: usize = 200_000;
+    let ns = Netns::new();
+    let stuck = child::spawn(
+        "doctor:stuck-reader",
+        &["127.0.0.1:7000".into()],
+        Some(&ns.path()),
+    );
+    let client = ns.within(|| {
+        let mut c = TcpStream::connect("127.0.0.1:7000").unwrap();
+        std::io::Write::write_all(&mut c, &[7u8; SENT]).unwrap();
+        // Every byte acknowledged: all of it sits in the child's receive queue.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while unacked(&c) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} bytes never acked",
+                unacked(&c)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        c
+    });
+    let cport = client.local_addr().unwrap().port();
+    let (code, v) = doctor(&["--netns", &ns.name, "--interval", "300ms"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(symptoms(&v), ["recv-q"], "{v:#}");
+    let f = the(&v, "recv-q");
+    assert_eq!(f["rule"], 13);
+    assert_eq!(f["severity"], "warning");
+    let ev = f["evidence"].as_str().unwrap();
+    assert!(
+        ev.starts_with(&format!(
+            "Recv-Q {SENT} bytes on 127.0.0.1:7000 (peer 127.0.0.1:{cport}) held by \
+             ssc-stuck({}): {SENT} at the first reading, {SENT} after ",
+            stuck.pid
+        )),
+        "{ev}"
+    );
+    assert!(f["fix"].as_str().unwrap().starts_with(&format!(
+        "ssc-stuck({}) does not read 127.0.0.1:7000",
+        stuck.pid
+    )));
+    // explain covers both meanings of Recv-Q.
+    let (code, text, _) = run(&["explain", "recv-q"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("On an established socket"), "{text}");
+    assert!(text.contains("On a listening socket"), "{text}");
+    drop(client);
+}
+
 #[test]
 fn explain_and_pool() {
     let (code, out, err) = run(&["explain", "ECONNREFUSED"]);
@@ -548,7 +765,8 @@ fn explain_and_pool() {
         ("ENFILE", "enfile"),
         ("EADDRINUSE", "addr-in-use"),
         ("time-wait", "time-wait"),
-        ("recv-q", "accept-queue"),
+        ("recv-q", "recv-q"),
+        ("backlog", "accept-queue"),
     ] {
         let (code, out, _) = run(&["explain", name, "--json"]);
         assert_eq!(code, 0);
@@ -688,6 +906,16 @@ pub fn child(role: &str, args: &[String]) -> bool {
             support::set_rcvbuf(&s, 4096);
             child::serve("ssc-udpsink", "", |_| {});
             drop(s);
+            true
+        }
+        // Accepts one connection into a 1 MiB receive buffer and never reads it.
+        "doctor:stuck-reader" => {
+            child::enter_netns();
+            let l = listen(&args[0], 16);
+            support::set_rcvbuf(&l, 1 << 20);
+            let held = std::thread::spawn(move || l.accept().map(|(s, _)| s));
+            child::serve("ssc-stuck", "", |_| {});
+            drop(held);
             true
         }
         // Lowers its soft fd limit to N and opens files until the kernel says EMFILE.

@@ -167,7 +167,8 @@ fn sockets_states_and_listeners_match_a_known_population() {
         "time-wait",
         "--json",
     ]);
-    assert_eq!(two.as_array().unwrap().len(), 503);
+    // 3 TCP listeners, 500 TIME_WAIT, and the unconnected UDP socket (listening, for UDP).
+    assert_eq!(two.as_array().unwrap().len(), 504);
     let connected = run_json(&[
         "sockets",
         "--netns",
@@ -204,7 +205,7 @@ fn sockets_states_and_listeners_match_a_known_population() {
     assert_eq!(dst.as_array().unwrap().len(), 410);
     let udp = run_json(&["sockets", "--netns", ns, "--udp", "--json"]);
     assert_eq!(udp.as_array().unwrap().len(), 1);
-    assert_eq!(udp[0]["state"], "close");
+    assert_eq!(udp[0]["state"], "unconn");
     assert_eq!(udp[0]["local"]["port"], 5353);
 
     // Owners: every socket with an inode here is ours (time-wait and queued children have none).
@@ -341,7 +342,10 @@ fn normalize_ours(v: &Value) -> BTreeMap<Tuple, usize> {
                 p => p.to_string(),
             };
             let a = e["addr"].as_str().unwrap();
-            if a.contains(':') {
+            // ss prints a dual-stack socket's wildcard as `*`.
+            if a == "::" && s["v6only"] == false {
+                format!("*:{port}")
+            } else if a.contains(':') {
                 format!("[{a}]:{port}")
             } else {
                 format!("{a}:{port}")
@@ -370,7 +374,7 @@ fn normalize_ss(text: &str) -> BTreeMap<Tuple, usize> {
         let state = match f[1] {
             "ESTAB" => "established".to_string(),
             "LISTEN" => "listening".to_string(),
-            "UNCONN" => "close".to_string(),
+            "UNCONN" => "unconn".to_string(),
             other => other.to_ascii_lowercase(),
         };
         let t = (
@@ -549,7 +553,7 @@ fn sockets_of_one_program_are_read_in_its_own_namespace() {
     assert_eq!(socks.len(), 9, "{v:#}");
     assert_eq!(count("tcp", "listening"), 1, "{v:#}");
     assert_eq!(count("tcp", "established"), 6, "{v:#}");
-    assert_eq!(count("udp", "close"), 2, "{v:#}");
+    assert_eq!(count("udp", "unconn"), 2, "{v:#}");
     for s in socks {
         assert_eq!(
             s["processes"],
@@ -582,6 +586,124 @@ fn sockets_of_one_program_are_read_in_its_own_namespace() {
         2,
         "{table}"
     );
+}
+
+/// `ss FLAGS` in `ns` for one protocol, with the Netid column ss leaves out then put back.
+fn ss_one(ns: &Netns, proto: &str, flags: &str) -> String {
+    String::from_utf8_lossy(&ns.exec("ss", &[flags]).stdout)
+        .lines()
+        .map(|l| format!("{proto} {l}\n"))
+        .collect()
+}
+
+#[test]
+fn udp_states_and_dual_stack_listeners_read_like_ss() {
+    if !support::require_root("udp_states_and_dual_stack_listeners_read_like_ss") {
+        return;
+    }
+    let ns = Netns::new();
+    let keep = ns.within(|| {
+        // std sets no IPV6_V6ONLY: with the default net.ipv6.bindv6only=0 these are dual-stack.
+        let dual = TcpListener::bind("[::]:6300").unwrap();
+        let v6only = listen("[::]:6301", 16);
+        let dual_udp = UdpSocket::bind("[::]:5300").unwrap();
+        let a = UdpSocket::bind("127.0.0.1:5301").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:5302").unwrap();
+        b.connect("127.0.0.1:5301").unwrap();
+        // The dual-stack listener takes IPv4; the V6ONLY one refuses it.
+        let c = TcpStream::connect("127.0.0.1:6300").unwrap();
+        let (s, _) = dual.accept().unwrap();
+        let refused = TcpStream::connect("127.0.0.1:6301").unwrap_err();
+        assert_eq!(refused.raw_os_error(), Some(libc::ECONNREFUSED));
+        (dual, v6only, dual_udp, a, b, c, s)
+    });
+    let n = ns.name.as_str();
+
+    // UDP states by ss's names: two unconnected, one connected.
+    let udp = run_json(&["sockets", "--netns", n, "-u", "--json"]);
+    let state = |port: u64| {
+        udp.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["local"]["port"] == port)
+            .unwrap_or_else(|| panic!("no UDP socket on {port}: {udp:#}"))["state"]
+            .clone()
+    };
+    assert_eq!(state(5300), "unconn");
+    assert_eq!(state(5301), "unconn");
+    assert_eq!(state(5302), "established");
+    assert_eq!(
+        normalize_ours(&udp),
+        normalize_ss(&ss_one(&ns, "udp", "-uanH"))
+    );
+    // "listening" for UDP is what ss -lu lists: the unconnected sockets.
+    let listening = run_json(&[
+        "sockets",
+        "--netns",
+        n,
+        "-u",
+        "--state",
+        "listening",
+        "--json",
+    ]);
+    let ss_l = ss_one(&ns, "udp", "-lunH");
+    assert_eq!(ss_l.lines().count(), 2);
+    assert_eq!(normalize_ours(&listening), normalize_ss(&ss_l));
+    let l = run_json(&["listeners", "--netns", n, "-u", "--json"]);
+    assert_eq!(l.as_array().unwrap().len(), 2, "{l:#}");
+    let (code, table, _) = run(&["sockets", "--netns", n, "-u"]);
+    assert_eq!(code, 0);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["udp", "unconn", "0", "0", "*:5300", "*:*"]),
+        "{table}"
+    );
+
+    // The dual-stack listener: v6only false, shown as `*` like ss, found for IPv4.
+    let all = run_json(&["sockets", "--netns", n, "-t", "--json"]);
+    let v6only = |port: u64| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["local"]["port"] == port && s["state"] == "listening")
+            .unwrap()["v6only"]
+            .clone()
+    };
+    assert_eq!(v6only(6300), false);
+    assert_eq!(v6only(6301), true);
+    assert!(all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["family"] == 4)
+        .all(|s| s["v6only"].is_null()));
+    assert_eq!(
+        normalize_ours(&all),
+        normalize_ss(&ss_one(&ns, "tcp", "-tanH"))
+    );
+    let (code, out, err) = run(&["listeners", "--netns", n, "-4", "--port", "6300", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(v[0]["family"], 6);
+    assert_eq!(v[0]["v6only"], false);
+    let (code, table, _) = run(&["listeners", "--netns", n, "-4", "--port", "6300"]);
+    assert_eq!(code, 0);
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("tcp6   *      6300"),
+        "{table}"
+    );
+    // The IPv6-only listener really refuses IPv4: nothing for -4.
+    let (code, _, err) = run(&["listeners", "--netns", n, "-4", "--port", "6301"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nothing listens on port 6301"), "{err}");
+    drop(keep);
 }
 
 /// Child roles of this module.

@@ -12,6 +12,8 @@ use crate::doctor::checks::{
 use crate::doctor::collect::{collect_host, current_netns_inode, listeners_on, read_now, HostPlan};
 use crate::doctor::diagnose::diagnose_host;
 use crate::doctor::error::DoctorError;
+use crate::doctor::firewall::read_ruleset;
+use crate::doctor::model::ProbeOutcome;
 use crate::doctor::model::Report;
 use crate::doctor::probe::probe;
 use crate::doctor::target::Target;
@@ -19,7 +21,6 @@ use crate::doctor::trace::trace_for;
 use crate::exit::ExitCode;
 use crate::netns;
 use crate::render::doctor::{write_report_json, write_report_table};
-use crate::render::endpoint;
 
 /// Time between the probe's end and stopping its capture.
 const CAPTURE_SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
@@ -83,13 +84,7 @@ fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, Ru
         } else {
             ListenCheck::Listening {
                 port: addr.port(),
-                addrs: listeners
-                    .iter()
-                    .map(|l| endpoint(&l.socket.local))
-                    .collect(),
-                full: listeners
-                    .iter()
-                    .any(|l| l.accept_queue > l.backlog && l.backlog.is_some()),
+                listeners: listeners.clone(),
             }
         }
     } else {
@@ -143,7 +138,27 @@ fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, Ru
             .push(format!("capture of the probe on {device}: {}", t.summary));
     }
     let trace = trace.map(|(_, t)| t);
-    let mut probe_finding = check_probe(&result, &check);
+    // A refusal by a port that has a listener for the address, or a silence behind a listener
+    // whose queue has room, is the packet filter's doing: read its rules to name the one.
+    let firewall = match (result.outcome, &check) {
+        (ProbeOutcome::Refused, c) if c.takes(addr.ip()) => Some(read_ruleset(addr.is_ipv6())),
+        (ProbeOutcome::TimedOut, c @ ListenCheck::Listening { .. }) if !c.full() => {
+            Some(read_ruleset(addr.is_ipv6()))
+        }
+        _ => None,
+    };
+    if let Some(fw) = &firewall {
+        report.checked.push(if fw.read.is_empty() {
+            "firewall rules: not readable (nft, iptables-save missing or refused)".to_string()
+        } else {
+            format!(
+                "firewall rules ({}): {} rejecting or dropping",
+                fw.read.join(", "),
+                fw.rules.len()
+            )
+        });
+    }
+    let mut probe_finding = check_probe(&result, &check, firewall.as_ref());
     if let (Some(f), Some(t)) = (probe_finding.as_mut(), trace.as_ref()) {
         f.evidence = format!("{}; capture: {}", f.evidence, t.summary);
     }

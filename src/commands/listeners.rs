@@ -8,15 +8,22 @@ use crate::cli::ListenersArgs;
 use crate::exit::ExitCode;
 use crate::netns;
 use crate::procs::owners::read_owners;
-use crate::render::endpoint;
 use crate::render::listeners::{write_listeners_json, write_listeners_table};
+use crate::render::socket_endpoint;
 use crate::sockets::filter::{Selection, UserFilter};
-use crate::sockets::listeners::{is_listener, sort_listeners, to_listener};
+use crate::sockets::listeners::{is_listener, sort_listeners, takes_ipv4, to_listener};
 use crate::sockets::model::TcpState;
 use crate::sockets::{for_each_socket, Extras};
 
 pub fn run(args: &ListenersArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
-    let (protos, families) = protos_families(&args.family);
+    let (protos, mut families) = protos_families(&args.family);
+    // A dual-stack listener (`[::]` with IPV6_V6ONLY off) takes IPv4 connections, but it is an
+    // AF_INET6 socket: an AF_INET dump (and the kernel's family filter) never shows it. For
+    // `-4`, the IPv6 listeners are dumped too and only the dual-stack ones kept.
+    let v4_only = families == [4];
+    if v4_only {
+        families.push(6);
+    }
     let sel = Selection {
         protos,
         families,
@@ -30,7 +37,7 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write) -> Result<Outcome, RunErro
     netns::enter_opt(args.common.netns.as_ref())?;
     let mut found = Vec::new();
     for_each_socket(&sel, Extras::default(), &mut |s| {
-        if is_listener(&s) {
+        if is_listener(&s) && (!v4_only || s.family == 4 || takes_ipv4(&s)) {
             found.push(to_listener(s))
         }
     })?;
@@ -56,7 +63,7 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write) -> Result<Outcome, RunErro
         outcome.notes.push(format!(
             "accept queue full on {} ({} waiting, backlog {}): the kernel drops new \
              handshakes there; sockscope explain accept-queue",
-            endpoint(&l.socket.local),
+            socket_endpoint(&l.socket, &l.socket.local),
             l.accept_queue.unwrap_or(0),
             l.backlog.unwrap_or(0)
         ));

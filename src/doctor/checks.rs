@@ -2,11 +2,12 @@
 //! rule is tested on hand-built values; the live tests check the collectors feed them right.
 
 use super::counters::Counters;
-use super::model::{Finding, ProbeOutcome, ProbeResult, Severity};
+use super::firewall::{FwRule, Ruleset, Verdict};
+use super::model::{Finding, ProbeOutcome, ProbeResult, Severity, StuckReader};
 use super::table::{row, Row};
 use crate::procs::model::{FdUsage, SystemFds};
 use crate::render::sockets::processes_cell;
-use crate::render::{endpoint, escape};
+use crate::render::{endpoint, escape, socket_endpoint};
 use crate::sockets::listeners::Listener;
 use crate::sockets::model::{ProcessRef, Socket, TcpState};
 use crate::sockets::states::StateSummary;
@@ -29,11 +30,83 @@ const TIME_WAIT_INFO: u64 = 1000;
 /// CLOSE_WAIT sockets from this many on are a warning: a few are normal (the application is
 /// about to close them), hundreds are a leak.
 pub const CLOSE_WAIT_WARN: u64 = 100;
+/// An established socket with this many unread bytes or more at both of doctor's readings
+/// (and no fewer at the second) has a stuck reader. 64 KiB: more than a healthy reader leaves
+/// between two reads, and a fair share of the default receive buffer (tcp_rmem 128 KiB).
+pub const RECV_Q_STUCK: u32 = 64 * 1024;
 /// At most this many per-process findings; the rest are summed up in one line.
 const MAX_PROCESS_FINDINGS: usize = 10;
 
-fn finding(r: &Row, severity: Severity, evidence: String) -> Finding {
+/// Every verdict doctor can give, numbered: a finding carries the number of the rule that
+/// produced it (JSON `rule`), and `every_rule_is_exercised` checks each one fires in a test.
+pub const RULES: &[(u16, &str)] = &[
+    (
+        1,
+        "accept-queue: a listener's queue is past its backlog (critical)",
+    ),
+    (
+        2,
+        "accept-queue: a listener's queue is at 80% of its backlog or more (warning)",
+    ),
+    (
+        3,
+        "accept-queue: ListenOverflows/ListenDrops moved with no queue full at the dump",
+    ),
+    (4, "udp-drops: UDP receive-buffer drop counters moved"),
+    (
+        5,
+        "close-wait: CLOSE_WAIT sockets at or above CLOSE_WAIT_WARN",
+    ),
+    (
+        6,
+        "time-wait: the busiest peer uses 50% (warning) / 90% (critical) of the ephemeral range",
+    ),
+    (7, "time-wait: TIME_WAIT near net.ipv4.tcp_max_tw_buckets"),
+    (8, "time-wait: many TIME_WAIT with ports to spare (info)"),
+    (9, "emfile: a process at 90% or more of its fd soft limit"),
+    (10, "emfile: more such processes than are listed"),
+    (
+        11,
+        "enfile: the system file table at 90% of fs.file-max or more",
+    ),
+    (12, "reset: reset/abort counters moved"),
+    (
+        13,
+        "recv-q: an established socket's Recv-Q stayed at RECV_Q_STUCK or more (stuck reader)",
+    ),
+    (20, "refused: nothing listens on the port"),
+    (
+        21,
+        "refused: a listener takes the probed address, so a firewall/policy sent the RST",
+    ),
+    (
+        22,
+        "refused: IPv4 probe, the only wildcard listener is [::] with IPV6_V6ONLY=1",
+    ),
+    (
+        23,
+        "refused: listeners on the port, none on the probed address (bind address)",
+    ),
+    (
+        24,
+        "refused: a remote target (no local socket table to consult)",
+    ),
+    (25, "timed-out: the listener's accept queue is full"),
+    (
+        26,
+        "timed-out: a listener exists, so the SYN is dropped before it (firewall)",
+    ),
+    (27, "timed-out: no listener information"),
+    (28, "unreachable: ICMP error or no route"),
+    (
+        29,
+        "reset: the peer reset the connection right after the handshake",
+    ),
+];
+
+fn finding(rule: u16, r: &Row, severity: Severity, evidence: String) -> Finding {
     Finding {
+        rule,
         symptom: r.id,
         severity,
         evidence,
@@ -93,11 +166,12 @@ pub fn check_accept_queues(
             .filter(|p| !p.is_empty())
             .map(processes_cell);
         let mut f = finding(
+            if l.overflowing() { 1 } else { 2 },
             r,
             severity,
             format!(
                 "accept queue {q}/{b} on {}{}{}",
-                endpoint(&l.socket.local),
+                socket_endpoint(&l.socket, &l.socket.local),
                 owners
                     .as_ref()
                     .map(|o| format!(" held by {o}"))
@@ -115,6 +189,7 @@ pub fn check_accept_queues(
     if out.is_empty() {
         if let Some(text) = overflow_text {
             out.push(finding(
+                3,
                 r,
                 Severity::Warning,
                 format!(
@@ -154,7 +229,7 @@ pub fn check_udp_drops(c: &CounterDelta, dropping: &[(Socket, u64)]) -> Vec<Find
         .map(|(s, n)| {
             format!(
                 "{}{} {n} dropped{}",
-                endpoint(&s.local),
+                socket_endpoint(s, &s.local),
                 owner(s).map(|o| format!(" ({o})")).unwrap_or_default(),
                 s.mem
                     .map(|m| format!(" (receive buffer {} bytes)", m.rcvbuf))
@@ -163,6 +238,7 @@ pub fn check_udp_drops(c: &CounterDelta, dropping: &[(Socket, u64)]) -> Vec<Find
         })
         .collect();
     let mut f = finding(
+        4,
         r,
         Severity::Warning,
         format!(
@@ -177,9 +253,63 @@ pub fn check_udp_drops(c: &CounterDelta, dropping: &[(Socket, u64)]) -> Vec<Find
         ),
     );
     if let Some((s, o)) = dropping.first().and_then(|(s, _)| owner(s).map(|o| (s, o))) {
-        f.fix = format!("{o} reads {} too slowly: {}", endpoint(&s.local), r.fix);
+        f.fix = format!(
+            "{o} reads {} too slowly: {}",
+            socket_endpoint(s, &s.local),
+            r.fix
+        );
     }
     vec![f]
+}
+
+/// Established sockets whose Recv-Q stayed at [`RECV_Q_STUCK`] or more across the interval:
+/// data the application is not reading, named with the process that holds the socket.
+pub fn check_recv_q(stuck: &[StuckReader], seconds: f64) -> Vec<Finding> {
+    let r = row("recv-q");
+    let mut v: Vec<&StuckReader> = stuck.iter().collect();
+    v.sort_by_key(|s| std::cmp::Reverse(s.socket.recv_q));
+    v.iter()
+        .take(MAX_PROCESS_FINDINGS)
+        .map(|st| {
+            let s = &st.socket;
+            let owner = s
+                .processes
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .map(processes_cell);
+            let mut f = finding(
+                13,
+                r,
+                Severity::Warning,
+                format!(
+                    "Recv-Q {} bytes on {} (peer {}){}: {} at the first reading, {} after {} \
+                     (data received and not read)",
+                    s.recv_q,
+                    socket_endpoint(s, &s.local),
+                    socket_endpoint(s, &s.peer),
+                    owner
+                        .as_ref()
+                        .map(|o| format!(" held by {o}"))
+                        .unwrap_or_default(),
+                    st.before,
+                    s.recv_q,
+                    secs(seconds)
+                ),
+            );
+            f.fix = match &owner {
+                Some(o) => format!(
+                    "{o} does not read {}: {}",
+                    socket_endpoint(s, &s.local),
+                    r.fix
+                ),
+                None => format!(
+                    "find the owner (sockscope sockets --state established -p --sport {}); {}",
+                    s.local.port, r.fix
+                ),
+            };
+            f
+        })
+        .collect()
 }
 
 /// Sockets the peer closed and this host never did, with the processes that hold them.
@@ -208,6 +338,7 @@ pub fn check_close_wait(s: &StateSummary, holders: &[(ProcessRef, u64)]) -> Vec<
         )
     };
     let mut f = finding(
+        5,
         r,
         Severity::Warning,
         format!("{n} TCP sockets in CLOSE_WAIT (closed by the peer, never closed here){held}"),
@@ -251,6 +382,7 @@ pub fn check_time_wait(s: &StateSummary) -> Vec<Finding> {
             if let Some(severity) = severity {
                 ports_flagged = true;
                 let mut f = finding(
+                    6,
                     r,
                     severity,
                     format!(
@@ -276,6 +408,7 @@ pub fn check_time_wait(s: &StateSummary) -> Vec<Finding> {
     if let (Some(max), false) = (s.settings.tcp_max_tw_buckets, ports_flagged) {
         if max > 0 && tw as f64 * 100.0 / max as f64 >= NEAR_LIMIT_PERCENT {
             out.push(finding(
+                7,
                 r,
                 Severity::Warning,
                 format!(
@@ -299,6 +432,7 @@ pub fn check_time_wait(s: &StateSummary) -> Vec<Finding> {
             })
             .unwrap_or_default();
         out.push(finding(
+            8,
             r,
             Severity::Info,
             format!("{tw} TIME_WAIT sockets{busiest} ({settings}): normal at this level"),
@@ -330,6 +464,7 @@ pub fn check_process_fds(procs: &[FdUsage]) -> Vec<Finding> {
             .hard_limit
             .map_or("unlimited".to_string(), |h| h.to_string());
         let mut f = finding(
+            9,
             r,
             severity,
             format!(
@@ -347,6 +482,7 @@ pub fn check_process_fds(procs: &[FdUsage]) -> Vec<Finding> {
     }
     if hot.len() > MAX_PROCESS_FINDINGS {
         out.push(finding(
+            10,
             r,
             Severity::Warning,
             format!(
@@ -374,6 +510,7 @@ pub fn check_file_nr(sys: &SystemFds) -> Vec<Finding> {
         return Vec::new();
     };
     vec![finding(
+        11,
         r,
         severity,
         format!(
@@ -403,6 +540,7 @@ pub fn check_resets(c: &CounterDelta) -> Vec<Finding> {
     }
     let rsts = c.delta.get("Tcp.OutRsts");
     let mut f = finding(
+        12,
         r,
         Severity::Warning,
         format!(
@@ -444,23 +582,58 @@ pub fn short_ms(v: f64) -> String {
 }
 
 /// What the local socket table says about the probed port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ListenCheck {
     /// The target is not local (or the check was not possible).
     NotChecked,
     /// Nothing listens on the port in this namespace.
     Nothing { port: u16 },
-    /// These local addresses listen on the port; `full` when an accept queue is past its
-    /// backlog (the kernel then drops SYNs).
-    Listening {
-        port: u16,
-        addrs: Vec<String>,
-        full: bool,
-    },
+    /// These sockets listen on the port (both families).
+    Listening { port: u16, listeners: Vec<Listener> },
 }
 
-/// The finding for a probe that did not connect cleanly (none when it did).
-pub fn check_probe(p: &ProbeResult, local: &ListenCheck) -> Option<Finding> {
+impl ListenCheck {
+    /// True when one of the listeners would take a connection to `ip` (same address, the
+    /// family's wildcard, a dual-stack `[::]` for IPv4): a refused connect then did not come
+    /// from a missing socket.
+    pub fn takes(&self, ip: std::net::IpAddr) -> bool {
+        match self {
+            ListenCheck::Listening { listeners, .. } => {
+                listeners.iter().any(|l| l.socket.takes_address(ip))
+            }
+            _ => false,
+        }
+    }
+
+    /// True when a listener's accept queue is past its backlog (the kernel drops SYNs).
+    pub fn full(&self) -> bool {
+        match self {
+            ListenCheck::Listening { listeners, .. } => listeners.iter().any(|l| l.overflowing()),
+            _ => false,
+        }
+    }
+}
+
+/// `inet t input handle 2 (tcp dport 9004 reject with tcp reset)`, for up to 3 rules.
+fn rules_text(rules: &[&FwRule]) -> String {
+    let mut shown: Vec<String> = rules
+        .iter()
+        .take(3)
+        .map(|r| format!("{}: {}", r.location, r.text))
+        .collect();
+    if rules.len() > 3 {
+        shown.push(format!("and {} more", rules.len() - 3));
+    }
+    shown.join("; ")
+}
+
+/// The finding for a probe that did not connect cleanly (none when it did). `firewall` is the
+/// ruleset when it was read (only for a refused or unanswered probe behind a listener).
+pub fn check_probe(
+    p: &ProbeResult,
+    local: &ListenCheck,
+    firewall: Option<&Ruleset>,
+) -> Option<Finding> {
     let target = p.target.to_string();
     let errno = p
         .errno
@@ -473,13 +646,25 @@ pub fn check_probe(p: &ProbeResult, local: &ListenCheck) -> Option<Finding> {
         ListenCheck::Nothing { port } => {
             format!("; nothing listens on port {port} here (kernel socket table)")
         }
-        ListenCheck::Listening { port, addrs, .. } => {
+        ListenCheck::Listening { port, listeners } => {
+            let addrs: Vec<String> = listeners
+                .iter()
+                .map(|l| {
+                    let s = &l.socket;
+                    let v6only = match (s.local.addr.is_unspecified() && s.family == 6, s.v6only) {
+                        (true, Some(true)) => " (IPV6_V6ONLY)",
+                        _ => "",
+                    };
+                    format!("{}{v6only}", socket_endpoint(s, &s.local))
+                })
+                .collect();
             format!("; port {port} has a listener on {}", addrs.join(", "))
         }
     };
-    let (id, evidence) = match p.outcome {
+    let (rule, id, evidence) = match p.outcome {
         ProbeOutcome::Connected => return None,
         ProbeOutcome::Refused => (
+            0,
             "refused",
             format!(
                 "connect to {target} answered with RST{errno} after {}{local_text}",
@@ -487,6 +672,7 @@ pub fn check_probe(p: &ProbeResult, local: &ListenCheck) -> Option<Finding> {
             ),
         ),
         ProbeOutcome::TimedOut => (
+            0,
             "timed-out",
             format!(
                 "no SYN-ACK from {target} in {}{errno}{local_text}",
@@ -494,6 +680,7 @@ pub fn check_probe(p: &ProbeResult, local: &ListenCheck) -> Option<Finding> {
             ),
         ),
         ProbeOutcome::Unreachable => (
+            28,
             "unreachable",
             format!(
                 "connect to {target} failed{errno} after {}{local_text}",
@@ -501,6 +688,7 @@ pub fn check_probe(p: &ProbeResult, local: &ListenCheck) -> Option<Finding> {
             ),
         ),
         ProbeOutcome::Reset => (
+            29,
             "reset",
             format!(
                 "handshake with {target} completed in {}, then the peer sent RST{errno}{local_text}",
@@ -509,32 +697,91 @@ pub fn check_probe(p: &ProbeResult, local: &ListenCheck) -> Option<Finding> {
         ),
     };
     let r = row(id);
-    let mut f = finding(r, Severity::Critical, evidence);
-    // The local socket table sharpens the cause.
+    let mut f = finding(rule, r, Severity::Critical, evidence);
+    let port = p.target.port();
+    let ip = p.target.ip();
+    // The local socket table (and the firewall's rules) sharpen the cause.
     match (p.outcome, local) {
         (ProbeOutcome::Refused, ListenCheck::Nothing { port }) => {
+            f.rule = 20;
             f.cause = format!(
                 "no process listens on port {port}: the service is down, crashed, or uses \
                  another port"
             );
         }
-        (ProbeOutcome::Refused, ListenCheck::Listening { addrs, .. }) => {
+        (ProbeOutcome::Refused, ListenCheck::Listening { .. }) if local.takes(ip) => {
+            f.rule = 21;
+            let rules = firewall.map(|fw| fw.matching(port, Verdict::Reject));
             f.cause = format!(
-                "the service listens only on {} , not on the address probed",
+                "a listener takes {target}, so the RST did not come from a missing socket: a \
+                 firewall or policy rule rejects the connection (REJECT with tcp reset, or \
+                 ICMP port unreachable, which connect() also reports as ECONNREFUSED){}",
+                match &rules {
+                    Some(v) if !v.is_empty() => format!("; the rule: {}", rules_text(v)),
+                    _ => String::new(),
+                }
+            );
+            f.fix = match &rules {
+                Some(v) if !v.is_empty() => format!(
+                    "remove or narrow that rule, or accept port {port} before it; check with \
+                     nft -a list ruleset / iptables -S"
+                ),
+                _ => format!(
+                    "find the rule that rejects port {port}: nft -a list ruleset, iptables -S \
+                     (and ip6tables -S); then remove or narrow it"
+                ),
+            };
+        }
+        (ProbeOutcome::Refused, ListenCheck::Listening { listeners, .. })
+            if ip.is_ipv4()
+                && listeners.iter().any(|l| {
+                    l.socket.family == 6
+                        && l.socket.local.addr.is_unspecified()
+                        && l.socket.v6only == Some(true)
+                }) =>
+        {
+            f.rule = 22;
+            f.cause = format!(
+                "the service listens on [::]:{port} with IPV6_V6ONLY=1: that socket takes IPv6 \
+                 only, and nothing listens for IPv4 on port {port}, so {target} is refused"
+            );
+            f.fix = format!(
+                "have the service clear IPV6_V6ONLY on its socket (or start it with \
+                 net.ipv6.bindv6only=0), or also listen on 0.0.0.0:{port}; or connect over IPv6"
+            );
+        }
+        (ProbeOutcome::Refused, ListenCheck::Listening { listeners, .. }) => {
+            f.rule = 23;
+            let addrs: Vec<String> = listeners
+                .iter()
+                .map(|l| socket_endpoint(&l.socket, &l.socket.local))
+                .collect();
+            f.cause = format!(
+                "the service listens only on {}, not on the address probed ({ip})",
                 addrs.join(", ")
             );
         }
-        (ProbeOutcome::TimedOut, ListenCheck::Listening { full: true, .. }) => {
+        (ProbeOutcome::Refused, ListenCheck::NotChecked) => f.rule = 24,
+        (ProbeOutcome::TimedOut, ListenCheck::Listening { .. }) if local.full() => {
+            f.rule = 25;
             f.cause = "the listener's accept queue is full (see the accept-queue finding), so the \
                        kernel drops new SYNs until the application accepts"
                 .to_string();
             f.fix = row("accept-queue").fix.to_string();
         }
         (ProbeOutcome::TimedOut, ListenCheck::Listening { .. }) => {
-            f.cause = "a listener exists, so the SYN is dropped before it: a firewall rule \
-                       (nft/iptables DROP) or a full SYN/accept queue"
-                .to_string();
+            f.rule = 26;
+            let rules = firewall.map(|fw| fw.matching(port, Verdict::Drop));
+            f.cause = format!(
+                "a listener exists, so the SYN is dropped before it: a firewall rule \
+                 (nft/iptables DROP) or a full SYN/accept queue{}",
+                match &rules {
+                    Some(v) if !v.is_empty() => format!("; the rule: {}", rules_text(v)),
+                    _ => String::new(),
+                }
+            );
         }
+        (ProbeOutcome::TimedOut, _) => f.rule = 27,
         _ => {}
     }
     Some(f)
@@ -568,6 +815,7 @@ mod tests {
             info: None,
             processes: None,
             mem: None,
+            v6only: None,
         }
     }
 
@@ -661,7 +909,7 @@ mod tests {
     #[test]
     fn udp_drops_name_the_dropping_socket_and_its_owner() {
         assert!(check_udp_drops(&delta(&[("Udp.InErrors", 5)], 2.0), &[]).is_empty());
-        let mut s = sock(TcpState::Close, 5353, "0.0.0.0", 0, 8448, 0);
+        let mut s = sock(TcpState::Unconn, 5353, "0.0.0.0", 0, 8448, 0);
         s.proto = Proto::Udp;
         s.processes = Some(vec![ProcessRef {
             pid: 42,
@@ -863,50 +1111,270 @@ mod tests {
         assert!(f[0].cause.contains("SO_LINGER 0"));
     }
 
-    #[test]
-    fn probe_outcomes_map_to_rows() {
-        let p = |outcome, errno: Option<&str>| ProbeResult {
-            target: "127.0.0.1:9".parse().unwrap(),
+    fn listening(addr: &str, port: u16, v6only: Option<bool>, rq: u32, sq: u32) -> Listener {
+        let mut s = sock(TcpState::Listening, port, "0.0.0.0", 0, rq, sq);
+        s.local.addr = addr.parse().unwrap();
+        if s.local.addr.is_ipv6() {
+            s.family = 6;
+            s.peer.addr = "::".parse().unwrap();
+        }
+        s.v6only = v6only;
+        to_listener(s)
+    }
+
+    fn probe_result(target: &str, outcome: ProbeOutcome, errno: Option<&str>) -> ProbeResult {
+        ProbeResult {
+            target: target.parse().unwrap(),
             local: None,
             outcome,
             connect_ms: Some(0.25),
             waited_ms: 0.25,
             errno: errno.map(str::to_string),
+        }
+    }
+
+    /// Every probe rule on the evidence that selects it; returns the findings.
+    fn probe_rule_cases() -> Vec<Finding> {
+        let refused = |t: &str| probe_result(t, ProbeOutcome::Refused, Some("ECONNREFUSED"));
+        let on = |port, ls: Vec<Listener>| ListenCheck::Listening {
+            port,
+            listeners: ls,
         };
-        assert!(check_probe(&p(ProbeOutcome::Connected, None), &ListenCheck::NotChecked).is_none());
-        let f = check_probe(
-            &p(ProbeOutcome::Refused, Some("ECONNREFUSED")),
-            &ListenCheck::Nothing { port: 9 },
+        let fw = Ruleset {
+            rules: crate::doctor::firewall::parse_nft_json(
+                r#"{"nftables": [{"rule": {"family": "inet", "table": "t", "chain": "input", "handle": 2, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 9004}}, {"reject": {"type": "tcp reset"}}]}}, {"rule": {"family": "inet", "table": "t", "chain": "input", "handle": 3, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}}, {"drop": null}]}}]}"#,
+            )
+            .unwrap(),
+            read: vec!["nft"],
+        };
+        let v = vec![
+            check_probe(
+                &refused("127.0.0.1:9"),
+                &ListenCheck::Nothing { port: 9 },
+                None,
+            ),
+            // 21, with and without the rule read.
+            check_probe(
+                &refused("127.0.0.1:9004"),
+                &on(9004, vec![listening("127.0.0.1", 9004, None, 0, 128)]),
+                Some(&fw),
+            ),
+            check_probe(
+                &refused("127.0.0.1:9004"),
+                &on(9004, vec![listening("0.0.0.0", 9004, None, 0, 128)]),
+                None,
+            ),
+            check_probe(
+                &refused("127.0.0.1:6301"),
+                &on(6301, vec![listening("::", 6301, Some(true), 0, 128)]),
+                None,
+            ),
+            check_probe(
+                &refused("127.0.0.1:9004"),
+                &on(9004, vec![listening("127.0.0.2", 9004, None, 0, 128)]),
+                None,
+            ),
+            check_probe(&refused("10.0.0.1:80"), &ListenCheck::NotChecked, None),
+            check_probe(
+                &probe_result("127.0.0.1:8003", ProbeOutcome::TimedOut, None),
+                &on(8003, vec![listening("127.0.0.1", 8003, None, 5, 4)]),
+                None,
+            ),
+            check_probe(
+                &probe_result("127.0.0.1:8080", ProbeOutcome::TimedOut, None),
+                &on(8080, vec![listening("127.0.0.1", 8080, None, 0, 128)]),
+                Some(&fw),
+            ),
+            check_probe(
+                &probe_result("10.0.0.1:80", ProbeOutcome::TimedOut, None),
+                &ListenCheck::NotChecked,
+                None,
+            ),
+            check_probe(
+                &probe_result(
+                    "10.0.0.1:80",
+                    ProbeOutcome::Unreachable,
+                    Some("ENETUNREACH"),
+                ),
+                &ListenCheck::NotChecked,
+                None,
+            ),
+            check_probe(
+                &probe_result("127.0.0.1:9", ProbeOutcome::Reset, Some("ECONNRESET")),
+                &ListenCheck::NotChecked,
+                None,
+            ),
+        ];
+        v.into_iter().map(|f| f.expect("a finding")).collect()
+    }
+
+    #[test]
+    fn probe_outcomes_map_to_rules() {
+        assert!(check_probe(
+            &probe_result("127.0.0.1:9", ProbeOutcome::Connected, None),
+            &ListenCheck::NotChecked,
+            None
         )
-        .unwrap();
-        assert_eq!(f.symptom, "refused");
+        .is_none());
+        let f = probe_rule_cases();
+        let rules: Vec<(u16, &str)> = f.iter().map(|f| (f.rule, f.symptom)).collect();
         assert_eq!(
-            f.evidence,
+            rules,
+            [
+                (20, "refused"),
+                (21, "refused"),
+                (21, "refused"),
+                (22, "refused"),
+                (23, "refused"),
+                (24, "refused"),
+                (25, "timed-out"),
+                (26, "timed-out"),
+                (27, "timed-out"),
+                (28, "unreachable"),
+                (29, "reset"),
+            ]
+        );
+        assert_eq!(
+            f[0].evidence,
             "connect to 127.0.0.1:9 answered with RST (ECONNREFUSED) after 0.250 ms; nothing \
              listens on port 9 here (kernel socket table)"
         );
+        // The listener is on the very address probed: the firewall, and its rule.
+        assert!(f[1]
+            .cause
+            .starts_with("a listener takes 127.0.0.1:9004, so the RST did not come"));
+        assert!(
+            f[1].cause.ends_with(
+                "; the rule: nft table inet t chain input handle 2: tcp dport 9004 reject with \
+                 tcp reset"
+            ),
+            "{}",
+            f[1].cause
+        );
+        assert!(!f[1].cause.contains("listens only on"));
+        assert!(f[2].fix.contains("nft -a list ruleset, iptables -S"));
+        assert!(!f[2].cause.contains("the rule:"));
+        assert_eq!(
+            f[3].evidence,
+            "connect to 127.0.0.1:6301 answered with RST (ECONNREFUSED) after 0.250 ms; port \
+             6301 has a listener on [::]:6301 (IPV6_V6ONLY)"
+        );
+        assert!(f[3].cause.contains("IPV6_V6ONLY=1"), "{}", f[3].cause);
+        assert_eq!(
+            f[4].cause,
+            "the service listens only on 127.0.0.2:9004, not on the address probed (127.0.0.1)"
+        );
+        assert!(f[6]
+            .cause
+            .starts_with("the listener's accept queue is full"));
+        assert!(f[7].cause.contains("firewall"));
+        assert!(f[7]
+            .cause
+            .ends_with("; the rule: nft table inet t chain input handle 3: tcp dport 8080 drop"));
+        // A dual-stack listener takes IPv4: refused there is the firewall too.
         let f = check_probe(
-            &p(ProbeOutcome::TimedOut, None),
+            &probe_result(
+                "127.0.0.1:6300",
+                ProbeOutcome::Refused,
+                Some("ECONNREFUSED"),
+            ),
             &ListenCheck::Listening {
-                port: 9,
-                addrs: vec!["127.0.0.1".into()],
-                full: false,
+                port: 6300,
+                listeners: vec![listening("::", 6300, Some(false), 0, 128)],
             },
+            None,
         )
         .unwrap();
-        assert_eq!(f.symptom, "timed-out");
-        assert!(f.cause.contains("firewall"));
-        let f = check_probe(
-            &p(ProbeOutcome::Reset, Some("ECONNRESET")),
-            &ListenCheck::NotChecked,
-        )
-        .unwrap();
-        assert_eq!(f.symptom, "reset");
-        let f = check_probe(
-            &p(ProbeOutcome::Unreachable, Some("ENETUNREACH")),
-            &ListenCheck::NotChecked,
-        )
-        .unwrap();
-        assert_eq!(f.symptom, "unreachable");
+        assert_eq!(f.rule, 21);
+        assert!(
+            f.evidence.ends_with("port 6300 has a listener on *:6300"),
+            "{}",
+            f.evidence
+        );
+    }
+
+    fn stuck_reader_findings() -> Vec<Finding> {
+        let mut s = sock(TcpState::Established, 7000, "127.0.0.1", 45678, 200_000, 0);
+        s.processes = Some(vec![ProcessRef {
+            pid: 42,
+            name: "ssc-stuck".into(),
+        }]);
+        let stuck = vec![StuckReader {
+            socket: s,
+            before: 150_000,
+        }];
+        check_recv_q(&stuck, 1.0)
+    }
+
+    #[test]
+    fn a_stuck_reader_is_named() {
+        let f = stuck_reader_findings();
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].rule, f[0].symptom), (13, "recv-q"));
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert_eq!(
+            f[0].evidence,
+            "Recv-Q 200000 bytes on 127.0.0.1:7000 (peer 127.0.0.1:45678) held by ssc-stuck(42): \
+             150000 at the first reading, 200000 after 1 s (data received and not read)"
+        );
+        assert!(f[0]
+            .fix
+            .starts_with("ssc-stuck(42) does not read 127.0.0.1:7000: "));
+        assert!(check_recv_q(&[], 1.0).is_empty());
+    }
+
+    /// Each numbered rule fires on some evidence in this module's tests, and only listed
+    /// numbers are ever given.
+    #[test]
+    fn every_rule_is_exercised() {
+        let mut seen: Vec<u16> = probe_rule_cases().iter().map(|f| f.rule).collect();
+        let ls = vec![
+            to_listener(sock(TcpState::Listening, 8003, "0.0.0.0", 0, 5, 4)),
+            to_listener(sock(TcpState::Listening, 8004, "0.0.0.0", 0, 4, 5)),
+        ];
+        seen.extend(check_accept_queues(&ls, None).iter().map(|f| f.rule));
+        let d = delta(&[("TcpExt.ListenOverflows", 3)], 1.0);
+        seen.extend(check_accept_queues(&[], Some(&d)).iter().map(|f| f.rule));
+        let d = delta(&[("Udp.RcvbufErrors", 3)], 1.0);
+        seen.extend(check_udp_drops(&d, &[]).iter().map(|f| f.rule));
+        seen.extend(
+            check_close_wait(&close_waits(100), &[])
+                .iter()
+                .map(|f| f.rule),
+        );
+        seen.extend(
+            check_time_wait(&summary(900, 20, (20000, 20999), 262144))
+                .iter()
+                .map(|f| f.rule),
+        );
+        seen.extend(
+            check_time_wait(&summary(1200, 0, (10000, 60999), 1300))
+                .iter()
+                .map(|f| f.rule),
+        );
+        seen.extend(
+            check_time_wait(&summary(1200, 0, (10000, 60999), 262144))
+                .iter()
+                .map(|f| f.rule),
+        );
+        let many: Vec<FdUsage> = (0..11).map(|i| usage(i, 64, Some(64))).collect();
+        seen.extend(check_process_fds(&many).iter().map(|f| f.rule));
+        seen.extend(
+            check_file_nr(&SystemFds {
+                allocated: 100,
+                free: 0,
+                max: 100,
+                nr_open: None,
+            })
+            .iter()
+            .map(|f| f.rule),
+        );
+        let d = delta(&[("Tcp.EstabResets", 1)], 1.0);
+        seen.extend(check_resets(&d).iter().map(|f| f.rule));
+        seen.extend(stuck_reader_findings().iter().map(|f| f.rule));
+        seen.sort_unstable();
+        seen.dedup();
+        let all: Vec<u16> = RULES.iter().map(|r| r.0).collect();
+        assert_eq!(seen, all);
     }
 }

@@ -1,24 +1,26 @@
 //! Gathering the doctor's evidence in the calling thread's namespace: one sock_diag dump of TCP
 //! (listeners, state counts and CLOSE_WAIT inodes together), UDP drop counters per socket, the
 //! kernel's TCP/UDP counters read twice an interval apart, fd counts per process (one stat
-//! each) and the system file table. fd links are walked only to name the owners of what will
-//! be reported: a crowded listener, a CLOSE_WAIT pile-up, a dropping UDP socket.
+//! each) and the system file table; established sockets with a high Recv-Q are read again
+//! after the interval. fd links are walked only to name the owners of what will be reported: a
+//! crowded listener, a CLOSE_WAIT pile-up, a dropping UDP socket, a stuck reader.
 //! Returns model values; deciding what is bad is `checks.rs`'s job.
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
-use super::checks::{CounterDelta, CLOSE_WAIT_WARN, UDP_DROP_COUNTERS};
+use super::checks::{CounterDelta, CLOSE_WAIT_WARN, RECV_Q_STUCK, UDP_DROP_COUNTERS};
 use super::counters::{read_counters, Counters};
 use super::error::DoctorError;
+use super::model::StuckReader;
 use crate::procs::model::SystemFds;
 use crate::procs::owners::read_owners;
 use crate::procs::usage::{read_system, scan_counts, ProcScan, ProcSelect};
 use crate::sockets::diag::DiagError;
 use crate::sockets::filter::Selection;
 use crate::sockets::listeners::{is_listener, to_listener, Listener};
-use crate::sockets::model::{ProcessRef, Proto, Socket, TcpState};
+use crate::sockets::model::{Endpoint, ProcessRef, Proto, Socket, TcpState};
 use crate::sockets::states::{StateCounter, StateSummary};
 use crate::sockets::sysctl::{read_port_range, read_time_wait_settings};
 use crate::sockets::{for_each_socket, Extras};
@@ -48,6 +50,9 @@ pub struct HostEvidence {
     /// their own drop counters), most first, with owners: read only when the UDP
     /// receive-buffer drop counters moved.
     pub udp_dropping: Vec<(Socket, u64)>,
+    /// Established sockets whose Recv-Q was at RECV_Q_STUCK or more at both readings and did
+    /// not shrink, with owners.
+    pub stuck_readers: Vec<StuckReader>,
 }
 
 /// The inode of the calling thread's network namespace.
@@ -77,6 +82,7 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
         mut listeners,
         states,
         mut close_wait,
+        recv_q_high,
     } = dump_tcp()?;
     // The walk is the expensive part: only for a pile-up the check will report.
     if (close_wait.len() as u64) < CLOSE_WAIT_WARN {
@@ -120,6 +126,11 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
     } else {
         Vec::new()
     };
+    let stuck_readers = if recv_q_high.is_empty() {
+        Vec::new()
+    } else {
+        stuck_readers(&recv_q_high)?
+    };
     Ok(HostEvidence {
         listeners,
         states,
@@ -128,6 +139,7 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
         system,
         close_wait_holders,
         udp_dropping,
+        stuck_readers,
     })
 }
 
@@ -137,6 +149,8 @@ pub struct TcpDump {
     pub listeners: Vec<Listener>,
     pub states: StateSummary,
     pub close_wait: Vec<u32>,
+    /// Established sockets with RECV_Q_STUCK bytes or more unread: the first reading.
+    pub recv_q_high: Vec<Socket>,
 }
 
 pub fn dump_tcp() -> Result<TcpDump, DoctorError> {
@@ -147,8 +161,12 @@ pub fn dump_tcp() -> Result<TcpDump, DoctorError> {
     let mut counter = StateCounter::new(range);
     let mut listeners = Vec::new();
     let mut close_wait = Vec::new();
+    let mut recv_q_high = Vec::new();
     for_each_socket(&sel, Extras::default(), &mut |s| {
         counter.add(&s);
+        if s.state == TcpState::Established && s.recv_q >= RECV_Q_STUCK {
+            recv_q_high.push(s.clone());
+        }
         if s.state == TcpState::CloseWait && s.inode != 0 {
             close_wait.push(s.inode);
         }
@@ -160,7 +178,44 @@ pub fn dump_tcp() -> Result<TcpDump, DoctorError> {
         listeners,
         states: counter.finish(5, settings),
         close_wait,
+        recv_q_high,
     })
+}
+
+/// The second reading of the sockets `first` found with a high Recv-Q: the ones still
+/// established, still at RECV_Q_STUCK or more and no lower than before, with their owners
+/// (one fd walk, only for them).
+fn stuck_readers(first: &[Socket]) -> Result<Vec<StuckReader>, DoctorError> {
+    let before: HashMap<(u32, Endpoint, Endpoint), u32> = first
+        .iter()
+        .map(|s| ((s.inode, s.local, s.peer), s.recv_q))
+        .collect();
+    let sel = Selection {
+        states: TcpState::Established.mask_bit(),
+        ..Selection::every_tcp()
+    };
+    let mut stuck = Vec::new();
+    for_each_socket(&sel, Extras::default(), &mut |s| {
+        if let Some(&was) = before.get(&(s.inode, s.local, s.peer)) {
+            if s.recv_q >= RECV_Q_STUCK && s.recv_q >= was {
+                stuck.push(StuckReader {
+                    socket: s,
+                    before: was,
+                });
+            }
+        }
+    })?;
+    let wanted: HashSet<u32> = stuck
+        .iter()
+        .map(|s| s.socket.inode)
+        .filter(|&i| i != 0)
+        .collect();
+    if let (false, Ok(owners)) = (wanted.is_empty(), read_owners("/proc", Some(&wanted))) {
+        for s in &mut stuck {
+            s.socket.processes = Some(owners.get(s.socket.inode));
+        }
+    }
+    Ok(stuck)
 }
 
 /// Every UDP socket with its memory (and so its drop counter).

@@ -2,8 +2,8 @@
 //! found" is a statement with a scope. Pure: evidence in, report out.
 
 use super::checks::{
-    check_accept_queues, check_close_wait, check_file_nr, check_process_fds, check_resets,
-    check_time_wait, check_udp_drops,
+    check_accept_queues, check_close_wait, check_file_nr, check_process_fds, check_recv_q,
+    check_resets, check_time_wait, check_udp_drops, RECV_Q_STUCK,
 };
 use super::collect::HostEvidence;
 use super::model::Report;
@@ -37,6 +37,13 @@ pub fn diagnose_host(ev: &HostEvidence) -> Report {
         count(ev.states.total, "TCP socket", "TCP sockets"),
         ev.states.states.get(TcpState::TimeWait),
         ev.states.states.get(TcpState::CloseWait)
+    ));
+    r.findings
+        .extend(check_recv_q(&ev.stuck_readers, ev.counters.seconds));
+    r.checked.push(format!(
+        "Recv-Q of established TCP sockets at both ends of {secs} (stuck reader: {} bytes or \
+         more, not shrinking)",
+        RECV_Q_STUCK
     ));
     r.findings.extend(check_resets(&ev.counters));
     r.checked.push(format!(
@@ -123,6 +130,7 @@ mod tests {
             }),
             close_wait_holders: Vec::new(),
             udp_dropping: Vec::new(),
+            stuck_readers: Vec::new(),
         }
     }
 
@@ -144,6 +152,7 @@ mod tests {
             [
                 "accept queues of 0 TCP listeners; ListenOverflows/ListenDrops over 2.0 s",
                 "0 TCP sockets, 0 in TIME_WAIT, 0 in CLOSE_WAIT; per-peer use of the ephemeral range 20000-20999",
+                "Recv-Q of established TCP sockets at both ends of 2.0 s (stuck reader: 65536 bytes or more, not shrinking)",
                 "reset/abort counters (TCPAbortOn*, EstabResets, OutRsts) over 2.0 s",
                 "UDP receive-buffer drops (UdpRcvbufErrors, Udp6RcvbufErrors) over 2.0 s",
                 "fd use against the soft limit of 1 process (1 unreadable)",
@@ -153,6 +162,6 @@ mod tests {
         // One namespace: the host-wide file table is left out, and says so.
         let r = diagnose_host(&evidence(10, 1000, false));
         assert_eq!(r.findings.len(), 1);
-        assert!(r.checked[5].contains("skipped"));
+        assert!(r.checked[6].contains("skipped"));
     }
 }

@@ -7,6 +7,7 @@ pub mod collect;
 pub mod counters;
 pub mod diagnose;
 pub mod error;
+pub mod firewall;
 pub mod model;
 pub mod pool;
 pub mod probe;

@@ -28,12 +28,23 @@ impl Severity {
 /// this host, and the row's cause and fix made concrete for what was seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// The number of the rule that gave this verdict (see `checks::RULES`).
+    pub rule: u16,
     pub symptom: &'static str,
     pub severity: Severity,
     /// The measurement, with its numbers ("accept queue 5/4 on 127.0.0.1:8003").
     pub evidence: String,
     pub cause: String,
     pub fix: String,
+}
+
+/// An established socket whose receive queue stayed full across doctor's interval: the
+/// owner is not reading it. `socket` is the second reading, with its owners when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StuckReader {
+    pub socket: crate::sockets::model::Socket,
+    /// Recv-Q at the first reading (bytes).
+    pub before: u32,
 }
 
 /// What the connect probe saw.

@@ -3,8 +3,8 @@
 //! rows; `doctor` findings quote their cause and fix.
 //!
 //! Written from the lesson's table (connection refused, timed out, reset by peer, too many open
-//! files, large TIME_WAIT, high Recv-Q on a listener), split where the kernel has two limits
-//! (EMFILE per process, ENFILE per system), plus the failures the lesson's syscall walk-through
+//! files, large TIME_WAIT, high Recv-Q on a listener and on an established socket), split where
+//! the kernel has two limits (EMFILE per process, ENFILE per system), plus the failures the lesson's syscall walk-through
 //! names (EADDRINUSE at bind) and the probe's "unreachable".
 
 use serde::Serialize;
@@ -130,7 +130,6 @@ pub const TABLE: &[Row] = &[
         title: "Listener backlog full (high Recv-Q on a listening socket)",
         errnos: &[],
         aliases: &[
-            "recv-q",
             "backlog",
             "listen overflow",
             "listenoverflows",
@@ -149,6 +148,34 @@ pub const TABLE: &[Row] = &[
             "sockscope listeners",
             "ss -lnt",
             "nstat -az TcpExtListenOverflows TcpExtListenDrops",
+        ],
+    },
+    Row {
+        id: "recv-q",
+        title: "High Recv-Q: data or connections waiting for the application",
+        errnos: &[],
+        aliases: &[
+            "receive queue",
+            "stuck reader",
+            "unread data",
+            "high recv-q",
+        ],
+        meaning: "Recv-Q is what the kernel holds for the application that it has not taken \
+                  yet, and it means two things. On an established socket: bytes received and \
+                  not yet read; as they pile up the receive window shrinks, and at zero the \
+                  sender stalls (its Send-Q grows and it probes a zero window). On a listening \
+                  socket: connections completed and waiting for accept() (see accept-queue)",
+        cause: "established: the application does not read that connection (a stuck or busy \
+                thread, a deadlock, a reader blocked on a lock or a slow downstream, a \
+                consumer behind a busy event loop); listening: accept() is too slow or the \
+                backlog too small",
+        fix: "established: find what the owning thread waits on (gdb -p PID, py-spy dump, \
+              jstack, cat /proc/PID/task/*/stack) and keep the read loop free of blocking \
+              work; listening: accept faster and raise the backlog (see accept-queue)",
+        confirm: &[
+            "sockscope doctor (the recv-q finding names the process)",
+            "sockscope sockets --state established -p",
+            "ss -tnp state established",
         ],
     },
     Row {
@@ -276,6 +303,7 @@ mod tests {
             "enfile",
             "time-wait",
             "accept-queue",
+            "recv-q",
         ] {
             assert_eq!(row(id).id, id);
         }
@@ -306,7 +334,8 @@ mod tests {
         assert_eq!(lookup("EADDRINUSE").unwrap().id, "addr-in-use");
         assert_eq!(lookup("EADDRNOTAVAIL").unwrap().id, "time-wait");
         assert_eq!(lookup("time_wait").unwrap().id, "time-wait");
-        assert_eq!(lookup("Recv-Q").unwrap().id, "accept-queue");
+        assert_eq!(lookup("Recv-Q").unwrap().id, "recv-q");
+        assert_eq!(lookup("backlog").unwrap().id, "accept-queue");
         assert_eq!(lookup("Too many open files").unwrap().id, "emfile");
         assert!(lookup("EWHATEVER").is_none());
         assert!(lookup("").is_none());

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::sockets::processes_cell;
-use super::{endpoint, new_table, percent, write_json, write_table};
+use super::{new_table, percent, socket_endpoint, write_json, write_table};
 use crate::sockets::listeners::Listener;
 
 pub fn write_listeners_json(out: &mut dyn Write, v: &[Listener]) -> io::Result<()> {
@@ -19,7 +19,7 @@ pub fn write_listeners_table(out: &mut dyn Write, v: &[Listener]) -> io::Result<
     );
     for l in v {
         let s = &l.socket;
-        let mut local = endpoint(&s.local);
+        let mut local = socket_endpoint(s, &s.local);
         // The port has its own column; show just the address.
         if let Some(i) = local.rfind(':') {
             local.truncate(i);

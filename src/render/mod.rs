@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use comfy_table::{CellAlignment, Table};
 use serde::Serialize;
 
-use crate::sockets::model::Endpoint;
+use crate::sockets::model::{Endpoint, Socket};
 
 /// Writes `value` as pretty JSON followed by a newline.
 pub fn write_json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> io::Result<()> {
@@ -113,6 +113,20 @@ pub fn container_label(c: &crate::procs::container::Container) -> String {
         _ => format!("{}/{}", c.runtime.name(), c.name.as_deref().unwrap_or("?")),
     };
     escape(&format!("{name} {}", c.short_id()))
+}
+
+/// One end of a socket as ss prints it: like [`endpoint`], except that a dual-stack socket's
+/// `[::]` (IPV6_V6ONLY off: it takes IPv4 too) is `*`, as in ss's `*:6300`.
+pub fn socket_endpoint(s: &Socket, e: &Endpoint) -> String {
+    if s.dual_stack() && e.addr.is_unspecified() {
+        let port = if e.port == 0 {
+            "*".to_string()
+        } else {
+            e.port.to_string()
+        };
+        return format!("*:{port}");
+    }
+    endpoint(e)
 }
 
 /// A percentage with as many decimals as it needs (up to two): `125`, `3.5`, `0.02`.

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::columns::write_columns;
-use super::{endpoint, escape};
+use super::{escape, socket_endpoint};
 use crate::sockets::model::{ProcessRef, Socket, Timer};
 
 pub struct SocketsView {
@@ -97,8 +97,8 @@ pub fn write_sockets_table(
             s.state.name().to_string(),
             s.recv_q.to_string(),
             s.send_q.to_string(),
-            endpoint(&s.local),
-            endpoint(&s.peer),
+            socket_endpoint(s, &s.local),
+            socket_endpoint(s, &s.peer),
         ]);
         if view.processes {
             row.push(processes_cell(s.processes.as_deref().unwrap_or(&[])));

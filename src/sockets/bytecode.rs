@@ -302,6 +302,7 @@ mod tests {
                         info: None,
                         processes: None,
                         mem: None,
+                        v6only: None,
                     };
                     assert_eq!(run(&b, sp, dp), e.matches(&sock), "{e:?} on {sp}->{dp}");
                 }

@@ -31,6 +31,8 @@ pub(crate) const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const INET_DIAG_MSG_LEN: usize = 72;
 const INET_DIAG_INFO: u16 = 2;
 const INET_DIAG_SKMEMINFO: u16 = 7;
+/// A u8: IPV6_V6ONLY of an AF_INET6 socket (sent with every IPv6 socket but TIME_WAIT ones).
+const INET_DIAG_SKV6ONLY: u16 = 11;
 const INET_DIAG_REQ_BYTECODE: u16 = 1;
 
 /// What one dump asks the kernel for. The kernel filters protocol, family and states.
@@ -300,6 +302,7 @@ pub fn parse_inet_diag_msg(payload: &[u8], proto: Proto) -> Result<Socket, DiagE
     let family = if h.family == AF_INET6 { 6 } else { 4 };
     let mut info = None;
     let mut mem = None;
+    let mut v6only = None;
     let mut attrs = &payload[INET_DIAG_MSG_LEN..];
     while attrs.len() >= 4 {
         let alen = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
@@ -313,6 +316,9 @@ pub fn parse_inet_diag_msg(payload: &[u8], proto: Proto) -> Result<Socket, DiagE
         }
         if atype == INET_DIAG_SKMEMINFO {
             mem = parse_skmeminfo(&attrs[4..alen]);
+        }
+        if atype == INET_DIAG_SKV6ONLY && alen > 4 {
+            v6only = Some(attrs[4] != 0);
         }
         let step = (alen + 3) & !3;
         if step >= attrs.len() {
@@ -340,7 +346,7 @@ pub fn parse_inet_diag_msg(payload: &[u8], proto: Proto) -> Result<Socket, DiagE
     Ok(Socket {
         proto,
         family,
-        state: TcpState::from_kernel(h.state),
+        state: TcpState::from_kernel_for(h.state, proto),
         local: Endpoint {
             addr: h.socket_id.source_address,
             port: h.socket_id.source_port,
@@ -357,6 +363,7 @@ pub fn parse_inet_diag_msg(payload: &[u8], proto: Proto) -> Result<Socket, DiagE
         info,
         processes: None,
         mem,
+        v6only,
     })
 }
 
@@ -467,9 +474,28 @@ mod tests {
                 retransmits: 2
             })
         );
+        assert_eq!(s.v6only, None);
         let info = s.info.unwrap();
         assert_eq!(info.rtt_us, Some(777));
         assert_eq!(info.min_rtt_us, None);
+    }
+
+    #[test]
+    fn decodes_v6only_of_a_dual_stack_listener() {
+        let base = diag_msg(10, 10, 0, 6300, 0, [0; 16], [0; 16]);
+        for (byte, want) in [(0u8, false), (1, true)] {
+            let mut m = base.clone();
+            // INET_DIAG_SKV6ONLY: 4-byte header + one byte, padded to 8.
+            m.extend_from_slice(&5u16.to_ne_bytes());
+            m.extend_from_slice(&INET_DIAG_SKV6ONLY.to_ne_bytes());
+            m.extend_from_slice(&[byte, 0, 0, 0]);
+            let s = parse_inet_diag_msg(&m, Proto::Tcp).unwrap();
+            assert_eq!(s.v6only, Some(want));
+            assert_eq!(s.local.port, 6300);
+        }
+        // An IPv4 socket carries no such attribute.
+        let m = diag_msg(2, 10, 0, 80, 0, v4([0; 4]), v4([0; 4]));
+        assert_eq!(parse_inet_diag_msg(&m, Proto::Tcp).unwrap().v6only, None);
     }
 
     #[test]

@@ -129,6 +129,7 @@ mod tests {
             info: None,
             processes: None,
             mem: None,
+            v6only: None,
         }
     }
 

@@ -68,8 +68,8 @@ pub struct StateSel(pub u32);
 
 /// The state names accepted, for error messages.
 pub const STATE_NAMES: &str = "established, syn-sent, syn-recv, fin-wait-1, fin-wait-2, \
-    time-wait, close, close-wait, last-ack, listening, closing, or the groups connected, \
-    synchronized, bucket, big, all";
+    time-wait, close, close-wait, last-ack, listening, closing, unconn (UDP), or the groups \
+    connected, synchronized, bucket, big, all";
 
 impl FromStr for StateSel {
     type Err = String;
@@ -113,6 +113,18 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// The kernel state mask for one protocol's dump (0 = every state). For UDP, `listening`
+    /// means what `ss -l` means there: bound and not connected, which the kernel reports as
+    /// TCP_CLOSE (shown as `unconn`); no UDP socket is ever in LISTEN.
+    pub fn states_for(&self, proto: Proto) -> u32 {
+        match proto {
+            Proto::Udp if self.states & TcpState::Listening.mask_bit() != 0 => {
+                self.states | TcpState::Unconn.mask_bit()
+            }
+            _ => self.states,
+        }
+    }
+
     /// Every TCP socket, IPv4 and IPv6, unfiltered: what the counting views dump.
     pub fn every_tcp() -> Selection {
         Selection {
@@ -194,6 +206,7 @@ mod tests {
             info: None,
             processes: None,
             mem: None,
+            v6only: None,
         }
     }
 
@@ -227,6 +240,14 @@ mod tests {
         assert_eq!(sync & (1 << 2), 0);
         assert_ne!(sync & (1 << 1), 0);
         assert!("timewait".parse::<StateSel>().is_err());
+        // UDP: listening is unconnected (what ss -lu lists); TCP keeps LISTEN only.
+        let sel = Selection {
+            states: "listening".parse::<StateSel>().unwrap().0,
+            ..Default::default()
+        };
+        assert_eq!(sel.states_for(Proto::Udp), 1 << 10 | 1 << 7);
+        assert_eq!(sel.states_for(Proto::Tcp), 1 << 10);
+        assert_eq!("unconn".parse::<StateSel>().unwrap().0, 1 << 7);
         assert!("unknown".parse::<StateSel>().is_err());
     }
 

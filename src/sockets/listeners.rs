@@ -22,7 +22,19 @@ pub struct Listener {
 pub fn is_listener(s: &Socket) -> bool {
     match s.proto {
         Proto::Tcp => s.state == TcpState::Listening,
-        Proto::Udp => s.state == TcpState::Close && s.peer.port == 0,
+        Proto::Udp => s.state == TcpState::Unconn && s.peer.port == 0,
+    }
+}
+
+/// True for an IPv6 listener that takes IPv4 connections too: bound to `[::]` with
+/// IPV6_V6ONLY off, or to an IPv4-mapped address.
+pub fn takes_ipv4(s: &Socket) -> bool {
+    match s.local.addr {
+        std::net::IpAddr::V6(a) => {
+            (a.is_unspecified() && s.dual_stack())
+                || (a.to_ipv4_mapped().is_some() && s.v6only != Some(true))
+        }
+        std::net::IpAddr::V4(_) => false,
     }
 }
 
@@ -93,6 +105,7 @@ mod tests {
             info: None,
             processes: None,
             mem: None,
+            v6only: None,
         }
     }
 
@@ -102,9 +115,9 @@ mod tests {
         assert_eq!(l.backlog, Some(4));
         assert_eq!(l.accept_queue, Some(5));
         assert_eq!(l.fill_percent, Some(125.0));
-        let u = to_listener(s(Proto::Udp, TcpState::Close, 53, 0, 0));
+        let u = to_listener(s(Proto::Udp, TcpState::Unconn, 53, 0, 0));
         assert_eq!(u.fill_percent, None);
-        assert!(is_listener(&s(Proto::Udp, TcpState::Close, 53, 0, 0)));
+        assert!(is_listener(&s(Proto::Udp, TcpState::Unconn, 53, 0, 0)));
         assert!(!is_listener(&s(
             Proto::Tcp,
             TcpState::Established,
@@ -115,9 +128,31 @@ mod tests {
     }
 
     #[test]
+    fn dual_stack_listeners_take_ipv4() {
+        let mut l = s(Proto::Tcp, TcpState::Listening, 6300, 0, 128);
+        l.family = 6;
+        l.local.addr = "::".parse().unwrap();
+        assert!(!takes_ipv4(&l), "V6ONLY unknown: not claimed");
+        l.v6only = Some(false);
+        assert!(takes_ipv4(&l));
+        assert!(l.takes_address("127.0.0.1".parse().unwrap()));
+        l.v6only = Some(true);
+        assert!(!takes_ipv4(&l));
+        assert!(!l.takes_address("127.0.0.1".parse().unwrap()));
+        assert!(l.takes_address("::1".parse().unwrap()));
+        let v4 = s(Proto::Tcp, TcpState::Listening, 80, 0, 128);
+        assert!(!takes_ipv4(&v4));
+        assert!(v4.takes_address("10.1.2.3".parse().unwrap()));
+        let mut lo = v4.clone();
+        lo.local.addr = "127.0.0.2".parse().unwrap();
+        assert!(!lo.takes_address("127.0.0.1".parse().unwrap()));
+        assert!(lo.takes_address("127.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
     fn sorted_by_port() {
         let mut v = vec![
-            to_listener(s(Proto::Udp, TcpState::Close, 53, 0, 0)),
+            to_listener(s(Proto::Udp, TcpState::Unconn, 53, 0, 0)),
             to_listener(s(Proto::Tcp, TcpState::Listening, 443, 0, 128)),
             to_listener(s(Proto::Tcp, TcpState::Listening, 53, 0, 128)),
         ];

@@ -43,17 +43,16 @@ pub fn for_each_socket(
     each: &mut dyn FnMut(Socket),
 ) -> Result<(), DiagError> {
     let mut diag = DiagSocket::open()?;
-    let states = if sel.states == 0 {
-        all_states_mask()
-    } else {
-        sel.states
-    };
     let program = bytecode::compile(&sel.user);
     // Checked in user space only when the kernel is not given the program: too long to send
     // (see bytecode.rs), or refused below.
     let user = sel.user.to_expr();
     let keep = |s: &Socket| user.as_ref().is_none_or(|e| e.matches(s));
     for &proto in &sel.protos {
+        let states = match sel.states_for(proto) {
+            0 => all_states_mask(),
+            m => m,
+        };
         for &family in &sel.families {
             let req = DumpRequest {
                 proto,

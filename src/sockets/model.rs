@@ -20,7 +20,8 @@ impl Proto {
 }
 
 /// The kernel's TCP states (`include/net/tcp_states.h`), named as `ss` names them in filters.
-/// UDP sockets reuse them: an unconnected UDP socket is `Close`, a connected one `Established`.
+/// UDP sockets reuse them: a connected UDP socket is `Established`; an unconnected one, which
+/// the kernel reports as TCP_CLOSE, is decoded as [`TcpState::Unconn`] (ss's `UNCONN`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum TcpState {
     #[serde(rename = "established")]
@@ -45,6 +46,10 @@ pub enum TcpState {
     Listening = 10,
     #[serde(rename = "closing")]
     Closing = 11,
+    /// A UDP socket not connected to a peer (the kernel's TCP_CLOSE on a datagram socket):
+    /// what `ss -lu` lists. Not a kernel number: its mask bit is TCP_CLOSE's.
+    #[serde(rename = "unconn")]
+    Unconn = 13,
     /// Anything a future kernel adds (12 is TCP_NEW_SYN_RECV, never dumped today).
     #[serde(rename = "unknown")]
     Unknown = 0,
@@ -87,6 +92,7 @@ impl TcpState {
             TcpState::LastAck => "last-ack",
             TcpState::Listening => "listening",
             TcpState::Closing => "closing",
+            TcpState::Unconn => "unconn",
             TcpState::Unknown => "unknown",
         }
     }
@@ -95,9 +101,21 @@ impl TcpState {
         TcpState::ALL.iter().copied().find(|s| s.name() == name)
     }
 
+    /// The state of a socket of protocol `proto` as the kernel numbers it: TCP_CLOSE on a UDP
+    /// socket is [`TcpState::Unconn`].
+    pub fn from_kernel_for(v: u8, proto: Proto) -> TcpState {
+        match (TcpState::from_kernel(v), proto) {
+            (TcpState::Close, Proto::Udp) => TcpState::Unconn,
+            (s, _) => s,
+        }
+    }
+
     /// The bit of this state in a sock_diag request's state mask.
     pub fn mask_bit(self) -> u32 {
-        1 << (self as u32)
+        match self {
+            TcpState::Unconn => TcpState::Close.mask_bit(),
+            s => 1 << (s as u32),
+        }
     }
 }
 
@@ -182,6 +200,38 @@ pub struct Socket {
     /// The socket's memory, when asked for (`-m`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mem: Option<SockMem>,
+    /// IPV6_V6ONLY of an IPv6 socket: `false` on `[::]` means dual-stack (it takes IPv4 too,
+    /// shown as `*` like ss does). `None` (JSON null) when the kernel did not say: IPv4
+    /// sockets, TIME_WAIT sockets.
+    pub v6only: Option<bool>,
+}
+
+impl Socket {
+    /// An IPv6 socket that also takes IPv4 (IPV6_V6ONLY off).
+    pub fn dual_stack(&self) -> bool {
+        self.family == 6 && self.v6only == Some(false)
+    }
+
+    /// True if a connection to `ip` on this socket's port would reach it as far as addresses
+    /// go: the same address, the wildcard of the family, a dual-stack wildcard for IPv4, or
+    /// an IPv4-mapped address for its IPv4 form.
+    pub fn takes_address(&self, ip: IpAddr) -> bool {
+        let local = self.local.addr;
+        if local == ip {
+            return true;
+        }
+        match (local, ip) {
+            (IpAddr::V4(l), IpAddr::V4(_)) => l.is_unspecified(),
+            (IpAddr::V6(l), IpAddr::V6(_)) => l.is_unspecified(),
+            (IpAddr::V6(l), IpAddr::V4(v4)) => {
+                self.v6only != Some(true)
+                    && (l.is_unspecified() && self.dual_stack() || l.to_ipv4_mapped() == Some(v4))
+            }
+            (IpAddr::V4(_), IpAddr::V6(v6)) => {
+                v6.to_ipv4_mapped().is_some_and(|m| IpAddr::V4(m) == local)
+            }
+        }
+    }
 }
 
 /// A socket's memory as the kernel accounts it (INET_DIAG_SKMEMINFO; what `ss -m` prints as
@@ -223,5 +273,20 @@ mod tests {
         assert_eq!(TcpState::from_kernel(10), TcpState::Listening);
         assert_eq!(TcpState::from_kernel(12), TcpState::Unknown);
         assert_eq!(TcpState::TimeWait.mask_bit(), 1 << 6);
+    }
+
+    #[test]
+    fn unconnected_udp_is_unconn() {
+        assert_eq!(TcpState::from_kernel_for(7, Proto::Udp), TcpState::Unconn);
+        assert_eq!(TcpState::from_kernel_for(7, Proto::Tcp), TcpState::Close);
+        assert_eq!(
+            TcpState::from_kernel_for(1, Proto::Udp),
+            TcpState::Established
+        );
+        assert_eq!(TcpState::Unconn.mask_bit(), 1 << 7);
+        assert_eq!(
+            serde_json::to_string(&TcpState::Unconn).unwrap(),
+            "\"unconn\""
+        );
     }
 }

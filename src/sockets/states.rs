@@ -10,8 +10,9 @@ use serde::{Serialize, Serializer};
 use super::model::{Endpoint, Socket, TcpState};
 
 /// Counts per TCP state, in the kernel's order, serialized as `{"established": n, …}`.
+/// Indexed by the state's number (14 slots: UDP's `Unconn` sits past the kernel's states).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StateCounts(pub [u64; 12]);
+pub struct StateCounts(pub [u64; 14]);
 
 impl StateCounts {
     pub fn get(&self, s: TcpState) -> u64 {
@@ -105,7 +106,11 @@ impl StateCounter {
 
     pub fn add(&mut self, s: &Socket) {
         self.counts.0[s.state as usize] += 1;
-        if matches!(s.state, TcpState::Listening | TcpState::Close) || s.peer.port == 0 {
+        if matches!(
+            s.state,
+            TcpState::Listening | TcpState::Close | TcpState::Unconn
+        ) || s.peer.port == 0
+        {
             return;
         }
         let tw = (s.state == TcpState::TimeWait) as u64;
@@ -216,6 +221,7 @@ mod tests {
             info: None,
             processes: None,
             mem: None,
+            v6only: None,
         }
     }
 
