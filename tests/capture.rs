@@ -643,11 +643,63 @@ fn fixture_of_each_link_type_gives_the_same_flows() {
 }
 
 #[test]
+fn pcapng_with_interfaces_of_different_snap_lengths_is_read() {
+    // libpcap (and so tcpdump) refuses this valid file at its first packet.
+    let out = std::process::Command::new("tcpdump")
+        .args(["-nr", &fixture("multi-snaplen.pcapng")])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("snapshot length 8192 different"),
+        "the fixture no longer shows the libpcap limitation"
+    );
+    let (v, err) = read_fixture_json("multi-snaplen.pcapng");
+    assert_population(&v);
+    assert_eq!(v["stats"]["partial"], false);
+    assert_eq!(v["stats"]["undecoded"], 0);
+    assert_eq!(err, "");
+    // The same flows, to the microsecond, as the pcap it was made from.
+    let (base, _) = read_fixture_json("lo-en10mb.pcap");
+    assert_eq!(v["flows"], base["flows"]);
+}
+
+/// A damaged file is analysed up to the damage, marked partial, and exits 2 (bad input).
+fn assert_partial(name: &str) -> Value {
+    let (code, out, err) = run(&["capture", "-r", &fixture(name), "--json"]);
+    assert_eq!(code, 2, "{name}: {err}");
+    assert!(err.starts_with("sockscope: "), "{name}: {err}");
+    assert!(err.contains("stopped after 50 packets"), "{name}: {err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(v["stats"]["partial"], true, "{name}");
+    assert!(
+        v["stats"]["read_error"]
+            .as_str()
+            .unwrap()
+            .contains("truncated"),
+        "{name}: {v:#}"
+    );
+    assert_eq!(v["stats"]["received"], 50, "{name}");
+    // The table says so too.
+    let (code, out, _) = run(&["capture", "-r", &fixture(name)]);
+    assert_eq!(code, 2);
+    assert!(out.contains("\nPartial: the input broke off"), "{out}");
+    v
+}
+
+#[test]
+fn truncated_files_are_partial_and_exit_2() {
+    for name in ["broken-truncated-file.pcap", "broken-truncated-file.pcapng"] {
+        let v = assert_partial(name);
+        assert_eq!(v["flows"].as_array().unwrap().len(), 15, "{name}");
+    }
+    // A whole file is not partial.
+    let (v, _) = read_fixture_json("lo-en10mb.pcap");
+    assert_eq!(v["stats"]["partial"], false);
+    assert!(v["stats"]["read_error"].is_null());
+}
+
+#[test]
 fn broken_fixtures_are_handled_without_a_panic() {
-    // Truncated file: analysed up to the damage, with a note.
-    let (v, err) = read_fixture_json("broken-truncated-file.pcap");
-    assert!(err.contains("stopped after"), "{err}");
-    assert!(!v["flows"].as_array().unwrap().is_empty());
     // A packet cut inside its IP header: counted as undecoded, the rest analysed.
     let (v, _) = read_fixture_json("broken-truncated-packet.pcap");
     assert_eq!(v["stats"]["undecoded"], 1);
@@ -706,6 +758,31 @@ fn regenerate_derived_fixtures() {
     let v6: Vec<Record> = ip.iter().filter(|r| r.data[0] >> 4 == 6).cloned().collect();
     save("ipv4.pcap", pcapfile::IPV4, &v4);
     save("ipv6.pcap", pcapfile::IPV6, &v6);
+
+    // pcapng as dumpcap writes it for two interfaces: IPv4 on one (microseconds, snap length
+    // 262144), IPv6 on another (nanoseconds, snap length 8192). libpcap refuses such a file
+    // at its first packet; sockscope reads it.
+    {
+        use sockscope::capture::pcapng::write;
+        let mut ng = Vec::new();
+        write::section(&mut ng);
+        write::interface(&mut ng, pcapfile::EN10MB as u16, 262_144, None);
+        write::interface(&mut ng, pcapfile::EN10MB as u16, 8192, Some(9));
+        for (eth, r) in recs.iter().zip(&ip) {
+            let us = u64::from(r.sec) * 1_000_000 + u64::from(r.usec);
+            if r.data[0] >> 4 == 4 {
+                write::packet(&mut ng, 0, us, eth.len, &eth.data);
+            } else {
+                write::packet(&mut ng, 1, us * 1000, eth.len, &eth.data);
+            }
+        }
+        std::fs::write(fixture("multi-snaplen.pcapng"), &ng).unwrap();
+        std::fs::write(
+            fixture("broken-truncated-file.pcapng"),
+            &ng[..ng.len() - 10],
+        )
+        .unwrap();
+    }
 
     // Broken inputs.
     let cut = bytes.len() - 10;

@@ -12,6 +12,7 @@ use crate::capture::filter::bpf_filter;
 use crate::capture::offline::read_file;
 use crate::capture::{Capture, CaptureSpec};
 use crate::cli::CaptureArgs;
+use crate::exit::ExitCode;
 use crate::render::capture::{event_line, progress_line, write_report_json, write_report_table};
 
 pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
@@ -22,8 +23,12 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Outcome, RunError>
     }
     let report = match &args.read {
         Some(path) => {
-            let (report, warning) = read_file(path, args.port, args.host, args.max_flows)?;
-            outcome.notes.extend(warning);
+            let report = read_file(path, args.port, args.host, args.max_flows)?;
+            // What was read is still shown; a damaged input is bad input all the same.
+            if let Some(e) = &report.stats.read_error {
+                outcome.notes.push(e.clone());
+                outcome.code = ExitCode::Usage;
+            }
             report
         }
         None => live(args, out, &mut outcome)?,

@@ -232,6 +232,12 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
          {} TCP segments, {} not decoded, {} outside a tracked handshake (connections begun before the capture, or already finished)",
         s.received, s.dropped, s.if_dropped, s.tcp_segments, s.undecoded, s.midstream
     )?;
+    if let Some(e) = &s.read_error {
+        writeln!(
+            out,
+            "Partial: the input broke off, this is what came before: {e}"
+        )?;
+    }
     if s.evicted > 0 || s.flows_omitted > 0 {
         writeln!(
             out,
