@@ -425,13 +425,25 @@ pub struct CaptureArgs {
     /// Only connections with this address at either end (IPv4 or IPv6).
     #[arg(long, value_name = "ADDR")]
     pub host: Option<std::net::IpAddr>,
-    /// Also write the captured packets to a pcap file (tcpdump and Wireshark read it).
+    /// Also write the captured packets to a pcap file (tcpdump and Wireshark read it). Only
+    /// the packets the analysis uses (SYN, SYN-ACK, RST, FIN, payload-free ACKs) and only
+    /// their first 256 bytes (headers, no payload) are kept; --full keeps everything. Flushed
+    /// at least once a second, and at every stop (Ctrl-C, SIGTERM, SIGHUP).
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<std::path::PathBuf>,
+    /// With -w: write every TCP packet of the matched connections (--port/--host), whole
+    /// (snap length 262144), data included, like `tcpdump -w`. The analysis is the same; a
+    /// busy link costs more. With --print-filter: print that filter.
+    #[arg(long)]
+    pub full: bool,
+    /// With -w: flush the file after every packet (as tcpdump -U), so it can be followed
+    /// while written: `tail -c +1 -f FILE | tcpdump -r -`.
+    #[arg(short = 'U', long = "packet-buffered", requires = "write")]
+    pub packet_buffered: bool,
     /// Analyse a pcap file instead of capturing (any writer, any of the link types EN10MB,
     /// LINUX_SLL, LINUX_SLL2, RAW, IPV4, IPV6, NULL, LOOP).
     #[arg(short = 'r', long = "read", value_name = "FILE",
-          conflicts_with_all = ["write", "count", "duration", "netns", "interface"])]
+          conflicts_with_all = ["write", "count", "duration", "netns", "interface", "full"])]
     pub read: Option<std::path::PathBuf>,
     /// Stop after this many packets.
     #[arg(short = 'c', long = "count", value_name = "N", value_parser = parse_count)]
@@ -443,7 +455,7 @@ pub struct CaptureArgs {
     /// cannot exhaust memory. Also caps the flows kept for the list (the summary counts all).
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = parse_count)]
     pub max_flows: usize,
-    /// Print the BPF filter this capture would use (with --port/--host) and exit: hand it to
+    /// Print the BPF filter this capture would use (with --port/--host/--full) and exit: hand it to
     /// `tcpdump -w` to record the same packets with another tool.
     #[arg(long)]
     pub print_filter: bool,
@@ -489,6 +501,8 @@ mod tests {
             &["sockscope", "capture", "-c", "0"],
             &["sockscope", "capture", "--host", "example.com"],
             &["sockscope", "capture", "-r", "x.pcap", "-w", "y.pcap"],
+            &["sockscope", "capture", "-U"],
+            &["sockscope", "capture", "-r", "x.pcap", "--full"],
             &["sockscope", "fds", "--top", "-1"],
             &["sockscope", "fds", "--top", "0"],
             &["sockscope", "fds", "--pid", "0"],

@@ -42,6 +42,10 @@ impl PcapWriter {
         hdr[4..8].copy_from_slice(&usec.to_ne_bytes());
         hdr[8..12].copy_from_slice(&(data.len() as u32).to_ne_bytes());
         hdr[12..16].copy_from_slice(&orig_len.to_ne_bytes());
+        // BufWriter would write the header alone when only it fits: make room first.
+        if self.out.capacity() - self.out.buffer().len() < hdr.len() + data.len() {
+            self.out.flush()?;
+        }
         self.out.write_all(&hdr)?;
         self.out.write_all(data)
     }
