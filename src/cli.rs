@@ -122,17 +122,21 @@ pub enum Command {
     ///   12:00:01.000123  10.0.0.5:51234 → 10.0.0.9:443  SYN      (attempt 1)
     ///   12:00:01.000301  10.0.0.9:443 → 10.0.0.5:51234  RST      → refused
     ///
-    /// On stop (-c, --duration or Ctrl-C, which ends a capture normally: exit 0) it prints
-    /// each flow's outcome and a table per destination: attempts, established, refused (SYN
-    /// answered by RST: nothing listens, or a firewall rejects), unanswered (SYN retransmitted
-    /// with no reply: a firewall drops, or the host is gone), reset (RST after the handshake,
-    /// and by whom), closed (FIN), open, and handshake RTT min/median/p99; what the problems
-    /// of each destination mean; then libpcap's received and dropped counts. -r reads any pcap file (tcpdump's too) and analyses it the
-    /// same way. Needs CAP_NET_RAW for live captures.
+    /// On stop (-c, --duration, or Ctrl-C, SIGTERM or SIGHUP, which end a capture normally:
+    /// exit 0) it prints each flow's outcome and a table per destination: attempts,
+    /// established, refused (SYN answered by RST: nothing listens, or a firewall rejects),
+    /// unanswered (SYN retransmitted with no reply: a firewall drops, or the host is gone),
+    /// reset (RST after the handshake, and by whom), closed (FIN), open, and handshake RTT
+    /// min/median/p99; what the problems of each destination mean; then libpcap's received
+    /// and dropped counts. -w writes those packets at 256 bytes each (--full: every TCP packet
+    /// of the matched connections, whole). -r reads any pcap or pcapng file (tcpdump's too)
+    /// and analyses it the same way; a damaged file is analysed up to the damage, marked
+    /// partial, and exits 2. Needs CAP_NET_RAW for live captures.
     ///
     /// Examples:
     ///   sockscope capture --port 443 --duration 30s
     ///   sockscope capture -i eth0 --host 10.0.0.9 -w handshakes.pcap
+    ///   sockscope capture --port 443 -w all.pcap --full -U
     ///   sockscope capture --netns pid:4242 -i any -c 1000 --json
     ///   sockscope capture -r handshakes.pcap --port 443
     ///   tcpdump -i eth0 -w same.pcap "$(sockscope capture --print-filter --port 443)"
