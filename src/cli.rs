@@ -135,22 +135,25 @@ pub enum Command {
     ///   12:00:01.000123  10.0.0.5:51234 → 10.0.0.9:443  SYN      (attempt 1)
     ///   12:00:01.000301  10.0.0.9:443 → 10.0.0.5:51234  RST      → refused
     ///
-    /// On stop (-c, --duration or Ctrl-C, which ends a capture normally: exit 0) it prints
-    /// each flow's outcome, connect time (first SYN → SYN-ACK) and RTT (last SYN → SYN-ACK),
-    /// and a table per destination: attempts, established, refused (SYN answered by RST:
-    /// nothing listens, or a firewall rejects), unanswered (no reply although the client
+    /// On stop (-c, --duration, or Ctrl-C, SIGTERM or SIGHUP, which end a capture normally:
+    /// exit 0) it prints each flow's outcome, connect time (first SYN → SYN-ACK) and RTT
+    /// (last SYN → SYN-ACK), and a table per destination: attempts, established, refused
+    /// (SYN answered by RST: nothing listens, or a firewall rejects), unanswered (no reply although the client
     /// retransmitted, or 1 s passed: a firewall drops, or the host is gone), pending (one SYN
     /// younger than the initial RTO of 1 s when the capture ended: evidence of nothing),
     /// reset (RST after the server answered, and by whom), aborted (the client reset its own
     /// attempt), closed (FIN), open, and handshake RTT min/median/p99; what the problems of
     /// each destination mean, each from a numbered rule (V1 refused, V2 timed-out, V3 reset);
-    /// then libpcap's received and dropped counts. -r reads any pcap file (tcpdump's too)
-    /// and analyses it the same way, the capture ending at its last packet. Needs
-    /// CAP_NET_RAW for live captures.
+    /// then libpcap's received and dropped counts. -w writes those packets at 256 bytes each
+    /// (--full: every TCP packet of the matched connections, whole). -r reads any pcap or
+    /// pcapng file (tcpdump's too) and analyses it the same way, the capture ending at its
+    /// last packet; a damaged file is analysed up to the damage, marked partial, and exits 2.
+    /// Needs CAP_NET_RAW for live captures.
     ///
     /// Examples:
     ///   sockscope capture --port 443 --duration 30s
     ///   sockscope capture -i eth0 --host 10.0.0.9 -w handshakes.pcap
+    ///   sockscope capture --port 443 -w all.pcap --full -U
     ///   sockscope capture --netns pid:4242 -i any -c 1000 --json
     ///   sockscope capture -r handshakes.pcap --port 443
     ///   tcpdump -i eth0 -w same.pcap "$(sockscope capture --print-filter --port 443)"
@@ -529,13 +532,25 @@ pub struct CaptureArgs {
     /// Only connections with this address at either end (IPv4 or IPv6).
     #[arg(long, value_name = "ADDR")]
     pub host: Option<std::net::IpAddr>,
-    /// Also write the captured packets to a pcap file (tcpdump and Wireshark read it).
+    /// Also write the captured packets to a pcap file (tcpdump and Wireshark read it). Only
+    /// the packets the analysis uses (SYN, SYN-ACK, RST, FIN, payload-free ACKs) and only
+    /// their first 256 bytes (headers, no payload) are kept; --full keeps everything. Flushed
+    /// at least once a second, and at every stop (Ctrl-C, SIGTERM, SIGHUP).
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<std::path::PathBuf>,
+    /// With -w: write every TCP packet of the matched connections (--port/--host), whole
+    /// (snap length 262144), data included, like `tcpdump -w`. The analysis is the same; a
+    /// busy link costs more. With --print-filter: print that filter.
+    #[arg(long)]
+    pub full: bool,
+    /// With -w: flush the file after every packet (as tcpdump -U), so it can be followed
+    /// while written: `tail -c +1 -f FILE | tcpdump -r -`.
+    #[arg(short = 'U', long = "packet-buffered", requires = "write")]
+    pub packet_buffered: bool,
     /// Analyse a pcap file instead of capturing (any writer, any of the link types EN10MB,
     /// LINUX_SLL, LINUX_SLL2, RAW, IPV4, IPV6, NULL, LOOP).
     #[arg(short = 'r', long = "read", value_name = "FILE",
-          conflicts_with_all = ["write", "count", "duration", "netns", "interface"])]
+          conflicts_with_all = ["write", "count", "duration", "netns", "interface", "full"])]
     pub read: Option<std::path::PathBuf>,
     /// Stop after this many packets (those the filter passes, counted as tcpdump -c does);
     /// the capture ends at the packet that reached the count.
@@ -548,7 +563,7 @@ pub struct CaptureArgs {
     /// cannot exhaust memory. Also caps the flows kept for the list (the summary counts all).
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = parse_count)]
     pub max_flows: usize,
-    /// Print the BPF filter this capture would use (with --port/--host) and exit: hand it to
+    /// Print the BPF filter this capture would use (with --port/--host/--full) and exit: hand it to
     /// `tcpdump -w` to record the same packets with another tool.
     #[arg(long)]
     pub print_filter: bool,
@@ -674,6 +689,8 @@ mod tests {
             &["sockscope", "capture", "-c", "0"],
             &["sockscope", "capture", "--host", "example.com"],
             &["sockscope", "capture", "-r", "x.pcap", "-w", "y.pcap"],
+            &["sockscope", "capture", "-U"],
+            &["sockscope", "capture", "-r", "x.pcap", "--full"],
             &["sockscope", "fds", "--top", "-1"],
             &["sockscope", "fds", "--top", "0"],
             &["sockscope", "fds", "--pid", "0"],

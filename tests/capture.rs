@@ -87,8 +87,17 @@ impl Running {
 
     /// Sends SIGINT and waits (bounded) for the report; returns (exit code, stdout).
     fn interrupt(self) -> (i32, String) {
+        self.signal(libc::SIGINT)
+    }
+
+    fn still_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Sends `sig` and waits (bounded) for the report; returns (exit code, stdout).
+    fn signal(self, sig: i32) -> (i32, String) {
         // SAFETY: signalling a child we started and have not reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        unsafe { libc::kill(self.child.id() as i32, sig) };
         self.wait(Duration::from_secs(20))
     }
 
@@ -573,6 +582,184 @@ fn sigint_mid_capture_leaves_a_complete_file() {
     );
 }
 
+/// `n` refused connects to `port` inside `ns`: exactly 2n packets (SYN, RST) on lo.
+fn refused_connects(ns: &Netns, port: u16, n: usize) {
+    ns.within(|| {
+        for _ in 0..n {
+            let e = TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+        }
+    });
+}
+
+/// The records of a pcap file being written, once it holds `want` of them (polled, bounded
+/// by 5 s); None if it never did.
+fn poll_records(path: &Path, want: usize) -> Option<Vec<Record>> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        if bytes.len() >= 24 {
+            let (_, recs) = pcapfile::read(&bytes);
+            if recs.len() >= want {
+                return Some(recs);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn sighup_and_sigterm_end_a_capture_like_sigint() {
+    if !support::require_root("sighup_and_sigterm_end_a_capture_like_sigint") {
+        return;
+    }
+    for (sig, port) in [(libc::SIGHUP, 9501), (libc::SIGTERM, 9502)] {
+        let ns = Netns::new();
+        let file = TempPath::new(&format!("sig{sig}"));
+        let cap = Running::start(&[
+            "capture",
+            "--netns",
+            &ns.path(),
+            "-i",
+            "lo",
+            "-w",
+            file.s(),
+            "--json",
+        ]);
+        refused_connects(&ns, port, 4);
+        let (code, out) = cap.signal(sig);
+        assert_eq!(code, 0, "signal {sig}: {out}");
+        let live: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(live["summary"][0]["refused"], 4, "{live:#}");
+        assert_eq!(live["stats"]["tcp_segments"], 8);
+        // The file holds exactly what the report counted, and reads back to the same flows.
+        let (_, recs) = pcapfile::read(&std::fs::read(&file.0).unwrap());
+        assert_eq!(recs.len(), 8, "signal {sig}");
+        let offline = support::run_json(&["capture", "-r", file.s(), "--json"]);
+        assert_eq!(offline["flows"], live["flows"]);
+        assert_eq!(offline["stats"]["received"], 8);
+    }
+}
+
+#[test]
+fn a_file_being_written_can_be_followed() {
+    if !support::require_root("a_file_being_written_can_be_followed") {
+        return;
+    }
+    // -U: every packet is in the file as soon as it is captured. Without it: within about a
+    // second (polled up to 5 s either way: no timing is asserted).
+    for (flag, port) in [(Some("-U"), 9511), (None, 9512)] {
+        let ns = Netns::new();
+        let file = TempPath::new(&format!("follow{port}"));
+        let nspath = ns.path();
+        let mut args = vec!["capture", "--netns", &nspath, "-i", "lo", "-w", file.s()];
+        args.extend(flag);
+        args.push("--json");
+        let mut cap = Running::start(&args);
+        refused_connects(&ns, port, 3);
+        let recs = poll_records(&file.0, 6);
+        assert!(cap.still_running(), "{flag:?}: the capture ended early");
+        let recs =
+            recs.unwrap_or_else(|| panic!("{flag:?}: packets not in the file while capturing"));
+        assert_eq!(recs.len(), 6, "{flag:?}");
+        let (code, _) = cap.interrupt();
+        assert_eq!(code, 0);
+    }
+}
+
+#[test]
+fn full_writes_every_packet_whole_and_analyses_the_same() {
+    if !support::require_root("full_writes_every_packet_whole_and_analyses_the_same") {
+        return;
+    }
+    let ns = Netns::new();
+    let full_file = TempPath::new("full");
+    let short_file = TempPath::new("short");
+    let base = [
+        "capture",
+        "--netns",
+        &ns.path(),
+        "-i",
+        "lo",
+        "--port",
+        "9521",
+        "--json",
+    ];
+    let full = Running::start(&[&base[..], &["-w", full_file.s(), "--full"]].concat());
+    let short = Running::start(&[&base[..], &["-w", short_file.s()]].concat());
+    const PAYLOAD: usize = 5000;
+    ns.within(|| {
+        use std::io::Write;
+        let l = TcpListener::bind("127.0.0.1:9521").unwrap();
+        let mut c = TcpStream::connect("127.0.0.1:9521").unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        c.write_all(&[0x5a; PAYLOAD]).unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        assert_eq!(got.len(), PAYLOAD);
+        drop(s);
+        assert_eq!(c.read(&mut [0u8; 8]).unwrap(), 0);
+    });
+    let (code, full_out) = full.interrupt();
+    assert_eq!(code, 0);
+    let (code, short_out) = short.interrupt();
+    assert_eq!(code, 0);
+    let full_v: Value = serde_json::from_str(&full_out).unwrap();
+    let short_v: Value = serde_json::from_str(&short_out).unwrap();
+    // The analysis does not change with what is written. (Each capture socket stamps its
+    // own times, so those differ by microseconds between the two.)
+    fn untimed(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(k, _)| !k.ends_with("_us"))
+                    .map(|(k, v)| (k.clone(), untimed(v)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(untimed).collect()),
+            other => other.clone(),
+        }
+    }
+    for k in ["flows", "summary", "verdicts"] {
+        assert_eq!(untimed(&full_v[k]), untimed(&short_v[k]), "{k}");
+    }
+    // Reading the full file back (data segments included) gives the live flows exactly.
+    let offline = support::run_json(&["capture", "-r", full_file.s(), "--json"]);
+    assert_eq!(offline["flows"], full_v["flows"]);
+    assert_eq!(offline["summary"], full_v["summary"]);
+    assert_eq!(full_v["flows"][0]["outcome"], "closed");
+
+    let bytes = std::fs::read(&full_file.0).unwrap();
+    assert_eq!(&bytes[16..20], &262_144u32.to_le_bytes(), "snap length");
+    let (_, recs) = pcapfile::read(&bytes);
+    // Every record whole, and the client's data all there.
+    let mut data = 0;
+    for r in &recs {
+        assert_eq!(r.data.len() as u32, r.len);
+        let ip = pcapfile::ip_of_ethernet(&r.data);
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        let tcp = &ip[ihl..];
+        let payload = total - ihl - usize::from(tcp[12] >> 4) * 4;
+        if u16::from_be_bytes([tcp[2], tcp[3]]) == 9521 {
+            data += payload;
+        }
+    }
+    assert_eq!(data, PAYLOAD);
+    assert_eq!(
+        recs.len() as u64,
+        full_v["stats"]["tcp_segments"].as_u64().unwrap()
+    );
+    // Without --full: no payload at all, headers only.
+    let short_bytes = std::fs::read(&short_file.0).unwrap();
+    assert_eq!(&short_bytes[16..20], &256u32.to_le_bytes());
+    let (_, short_recs) = pcapfile::read(&short_bytes);
+    assert!(short_recs.len() < recs.len());
+    assert!(short_recs.iter().all(|r| r.data.len() <= 256));
+}
+
 #[test]
 fn unknown_device_lists_the_real_ones() {
     if !support::require_root("unknown_device_lists_the_real_ones") {
@@ -657,11 +844,63 @@ fn fixture_of_each_link_type_gives_the_same_flows() {
 }
 
 #[test]
+fn pcapng_with_interfaces_of_different_snap_lengths_is_read() {
+    // libpcap (and so tcpdump) refuses this valid file at its first packet.
+    let out = std::process::Command::new("tcpdump")
+        .args(["-nr", &fixture("multi-snaplen.pcapng")])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("snapshot length 8192 different"),
+        "the fixture no longer shows the libpcap limitation"
+    );
+    let (v, err) = read_fixture_json("multi-snaplen.pcapng");
+    assert_population(&v);
+    assert_eq!(v["stats"]["partial"], false);
+    assert_eq!(v["stats"]["undecoded"], 0);
+    assert_eq!(err, "");
+    // The same flows, to the microsecond, as the pcap it was made from.
+    let (base, _) = read_fixture_json("lo-en10mb.pcap");
+    assert_eq!(v["flows"], base["flows"]);
+}
+
+/// A damaged file is analysed up to the damage, marked partial, and exits 2 (bad input).
+fn assert_partial(name: &str) -> Value {
+    let (code, out, err) = run(&["capture", "-r", &fixture(name), "--json"]);
+    assert_eq!(code, 2, "{name}: {err}");
+    assert!(err.starts_with("sockscope: "), "{name}: {err}");
+    assert!(err.contains("stopped after 50 packets"), "{name}: {err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(v["stats"]["partial"], true, "{name}");
+    assert!(
+        v["stats"]["read_error"]
+            .as_str()
+            .unwrap()
+            .contains("truncated"),
+        "{name}: {v:#}"
+    );
+    assert_eq!(v["stats"]["received"], 50, "{name}");
+    // The table says so too.
+    let (code, out, _) = run(&["capture", "-r", &fixture(name)]);
+    assert_eq!(code, 2);
+    assert!(out.contains("\nPartial: the input broke off"), "{out}");
+    v
+}
+
+#[test]
+fn truncated_files_are_partial_and_exit_2() {
+    for name in ["broken-truncated-file.pcap", "broken-truncated-file.pcapng"] {
+        let v = assert_partial(name);
+        assert_eq!(v["flows"].as_array().unwrap().len(), 15, "{name}");
+    }
+    // A whole file is not partial.
+    let (v, _) = read_fixture_json("lo-en10mb.pcap");
+    assert_eq!(v["stats"]["partial"], false);
+    assert!(v["stats"]["read_error"].is_null());
+}
+
+#[test]
 fn broken_fixtures_are_handled_without_a_panic() {
-    // Truncated file: analysed up to the damage, with a note.
-    let (v, err) = read_fixture_json("broken-truncated-file.pcap");
-    assert!(err.contains("stopped after"), "{err}");
-    assert!(!v["flows"].as_array().unwrap().is_empty());
     // A packet cut inside its IP header: counted as undecoded, the rest analysed.
     let (v, _) = read_fixture_json("broken-truncated-packet.pcap");
     assert_eq!(v["stats"]["undecoded"], 1);
@@ -720,6 +959,31 @@ fn regenerate_derived_fixtures() {
     let v6: Vec<Record> = ip.iter().filter(|r| r.data[0] >> 4 == 6).cloned().collect();
     save("ipv4.pcap", pcapfile::IPV4, &v4);
     save("ipv6.pcap", pcapfile::IPV6, &v6);
+
+    // pcapng as dumpcap writes it for two interfaces: IPv4 on one (microseconds, snap length
+    // 262144), IPv6 on another (nanoseconds, snap length 8192). libpcap refuses such a file
+    // at its first packet; sockscope reads it.
+    {
+        use sockscope::capture::pcapng::write;
+        let mut ng = Vec::new();
+        write::section(&mut ng);
+        write::interface(&mut ng, pcapfile::EN10MB as u16, 262_144, None);
+        write::interface(&mut ng, pcapfile::EN10MB as u16, 8192, Some(9));
+        for (eth, r) in recs.iter().zip(&ip) {
+            let us = u64::from(r.sec) * 1_000_000 + u64::from(r.usec);
+            if r.data[0] >> 4 == 4 {
+                write::packet(&mut ng, 0, us, eth.len, &eth.data);
+            } else {
+                write::packet(&mut ng, 1, us * 1000, eth.len, &eth.data);
+            }
+        }
+        std::fs::write(fixture("multi-snaplen.pcapng"), &ng).unwrap();
+        std::fs::write(
+            fixture("broken-truncated-file.pcapng"),
+            &ng[..ng.len() - 10],
+        )
+        .unwrap();
+    }
 
     // Broken inputs.
     let cut = bytes.len() - 10;

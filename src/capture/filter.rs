@@ -23,6 +23,26 @@
 
 use std::net::IpAddr;
 
+/// The filter for a capture: the handshake filter, or with `full` (`--full`) every TCP
+/// segment, for a `-w` file that keeps the conversations whole.
+pub fn capture_filter(full: bool, port: Option<u16>, host: Option<IpAddr>) -> String {
+    if !full {
+        return bpf_filter(port, host);
+    }
+    let mut f = "tcp".to_string();
+    restrict(&mut f, port, host);
+    f
+}
+
+fn restrict(f: &mut String, port: Option<u16>, host: Option<IpAddr>) {
+    if let Some(p) = port {
+        f.push_str(&format!(" and tcp port {p}"));
+    }
+    if let Some(h) = host {
+        f.push_str(&format!(" and host {h}"));
+    }
+}
+
 /// The filter expression for the given `--port` / `--host` restrictions.
 pub fn bpf_filter(port: Option<u16>, host: Option<IpAddr>) -> String {
     let v4 = "(tcp[tcpflags] & (tcp-syn|tcp-rst|tcp-fin) != 0 \
@@ -32,12 +52,7 @@ pub fn bpf_filter(port: Option<u16>, host: Option<IpAddr>) -> String {
               or (ip6[53] & 0x10 != 0 and ip6[4:2] - ((ip6[52] & 0xf0) >> 2) == 0)))";
     let v6_ext = "(ip6[6] != 6 and ip6[6] != 17 and ip6[6] != 58)";
     let mut f = format!("((ip and {v4}) or (ip6 and ({v6} or {v6_ext})))");
-    if let Some(p) = port {
-        f.push_str(&format!(" and tcp port {p}"));
-    }
-    if let Some(h) = host {
-        f.push_str(&format!(" and host {h}"));
-    }
+    restrict(&mut f, port, host);
     f
 }
 
@@ -61,9 +76,11 @@ mod tests {
             (None, Some("::1".parse().unwrap())),
             (Some(1), Some("127.0.0.1".parse().unwrap())),
         ] {
-            let f = bpf_filter(port, host);
-            dead.compile(&f, true)
-                .unwrap_or_else(|e| panic!("{f}: {e}"));
+            for full in [false, true] {
+                let f = capture_filter(full, port, host);
+                dead.compile(&f, true)
+                    .unwrap_or_else(|e| panic!("{f}: {e}"));
+            }
         }
     }
 }

@@ -17,7 +17,7 @@ use pcap::BreakLoop;
 use super::model::{CaptureReport, Segment};
 use super::pcapwrite::PcapWriter;
 use super::pipeline::{ts_us, Pipeline};
-use super::source::{open_live, CaptureError, Live, SNAPLEN, TIMEOUT_MS};
+use super::source::{open_live, CaptureError, Live, FULL_SNAPLEN, SNAPLEN, TIMEOUT_MS};
 use super::tracker::{Event, DEFAULT_MAX_FLOWS};
 use crate::netns::{self, NetnsSpec};
 
@@ -30,6 +30,12 @@ pub struct CaptureSpec {
     pub host: Option<IpAddr>,
     /// Write matching packets to this pcap file.
     pub write: Option<PathBuf>,
+    /// Flush the file after every packet (tcpdump's `-U`), so a reader can follow it; else it
+    /// is flushed at least once a second.
+    pub packet_buffered: bool,
+    /// Capture every TCP packet of the matched flows, whole (`--full`), not only the
+    /// handshake-relevant ones at a short snap length. The analysis is the same.
+    pub full: bool,
     /// Stop after this many packets.
     pub count: Option<u64>,
     /// Stop after this long.
@@ -52,6 +58,8 @@ impl Default for CaptureSpec {
             port: None,
             host: None,
             write: None,
+            packet_buffered: false,
+            full: false,
             count: None,
             duration: None,
             netns: None,
@@ -76,6 +84,9 @@ struct Shared {
     stop: AtomicBool,
     /// libpcap's handle to wake a blocked read; set once the device is open.
     breaker: Mutex<Option<BreakLoop>>,
+    /// Set once a second while writing a file: the capture loop flushes it (libpcap's wait
+    /// is broken to get there, since an idle device may keep it waiting forever).
+    flush_due: AtomicBool,
     /// Live events dropped because the reader fell behind.
     lost_events: AtomicU64,
     /// Frames read and connection attempts seen so far, updated once per kernel block.
@@ -95,6 +106,15 @@ impl Shared {
 
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+
+    fn request_flush(&self) {
+        self.flush_due.store(true, Ordering::SeqCst);
+        if let Ok(b) = self.breaker.lock() {
+            if let Some(b) = b.as_ref() {
+                b.breakloop();
+            }
+        }
     }
 }
 
@@ -221,11 +241,13 @@ fn run(
             spec.port,
             spec.host,
             spec.immediate,
+            spec.full,
             shown.as_deref(),
         )?;
+        let snaplen = if spec.full { FULL_SNAPLEN } else { SNAPLEN };
         let save = match &spec.write {
             Some(path) => Some(
-                PcapWriter::create(path, cap.get_datalink().0, SNAPLEN as u32).map_err(|e| {
+                PcapWriter::create(path, cap.get_datalink().0, snaplen as u32).map_err(|e| {
                     CaptureError::WriteFile {
                         path: path.clone(),
                         msg: e.to_string(),
@@ -254,14 +276,17 @@ fn run(
     let limit = spec.count.unwrap_or(u64::MAX);
     let mut sink = Sink {
         save: save.take(),
+        packet_buffered: spec.packet_buffered,
         write_error: None,
         events,
         shared: shared.clone(),
     };
     let mut failure = None;
     // A quiet device may keep libpcap waiting past its timeout; a timer wakes it for
-    // --duration like a stop request would.
-    let _timer = deadline.map(|d| Timer::start(d, shared.clone()));
+    // --duration like a stop request would, and once a second to flush the file.
+    let flush_every = sink.save.is_some().then_some(Duration::from_secs(1));
+    let _timer = (deadline.is_some() || flush_every.is_some())
+        .then(|| Timer::start(deadline, flush_every, shared.clone()));
     loop {
         shared.frames.store(pipe.frames(), Ordering::Relaxed);
         shared.attempts.store(pipe.attempts(), Ordering::Relaxed);
@@ -284,8 +309,9 @@ fn run(
                 }
             }
             Ok(_) => {}
-            // Woken by breakloop: the loop condition sees the stop request.
-            Err(_) if shared.stopping() => {}
+            // Woken by breakloop: the loop condition sees the stop request, the flush is
+            // done below.
+            Err(_) if shared.stopping() || shared.flush_due.load(Ordering::SeqCst) => {}
             Err(e) => {
                 failure = Some(CaptureError::Pcap {
                     what: "read packets".into(),
@@ -293,6 +319,9 @@ fn run(
                 });
                 break;
             }
+        }
+        if shared.flush_due.swap(false, Ordering::SeqCst) {
+            sink.flush();
         }
     }
     // Drain: packets already captured by the kernel belong to this capture (a test's last
@@ -403,21 +432,28 @@ fn drain(
     }
 }
 
-/// Sets the stop flag and breaks libpcap's wait at a deadline; ends early (within 50 ms)
-/// when dropped, so no thread outlives the capture for long.
+/// Sets the stop flag and breaks libpcap's wait at a deadline, and asks for a flush every
+/// `flush_every`; ends early (within 50 ms) when dropped, so no thread outlives the capture
+/// for long.
 struct Timer {
     done: Arc<AtomicBool>,
 }
 
 impl Timer {
-    fn start(at: Instant, shared: Arc<Shared>) -> Timer {
+    fn start(at: Option<Instant>, flush_every: Option<Duration>, shared: Arc<Shared>) -> Timer {
         let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
         thread::spawn(move || {
+            let mut flushed = Instant::now();
             while !d.load(Ordering::SeqCst) {
-                if Instant::now() >= at {
+                let now = Instant::now();
+                if at.is_some_and(|at| now >= at) {
                     shared.request_stop();
                     return;
+                }
+                if flush_every.is_some_and(|every| now >= flushed + every) {
+                    shared.request_flush();
+                    flushed = now;
                 }
                 thread::sleep(Duration::from_millis(50));
             }
@@ -442,6 +478,8 @@ fn now_us() -> u64 {
 /// Where captured packets go besides the tracker: the pcap file and the live view.
 struct Sink {
     save: Option<PcapWriter>,
+    /// Flush after every packet (`-U`).
+    packet_buffered: bool,
     /// The first write error; the capture goes on (the analysis is still worth having).
     write_error: Option<std::io::Error>,
     events: Option<SyncSender<LiveEvent>>,
@@ -449,10 +487,20 @@ struct Sink {
 }
 
 impl Sink {
+    fn flush(&mut self) {
+        if let Some(Err(e)) = self.save.as_mut().map(|s| s.flush()) {
+            self.write_error.get_or_insert(e);
+        }
+    }
+
     fn packet(&mut self, pipe: &mut Pipeline, p: &pcap::Packet<'_>) {
         if let Some(s) = self.save.as_mut() {
             let h = p.header;
-            if let Err(e) = s.write(h.ts.tv_sec as u32, h.ts.tv_usec as u32, h.len, p.data) {
+            let mut written = s.write(h.ts.tv_sec as u32, h.ts.tv_usec as u32, h.len, p.data);
+            if self.packet_buffered {
+                written = written.and_then(|_| s.flush());
+            }
+            if let Err(e) = written {
                 self.write_error.get_or_insert(e);
             }
         }

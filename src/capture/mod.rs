@@ -9,6 +9,7 @@ pub mod filter;
 pub mod live;
 pub mod model;
 pub mod offline;
+pub mod pcapng;
 pub mod pcapwrite;
 pub mod pipeline;
 pub mod source;

@@ -266,7 +266,7 @@ pub struct DestSummary {
 }
 
 /// libpcap's counters plus sockscope's own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct CaptureStats {
     /// Packets the kernel filter passed (libpcap `ps_recv`; packets read, for a file).
     pub received: u64,
@@ -288,6 +288,10 @@ pub struct CaptureStats {
     pub evicted: u64,
     /// Finished flows counted in the summary but not kept in the flow list (list cap).
     pub flows_omitted: u64,
+    /// The input ended in an error (a damaged file): the report holds what came before it.
+    pub partial: bool,
+    /// That error, when `partial`.
+    pub read_error: Option<String>,
 }
 
 /// What the counts of one destination mean, in the words of the symptom table.

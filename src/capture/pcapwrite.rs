@@ -42,6 +42,10 @@ impl PcapWriter {
         hdr[4..8].copy_from_slice(&usec.to_ne_bytes());
         hdr[8..12].copy_from_slice(&(data.len() as u32).to_ne_bytes());
         hdr[12..16].copy_from_slice(&orig_len.to_ne_bytes());
+        // BufWriter would write the header alone when only it fits: make room first.
+        if self.out.capacity() - self.out.buffer().len() < hdr.len() + data.len() {
+            self.out.flush()?;
+        }
         self.out.write_all(&hdr)?;
         self.out.write_all(data)
     }
@@ -73,6 +77,27 @@ mod tests {
         );
         assert!(cap.next_packet().is_ok());
         assert!(cap.next_packet().is_err());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A reader following the file (`-U`, the once-a-second flush) never sees half a record:
+    /// whatever the buffer pushes out on its own ends on a record boundary.
+    #[test]
+    fn the_file_only_ever_ends_on_a_whole_record() {
+        let path = std::env::temp_dir().join(format!(
+            "sockscope-pcapwrite-whole-{}.pcap",
+            std::process::id()
+        ));
+        let mut w = PcapWriter::create(&path, 1, 262_144).unwrap();
+        let mut boundaries = vec![0u64, 24];
+        for i in 0..12u32 {
+            let data = vec![0u8; 200_000 + i as usize * 7];
+            w.write(i, 0, data.len() as u32, &data).unwrap();
+            boundaries.push(boundaries.last().unwrap() + 16 + data.len() as u64);
+            let on_disk = std::fs::metadata(&path).unwrap().len();
+            assert!(boundaries.contains(&on_disk), "{on_disk} after record {i}");
+        }
+        drop(w);
         let _ = std::fs::remove_file(&path);
     }
 }

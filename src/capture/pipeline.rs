@@ -41,8 +41,13 @@ impl Pipeline {
     /// Feeds one frame captured at `ts_us`. Returns the segment and what it meant, when it
     /// meant something.
     pub fn frame(&mut self, ts_us: u64, data: &[u8]) -> Option<(Segment, Event)> {
+        self.frame_of(self.linktype, ts_us, data)
+    }
+
+    /// [`Pipeline::frame`] for a frame of its own link type (pcapng files mix interfaces).
+    pub fn frame_of(&mut self, linktype: i32, ts_us: u64, data: &[u8]) -> Option<(Segment, Event)> {
         self.stats.received += 1;
-        match decode(self.linktype, ts_us, data) {
+        match decode(linktype, ts_us, data) {
             Ok(seg) => {
                 if self
                     .port
@@ -65,6 +70,12 @@ impl Pipeline {
                 None
             }
         }
+    }
+
+    /// The input broke off (a damaged file): the report will say it is partial, and why.
+    pub fn read_error(&mut self, msg: String) {
+        self.stats.partial = true;
+        self.stats.read_error.get_or_insert(msg);
     }
 
     /// Segments between two loopback addresses so far (they crossed the `lo` device).

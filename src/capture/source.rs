@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 use pcap::{Active, Capture, Device, Offline};
 
 use super::decode::supported_link;
-use super::filter::bpf_filter;
+use super::filter::capture_filter;
 use crate::netns::NetnsError;
 
 /// Bytes kept of each packet: enough for any link header, IPv4 or IPv6 with options or
 /// extension headers, and TCP with options; payload is never needed.
 pub const SNAPLEN: i32 = 256;
+/// Bytes kept of each packet with `--full`: all of it (tcpdump's default).
+pub const FULL_SNAPLEN: i32 = 262_144;
 /// libpcap's buffer timeout: how long packets may wait in the kernel buffer (and the longest
 /// a stop request waits for the last ones).
 pub const TIMEOUT_MS: i32 = 100;
@@ -84,13 +86,14 @@ pub struct Live {
     pub loopback: bool,
 }
 
-/// Opens `device` for capture with the handshake filter. Call it on the thread that has
+/// Opens `device` for capture with the handshake filter (`full`: every TCP packet, whole). Call it on the thread that has
 /// entered the wanted network namespace: the packet socket belongs to that namespace.
 pub fn open_live(
     device: &str,
     port: Option<u16>,
     host: Option<IpAddr>,
     immediate: bool,
+    full: bool,
     netns_shown: Option<&str>,
 ) -> Result<Live, CaptureError> {
     // Check the name first: libpcap's own message for a missing device varies by version.
@@ -112,7 +115,7 @@ pub fn open_live(
     let loopback = found.flags.is_loopback();
     let inactive = Capture::from_device(device)
         .map_err(|e| pcap_err("create a capture handle", e))?
-        .snaplen(SNAPLEN)
+        .snaplen(if full { FULL_SNAPLEN } else { SNAPLEN })
         .promisc(false)
         .timeout(TIMEOUT_MS)
         .buffer_size(BUFFER_BYTES)
@@ -138,7 +141,7 @@ pub fn open_live(
             name: link_name(linktype),
         });
     }
-    cap.filter(&bpf_filter(port, host), true)
+    cap.filter(&capture_filter(full, port, host), true)
         .map_err(|e| pcap_err("compile the capture filter", e))?;
     Ok(Live { cap, loopback })
 }

@@ -8,22 +8,32 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Outcome, RunError};
-use crate::capture::filter::bpf_filter;
+use crate::capture::filter::capture_filter;
 use crate::capture::offline::read_file;
 use crate::capture::{Capture, CaptureSpec};
 use crate::cli::CaptureArgs;
+use crate::exit::ExitCode;
 use crate::render::capture::{event_line, progress_line, write_report_json, write_report_table};
 
 pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let mut outcome = Outcome::ok();
     if args.print_filter {
-        writeln!(out, "{}", bpf_filter(args.port, args.host))?;
+        writeln!(out, "{}", capture_filter(args.full, args.port, args.host))?;
         return Ok(outcome);
+    }
+    if args.full && args.write.is_none() {
+        return Err(RunError::Input(
+            "--full widens what -w writes: give -w FILE (or --print-filter)".into(),
+        ));
     }
     let report = match &args.read {
         Some(path) => {
-            let (report, warning) = read_file(path, args.port, args.host, args.max_flows)?;
-            outcome.notes.extend(warning);
+            let report = read_file(path, args.port, args.host, args.max_flows)?;
+            // What was read is still shown; a damaged input is bad input all the same.
+            if let Some(e) = &report.stats.read_error {
+                outcome.notes.push(e.clone());
+                outcome.code = ExitCode::Usage;
+            }
             report
         }
         None => live(args, out, &mut outcome)?,
@@ -42,13 +52,15 @@ fn live(
     out: &mut dyn Write,
     outcome: &mut Outcome,
 ) -> Result<crate::capture::CaptureReport, RunError> {
-    // Ctrl-C and SIGTERM end the capture normally: the file is closed, the report printed.
-    // A second one exits at once (130), should stopping ever hang.
+    // Ctrl-C, SIGTERM and SIGHUP (a closed terminal, a `kill -HUP`) end the capture
+    // normally: the file is flushed and closed, the report printed, exit 0. A second one
+    // exits at once (130), should stopping ever hang.
     // Without live lines the main thread sleeps on a pipe that a signal or the end of the
     // capture writes to: no periodic wakeups to cost CPU during a long capture.
     let stop = Arc::new(AtomicBool::new(false));
     let (wake_rx, wake_tx) = UnixStream::pair().map_err(RunError::Output)?;
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
         signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
             .map_err(RunError::Output)?;
         signal_hook::flag::register(sig, stop.clone()).map_err(RunError::Output)?;
@@ -61,6 +73,8 @@ fn live(
         port: args.port,
         host: args.host,
         write: args.write.clone(),
+        packet_buffered: args.packet_buffered,
+        full: args.full,
         count: args.count.map(|c| c as u64),
         duration: args.duration,
         netns: args.common.netns.clone(),

@@ -279,6 +279,12 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
             s.truncated
         )?;
     }
+    if let Some(e) = &s.read_error {
+        writeln!(
+            out,
+            "Partial: the input broke off, this is what came before: {e}"
+        )?;
+    }
     if s.evicted > 0 || s.flows_omitted > 0 {
         writeln!(
             out,
