@@ -430,7 +430,7 @@ fn close_wait_pile_up_is_named_with_its_owner() {
         f["evidence"],
         format!(
             "{LEAKED} TCP sockets in CLOSE_WAIT (closed by the peer, never closed here); held \
-             by ssc-leaky({}) {LEAKED}",
+             by ssc-leaky({}): {LEAKED} sockets",
             leaky.pid
         )
     );

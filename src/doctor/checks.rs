@@ -192,7 +192,7 @@ pub fn check_close_wait(s: &StateSummary, holders: &[(ProcessRef, u64)]) -> Vec<
     let shown: Vec<String> = holders
         .iter()
         .take(3)
-        .map(|(p, count)| format!("{}({}) {count}", escape(&p.name), p.pid))
+        .map(|(p, count)| format!("{}({}): {count} sockets", escape(&p.name), p.pid))
         .collect();
     let held = if shown.is_empty() {
         "; their owners could not be read".to_string()
@@ -201,7 +201,7 @@ pub fn check_close_wait(s: &StateSummary, holders: &[(ProcessRef, u64)]) -> Vec<
             "; held by {}{}",
             shown.join(", "),
             if holders.len() > shown.len() {
-                format!(" and {} more", holders.len() - shown.len())
+                format!(" and {} more process(es)", holders.len() - shown.len())
             } else {
                 String::new()
             }
@@ -520,7 +520,12 @@ pub fn check_probe(p: &ProbeResult, local: &ListenCheck) -> Option<Finding> {
         }
         (ProbeOutcome::Refused, ListenCheck::Listening { addrs, .. }) => {
             f.cause = format!(
-                "the service listens only on {} , not on the address probed",
+                "the service listens only on {}, not on the address probed",
+                addrs.join(", ")
+            );
+            f.fix = format!(
+                "make the service listen on the address clients use (0.0.0.0 or [::] for \
+                 every address) in its config, or point clients at {}",
                 addrs.join(", ")
             );
         }
@@ -727,7 +732,7 @@ mod tests {
         assert_eq!(
             f[0].evidence,
             "150 TCP sockets in CLOSE_WAIT (closed by the peer, never closed here); held by \
-             api(1234) 120, worker(77) 20, worker(78) 5 and 1 more"
+             api(1234): 120 sockets, worker(77): 20 sockets, worker(78): 5 sockets and 1 more process(es)"
         );
         assert!(
             f[0].fix
@@ -896,6 +901,24 @@ mod tests {
         .unwrap();
         assert_eq!(f.symptom, "timed-out");
         assert!(f.cause.contains("firewall"));
+        // Bound to another address: the fix is the bind address, not a crash hunt.
+        let f = check_probe(
+            &p(ProbeOutcome::Refused, Some("ECONNREFUSED")),
+            &ListenCheck::Listening {
+                port: 5432,
+                addrs: vec!["127.0.0.1".into()],
+                full: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            f.cause,
+            "the service listens only on 127.0.0.1, not on the address probed"
+        );
+        assert!(f
+            .fix
+            .starts_with("make the service listen on the address clients use"));
+        assert!(!f.fix.contains("crash"), "{}", f.fix);
         let f = check_probe(
             &p(ProbeOutcome::Reset, Some("ECONNRESET")),
             &ListenCheck::NotChecked,
