@@ -19,6 +19,23 @@ fn usage_errors_exit_2_with_one_clear_line() {
             &["pool"],
             "required arguments were not provided: --qps <N>, --latency <DURATION>",
         ),
+        // Once printed "pool max 184467440737095515" and "922337203685477.62%".
+        (
+            &["pool", "--qps", "1e308", "--latency", "1h"],
+            "no process can hold a pool that size",
+        ),
+        (
+            &[
+                "pool",
+                "--qps",
+                "2000",
+                "--latency",
+                "50ms",
+                "--upstreams",
+                "100000000",
+            ],
+            "more fds than any process can hold",
+        ),
         (
             &["sockets", "--prot", "1"],
             "(a similar argument exists: '--port')",
