@@ -250,3 +250,32 @@ fn reading_a_pcap_file_prints_no_leading_blank_line() {
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("Client "), "{out:?}");
 }
+
+#[test]
+fn explain_takes_numbers_names_without_e_and_pasted_messages() {
+    let refused = libc::ECONNREFUSED.to_string();
+    for (input, id) in [
+        (refused.as_str(), "refused"),
+        ("Connection reset by peer", "reset"),
+        ("CONNREFUSED", "refused"),
+        ("Too many open files in system", "enfile"),
+        ("Cannot assign requested address", "time-wait"),
+        ("Broken pipe", "reset"),
+    ] {
+        let (code, out, err) = run(&["explain", input]);
+        assert_eq!(code, 0, "{input}: {err}");
+        assert!(out.starts_with(&format!("{id}: ")), "{input}: {out}");
+        let v = crate::support::run_json(&["explain", input, "--json"]);
+        assert_eq!(v["id"], id, "{input}");
+    }
+    let (code, out, err) = run(&["explain", "ECONNREFUSD"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(
+            "sockscope: unknown error or symptom 'ECONNREFUSD'; closest: 'ECONNREFUSED'"
+        ),
+        "{err}"
+    );
+}
