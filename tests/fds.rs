@@ -600,9 +600,74 @@ fn fake_proc_tree_unreadable_fd_dir_is_marked_not_fatal() {
     );
 }
 
+/// A server blocked in accept(): the kernel's count (`stat` of /proc/PID/fd) holds the slot
+/// accept4 reserved, `ls` does not. `fds` must add up (fds = what ls lists = the kinds' sum),
+/// show the slot as reserved, and still count it against the soft limit.
+#[test]
+fn fds_of_a_server_blocked_in_accept_add_up() {
+    if !support::require_root("fds_of_a_server_blocked_in_accept_add_up") {
+        return;
+    }
+    let ns = Netns::new();
+    let c = child::spawn(
+        "fds:accept",
+        &["ssc-fds-acc".into(), "64".into()],
+        Some(&ns.path()),
+    );
+    let pid = c.pid.to_string();
+    let v = run_json(&["fds", "--pid", &pid, "--kinds", "--json"]);
+    let p = find(&v, c.pid);
+    let listed = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64;
+    let counted = std::fs::metadata(format!("/proc/{pid}/fd")).unwrap().len();
+    assert_eq!(counted, listed + 1, "the kernel counts the reserved slot");
+    assert_eq!(p["fds"], listed, "{p}");
+    assert_eq!(p["reserved"], 1, "{p}");
+    let sum: i64 = KINDS.iter().map(|k| kind(p, k)).sum();
+    assert_eq!(sum as u64, listed, "{p}");
+    assert_eq!(kind(p, "tcp"), 1, "the listener: {p}");
+    // EMFILE arithmetic: the reserved slot counts against the soft limit of 64.
+    assert_eq!(
+        p["percent_used"].as_f64().unwrap(),
+        (listed + 1) as f64 * 100.0 / 64.0
+    );
+
+    let (code, out, err) = run(&["fds", "--pid", &pid]);
+    assert_eq!(code, 0, "{err}");
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.contains("ssc-fds-acc"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .split_whitespace()
+        .collect();
+    let pct = sockscope::render::percent((listed + 1) as f64 * 100.0 / 64.0);
+    assert_eq!(
+        row[..7],
+        [
+            pid.as_str(),
+            "ssc-fds-acc",
+            &listed.to_string(),
+            "1",
+            "64",
+            "64",
+            &pct
+        ]
+    );
+    assert!(
+        out.contains("\nReserved: fd slots taken but not yet open"),
+        "{out}"
+    );
+    drop(c);
+}
+
 /// Child roles for these tests (see `support::child`).
 pub fn child(role: &str, args: &[String]) -> bool {
     match role {
+        "fds:accept" => {
+            accept(args);
+            true
+        }
         "fds:hold" => {
             hold(args);
             true
@@ -613,6 +678,35 @@ pub fn child(role: &str, args: &[String]) -> bool {
         }
         _ => false,
     }
+}
+
+/// NAME SOFT: a listener with one thread blocked in accept() on it; says ready once that
+/// thread sleeps in the syscall (so the slot is reserved before the parent looks).
+fn accept(args: &[String]) {
+    let soft: u64 = args[1].parse().unwrap();
+    child::enter_netns();
+    set_nofile(soft, soft);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tx.send(unsafe { libc::gettid() }).unwrap();
+        let _ = l.accept();
+    });
+    let tid = rx.recv().unwrap();
+    // /proc/self/task/TID/syscall starts with the syscall number while the thread is blocked.
+    let accept4 = libc::SYS_accept4.to_string();
+    let mut blocked = false;
+    for _ in 0..500 {
+        let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap();
+        if s.split_whitespace().next() == Some(accept4.as_str()) {
+            blocked = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(blocked, "the accept thread never blocked in accept4");
+    child::serve(&args[0], "", |_| {});
 }
 
 fn set_nofile(soft: u64, hard: u64) {

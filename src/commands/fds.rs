@@ -1,5 +1,6 @@
 //! `sockscope fds`: counts for every process, the fds themselves only for the rows shown.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,7 +18,9 @@ use crate::procs::namespaces::spaces_of;
 use crate::procs::procfile::comm;
 use crate::procs::rank::rank;
 use crate::procs::report::{FdsReport, WatchSample, WatchSummary};
-use crate::procs::usage::{read_system, scan, ProcSelect};
+use crate::procs::usage::{
+    fd_dir_size, read_system, reserved_slots, scan, stat_size_is_count, ProcSelect,
+};
 use crate::render::fds as view;
 use crate::sockets::inodes::{index_current_netns, index_netns, ProtoIndex};
 
@@ -60,12 +63,13 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     // The expensive part, for the rows shown only: socket counts (unless --all asked for
     // every process, where counts and limits are the point) or the full kinds.
     let sockets_read = args.kinds || !args.all;
+    let mut reserved = HashMap::new();
     if args.kinds {
         let (index, notes) = socket_index(root, &rows);
         outcome.notes.extend(notes);
-        unreadable += read_rows(root, &mut rows, Some(&index));
+        unreadable += read_rows(root, &mut rows, Some(&index), &mut reserved);
     } else if sockets_read {
-        unreadable += read_rows(root, &mut rows, None);
+        unreadable += read_rows(root, &mut rows, None, &mut reserved);
     }
     outcome.notes.extend(unreadable_note(unreadable));
     let report = FdsReport {
@@ -73,6 +77,7 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
         processes: rows,
         matched,
         unreadable,
+        reserved,
         sockets_read,
         kinds_read: args.kinds,
     };
@@ -92,8 +97,16 @@ fn fill_names(root: &str, rows: &mut [FdUsage]) {
     }
 }
 
-/// Walks each row's fds; returns how many newly turned out unreadable.
-fn read_rows(root: &str, rows: &mut [FdUsage], index: Option<&ProtoIndex>) -> usize {
+/// Walks each row's fds; returns how many newly turned out unreadable. A row read in full gets
+/// `fds` = the fds listed (so its kinds add up to it) and, in `reserved`, the slots the
+/// kernel's count holds beyond them.
+fn read_rows(
+    root: &str,
+    rows: &mut [FdUsage],
+    index: Option<&ProtoIndex>,
+    reserved: &mut HashMap<u32, u64>,
+) -> usize {
+    let rule = stat_size_is_count(root);
     let mut unreadable = 0;
     for u in rows.iter_mut() {
         match u.fds {
@@ -102,6 +115,7 @@ fn read_rows(root: &str, rows: &mut [FdUsage], index: Option<&ProtoIndex>) -> us
                 // Nothing to read (a kernel thread): no walk, which a non-root user would be
                 // refused anyway.
                 u.sockets = Some(0);
+                reserved.insert(u.pid, 0);
                 if index.is_some() {
                     u.kinds = Some(KindCounts::default().to_map());
                 }
@@ -109,8 +123,13 @@ fn read_rows(root: &str, rows: &mut [FdUsage], index: Option<&ProtoIndex>) -> us
             }
             Some(_) => {}
         }
+        let before = fd_dir_size(root, u.pid, rule);
         match read_kinds(root, u.pid, index) {
             Ok(k) => {
+                let after = fd_dir_size(root, u.pid, rule);
+                let listed = k.total();
+                reserved.insert(u.pid, reserved_slots(before, after, listed));
+                u.fds = Some(listed);
                 u.sockets = Some(k.sockets());
                 if index.is_some() {
                     u.kinds = Some(k.to_map());
@@ -169,7 +188,9 @@ fn watch_kinds(
         .cloned()
         .collect();
     let (index, mut notes) = socket_index(root, &rows);
-    let unreadable = read_rows(root, &mut rows, Some(&index));
+    // A watch ranks by the kernel's count (what the limit sees); the reserved split is not
+    // shown there.
+    let unreadable = read_rows(root, &mut rows, Some(&index), &mut HashMap::new());
     notes.extend(unreadable_note(unreadable));
     for row in rows {
         if let (Some(kinds), Some(trend)) = (row.kinds, shown.iter_mut().find(|t| t.pid == row.pid))
