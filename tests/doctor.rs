@@ -612,7 +612,7 @@ fn bad_doctor_input_is_one_line_and_exit_2() {
         ),
         (
             &["explain", "EWHATEVER"],
-            "unknown error or symptom 'EWHATEVER'; known: refused",
+            "unknown error or symptom 'EWHATEVER'; closest: ",
         ),
         (
             &["pool", "--qps", "-5", "--latency", "50ms"],

@@ -594,10 +594,90 @@ fn fake_proc_tree_unreadable_fd_dir_is_marked_not_fatal() {
     assert_eq!(v["processes"][0]["pid"], 100);
     assert_eq!(v["processes"][2]["pid"], 400);
     assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "sockscope: pid 400 (locked) belongs to another user: its fds are marked unreadable; \
+         run as root, or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"
+    );
+}
+
+/// The lines of `err` that are the unreadable-process note (either privilege's wording).
+fn unreadable_notes(err: &str) -> Vec<&str> {
+    err.lines()
+        .filter(|l| l.contains("even to root") || l.contains("to another user"))
+        .collect()
+}
+
+/// Inside a test namespace no unreadable process of the host (PID 1 here refuses even root)
+/// can own what is shown: no subcommand mentions one.
+#[test]
+fn netns_runs_do_not_mention_processes_outside_the_namespace() {
+    if !support::require_root("netns_runs_do_not_mention_processes_outside_the_namespace") {
+        return;
+    }
+    let ns = Netns::new();
+    let c = child::spawn(
+        "fds:accept",
+        &["ssc-fds-ns".into(), "64".into()],
+        Some(&ns.path()),
+    );
+    let path = ns.path();
+    for args in [
+        &["sockets", "-p", "--netns", &path][..],
+        &["sockets", "-p", "--netns", &path, "--json"],
+        &["listeners", "--netns", &path],
+        &["fds", "--netns", &path],
+        &["fds", "--netns", &path, "--kinds"],
+        &["doctor", "--netns", &path, "--interval", "0"],
+    ] {
+        let (code, out, err) = run(args);
+        assert!(
+            code == 0 || (args[0] == "doctor" && code == 1),
+            "{args:?}: {err}"
+        );
+        assert!(unreadable_notes(&err).is_empty(), "{args:?}: {err}");
+        if args[0] == "listeners" {
+            // The child's listener is shown, with its owner.
+            assert!(out.contains(&format!("ssc-fds-ns({})", c.pid)), "{out}");
+        }
+    }
+    drop(c);
+}
+
+/// A socket whose owner cannot be read (the user is not root, the owner is): the note is
+/// said once, in the one wording, naming processes and the privilege.
+#[test]
+fn unowned_socket_shown_to_another_user_gets_one_note() {
+    if !support::require_root("unowned_socket_shown_to_another_user_gets_one_note") {
+        return;
+    }
+    // A root-owned listener on the host's loopback (no traffic): shown to nobody, unowned.
+    let c = child::spawn("fds:accept", &["ssc-fds-root".into(), "64".into()], None);
+    let port = c.info.clone();
+    let tmp = std::env::temp_dir().join(format!("ssc-fds-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    support::run_ok("chmod", &["0755", tmp.to_str().unwrap()]);
+    let bin = tmp.join("sockscope");
+    support::run_ok(
+        "cp",
+        &[env!("CARGO_BIN_EXE_sockscope"), bin.to_str().unwrap()],
+    );
+    let out = support::as_nobody(bin.to_str().unwrap())
+        .args(["listeners", "--port", &port])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&tmp);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let notes = unreadable_notes(&err);
+    assert_eq!(notes.len(), 1, "{err}");
+    assert!(notes[0].starts_with("sockscope: pid"), "{err}");
     assert!(
-        err.contains("1 process(es) could not be read") && err.contains("CAP_SYS_PTRACE"),
+        notes[0].contains("to another user: ")
+            && notes[0].contains("sockets show no owner; run as root, or grant CAP_SYS_PTRACE"),
         "{err}"
     );
+    drop(c);
 }
 
 /// A server blocked in accept(): the kernel's count (`stat` of /proc/PID/fd) holds the slot
@@ -680,13 +760,15 @@ pub fn child(role: &str, args: &[String]) -> bool {
     }
 }
 
-/// NAME SOFT: a listener with one thread blocked in accept() on it; says ready once that
-/// thread sleeps in the syscall (so the slot is reserved before the parent looks).
+/// NAME SOFT: a listener with one thread blocked in accept() on it; says ready (with the
+/// listener's port) once that thread sleeps in the syscall, so the slot is reserved before
+/// the parent looks.
 fn accept(args: &[String]) {
     let soft: u64 = args[1].parse().unwrap();
     child::enter_netns();
     set_nofile(soft, soft);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         // SAFETY: gettid has no preconditions.
@@ -706,7 +788,7 @@ fn accept(args: &[String]) {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(blocked, "the accept thread never blocked in accept4");
-    child::serve(&args[0], "", |_| {});
+    child::serve(&args[0], &port, |_| {});
 }
 
 fn set_nofile(soft: u64, hard: u64) {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{require_pids, Outcome, RunError};
+use super::{require_pids, unreadable_note, Missing, Outcome, RunError};
 use crate::cli::FdsArgs;
 use crate::exit::ExitCode;
 use crate::netns;
@@ -18,6 +18,7 @@ use crate::procs::namespaces::spaces_of;
 use crate::procs::procfile::comm;
 use crate::procs::rank::rank;
 use crate::procs::report::{FdsReport, WatchSample, WatchSummary};
+use crate::procs::unreadable::Denied;
 use crate::procs::usage::{
     fd_dir_size, read_system, reserved_slots, scan, stat_size_is_count, ProcSelect,
 };
@@ -64,14 +65,21 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     // every process, where counts and limits are the point) or the full kinds.
     let sockets_read = args.kinds || !args.all;
     let mut reserved = HashMap::new();
+    let mut walk_denied = Vec::new();
     if args.kinds {
         let (index, notes) = socket_index(root, &rows);
         outcome.notes.extend(notes);
-        unreadable += read_rows(root, &mut rows, Some(&index), &mut reserved);
+        walk_denied = read_rows(root, &mut rows, Some(&index), &mut reserved);
     } else if sockets_read {
-        unreadable += read_rows(root, &mut rows, None, &mut reserved);
+        walk_denied = read_rows(root, &mut rows, None, &mut reserved);
     }
-    outcome.notes.extend(unreadable_note(unreadable));
+    unreadable += walk_denied.len();
+    // Only the rows shown: a process whose namespace could not be read (the host's PID 1
+    // under --netns) is not known to be one of them.
+    outcome.notes.extend(unreadable_note(
+        &denied_rows(&rows, &walk_denied),
+        Missing::Fds,
+    ));
     let report = FdsReport {
         system,
         processes: rows,
@@ -97,7 +105,7 @@ fn fill_names(root: &str, rows: &mut [FdUsage]) {
     }
 }
 
-/// Walks each row's fds; returns how many newly turned out unreadable. A row read in full gets
+/// Walks each row's fds; returns the pids that turned out unreadable. A row read in full gets
 /// `fds` = the fds listed (so its kinds add up to it) and, in `reserved`, the slots the
 /// kernel's count holds beyond them.
 fn read_rows(
@@ -105,9 +113,9 @@ fn read_rows(
     rows: &mut [FdUsage],
     index: Option<&ProtoIndex>,
     reserved: &mut HashMap<u32, u64>,
-) -> usize {
+) -> Vec<u32> {
     let rule = stat_size_is_count(root);
-    let mut unreadable = 0;
+    let mut unreadable = Vec::new();
     for u in rows.iter_mut() {
         match u.fds {
             None => continue, // already counted as unreadable by the scan
@@ -135,7 +143,7 @@ fn read_rows(
                     u.kinds = Some(k.to_map());
                 }
             }
-            Err(WalkError::Denied) => unreadable += 1,
+            Err(WalkError::Denied) => unreadable.push(u.pid),
             Err(WalkError::Gone) => {}
         }
     }
@@ -190,8 +198,11 @@ fn watch_kinds(
     let (index, mut notes) = socket_index(root, &rows);
     // A watch ranks by the kernel's count (what the limit sees); the reserved split is not
     // shown there.
-    let unreadable = read_rows(root, &mut rows, Some(&index), &mut HashMap::new());
-    notes.extend(unreadable_note(unreadable));
+    let walk_denied = read_rows(root, &mut rows, Some(&index), &mut HashMap::new());
+    notes.extend(unreadable_note(
+        &denied_rows(&rows, &walk_denied),
+        Missing::Fds,
+    ));
     for row in rows {
         if let (Some(kinds), Some(trend)) = (row.kinds, shown.iter_mut().find(|t| t.pid == row.pid))
         {
@@ -201,21 +212,17 @@ fn watch_kinds(
     notes
 }
 
-/// Said once, naming the privilege that would show the rest.
-fn unreadable_note(unreadable: usize) -> Option<String> {
-    if unreadable == 0 {
-        return None;
-    }
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    Some(if root {
-        format!("{unreadable} process(es) denied access to their fds even to root (LSM policy or a sandbox); they are marked unreadable")
-    } else {
-        format!(
-            "{unreadable} process(es) could not be read and are marked unreadable: run as root, \
-             or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"
-        )
-    })
+/// The processes among `rows` whose fds could not be read (by the scan, or by the walk of
+/// `walk_denied`): named in the one note, since they are what the table shows.
+fn denied_rows(rows: &[FdUsage], walk_denied: &[u32]) -> Vec<Denied> {
+    rows.iter()
+        .filter(|u| u.fds.is_none() || walk_denied.contains(&u.pid))
+        .map(|u| Denied {
+            pid: u.pid,
+            name: u.name.clone(),
+            netns: None,
+        })
+        .collect()
 }
 
 fn watch(
