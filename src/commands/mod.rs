@@ -108,7 +108,9 @@ pub fn unreadable_note(denied: &[Denied], missing: Missing) -> Option<String> {
 /// [`unreadable_note`] with the privilege given (pure, for tests).
 pub fn unreadable_words(denied: &[Denied], missing: Missing, root: bool) -> Option<String> {
     const NAMED: usize = 5;
-    denied.first()?;
+    if denied.is_empty() {
+        return None;
+    }
     let one = denied.len() == 1;
     let named: Vec<String> = denied
         .iter()
