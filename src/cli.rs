@@ -71,8 +71,7 @@ pub enum Command {
     ///   sockscope states
     ///   sockscope states --top 3 --netns pid:4242
     States(StatesArgs),
-    /// Find what is wrong with sockets and fds on this host, or with one service, and say how
-    /// to fix it.
+    /// Find what is wrong with sockets and fds on this host, or one service, and how to fix it.
     ///
     /// Without a target it checks the whole host (or the --netns namespace): every listener's
     /// accept queue against its backlog (naming the process that holds a crowded one);
@@ -99,20 +98,27 @@ pub enum Command {
     ///   sockscope doctor db.internal:5432 --timeout 2s
     ///   sockscope doctor --port 8080
     ///   sockscope doctor 10.0.0.9:443 --capture
+    // Verbatim: clap would otherwise join the example lines into one paragraph.
+    #[command(verbatim_doc_comment)]
     Doctor(DoctorArgs),
-    /// Explain an error or symptom: what it means at the syscall level, the likely causes, the
-    /// fix, and commands that confirm it.
+    /// Explain an error or symptom: what it means, the likely causes, the fix, how to confirm.
     ///
-    /// Takes errno names (ECONNREFUSED, ETIMEDOUT, ECONNRESET, EPIPE, EMFILE, ENFILE,
-    /// EADDRINUSE, EADDRNOTAVAIL, EHOSTUNREACH, ENETUNREACH), doctor's symptom ids (refused,
-    /// timed-out, reset, emfile, enfile, time-wait, close-wait, accept-queue, recv-q, udp-drops,
-    /// unreachable, addr-in-use)
-    /// and common phrasings ("recv-q", "too many open files"). Case does not matter.
+    /// Takes what you paste: an errno name with or without the E (ECONNREFUSED, CONNREFUSED),
+    /// its number (111), or its message ("Connection reset by peer"), for ECONNREFUSED,
+    /// ETIMEDOUT, ECONNRESET, EPIPE, EMFILE, ENFILE, EADDRINUSE, EADDRNOTAVAIL, EHOSTUNREACH
+    /// and ENETUNREACH (numbers and messages as this system's C library has them); doctor's
+    /// symptom ids (refused, timed-out, reset, emfile, enfile, time-wait, close-wait,
+    /// accept-queue, recv-q, udp-drops, unreachable, addr-in-use); and common phrasings.
+    /// Case does not matter. An unknown name lists the closest known ones (exit 2).
     ///
     /// Examples:
     ///   sockscope explain ECONNREFUSED
+    ///   sockscope explain 111
+    ///   sockscope explain "Connection reset by peer"
     ///   sockscope explain time-wait
     ///   sockscope explain "too many open files" --json
+    // Verbatim: clap would otherwise join the example lines into one paragraph.
+    #[command(verbatim_doc_comment)]
     Explain(ExplainArgs),
     /// Size a connection pool by Little's law and check it fits the fd limit.
     ///
@@ -120,11 +126,14 @@ pub enum Command {
     /// connections must fit the fd limit (--fd-limit, or this shell's soft RLIMIT_NOFILE); the
     /// keep-alive idle timeout should sit 5 s below the upstream's idle timeout. With --rtt it
     /// also prices a fresh connection (TCP + TLS 1.3 = 2 round trips). Exit 1 when the pools
-    /// do not fit the fd limit.
+    /// do not fit the fd limit; exit 2 when the numbers make no pool at all (more connections
+    /// than a process can ever hold open).
     ///
     /// Examples:
     ///   sockscope pool --qps 2000 --latency 50ms
     ///   sockscope pool --qps 2000 --latency 50ms --upstreams 3 --fd-limit 65536 --rtt 50ms
+    // Verbatim: clap would otherwise join the example lines into one paragraph.
+    #[command(verbatim_doc_comment)]
     Pool(PoolArgs),
     /// Capture TCP handshakes and explain them: established, refused, unanswered, reset, closed.
     ///
@@ -197,6 +206,7 @@ pub enum Command {
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     ///
     /// Example: sockscope completions bash > /etc/bash_completion.d/sockscope
+    #[command(verbatim_doc_comment)]
     Completions(CompletionsArgs),
     /// Write the man pages to a directory (used to build man/).
     #[command(hide = true)]
@@ -470,7 +480,8 @@ pub struct DoctorArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// An errno name (ECONNREFUSED…), a symptom id (time-wait…) or a phrase ("recv-q").
+    /// An errno name (ECONNREFUSED…), number (111) or message ("Connection refused"), a
+    /// symptom id (time-wait…) or a phrase ("recv-q").
     #[arg(value_name = "NAME")]
     pub name: String,
     /// Print JSON instead of text.

@@ -13,7 +13,9 @@ pub fn render_all() -> io::Result<Vec<(String, Vec<u8>)>> {
     let cmd = Cli::command();
     let mut pages = Vec::new();
     let mut top = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).render(&mut top)?;
+    // `sockscope help` has no page of its own: listed, it would point at a sockscope-help(1)
+    // that does not exist.
+    clap_mangen::Man::new(cmd.clone().disable_help_subcommand(true)).render(&mut top)?;
     pages.push(("sockscope.1".to_string(), top));
     for sub in cmd.get_subcommands() {
         if sub.is_hide_set() || sub.get_name() == "help" {

@@ -438,7 +438,7 @@ fn close_wait_pile_up_is_named_with_its_owner() {
         f["evidence"],
         format!(
             "{LEAKED} TCP sockets in CLOSE_WAIT (closed by the peer, never closed here); held \
-             by ssc-leaky({}) {LEAKED}",
+             by ssc-leaky({}): {LEAKED} sockets",
             leaky.pid
         )
     );
@@ -830,7 +830,7 @@ fn bad_doctor_input_is_one_line_and_exit_2() {
         ),
         (
             &["explain", "EWHATEVER"],
-            "unknown error or symptom 'EWHATEVER'; known: refused",
+            "unknown error or symptom 'EWHATEVER'; closest: ",
         ),
         (
             &["pool", "--qps", "-5", "--latency", "50ms"],

@@ -595,15 +595,160 @@ fn fake_proc_tree_unreadable_fd_dir_is_marked_not_fatal() {
     assert_eq!(v["processes"][0]["pid"], 100);
     assert_eq!(v["processes"][2]["pid"], 400);
     assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "sockscope: pid 400 (locked) belongs to another user: its fds are marked unreadable; \
+         run as root, or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"
+    );
+}
+
+/// The lines of `err` that are the unreadable-process note (either privilege's wording).
+fn unreadable_notes(err: &str) -> Vec<&str> {
+    err.lines()
+        .filter(|l| l.contains("even to root") || l.contains("to another user"))
+        .collect()
+}
+
+/// Inside a test namespace no unreadable process of the host (PID 1 here refuses even root)
+/// can own what is shown: no subcommand mentions one.
+#[test]
+fn netns_runs_do_not_mention_processes_outside_the_namespace() {
+    if !support::require_root("netns_runs_do_not_mention_processes_outside_the_namespace") {
+        return;
+    }
+    let ns = Netns::new();
+    let c = child::spawn(
+        "fds:accept",
+        &["ssc-fds-ns".into(), "64".into()],
+        Some(&ns.path()),
+    );
+    let path = ns.path();
+    for args in [
+        &["sockets", "-p", "--netns", &path][..],
+        &["sockets", "-p", "--netns", &path, "--json"],
+        &["listeners", "--netns", &path],
+        &["fds", "--netns", &path],
+        &["fds", "--netns", &path, "--kinds"],
+        &["doctor", "--netns", &path, "--interval", "0"],
+    ] {
+        let (code, out, err) = run(args);
+        assert!(
+            code == 0 || (args[0] == "doctor" && code == 1),
+            "{args:?}: {err}"
+        );
+        assert!(unreadable_notes(&err).is_empty(), "{args:?}: {err}");
+        if args[0] == "listeners" {
+            // The child's listener is shown, with its owner.
+            assert!(out.contains(&format!("ssc-fds-ns({})", c.pid)), "{out}");
+        }
+    }
+    drop(c);
+}
+
+/// A socket whose owner cannot be read (the user is not root, the owner is): the note is
+/// said once, in the one wording, naming processes and the privilege.
+#[test]
+fn unowned_socket_shown_to_another_user_gets_one_note() {
+    if !support::require_root("unowned_socket_shown_to_another_user_gets_one_note") {
+        return;
+    }
+    // A root-owned listener on the host's loopback (no traffic): shown to nobody, unowned.
+    let c = child::spawn("fds:accept", &["ssc-fds-root".into(), "64".into()], None);
+    let port = c.info.clone();
+    let tmp = std::env::temp_dir().join(format!("ssc-fds-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    support::run_ok("chmod", &["0755", tmp.to_str().unwrap()]);
+    let bin = tmp.join("sockscope");
+    support::run_ok(
+        "cp",
+        &[env!("CARGO_BIN_EXE_sockscope"), bin.to_str().unwrap()],
+    );
+    let out = support::as_nobody(bin.to_str().unwrap())
+        .args(["listeners", "--port", &port])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&tmp);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let notes = unreadable_notes(&err);
+    assert_eq!(notes.len(), 1, "{err}");
+    assert!(notes[0].starts_with("sockscope: pid"), "{err}");
     assert!(
-        err.contains("1 process(es) could not be read") && err.contains("CAP_SYS_PTRACE"),
+        notes[0].contains("to another user: ")
+            && notes[0].contains("sockets show no owner; run as root, or grant CAP_SYS_PTRACE"),
         "{err}"
     );
+    drop(c);
+}
+
+/// A server blocked in accept(): the kernel's count (`stat` of /proc/PID/fd) holds the slot
+/// accept4 reserved, `ls` does not. `fds` must add up (fds = what ls lists = the kinds' sum),
+/// show the slot as reserved, and still count it against the soft limit.
+#[test]
+fn fds_of_a_server_blocked_in_accept_add_up() {
+    if !support::require_root("fds_of_a_server_blocked_in_accept_add_up") {
+        return;
+    }
+    let ns = Netns::new();
+    let c = child::spawn(
+        "fds:accept",
+        &["ssc-fds-acc".into(), "64".into()],
+        Some(&ns.path()),
+    );
+    let pid = c.pid.to_string();
+    let v = run_json(&["fds", "--pid", &pid, "--kinds", "--json"]);
+    let p = find(&v, c.pid);
+    let listed = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64;
+    let counted = std::fs::metadata(format!("/proc/{pid}/fd")).unwrap().len();
+    assert_eq!(counted, listed + 1, "the kernel counts the reserved slot");
+    assert_eq!(p["fds"], listed, "{p}");
+    assert_eq!(p["reserved"], 1, "{p}");
+    let sum: i64 = KINDS.iter().map(|k| kind(p, k)).sum();
+    assert_eq!(sum as u64, listed, "{p}");
+    assert_eq!(kind(p, "tcp"), 1, "the listener: {p}");
+    // EMFILE arithmetic: the reserved slot counts against the soft limit of 64.
+    assert_eq!(
+        p["percent_used"].as_f64().unwrap(),
+        (listed + 1) as f64 * 100.0 / 64.0
+    );
+
+    let (code, out, err) = run(&["fds", "--pid", &pid]);
+    assert_eq!(code, 0, "{err}");
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.contains("ssc-fds-acc"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .split_whitespace()
+        .collect();
+    let pct = sockscope::render::percent((listed + 1) as f64 * 100.0 / 64.0);
+    assert_eq!(
+        row[..7],
+        [
+            pid.as_str(),
+            "ssc-fds-acc",
+            &listed.to_string(),
+            "1",
+            "64",
+            "64",
+            &pct
+        ]
+    );
+    assert!(
+        out.contains("\nReserved: fd slots taken but not yet open"),
+        "{out}"
+    );
+    drop(c);
 }
 
 /// Child roles for these tests (see `support::child`).
 pub fn child(role: &str, args: &[String]) -> bool {
     match role {
+        "fds:accept" => {
+            accept(args);
+            true
+        }
         "fds:hold" => {
             hold(args);
             true
@@ -614,6 +759,37 @@ pub fn child(role: &str, args: &[String]) -> bool {
         }
         _ => false,
     }
+}
+
+/// NAME SOFT: a listener with one thread blocked in accept() on it; says ready (with the
+/// listener's port) once that thread sleeps in the syscall, so the slot is reserved before
+/// the parent looks.
+fn accept(args: &[String]) {
+    let soft: u64 = args[1].parse().unwrap();
+    child::enter_netns();
+    set_nofile(soft, soft);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tx.send(unsafe { libc::gettid() }).unwrap();
+        let _ = l.accept();
+    });
+    let tid = rx.recv().unwrap();
+    // /proc/self/task/TID/syscall starts with the syscall number while the thread is blocked.
+    let accept4 = libc::SYS_accept4.to_string();
+    let mut blocked = false;
+    for _ in 0..500 {
+        let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap();
+        if s.split_whitespace().next() == Some(accept4.as_str()) {
+            blocked = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(blocked, "the accept thread never blocked in accept4");
+    child::serve(&args[0], &port, |_| {});
 }
 
 fn set_nofile(soft: u64, hard: u64) {

@@ -41,7 +41,10 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Outcome, RunError>
     if args.common.json {
         write_report_json(out, &report)?;
     } else {
-        writeln!(out)?;
+        // The blank line separates the live event lines from the summary; a file has none.
+        if args.read.is_none() {
+            writeln!(out)?;
+        }
         write_report_table(out, &report)?;
     }
     Ok(outcome)

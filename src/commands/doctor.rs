@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use super::{Outcome, RunError};
+use super::{unreadable_note, Missing, Outcome, RunError};
 use crate::capture::{Capture, CaptureSpec};
 use crate::cli::DoctorArgs;
 use crate::doctor::checks::{
@@ -20,6 +20,8 @@ use crate::doctor::target::Target;
 use crate::doctor::trace::trace_for;
 use crate::exit::ExitCode;
 use crate::netns;
+use crate::procs::model::FdUsage;
+use crate::procs::unreadable::Denied;
 use crate::render::doctor::{write_report_json, write_report_table};
 
 /// Time between the probe's end and stopping its capture.
@@ -50,7 +52,7 @@ pub fn run(args: &DoctorArgs, out: &mut dyn Write) -> Result<Outcome, RunError> 
             let ev = collect_host(&plan).map_err(RunError::from)?;
             outcome
                 .notes
-                .extend(unreadable_fds_note(ev.processes.unreadable));
+                .extend(unreadable_fds_note(&ev.processes.processes));
             diagnose_host(&ev)
         }
     };
@@ -174,21 +176,17 @@ fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, Ru
     Ok(report)
 }
 
-/// The note for processes whose fd count or namespace could not be read.
-fn unreadable_fds_note(n: usize) -> Option<String> {
-    if n == 0 {
-        return None;
-    }
-    // SAFETY: geteuid has no preconditions.
-    Some(if unsafe { libc::geteuid() } == 0 {
-        format!(
-            "{n} process(es) could not be read even as root (kernel threads or LSM policy): \
-             their fd use is not checked"
-        )
-    } else {
-        format!(
-            "{n} process(es) belong to other users, so their fd use is not checked: run as \
-             root, or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"
-        )
-    })
+/// The note for processes (in the namespace checked) whose fd count could not be read; those
+/// whose namespace could not be read are not known to be in it and are not named.
+fn unreadable_fds_note(processes: &[FdUsage]) -> Option<String> {
+    let denied: Vec<Denied> = processes
+        .iter()
+        .filter(|p| p.fds.is_none())
+        .map(|p| Denied {
+            pid: p.pid,
+            name: p.name.clone(),
+            netns: None,
+        })
+        .collect();
+    unreadable_note(&denied, Missing::FdUse)
 }

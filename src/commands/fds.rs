@@ -1,11 +1,12 @@
 //! `sockscope fds`: counts for every process, the fds themselves only for the rows shown.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{require_pids, Outcome, RunError};
+use super::{require_pids, unreadable_note, Missing, Outcome, RunError};
 use crate::cli::FdsArgs;
 use crate::netns;
 use crate::procs::fdwalk::WalkError;
@@ -16,7 +17,10 @@ use crate::procs::namespaces::spaces_of;
 use crate::procs::procfile::comm;
 use crate::procs::rank::rank;
 use crate::procs::report::{FdsReport, WatchSample, WatchSummary};
-use crate::procs::usage::{read_system, scan, ProcSelect};
+use crate::procs::unreadable::Denied;
+use crate::procs::usage::{
+    fd_dir_size, read_system, reserved_slots, scan, stat_size_is_count, ProcSelect,
+};
 use crate::render::fds as view;
 use crate::sockets::inodes::{index_current_netns, index_netns, ProtoIndex};
 
@@ -59,19 +63,28 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     // The expensive part, for the rows shown only: socket counts (unless --all asked for
     // every process, where counts and limits are the point) or the full kinds.
     let sockets_read = args.kinds || !args.all;
+    let mut reserved = HashMap::new();
+    let mut walk_denied = Vec::new();
     if args.kinds {
         let (index, notes) = socket_index(root, &rows);
         outcome.notes.extend(notes);
-        unreadable += read_rows(root, &mut rows, Some(&index));
+        walk_denied = read_rows(root, &mut rows, Some(&index), &mut reserved);
     } else if sockets_read {
-        unreadable += read_rows(root, &mut rows, None);
+        walk_denied = read_rows(root, &mut rows, None, &mut reserved);
     }
-    outcome.notes.extend(unreadable_note(unreadable));
+    unreadable += walk_denied.len();
+    // Only the rows shown: a process whose namespace could not be read (the host's PID 1
+    // under --netns) is not known to be one of them.
+    outcome.notes.extend(unreadable_note(
+        &denied_rows(&rows, &walk_denied),
+        Missing::Fds,
+    ));
     let report = FdsReport {
         system,
         processes: rows,
         matched,
         unreadable,
+        reserved,
         sockets_read,
         kinds_read: args.kinds,
     };
@@ -91,9 +104,17 @@ fn fill_names(root: &str, rows: &mut [FdUsage]) {
     }
 }
 
-/// Walks each row's fds; returns how many newly turned out unreadable.
-fn read_rows(root: &str, rows: &mut [FdUsage], index: Option<&ProtoIndex>) -> usize {
-    let mut unreadable = 0;
+/// Walks each row's fds; returns the pids that turned out unreadable. A row read in full gets
+/// `fds` = the fds listed (so its kinds add up to it) and, in `reserved`, the slots the
+/// kernel's count holds beyond them.
+fn read_rows(
+    root: &str,
+    rows: &mut [FdUsage],
+    index: Option<&ProtoIndex>,
+    reserved: &mut HashMap<u32, u64>,
+) -> Vec<u32> {
+    let rule = stat_size_is_count(root);
+    let mut unreadable = Vec::new();
     for u in rows.iter_mut() {
         match u.fds {
             None => continue, // already counted as unreadable by the scan
@@ -101,6 +122,7 @@ fn read_rows(root: &str, rows: &mut [FdUsage], index: Option<&ProtoIndex>) -> us
                 // Nothing to read (a kernel thread): no walk, which a non-root user would be
                 // refused anyway.
                 u.sockets = Some(0);
+                reserved.insert(u.pid, 0);
                 if index.is_some() {
                     u.kinds = Some(KindCounts::default().to_map());
                 }
@@ -108,14 +130,19 @@ fn read_rows(root: &str, rows: &mut [FdUsage], index: Option<&ProtoIndex>) -> us
             }
             Some(_) => {}
         }
+        let before = fd_dir_size(root, u.pid, rule);
         match read_kinds(root, u.pid, index) {
             Ok(k) => {
+                let after = fd_dir_size(root, u.pid, rule);
+                let listed = k.total();
+                reserved.insert(u.pid, reserved_slots(before, after, listed));
+                u.fds = Some(listed);
                 u.sockets = Some(k.sockets());
                 if index.is_some() {
                     u.kinds = Some(k.to_map());
                 }
             }
-            Err(WalkError::Denied) => unreadable += 1,
+            Err(WalkError::Denied) => unreadable.push(u.pid),
             Err(WalkError::Gone) => {}
         }
     }
@@ -168,8 +195,13 @@ fn watch_kinds(
         .cloned()
         .collect();
     let (index, mut notes) = socket_index(root, &rows);
-    let unreadable = read_rows(root, &mut rows, Some(&index));
-    notes.extend(unreadable_note(unreadable));
+    // A watch ranks by the kernel's count (what the limit sees); the reserved split is not
+    // shown there.
+    let walk_denied = read_rows(root, &mut rows, Some(&index), &mut HashMap::new());
+    notes.extend(unreadable_note(
+        &denied_rows(&rows, &walk_denied),
+        Missing::Fds,
+    ));
     for row in rows {
         if let (Some(kinds), Some(trend)) = (row.kinds, shown.iter_mut().find(|t| t.pid == row.pid))
         {
@@ -179,21 +211,17 @@ fn watch_kinds(
     notes
 }
 
-/// Said once, naming the privilege that would show the rest.
-fn unreadable_note(unreadable: usize) -> Option<String> {
-    if unreadable == 0 {
-        return None;
-    }
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    Some(if root {
-        format!("{unreadable} process(es) denied access to their fds even to root (LSM policy or a sandbox); they are marked unreadable")
-    } else {
-        format!(
-            "{unreadable} process(es) could not be read and are marked unreadable: run as root, \
-             or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"
-        )
-    })
+/// The processes among `rows` whose fds could not be read (by the scan, or by the walk of
+/// `walk_denied`): named in the one note, since they are what the table shows.
+fn denied_rows(rows: &[FdUsage], walk_denied: &[u32]) -> Vec<Denied> {
+    rows.iter()
+        .filter(|u| u.fds.is_none() || walk_denied.contains(&u.pid))
+        .map(|u| Denied {
+            pid: u.pid,
+            name: u.name.clone(),
+            netns: None,
+        })
+        .collect()
 }
 
 fn watch(

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 
-use super::{protos_families, unreadable_note, Outcome, RunError};
+use super::{owners_note, protos_families, Outcome, RunError};
 use crate::cli::ListenersArgs;
 use crate::exit::ExitCode;
 use crate::netns;
@@ -51,7 +51,9 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write) -> Result<Outcome, RunErro
     for l in &mut found {
         l.socket.processes = Some(owners.get(l.socket.inode));
     }
-    outcome.notes.extend(unreadable_note(owners.unreadable));
+    outcome
+        .notes
+        .extend(owners_note(&owners.denied, found.iter().map(|l| &l.socket)));
     sort_listeners(&mut found);
 
     if args.common.json {

@@ -15,8 +15,9 @@ use std::io;
 use crate::cli::FamilyArgs;
 use crate::exit::ExitCode;
 use crate::netns::NetnsError;
+use crate::procs::unreadable::{could_own, current_netns, Denied};
 use crate::sockets::diag::DiagError;
-use crate::sockets::model::Proto;
+use crate::sockets::model::{Proto, Socket};
 
 /// How a subcommand ended, when it did not fail.
 #[derive(Debug)]
@@ -91,21 +92,84 @@ pub fn require_pids(root: &str, pids: &[u32]) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The note shown when some processes' fds could not be read.
-pub fn unreadable_note(unreadable: usize) -> Option<String> {
-    if unreadable == 0 {
+/// What the user does not get for the processes whose fds could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Socket views: their sockets show no owner.
+    Owners,
+    /// `sockets --pid/--name`: their sockets cannot be listed.
+    Sockets,
+    /// `fds`: their rows lack counts, sockets or kinds.
+    Fds,
+    /// `doctor`: their fd use is not checked.
+    FdUse,
+}
+
+/// The one note for processes whose fds could not be read, said once per run: names them
+/// (the first five), says what is missing because of it and, when not root, which privilege
+/// would show it. Callers pass only the processes that matter to what is shown.
+pub fn unreadable_note(denied: &[Denied], missing: Missing) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    unreadable_words(denied, missing, unsafe { libc::geteuid() } == 0)
+}
+
+/// [`unreadable_note`] with the privilege given (pure, for tests).
+pub fn unreadable_words(denied: &[Denied], missing: Missing, root: bool) -> Option<String> {
+    const NAMED: usize = 5;
+    if denied.is_empty() {
         return None;
     }
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let one = denied.len() == 1;
+    let named: Vec<String> = denied
+        .iter()
+        .take(NAMED)
+        .map(|d| format!("{} ({})", d.pid, crate::render::escape(&d.name)))
+        .collect();
+    let more = denied.len().saturating_sub(NAMED);
+    let who = format!(
+        "{} {}{}",
+        if one { "pid" } else { "pids" },
+        named.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
+    let its = if one { "its" } else { "their" };
+    let lost = match missing {
+        Missing::Owners => format!("{its} sockets show no owner"),
+        Missing::Sockets => format!("{its} sockets cannot be listed"),
+        Missing::Fds => format!("{its} fds are marked unreadable"),
+        Missing::FdUse => format!("{its} fd use is not checked"),
+    };
     Some(if root {
-        format!("{unreadable} process(es) denied access to their fds even to root (kernel threads or LSM policy); their sockets show no owner")
+        format!(
+            "{who} {} access to {its} fds even to root (LSM policy or a sandbox): {lost}",
+            if one { "denies" } else { "deny" }
+        )
     } else {
         format!(
-            "{unreadable} process(es) belong to other users and could not be read, so their sockets show no owner: \
-             run as root, or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"
+            "{who} {} to another user: {lost}; run as root, or grant CAP_SYS_PTRACE and \
+             CAP_DAC_READ_SEARCH",
+            if one { "belongs" } else { "belong" }
         )
     })
+}
+
+/// The note for a socket view: only when a socket shown has no owner and an unreadable
+/// process could hold it (it is in this namespace, or its namespace is unknown).
+pub fn owners_note<'a>(
+    denied: &[Denied],
+    shown: impl IntoIterator<Item = &'a Socket>,
+) -> Option<String> {
+    let unowned = shown
+        .into_iter()
+        .any(|s| s.inode != 0 && s.processes.as_ref().is_none_or(|p| p.is_empty()));
+    unreadable_note(
+        &could_own(denied, current_netns(), unowned),
+        Missing::Owners,
+    )
 }
 
 /// Protocols and families to dump for the -t/-u/-4/-6 flags.
@@ -121,4 +185,38 @@ pub fn protos_families(f: &FamilyArgs) -> (Vec<Proto>, Vec<u8>) {
         _ => vec![4, 6],
     };
     (protos, families)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(pid: u32, name: &str) -> Denied {
+        Denied {
+            pid,
+            name: name.into(),
+            netns: None,
+        }
+    }
+
+    #[test]
+    fn one_wording_names_the_processes() {
+        assert_eq!(unreadable_words(&[], Missing::Owners, true), None);
+        assert_eq!(
+            unreadable_words(&[d(1, "init")], Missing::Owners, true).unwrap(),
+            "pid 1 (init) denies access to its fds even to root (LSM policy or a sandbox): its \
+             sockets show no owner"
+        );
+        assert_eq!(
+            unreadable_words(&[d(1, "init"), d(9, "x\x1b")], Missing::FdUse, false).unwrap(),
+            "pids 1 (init), 9 (x\\x1b) belong to another user: their fd use is not checked; run \
+             as root, or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"
+        );
+        let many: Vec<Denied> = (1..=8).map(|p| d(p, "w")).collect();
+        let note = unreadable_words(&many, Missing::Fds, true).unwrap();
+        assert!(
+            note.starts_with("pids 1 (w), 2 (w), 3 (w), 4 (w), 5 (w) and 3 more deny access"),
+            "{note}"
+        );
+    }
 }

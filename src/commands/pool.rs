@@ -21,7 +21,8 @@ pub fn run(args: &PoolArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
         fd_limit_source,
         upstream_idle_timeout: args.upstream_idle_timeout,
         rtt: args.rtt,
-    });
+    })
+    .map_err(|e| RunError::Input(e.to_string()))?;
     if args.json {
         write_json(out, &p)?;
     } else {

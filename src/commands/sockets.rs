@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 
-use super::{protos_families, require_pids, unreadable_note, Outcome, RunError};
+use super::{
+    owners_note, protos_families, require_pids, unreadable_note, Missing, Outcome, RunError,
+};
 use crate::cli::SocketsArgs;
 use crate::netns;
 use crate::procs::fdwalk::list_pids;
@@ -81,7 +83,7 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError>
                 owners.get(s.inode)
             });
         }
-        outcome.notes.extend(unreadable_note(owners.unreadable));
+        outcome.notes.extend(owners_note(&owners.denied, &sockets));
     } else {
         for_each_socket(&sel, extras(args), &mut |s| sockets.push(s))?;
     }
@@ -159,7 +161,10 @@ fn by_process(
     pids.sort_unstable();
     pids.dedup();
     let owners = read_owners_of(ROOT, &pids, None);
-    outcome.notes.extend(unreadable_note(owners.unreadable));
+    // Processes the user named: each one refused is worth saying.
+    outcome
+        .notes
+        .extend(unreadable_note(&owners.denied, Missing::Sockets));
 
     let mut sockets = Vec::new();
     let mut keep = |mut s: Socket| {

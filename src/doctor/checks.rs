@@ -322,7 +322,7 @@ pub fn check_close_wait(s: &StateSummary, holders: &[(ProcessRef, u64)]) -> Vec<
     let shown: Vec<String> = holders
         .iter()
         .take(3)
-        .map(|(p, count)| format!("{}({}) {count}", escape(&p.name), p.pid))
+        .map(|(p, count)| format!("{}({}): {count} sockets", escape(&p.name), p.pid))
         .collect();
     let held = if shown.is_empty() {
         "; their owners could not be read".to_string()
@@ -331,7 +331,7 @@ pub fn check_close_wait(s: &StateSummary, holders: &[(ProcessRef, u64)]) -> Vec<
             "; held by {}{}",
             shown.join(", "),
             if holders.len() > shown.len() {
-                format!(" and {} more", holders.len() - shown.len())
+                format!(" and {} more process(es)", holders.len() - shown.len())
             } else {
                 String::new()
             }
@@ -760,6 +760,11 @@ pub fn check_probe(
                 "the service listens only on {}, not on the address probed ({ip})",
                 addrs.join(", ")
             );
+            f.fix = format!(
+                "make the service listen on the address clients use (0.0.0.0 or [::] for \
+                 every address) in its config, or point clients at {}",
+                addrs.join(", ")
+            );
         }
         (ProbeOutcome::Refused, ListenCheck::NotChecked) => f.rule = 24,
         (ProbeOutcome::TimedOut, ListenCheck::Listening { .. }) if local.full() => {
@@ -975,7 +980,7 @@ mod tests {
         assert_eq!(
             f[0].evidence,
             "150 TCP sockets in CLOSE_WAIT (closed by the peer, never closed here); held by \
-             api(1234) 120, worker(77) 20, worker(78) 5 and 1 more"
+             api(1234): 120 sockets, worker(77): 20 sockets, worker(78): 5 sockets and 1 more process(es)"
         );
         assert!(
             f[0].fix
@@ -1264,6 +1269,11 @@ mod tests {
             f[4].cause,
             "the service listens only on 127.0.0.2:9004, not on the address probed (127.0.0.1)"
         );
+        // Bound to another address: the fix is the bind address, not a crash hunt.
+        assert!(f[4]
+            .fix
+            .starts_with("make the service listen on the address clients use"));
+        assert!(!f[4].fix.contains("crash"), "{}", f[4].fix);
         assert!(f[6]
             .cause
             .starts_with("the listener's accept queue is full"));

@@ -20,8 +20,11 @@ pub enum DoctorError {
     Resolve(String),
     #[error("cannot create the probe socket: {0}")]
     ProbeSocket(#[source] io::Error),
-    #[error("unknown error or symptom '{name}'; known: {known}")]
-    UnknownName { name: String, known: String },
+    #[error(
+        "unknown error or symptom '{name}'; {closest} (`sockscope explain --help` lists what \
+         it takes)"
+    )]
+    UnknownName { name: String, closest: String },
 }
 
 impl DoctorError {

@@ -6,6 +6,7 @@ pub mod checks;
 pub mod collect;
 pub mod counters;
 pub mod diagnose;
+pub mod errnos;
 pub mod error;
 pub mod firewall;
 pub mod model;

@@ -8,6 +8,10 @@ use serde::Serialize;
 
 /// Headroom on top of the in-flight count.
 pub const HEADROOM_PERCENT: u64 = 25;
+/// The most fds one process can ever hold: the kernel caps fs.nr_open (and so RLIMIT_NOFILE)
+/// at `INT_MAX` rounded down to a multiple of BITS_PER_LONG (`sysctl_nr_open_max`, 64-bit).
+/// A pool larger than this is not a pool any process could open.
+pub const MAX_PROCESS_FDS: u64 = 2_147_483_584;
 /// Keep-alive idle timeout margin below the upstream's idle timeout (the lesson's 55 s for 60 s).
 pub const IDLE_MARGIN: Duration = Duration::from_secs(5);
 
@@ -63,18 +67,69 @@ pub struct PoolPlan {
     pub setup: Option<SetupCost>,
 }
 
+/// Inputs that give no pool a process could hold (usage errors: exit 2).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PoolError {
+    #[error(
+        "{} req/s × {} ms is {} requests in flight: no process can hold a pool that size \
+         (the kernel caps a process at {MAX_PROCESS_FDS} open fds); check --qps and --latency",
+        short(*.qps), short(*.latency_ms), short(*.in_flight)
+    )]
+    TooLarge {
+        qps: f64,
+        latency_ms: f64,
+        in_flight: f64,
+    },
+    #[error(
+        "{upstreams} upstreams × {pool_max} connections is more fds than any process can \
+         hold (the kernel caps a process at {MAX_PROCESS_FDS}); check --upstreams"
+    )]
+    TooManyUpstreams { upstreams: u64, pool_max: u64 },
+}
+
+/// A number for a message: plain when it reads well, else in e-notation ("3.6e311", "inf").
+fn short(v: f64) -> String {
+    if v == f64::INFINITY {
+        // qps × latency overflowed the float itself.
+        format!("over {:.1e}", f64::MAX)
+    } else if v.is_finite() && v.abs() < 1e15 {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// Rounds up, ignoring float noise below a millionth (2000 × 0.05 is 100, not 101).
 fn ceil(x: f64) -> u64 {
     (x - 1e-6).ceil().max(0.0) as u64
 }
 
-pub fn plan(i: &PoolInput) -> PoolPlan {
+pub fn plan(i: &PoolInput) -> Result<PoolPlan, PoolError> {
     let lat_s = i.latency.as_secs_f64();
     let in_flight = i.qps * lat_s;
+    // Checked before any integer arithmetic: a float past u64 would saturate, and ×1.25
+    // would then wrap into a plausible-looking number.
+    let too_large = PoolError::TooLarge {
+        qps: i.qps,
+        latency_ms: lat_s * 1e3,
+        in_flight,
+    };
+    if !in_flight.is_finite() || in_flight > MAX_PROCESS_FDS as f64 {
+        return Err(too_large);
+    }
     let base = ceil(in_flight).max(1);
     // ×1.25 in integers: ceil(base × 125 / 100).
     let pool_max = (base * (100 + HEADROOM_PERCENT)).div_ceil(100);
-    let pool_fds = pool_max * i.upstreams;
+    if pool_max > MAX_PROCESS_FDS {
+        return Err(too_large);
+    }
+    let pool_fds = pool_max
+        .checked_mul(i.upstreams)
+        .filter(|&n| n <= MAX_PROCESS_FDS)
+        .ok_or(PoolError::TooManyUpstreams {
+            upstreams: i.upstreams,
+            pool_max,
+        })?;
     let idle = i.upstream_idle_timeout;
     // Below short timeouts a 5 s margin would leave nothing: use half instead.
     let keepalive = if idle > IDLE_MARGIN * 2 {
@@ -95,7 +150,7 @@ pub fn plan(i: &PoolInput) -> PoolPlan {
             thousand_calls_with_pool_s: lat_ms,
         }
     });
-    PoolPlan {
+    Ok(PoolPlan {
         qps: i.qps,
         latency_ms: lat_s * 1e3,
         in_flight,
@@ -114,7 +169,7 @@ pub fn plan(i: &PoolInput) -> PoolPlan {
         upstream_idle_timeout_s: idle.as_secs_f64(),
         keepalive_idle_s: keepalive.as_secs_f64(),
         setup,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -139,7 +194,7 @@ mod tests {
     /// without reuse and 50 s with it.
     #[test]
     fn the_lessons_worked_numbers() {
-        let p = plan(&input(2000.0, 50, 3, 65536));
+        let p = plan_ok(&input(2000.0, 50, 3, 65536));
         assert_eq!(p.in_flight, 100.0);
         assert_eq!(p.pool_max, 125);
         assert_eq!(p.pool_fds, 375);
@@ -153,17 +208,52 @@ mod tests {
         assert_eq!(s.thousand_calls_with_pool_s, 50.0);
     }
 
+    fn plan_ok(i: &PoolInput) -> PoolPlan {
+        plan(i).unwrap()
+    }
+
+    /// The issue's input: 1e308 req/s for an hour printed "pool max 184467440737095515".
+    #[test]
+    fn sizes_no_process_could_hold_are_refused() {
+        let mut i = input(1e308, 1, 1, 1024);
+        i.latency = Duration::from_secs(3600);
+        assert!(matches!(plan(&i), Err(PoolError::TooLarge { .. })));
+        let msg = plan(&i).unwrap_err().to_string();
+        assert!(
+            msg.starts_with(
+                "1e308 req/s × 3600000 ms is over 1.8e308 requests in flight: no process"
+            ),
+            "{msg}"
+        );
+        // Finite but past u64 after rounding, and just past the kernel's cap.
+        assert!(plan(&input(1e19, 1000, 1, 10)).is_err());
+        assert!(plan(&input(MAX_PROCESS_FDS as f64 + 1.0, 1000, 1, 10)).is_err());
+        // The largest pool that still fits a process is a plan (that does not fit 10 fds).
+        let p = plan_ok(&input(1_717_986_867.0, 1000, 1, 10));
+        assert_eq!(p.pool_max, 2_147_483_584);
+        assert!(!p.fits);
+        // Upstreams × pool past the cap (or past u64): refused, not wrapped.
+        assert_eq!(
+            plan(&input(2000.0, 50, u64::MAX, 10)),
+            Err(PoolError::TooManyUpstreams {
+                upstreams: u64::MAX,
+                pool_max: 125
+            })
+        );
+        assert!(plan(&input(2000.0, 50, 17_179_870, 10)).is_err());
+    }
+
     #[test]
     fn rounding_and_the_fd_ceiling() {
         // 1,001 in flight → 1,252 (1,251.25 rounded up).
-        let p = plan(&input(1001.0, 1000, 1, 1024));
+        let p = plan_ok(&input(1001.0, 1000, 1, 1024));
         assert_eq!(p.pool_max, 1252);
         assert!(!p.fits);
         // Tiny load still gets a connection.
-        assert_eq!(plan(&input(0.1, 1, 1, 10)).pool_max, 2);
+        assert_eq!(plan_ok(&input(0.1, 1, 1, 10)).pool_max, 2);
         // Short upstream timeouts: half, not negative.
         let mut i = input(10.0, 10, 1, 10);
         i.upstream_idle_timeout = Duration::from_secs(4);
-        assert_eq!(plan(&i).keepalive_idle_s, 2.0);
+        assert_eq!(plan_ok(&i).keepalive_idle_s, 2.0);
     }
 }

@@ -9,6 +9,8 @@
 
 use serde::Serialize;
 
+use super::errnos;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Row {
     /// The stable id used in JSON findings and accepted by `explain`.
@@ -260,25 +262,99 @@ pub fn row(id: &str) -> &'static Row {
         .unwrap_or_else(|| panic!("no doctor table row {id}"))
 }
 
-/// Finds the row for what the user typed: an id, an errno name, or an alias; case and
-/// `_`/`-`/space differences do not matter.
+/// Finds the row for what the user typed: an id, an errno name (with or without the `E`), an
+/// errno number, the errno's message as this system's C library prints it, or an alias; case
+/// and `_`/`-`/space differences do not matter. A pasted line that holds a known message or
+/// errno name ("connect: Connection refused", "[Errno 98] Address already in use") finds it.
 pub fn lookup(name: &str) -> Option<&'static Row> {
     let key = normalize(name);
     if key.is_empty() {
         return None;
     }
-    TABLE.iter().find(|r| {
+    let exact = TABLE.iter().find(|r| {
         normalize(r.id) == key
-            || r.errnos.iter().any(|e| normalize(e) == key)
+            || r.errnos.iter().any(|e| {
+                let e = normalize(e);
+                e == key || e.strip_prefix('e') == Some(key.as_str())
+            })
             || r.aliases.iter().any(|a| normalize(a) == key)
+    });
+    if exact.is_some() {
+        return exact;
+    }
+    if let Ok(n) = name.trim().parse::<i32>() {
+        return errnos().find(|&(_, _, num, _)| num == n).map(|(r, ..)| r);
+    }
+    if let Some((r, ..)) = errnos().find(|(_, _, _, msg)| normalize(msg) == key) {
+        return Some(r);
+    }
+    // A pasted line: the longest message it contains ("Too many open files in system" is not
+    // "Too many open files"), else an errno name standing as a word.
+    let lower = name.to_lowercase();
+    let mut by_len: Vec<_> = errnos().collect();
+    by_len.sort_by_key(|(_, _, _, msg)| std::cmp::Reverse(msg.len()));
+    if let Some((r, ..)) = by_len
+        .iter()
+        .find(|(_, _, _, msg)| lower.contains(&msg.to_lowercase()))
+    {
+        return Some(r);
+    }
+    let words: Vec<&str> = name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    by_len
+        .into_iter()
+        .find(|(_, e, _, _)| words.iter().any(|w| w.eq_ignore_ascii_case(e)))
+        .map(|(r, ..)| r)
+}
+
+/// Every errno of the table: (row, name, number, message), numbers and messages from libc.
+fn errnos() -> impl Iterator<Item = (&'static Row, &'static str, i32, String)> {
+    TABLE.iter().flat_map(|r| {
+        r.errnos.iter().filter_map(move |&e| {
+            let n = errnos::number(e)?;
+            Some((r, e, n, errnos::message(n)))
+        })
     })
 }
 
-/// Every name `explain` knows: ids then errno names, for the error message.
-pub fn known_names() -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = TABLE.iter().map(|r| r.id).collect();
-    v.extend(TABLE.iter().flat_map(|r| r.errnos.iter().copied()));
+/// The errnos the table covers, as (name, number on this system).
+pub fn covered_errnos() -> Vec<(&'static str, i32)> {
+    errnos().map(|(_, e, n, _)| (e, n)).collect()
+}
+
+/// Every name `explain` knows: ids, errno names, errno messages, aliases.
+pub fn known_names() -> Vec<String> {
+    let mut v: Vec<String> = TABLE.iter().map(|r| r.id.to_string()).collect();
+    v.extend(errnos().map(|(_, e, ..)| e.to_string()));
+    v.extend(errnos().map(|(_, _, _, m)| m));
+    v.extend(
+        TABLE
+            .iter()
+            .flat_map(|r| r.aliases.iter().map(|a| a.to_string())),
+    );
     v
+}
+
+/// Up to `n` known names closest to what the user typed (edit distance on the normalised
+/// forms), best first: what `explain` suggests for a name it does not know.
+pub fn closest(name: &str, n: usize) -> Vec<String> {
+    let key = normalize(name);
+    let mut scored: Vec<(f64, String)> = known_names()
+        .into_iter()
+        .map(|k| {
+            let norm = normalize(&k);
+            // A missing `E` is not a typo worth a point.
+            let plain = norm.strip_prefix('e').filter(|_| k.starts_with('E'));
+            let score = strsim::normalized_damerau_levenshtein(&key, &norm)
+                .max(plain.map_or(0.0, |p| strsim::normalized_damerau_levenshtein(&key, p)));
+            (score, k)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(n).map(|(_, k)| k).collect()
 }
 
 fn normalize(s: &str) -> String {
@@ -323,6 +399,67 @@ mod tests {
         }
     }
 
+    /// What people paste, each with the row it must find (the list).
+    #[test]
+    fn lookup_takes_what_people_paste() {
+        for (text, id) in [
+            ("Connection reset by peer", "reset"),
+            ("Too many open files in system", "enfile"),
+            ("Too many open files", "emfile"),
+            ("Connection timed out", "timed-out"),
+            ("No route to host", "unreachable"),
+            ("Network is unreachable", "unreachable"),
+            ("Address already in use", "addr-in-use"),
+            ("Cannot assign requested address", "time-wait"),
+            ("Broken pipe", "reset"),
+            ("Connection refused", "refused"),
+            ("CONNREFUSED", "refused"),
+            ("connreset", "reset"),
+            ("MFILE", "emfile"),
+            ("addrinuse", "addr-in-use"),
+            ("connect: Connection refused", "refused"),
+            ("OSError: [Errno 98] Address already in use", "addr-in-use"),
+            (
+                "accept4() failed (24: Too many open files in system)",
+                "enfile",
+            ),
+            ("write failed: EPIPE", "reset"),
+        ] {
+            assert_eq!(lookup(text).map(|r| r.id), Some(id), "{text}");
+        }
+    }
+
+    /// Every errno of the table by its number and its message, as this libc has them.
+    #[test]
+    fn every_errno_by_number_and_message() {
+        for r in TABLE {
+            for e in r.errnos {
+                let n = errnos::number(e).unwrap_or_else(|| panic!("no number for {e}"));
+                assert_eq!(lookup(&n.to_string()).unwrap().id, r.id, "{e} = {n}");
+                let m = errnos::message(n);
+                assert_eq!(lookup(&m).unwrap().id, r.id, "{e}: {m}");
+                assert_eq!(lookup(&m.to_uppercase()).unwrap().id, r.id, "{e}: {m}");
+            }
+        }
+        assert_eq!(
+            lookup("111").map(|r| r.id),
+            (libc::ECONNREFUSED == 111).then_some("refused")
+        );
+        // A number that is an errno but not one the table covers (ENOENT), and nonsense.
+        assert!(lookup(&libc::ENOENT.to_string()).is_none());
+        assert!(lookup("-1").is_none());
+        assert!(lookup("99999999999").is_none());
+    }
+
+    #[test]
+    fn unknown_names_get_the_closest_ones() {
+        assert_eq!(closest("ECONNREFUSD", 3)[0], "ECONNREFUSED");
+        assert_eq!(closest("time-wiat", 3)[0], "time-wait");
+        assert_eq!(closest("CONNRESTE", 1), ["ECONNRESET"]);
+        assert_eq!(closest("conection refused", 1), ["Connection refused"]);
+        assert_eq!(closest("x", 3).len(), 3);
+    }
+
     #[test]
     fn lookup_accepts_errnos_ids_and_aliases() {
         assert_eq!(lookup("ECONNREFUSED").unwrap().id, "refused");
@@ -339,6 +476,6 @@ mod tests {
         assert_eq!(lookup("Too many open files").unwrap().id, "emfile");
         assert!(lookup("EWHATEVER").is_none());
         assert!(lookup("").is_none());
-        assert!(known_names().contains(&"ECONNRESET"));
+        assert!(known_names().iter().any(|n| n == "ECONNRESET"));
     }
 }

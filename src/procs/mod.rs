@@ -12,4 +12,5 @@ pub mod owners;
 pub mod procfile;
 pub mod rank;
 pub mod report;
+pub mod unreadable;
 pub mod usage;

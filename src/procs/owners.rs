@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::fdwalk::{for_each_fd_link_checked, list_pids, read_comm, socket_inode, WalkError};
+use super::unreadable::{describe, Denied};
 use crate::sockets::model::ProcessRef;
 
 /// Inode → processes holding it, plus how many processes could not be read.
@@ -13,6 +14,8 @@ pub struct Owners {
     pub by_inode: HashMap<u32, Vec<ProcessRef>>,
     /// Processes whose fds were unreadable (permission): their sockets show no owner.
     pub unreadable: usize,
+    /// The same processes, named, with their namespace where it can be read.
+    pub denied: Vec<Denied>,
 }
 
 impl Owners {
@@ -51,6 +54,7 @@ pub fn read_owners_of(root: &str, pids: &[u32], wanted: Option<&HashSet<u32>>) -
     let mut owners = Owners::default();
     for part in parts {
         owners.unreadable += part.unreadable;
+        owners.denied.extend(part.denied);
         for (inode, procs) in part.by_inode {
             owners.by_inode.entry(inode).or_default().extend(procs);
         }
@@ -84,7 +88,10 @@ fn scan_part(
         });
         match r {
             Ok(()) => {}
-            Err(WalkError::Denied) => owners.unreadable += 1,
+            Err(WalkError::Denied) => {
+                owners.unreadable += 1;
+                owners.denied.push(describe(root, pid));
+            }
             Err(WalkError::Gone) => continue,
         }
         if hits.is_empty() {

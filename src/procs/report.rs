@@ -1,5 +1,7 @@
 //! What `fds` shows: the system-wide table and the ranked processes (plain data).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::growth::Trend;
@@ -16,6 +18,10 @@ pub struct FdsReport {
     pub matched: usize,
     /// Processes whose fds could not be read (counted once each).
     pub unreadable: usize,
+    /// Fd slots reserved but not open (a blocked `accept`), by pid, for the rows whose fds
+    /// were read. Their `fds` is then the open fds (what `ls /proc/PID/fd` lists, and what
+    /// the kinds sum to); the soft limit counts the reserved slots too.
+    pub reserved: HashMap<u32, u64>,
     /// Whether the socket column / kinds were read for the rows.
     pub sockets_read: bool,
     pub kinds_read: bool,

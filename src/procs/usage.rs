@@ -203,6 +203,28 @@ pub fn pick_count(
     }
 }
 
+/// The `stat` size of `ROOT/PID/fd` where it is a count of fds (`None` on a fixture tree,
+/// where it is bytes, or where it reads 0).
+pub fn fd_dir_size(root: &str, pid: u32, rule: SizeRule) -> Option<u64> {
+    if rule == SizeRule::Never {
+        return None;
+    }
+    let size = std::fs::metadata(format!("{root}/{pid}/fd")).ok()?.len();
+    (size > 0).then_some(size)
+}
+
+/// Fd slots a process has reserved but not filled: the `stat` count also holds the slot that
+/// a blocked `accept4` (or any call between allocating an fd and installing the file) has
+/// taken, which no `ls` or readlink shows but which counts against RLIMIT_NOFILE. The count
+/// is taken before and after the walk that listed `listed` fds, and the smaller one used, so a
+/// process opening or closing fds meanwhile does not look like it reserved some.
+pub fn reserved_slots(before: Option<u64>, after: Option<u64>, listed: u64) -> u64 {
+    match (before, after) {
+        (Some(b), Some(a)) => b.min(a).saturating_sub(listed),
+        _ => 0,
+    }
+}
+
 /// RLIMIT_NOFILE (soft, hard); `None` = unlimited. On the live /proc this is one `prlimit`
 /// call (no text to format or parse); where that is refused (another user's process without
 /// CAP_SYS_RESOURCE) or `root` is a fake tree, `/proc/PID/limits` is read and parsed.
@@ -336,6 +358,19 @@ mod tests {
             pick_count(0, Always, || Err(WalkError::Gone)),
             Err(WalkError::Gone)
         );
+    }
+
+    #[test]
+    fn reserved_is_what_stat_counts_beyond_the_listed_fds() {
+        // A server blocked in accept(): 7 counted, 6 listed.
+        assert_eq!(reserved_slots(Some(7), Some(7), 6), 1);
+        // Opening fds during the walk: the walk saw more than the first stat.
+        assert_eq!(reserved_slots(Some(7), Some(9), 8), 0);
+        // Closing fds during the walk: the second stat saw fewer.
+        assert_eq!(reserved_slots(Some(9), Some(6), 6), 0);
+        // A fixture tree or an old kernel: no count to compare.
+        assert_eq!(reserved_slots(None, None, 6), 0);
+        assert_eq!(reserved_slots(Some(7), None, 6), 0);
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! JSON schema (`fds --json`):
 //! `{"system": {"allocated", "free", "max", "nr_open"} | null, "matched": N, "unreadable": N,
 //!   "processes": [{"pid", "name", "fds", "soft_limit", "hard_limit", "percent_used",
-//!   "sockets"?, "kinds"?: {"tcp", "udp", "unix", "other_socket", "file", "pipe", "anon_inode",
-//!   "device", "other"}}]}`; `fds`, limits and `percent_used` are null when unreadable or
-//! unlimited. `--watch --json` writes JSON Lines: `{"type": "sample", …WatchSample}` per sample
+//!   "reserved"?, "sockets"?, "kinds"?: {"tcp", "udp", "unix", "other_socket", "file", "pipe",
+//!   "anon_inode", "device", "other"}}]}`; `fds`, limits and `percent_used` are null when
+//! unreadable or unlimited. `reserved` (rows whose fds were read) counts fd slots taken but not
+//! open, such as the one a blocked `accept()` holds: `fds` is then the open fds (the kinds sum
+//! to it) and `percent_used` is (fds + reserved) / soft_limit, as EMFILE counts. `--watch --json` writes JSON Lines: `{"type": "sample", …WatchSample}` per sample
 //! and a final `{"type": "summary", …WatchSummary}`; with `--kinds` each shown process also has
 //! `kinds` and `kinds_grew` (the kinds that changed since they were first read).
 
@@ -24,6 +26,19 @@ struct Row<'a> {
     #[serde(flatten)]
     usage: &'a FdUsage,
     percent_used: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reserved: Option<u64>,
+}
+
+/// The share of the soft limit in use: open fds plus reserved slots, as the kernel counts
+/// them for EMFILE.
+fn used(u: &FdUsage, reserved: Option<u64>) -> Option<f64> {
+    match (u.fds, u.soft_limit) {
+        (Some(n), Some(lim)) if lim > 0 => {
+            Some((n + reserved.unwrap_or(0)) as f64 * 100.0 / lim as f64)
+        }
+        _ => None,
+    }
 }
 
 #[derive(Serialize)]
@@ -38,9 +53,13 @@ pub fn write_fds_json(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
     let processes = r
         .processes
         .iter()
-        .map(|u| Row {
-            usage: u,
-            percent_used: u.percent_used(),
+        .map(|u| {
+            let reserved = r.reserved.get(&u.pid).copied();
+            Row {
+                usage: u,
+                percent_used: used(u, reserved),
+                reserved,
+            }
         })
         .collect();
     write_json(
@@ -90,7 +109,13 @@ fn opt(v: Option<u64>) -> String {
 
 pub fn write_fds_table(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
     writeln!(out, "{}", system_line(&r.system))?;
-    let mut header = vec!["PID", "Name", "FDs", "Soft", "Hard", "Used"];
+    // Shown only when some row has one, with a line saying what it is.
+    let any_reserved = r.reserved.values().any(|&n| n > 0);
+    let mut header = vec!["PID", "Name", "FDs"];
+    if any_reserved {
+        header.push("Reserved");
+    }
+    header.extend(["Soft", "Hard", "Used"]);
     if r.sockets_read {
         header.push("Sockets");
     }
@@ -110,16 +135,22 @@ pub fn write_fds_table(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
     let right: Vec<usize> = (0..header.len()).filter(|&i| i != 1).collect();
     let mut t = new_table(&header, &right);
     for u in &r.processes {
+        let reserved = r.reserved.get(&u.pid).copied();
         let mut row = vec![
             u.pid.to_string(),
             escape(&u.name),
             u.fds
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "unreadable".into()),
+        ];
+        if any_reserved {
+            row.push(opt(reserved));
+        }
+        row.extend([
             limit(u.soft_limit),
             limit(u.hard_limit),
-            u.percent_used().map(percent).unwrap_or_else(|| "-".into()),
-        ];
+            used(u, reserved).map(percent).unwrap_or_else(|| "-".into()),
+        ]);
         if r.sockets_read {
             row.push(opt(u.sockets));
         }
@@ -131,6 +162,13 @@ pub fn write_fds_table(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
         t.add_row(row);
     }
     write_table(out, &t)?;
+    if any_reserved {
+        writeln!(
+            out,
+            "Reserved: fd slots taken but not yet open (a blocked accept() holds one); not in \
+             FDs or the kinds, but the soft limit counts them, so Used does too."
+        )?;
+    }
     if r.processes.len() < r.matched {
         writeln!(
             out,
@@ -338,6 +376,7 @@ mod tests {
             ],
             matched: 5,
             unreadable: 1,
+            reserved: Default::default(),
             sockets_read: true,
             kinds_read: true,
         }
@@ -387,6 +426,56 @@ mod tests {
         assert_eq!(p["kinds"].as_object().unwrap().len(), 9);
         assert_eq!(v["processes"][1]["fds"], serde_json::Value::Null);
         assert!(v["processes"][1].get("kinds").is_none());
+    }
+
+    /// A server blocked in accept(): 192 open, one slot reserved. The table says so in its own
+    /// column and a line; Used and percent_used count the slot, as EMFILE does.
+    #[test]
+    fn reserved_slots_are_shown_and_counted_in_used() {
+        let mut r = report();
+        r.reserved.insert(7, 1);
+        let mut buf = Vec::new();
+        write_fds_table(&mut buf, &r).unwrap();
+        let s = String::from_utf8(buf).unwrap();
+        let header: Vec<&str> = s.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(
+            header[..7],
+            ["PID", "Name", "FDs", "Reserved", "Soft", "Hard", "Used"]
+        );
+        let row: Vec<&str> = s
+            .lines()
+            .find(|l| l.contains("evil"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let pct = percent(193.0 * 100.0 / 256.0);
+        assert_eq!(row[2..7], ["192", "1", "256", "unlimited", pct.as_str()]);
+        let locked: Vec<&str> = s
+            .lines()
+            .find(|l| l.contains("locked"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(locked[2..4], ["unreadable", "-"]);
+        assert!(
+            s.contains("\nReserved: fd slots taken but not yet open"),
+            "{s}"
+        );
+
+        let mut buf = Vec::new();
+        write_fds_json(&mut buf, &r).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["processes"][0]["reserved"], 1);
+        assert_eq!(v["processes"][0]["fds"], 192);
+        assert_eq!(v["processes"][0]["percent_used"], 193.0 * 100.0 / 256.0);
+        assert!(v["processes"][1].get("reserved").is_none());
+
+        // No reserved slot anywhere: no column, no line.
+        r.reserved.insert(7, 0);
+        let mut buf = Vec::new();
+        write_fds_table(&mut buf, &r).unwrap();
+        let s = String::from_utf8(buf).unwrap();
+        assert!(!s.contains("Reserved"), "{s}");
     }
 
     #[test]
