@@ -192,7 +192,7 @@ pub enum Command {
     /// sockscope_unreadable_processes, never fatal.
     ///
     /// Examples:
-    ///   sockscope exporter --listen 127.0.0.1:9977
+    ///   sockscope exporter --listen 127.0.0.1:10915
     ///   sockscope exporter --textfile /var/lib/prometheus/node-exporter --once
     ///   sockscope exporter --listen 127.0.0.1:0 --netns pid:4242 --top 20
     #[command(verbatim_doc_comment)]

@@ -229,6 +229,8 @@ impl Collector {
             }
         }
         s.owner_walks = self.owners.last_walks;
+        // Counted fds but unreadable links (no CAP_SYS_PTRACE): their sockets go unnamed.
+        s.unreadable_processes += self.owners.denied();
         s.processes = top_processes(scan.processes, plan.top);
         if let Some(c) = &counters {
             self.previous = Some((c.clone(), Instant::now()));

@@ -275,7 +275,7 @@ pub fn registry(s: &Sample, errors_total: &[(&'static str, u64)]) -> Registry {
     let f = gauges(
         &mut r,
         "unreadable_processes",
-        "Processes whose fd table could not be read (permission): their fds are not counted",
+        "Processes whose fds could not be counted or whose fd links could not be read (permission): their fds or socket owners are missing",
     );
     set(&f, vec![ns()], s.unreadable_processes as u64);
     let f = gauges(

@@ -28,6 +28,9 @@ struct Entry {
     walked: Instant,
     /// Socket inodes this process held when walked, sorted.
     inodes: Vec<u32>,
+    /// Its fd links could not be read (another user's process without CAP_SYS_PTRACE and
+    /// CAP_DAC_READ_SEARCH): remembered like a walk, so it is not retried every scrape.
+    denied: bool,
 }
 
 /// Per pid: what its fd table held the last time it was walked.
@@ -73,24 +76,26 @@ impl OwnerCache {
                 inodes.push(i);
             }
         });
-        match r {
-            Ok(()) => {
-                inodes.sort_unstable();
-                inodes.dedup();
-                self.entries.insert(
-                    pid,
-                    Entry {
-                        fds,
-                        name: name.to_string(),
-                        walked: now,
-                        inodes,
-                    },
-                );
-            }
-            Err(WalkError::Denied | WalkError::Gone) => {
+        let denied = match r {
+            Ok(()) => false,
+            Err(WalkError::Denied) => true,
+            Err(WalkError::Gone) => {
                 self.entries.remove(&pid);
+                return;
             }
-        }
+        };
+        inodes.sort_unstable();
+        inodes.dedup();
+        self.entries.insert(
+            pid,
+            Entry {
+                fds,
+                name: name.to_string(),
+                walked: now,
+                inodes,
+                denied,
+            },
+        );
     }
 
     /// The owners of `wanted` inodes. When one of them is held by no cached process and the
@@ -136,6 +141,11 @@ impl OwnerCache {
             v.sort_unstable_by_key(|p| p.pid);
         }
         found
+    }
+
+    /// Processes whose fd links could not be read, so their sockets have no owner.
+    pub fn denied(&self) -> usize {
+        self.entries.values().filter(|e| e.denied).count()
     }
 
     /// Processes in the cache.
