@@ -203,6 +203,31 @@ pub enum Command {
     // Verbatim: clap would otherwise join the example lines into one paragraph.
     #[command(verbatim_doc_comment)]
     Fds(FdsArgs),
+    /// Serve sockscope's signals to Prometheus: an HTTP /metrics endpoint, or a file for
+    /// node_exporter's textfile collector.
+    ///
+    /// What only sockscope computes: sockets per protocol and state, each listener's accept
+    /// queue against its backlog (with its process), the kernel's overflow, reset and UDP drop
+    /// counters, TIME_WAIT and ephemeral-port use toward the busiest remote services against
+    /// the range, the processes closest to their fd limit, fs.file-nr against fs.file-max, and
+    /// doctor's current findings. Every scrape collects afresh (no background loop); scrapes
+    /// that arrive together share one collection. Socket owners are cached between scrapes
+    /// and re-read only for processes whose fd count changed. Metric names, labels and
+    /// cardinality: see the README; alert rules: contrib/prometheus/sockscope-rules.yml.
+    ///
+    /// --listen serves GET /metrics (Prometheus text, or OpenMetrics when the scraper asks)
+    /// and a small / page; it prints the bound address on stderr (port 0 picks a free one).
+    /// --textfile writes DIR/sockscope.prom atomically every --interval, or once with --once
+    /// (for cron). SIGINT or SIGTERM stops it cleanly (exit 0). Reading other users' fds needs
+    /// CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH; what cannot be read is counted in
+    /// sockscope_unreadable_processes, never fatal.
+    ///
+    /// Examples:
+    ///   sockscope exporter --listen 127.0.0.1:10915
+    ///   sockscope exporter --textfile /var/lib/prometheus/node-exporter --once
+    ///   sockscope exporter --listen 127.0.0.1:0 --netns pid:4242 --top 20
+    #[command(verbatim_doc_comment)]
+    Exporter(ExporterArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     ///
     /// Example: sockscope completions bash > /etc/bash_completion.d/sockscope
@@ -476,6 +501,33 @@ pub struct DoctorArgs {
     /// them back to back).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::units::parse_duration)]
     pub interval: std::time::Duration,
+}
+
+/// `sockscope exporter`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("sink").args(["listen", "textfile"]).required(true))]
+pub struct ExporterArgs {
+    /// Serve HTTP on this address (binds loopback unless told otherwise: 127.0.0.1:PORT).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Write DIR/sockscope.prom for node_exporter's textfile collector instead of serving.
+    #[arg(long, value_name = "DIR")]
+    pub textfile: Option<std::path::PathBuf>,
+    /// Time between two writes with --textfile (e.g. 15s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "15s", requires = "textfile",
+          value_parser = crate::units::parse_positive_duration)]
+    pub interval: std::time::Duration,
+    /// With --textfile: write once and exit (for cron).
+    #[arg(long, requires = "textfile")]
+    pub once: bool,
+    /// How many remote services (TIME_WAIT and ephemeral ports) and processes (fds) get their
+    /// own series: this bounds the metrics' cardinality.
+    #[arg(long, value_name = "N", default_value_t = 10, allow_negative_numbers = true, value_parser = parse_count)]
+    pub top: usize,
+    /// Watch another network namespace: a name from `ip netns list`, a path to a namespace
+    /// file, or pid:PID. The HTTP endpoint stays in the namespace sockscope started in.
+    #[arg(long, value_name = "NAME|PATH|pid:PID")]
+    pub netns: Option<NetnsSpec>,
 }
 
 #[derive(Debug, Args)]

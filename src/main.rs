@@ -139,6 +139,7 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<Done, RunError> {
         Command::Pool(a) => commands::pool::run(a, out)?.into(),
         Command::Capture(a) => commands::capture::run(a, out)?.into(),
         Command::Fds(a) => commands::fds::run(a, out)?.into(),
+        Command::Exporter(a) => commands::exporter::run(a)?,
         Command::Completions(a) => {
             let shell = match a.shell {
                 Shell::Bash => clap_complete::Shell::Bash,

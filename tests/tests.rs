@@ -6,6 +6,7 @@ mod support;
 mod capture;
 mod cli;
 mod doctor;
+mod exporter;
 mod fds;
 mod node;
 mod sockets;
@@ -17,8 +18,10 @@ fn child_main() {
     let Some((role, args)) = support::child::role() else {
         return;
     };
-    let handled =
-        sockets::child(&role, &args) || doctor::child(&role, &args) || fds::child(&role, &args);
+    let handled = sockets::child(&role, &args)
+        || doctor::child(&role, &args)
+        || fds::child(&role, &args)
+        || exporter::child(&role, &args);
     assert!(handled, "unknown child role {role}");
     std::process::exit(0);
 }

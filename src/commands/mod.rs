@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod doctor;
 pub mod explain;
+pub mod exporter;
 pub mod fds;
 pub mod listeners;
 pub mod pool;
