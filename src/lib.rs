@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod doctor;
 pub mod exit;
+pub mod host;
 pub mod manpages;
 pub mod netns;
 pub mod procs;

@@ -178,11 +178,10 @@ where
     E: From<NetnsError> + Send,
     F: FnOnce() -> Result<T, E> + Send,
 {
-    let spec = NetnsSpec::Path(path.to_path_buf());
     std::thread::scope(|s| {
         match s
             .spawn(|| {
-                enter(&spec)?;
+                crate::host::current().enter_netns(path)?;
                 f()
             })
             .join()
