@@ -130,7 +130,10 @@ fn output_of(cli: &Cli) -> Output {
 }
 
 fn run(cli: &Cli, out: &mut dyn Write) -> Result<Done, RunError> {
+    // The host every collector reads: this one, or a snapshot (--from).
+    commands::snapshot::use_snapshot(&cli.command)?;
     Ok(match &cli.command {
+        Command::Snapshot(a) => commands::snapshot::run(a)?,
         Command::Sockets(a) => commands::sockets::run(a, out)?.into(),
         Command::Listeners(a) => commands::listeners::run(a, out)?.into(),
         Command::States(a) => commands::states::run(a)?,

@@ -7,6 +7,7 @@ pub mod explain;
 pub mod fds;
 pub mod listeners;
 pub mod pool;
+pub mod snapshot;
 pub mod sockets;
 pub mod states;
 
