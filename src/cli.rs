@@ -209,7 +209,8 @@ pub enum Command {
     /// /proc and /sys files, fd links and limits that sockets, listeners, states, fds and
     /// doctor read, and doctor's counters at both ends of its --interval: one zstd-compressed
     /// tar, versioned. Replay it anywhere with --from FILE on sockets, listeners, states, fds
-    /// and doctor: the same collectors, the same answers, the same findings.
+    /// and doctor (`sockscope doctor --from host.tar.zst`): the same collectors, the same
+    /// answers, the same findings.
     ///
     /// A snapshot holds what those commands see: socket addresses, process names and command
     /// counts of this host. Needs what the commands need (root for other users' fds).
@@ -217,7 +218,6 @@ pub enum Command {
     /// Examples:
     ///   sockscope snapshot host.tar.zst
     ///   sockscope snapshot --netns pid:4242 --interval 5s web.tar.zst
-    ///   sockscope doctor --from host.tar.zst
     #[command(verbatim_doc_comment)]
     Snapshot(SnapshotArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.

@@ -8,6 +8,7 @@ mod cli;
 mod doctor;
 mod fds;
 mod node;
+mod snapshot;
 mod sockets;
 mod ssfilter;
 

@@ -28,21 +28,23 @@ const RECORDED: [(&str, &[&str]); 5] = [
     ("doctor", &["doctor", "--json"]),
 ];
 
-/// Sets the run's host from `--from`, once the command is one that can be replayed.
-pub fn use_snapshot(command: &Command) -> Result<(), RunError> {
-    let (from, cannot) = match command {
-        Command::Sockets(a) => (&a.common.from, None),
-        Command::Listeners(a) => (&a.common.from, None),
-        Command::States(a) => (&a.common.from, a.node.all_netns.then_some("--all-netns")),
-        Command::Fds(a) => (&a.common.from, a.watch.then_some("--watch")),
+/// Sets the run's host from `--from`, once the command is one that can be replayed. A
+/// snapshot recorded with `--netns` replays as that namespace: the command gets its --netns
+/// back (entering it only selects the recorded namespace).
+pub fn use_snapshot(command: &mut Command) -> Result<(), RunError> {
+    let (common, cannot) = match command {
+        Command::Sockets(a) => (&mut a.common, None),
+        Command::Listeners(a) => (&mut a.common, None),
+        Command::States(a) => (&mut a.common, a.node.all_netns.then_some("--all-netns")),
+        Command::Fds(a) => (&mut a.common, a.watch.then_some("--watch")),
         Command::Doctor(a) => (
-            &a.common.from,
+            &mut a.common,
             (a.target.is_some() || a.port.is_some()).then_some("a probe (HOST:PORT, --port)"),
         ),
-        Command::Capture(a) => (&a.common.from, Some("capture (it reads pcap files: -r)")),
+        Command::Capture(a) => (&mut a.common, Some("capture (it reads pcap files: -r)")),
         _ => return Ok(()),
     };
-    let Some(from) = from else {
+    let Some(from) = common.from.clone() else {
         return Ok(());
     };
     if let Some(what) = cannot {
@@ -50,13 +52,21 @@ pub fn use_snapshot(command: &Command) -> Result<(), RunError> {
             "--from replays a recorded host: {what} cannot be replayed"
         )));
     }
-    let replay = SnapshotHost::open(from).map_err(|e| RunError::Input(e.to_string()))?;
+    let replay = SnapshotHost::open(&from).map_err(|e| RunError::Input(e.to_string()))?;
+    if let Some(spec) = &replay.manifest.netns {
+        common.netns = Some(
+            spec.parse()
+                .map_err(|e| RunError::Input(format!("snapshot names a bad namespace: {e}")))?,
+        );
+    }
     host::set_current(Box::leak(Box::new(replay)));
     Ok(())
 }
 
 pub fn run(args: &SnapshotArgs) -> Result<Done, RunError> {
-    netns::enter_opt(args.netns.as_ref())?;
+    // Entered live before recording starts, so the recording's own namespace is this one;
+    // each command enters it again (recorded) through its --netns.
+    netns::setns_opt(args.netns.as_ref())?;
     let rec: &'static RecordingHost = Box::leak(Box::new(RecordingHost::new()));
     if !host::set_current(rec) {
         return Err(RunError::Input(
@@ -69,6 +79,7 @@ pub fn run(args: &SnapshotArgs) -> Result<Done, RunError> {
     if let Some(dir) = &args.reports {
         std::fs::create_dir_all(dir)?;
     }
+    let netns_arg = args.netns.as_ref().map(|n| n.to_string());
     let interval = format!("{}ms", args.interval.as_millis());
     let mut notes = Vec::new();
     let mut commands = Vec::new();
@@ -77,6 +88,9 @@ pub fn run(args: &SnapshotArgs) -> Result<Done, RunError> {
         line.extend_from_slice(words);
         if name == "doctor" {
             line.extend(["--interval", &interval]);
+        }
+        if let Some(spec) = &netns_arg {
+            line.extend(["--netns", spec]);
         }
         commands.push(line[1..].join(" "));
         rec.rewind();

@@ -107,7 +107,7 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
     if plan.netns_inode.is_some() {
         // sockscope entered the namespace to read it, which puts it among the namespace's
         // processes; it is the observer, not the observed.
-        let me = std::process::id();
+        let me = host::current().self_pid();
         processes.processes.retain(|p| p.pid != me);
     }
     let system = if plan.system_wide {

@@ -57,7 +57,11 @@ pub enum ArchiveError {
 }
 
 /// Writes the snapshot atomically: to `FILE.partial`, renamed once complete.
-pub fn write_archive(path: &Path, manifest: &Manifest, mut tape: Tape) -> Result<u64, ArchiveError> {
+pub fn write_archive(
+    path: &Path,
+    manifest: &Manifest,
+    mut tape: Tape,
+) -> Result<u64, ArchiveError> {
     let err = |source: io::Error| ArchiveError::Write {
         path: path.to_path_buf(),
         source,
@@ -111,10 +115,8 @@ pub fn read_archive(path: &Path) -> Result<(Manifest, Tape), ArchiveError> {
     let file = File::open(path).map_err(|source| ArchiveError::Open { path: p(), source })?;
     let mut reader = BufReader::new(file);
     let mut magic = [0u8; 4];
-    let got = read_full(&mut reader, &mut magic).map_err(|source| ArchiveError::Open {
-        path: p(),
-        source,
-    })?;
+    let got = read_full(&mut reader, &mut magic)
+        .map_err(|source| ArchiveError::Open { path: p(), source })?;
     if got < 4 || magic != [0x28, 0xb5, 0x2f, 0xfd] {
         return Err(ArchiveError::Foreign {
             path: p(),
@@ -173,7 +175,12 @@ pub fn read_archive(path: &Path) -> Result<(Manifest, Tape), ArchiveError> {
         });
     };
     let mut tape = tape.ok_or_else(|| damaged("no tape.json".into()))?;
-    for dump in tape.dumps.values_mut().flatten().filter_map(|d| d.as_mut().ok()) {
+    for dump in tape
+        .dumps
+        .values_mut()
+        .flatten()
+        .filter_map(|d| d.as_mut().ok())
+    {
         let bytes = blobs
             .remove(&dump.entry)
             .ok_or_else(|| damaged(format!("{} is missing", dump.entry)))?;

@@ -4,7 +4,6 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -172,8 +171,12 @@ impl Host for LiveHost {
         live_dump(ask.packet, ask.proto, ask.family, &mut |b| each(b, ask.seq))
     }
 
-    fn enter_netns(&self, path: &Path) -> Result<(), NetnsError> {
-        netns::enter(&NetnsSpec::Path(path.to_path_buf()))
+    fn enter_netns(&self, spec: &NetnsSpec) -> Result<(), NetnsError> {
+        netns::setns(spec)
+    }
+
+    fn self_pid(&self) -> u32 {
+        std::process::id()
     }
 
     fn now(&self) -> Duration {

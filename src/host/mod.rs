@@ -23,7 +23,6 @@ pub mod replay;
 pub mod tape;
 
 use std::io;
-use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ pub use live::{LiveHost, PROC};
 pub use record::RecordingHost;
 pub use replay::SnapshotHost;
 
-use crate::netns::NetnsError;
+use crate::netns::{NetnsError, NetnsSpec};
 use crate::sockets::diag::DiagError;
 
 /// What a `stat` (following links) says about a path.
@@ -106,8 +105,10 @@ pub trait Host: Send + Sync {
     fn filters_in_user_space(&self) -> bool {
         false
     }
-    /// Moves the calling (worker) thread into the network namespace at `path`.
-    fn enter_netns(&self, path: &Path) -> Result<(), NetnsError>;
+    /// Moves the calling thread into a network namespace.
+    fn enter_netns(&self, spec: &NetnsSpec) -> Result<(), NetnsError>;
+    /// The pid of the observer (sockscope itself) on this host.
+    fn self_pid(&self) -> u32;
     /// Monotonic time since the host was made.
     fn now(&self) -> Duration;
     fn sleep(&self, d: Duration);

@@ -5,14 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use super::live::live_dump;
 use super::tape::{dump_key, reading, Answer, Bytes, Cursors, Dump, Kind, Tape};
 use super::{errno_error, errno_of, BatchFn, DiagAsk, Host, LinkFn, LiveHost, Meta, PROC};
-use crate::netns::NetnsError;
+use crate::netns::{NetnsError, NetnsSpec};
 use crate::sockets::diag::{walk_batch, Batch, DiagError};
 
 pub struct RecordingHost {
@@ -39,6 +38,7 @@ impl RecordingHost {
             live,
             tape: Mutex::new(Tape {
                 main_netns,
+                self_pid: std::process::id(),
                 ..Default::default()
             }),
             cursors: Cursors::default(),
@@ -244,9 +244,9 @@ impl Host for RecordingHost {
         true
     }
 
-    fn enter_netns(&self, path: &Path) -> Result<(), NetnsError> {
-        self.live.enter_netns(path)?;
-        let shown = path.display().to_string();
+    fn enter_netns(&self, spec: &NetnsSpec) -> Result<(), NetnsError> {
+        self.live.enter_netns(spec)?;
+        let shown = spec.path().display().to_string();
         self.answer(
             Kind::Netns,
             &shown,
@@ -255,6 +255,10 @@ impl Host for RecordingHost {
         )
         .ok();
         Ok(())
+    }
+
+    fn self_pid(&self) -> u32 {
+        self.live.self_pid()
     }
 
     fn now(&self) -> Duration {

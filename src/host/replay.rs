@@ -11,7 +11,7 @@ use super::archive::{read_archive, ArchiveError, Manifest};
 use super::record::{replayed, serve_dump};
 use super::tape::{dump_key, reading, Cursors, Kind, Tape};
 use super::{errno_error, BatchFn, DiagAsk, Host, LinkFn, Meta};
-use crate::netns::NetnsError;
+use crate::netns::{NetnsError, NetnsSpec};
 use crate::sockets::diag::DiagError;
 
 thread_local! {
@@ -92,14 +92,20 @@ impl Host for SnapshotHost {
 
     fn count_fd_entries(&self, root: &str, pid: u32) -> Result<u64, i32> {
         let key = format!("{root}/{pid}");
-        replayed(&self.cursors, Kind::Count, &key, &self.tape.fd_counts).unwrap_or(Err(libc::ENOENT))
+        replayed(&self.cursors, Kind::Count, &key, &self.tape.fd_counts)
+            .unwrap_or(Err(libc::ENOENT))
     }
 
     fn nofile(&self, pid: u32) -> io::Result<(Option<u64>, Option<u64>)> {
         // Never recorded: ESRCH, the process is gone, as it would be live.
-        replayed(&self.cursors, Kind::Nofile, &pid.to_string(), &self.tape.nofile)
-            .unwrap_or(Err(libc::ESRCH))
-            .map_err(errno_error)
+        replayed(
+            &self.cursors,
+            Kind::Nofile,
+            &pid.to_string(),
+            &self.tape.nofile,
+        )
+        .unwrap_or(Err(libc::ESRCH))
+        .map_err(errno_error)
     }
 
     fn sockprotoname(&self, path: &str) -> Option<Vec<u8>> {
@@ -127,12 +133,13 @@ impl Host for SnapshotHost {
             0 => String::new(),
             f => format!(" over IPv{f}"),
         };
-        let dump = replayed(&self.cursors, Kind::Dump, &key, &self.tape.dumps).ok_or_else(|| {
-            DiagError::Decode(format!(
-                "the snapshot holds no {}{family} dump of network namespace {netns}",
-                ask.proto
-            ))
-        })?;
+        let dump =
+            replayed(&self.cursors, Kind::Dump, &key, &self.tape.dumps).ok_or_else(|| {
+                DiagError::Decode(format!(
+                    "the snapshot holds no {}{family} dump of network namespace {netns}",
+                    ask.proto
+                ))
+            })?;
         match dump {
             Ok(d) => serve_dump(&d, each),
             Err(errno) => Err(DiagError::Dump {
@@ -147,19 +154,25 @@ impl Host for SnapshotHost {
         true
     }
 
-    fn enter_netns(&self, path: &Path) -> Result<(), NetnsError> {
-        let shown = path.display().to_string();
+    fn enter_netns(&self, spec: &NetnsSpec) -> Result<(), NetnsError> {
+        let shown = spec.path().display().to_string();
         match replayed(&self.cursors, Kind::Netns, &shown, &self.tape.netns) {
             Some(Ok(ino)) => {
                 NETNS.with(|n| n.set(Some(ino)));
                 Ok(())
             }
             _ => Err(NetnsError::Io {
-                spec: shown.clone(),
+                spec: spec.to_string(),
                 path: shown,
-                source: io::Error::other("this namespace was not entered when the snapshot was recorded"),
+                source: io::Error::other(
+                    "this namespace was not entered when the snapshot was recorded",
+                ),
             }),
         }
+    }
+
+    fn self_pid(&self) -> u32 {
+        self.tape.self_pid
     }
 
     fn now(&self) -> Duration {

@@ -78,6 +78,8 @@ pub struct Tape {
     pub clock: Vec<u64>,
     /// The namespace the run started in.
     pub main_netns: u64,
+    /// The recording sockscope's own pid (the observer, left out of a namespace's processes).
+    pub self_pid: u32,
 }
 
 /// Which list of a tape a question reads; with the key, it names one cursor.

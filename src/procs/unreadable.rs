@@ -2,7 +2,6 @@
 //! that could hold something being shown. A process in another network namespace cannot own a
 //! socket of this one, so `--netns` runs do not mention the host's PID 1.
 
-
 use super::fdwalk::read_comm;
 
 /// A process that refused to show its fds.

@@ -2,7 +2,6 @@
 //! network namespace of the task that opens the file, so these are read after `--netns` is
 //! entered, from the same thread.
 
-
 /// Reads a sysctl such as `net/ipv4/tcp_tw_reuse`; `None` if absent or unreadable.
 pub fn read_sysctl(name: &str) -> Option<String> {
     let raw = crate::host::current()
