@@ -43,6 +43,9 @@ impl From<Bytes> for BytesRepr {
 /// An answer, or the errno it failed with.
 pub type Answer<T> = Result<T, i32>;
 
+/// RLIMIT_NOFILE (soft, hard); `None` = unlimited.
+pub type Nofile = (Option<u64>, Option<u64>);
+
 /// One fd link: its number and target (or errno).
 pub type Link = (u32, Answer<Bytes>);
 
@@ -66,7 +69,7 @@ pub struct Tape {
     pub dirs: BTreeMap<String, Vec<Answer<Vec<Bytes>>>>,
     pub fd_links: BTreeMap<String, Vec<Answer<Vec<Link>>>>,
     pub fd_counts: BTreeMap<String, Vec<Answer<u64>>>,
-    pub nofile: BTreeMap<String, Vec<Answer<(Option<u64>, Option<u64>)>>>,
+    pub nofile: BTreeMap<String, Vec<Answer<Nofile>>>,
     pub xattrs: BTreeMap<String, Vec<Option<Bytes>>>,
     pub procfs: BTreeMap<String, Vec<bool>>,
     pub release: Vec<Option<String>>,
