@@ -228,6 +228,23 @@ pub enum Command {
     ///   sockscope exporter --listen 127.0.0.1:0 --netns pid:4242 --top 20
     #[command(verbatim_doc_comment)]
     Exporter(ExporterArgs),
+    /// Record everything the collectors read on this host into one file, to replay elsewhere.
+    ///
+    /// The socket tables (raw sock_diag answers, every state, with tcp_info and memory), the
+    /// /proc and /sys files, fd links and limits that sockets, listeners, states, fds and
+    /// doctor read, and doctor's counters at both ends of its --interval: one zstd-compressed
+    /// tar, versioned. Replay it anywhere with --from FILE on sockets, listeners, states, fds
+    /// and doctor (`sockscope doctor --from host.tar.zst`): the same collectors, the same
+    /// answers, the same findings.
+    ///
+    /// A snapshot holds what those commands see: socket addresses, process names and command
+    /// counts of this host. Needs what the commands need (root for other users' fds).
+    ///
+    /// Examples:
+    ///   sockscope snapshot host.tar.zst
+    ///   sockscope snapshot --netns pid:4242 --interval 5s web.tar.zst
+    #[command(verbatim_doc_comment)]
+    Snapshot(SnapshotArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     ///
     /// Example: sockscope completions bash > /etc/bash_completion.d/sockscope
@@ -258,6 +275,29 @@ pub struct CommonArgs {
     /// namespace file, or pid:PID for the namespace of a running process (a container).
     #[arg(long, value_name = "NAME|PATH|pid:PID")]
     pub netns: Option<NetnsSpec>,
+    /// Read a snapshot recorded by `sockscope snapshot` instead of this host (no probes,
+    /// no --netns, no --all-netns, no --watch).
+    #[arg(long, value_name = "FILE", conflicts_with = "netns")]
+    pub from: Option<std::path::PathBuf>,
+}
+
+/// `sockscope snapshot`.
+#[derive(Debug, Args, Clone)]
+pub struct SnapshotArgs {
+    /// The file to write (a zstd-compressed tar; written whole or not at all).
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+    /// Record the view from another network namespace: a name from `ip netns list`, a path
+    /// to a namespace file, or pid:PID.
+    #[arg(long, value_name = "NAME|PATH|pid:PID")]
+    pub netns: Option<NetnsSpec>,
+    /// doctor's time between its two readings of the kernel's counters.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::units::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Also write each recorded command's JSON report into DIR (tests compare replays with
+    /// them).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub reports: Option<std::path::PathBuf>,
 }
 
 impl CommonArgs {

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod doctor;
 pub mod exit;
 pub mod exporter;
+pub mod host;
 pub mod manpages;
 pub mod netns;
 pub mod procs;

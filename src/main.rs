@@ -11,7 +11,12 @@ use sockscope::exit::ExitCode;
 use sockscope::report::{self, Done, Output};
 
 fn main() {
-    let cli = parse(std::env::args_os().collect());
+    let mut cli = parse(std::env::args_os().collect());
+    // The host every collector reads: this one, or a snapshot (--from).
+    if let Err(e) = commands::snapshot::use_snapshot(&mut cli.command) {
+        eprintln!("sockscope: {e}");
+        process::exit(e.exit_code().code());
+    }
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let output = output_of(&cli);
@@ -131,6 +136,7 @@ fn output_of(cli: &Cli) -> Output {
 
 fn run(cli: &Cli, out: &mut dyn Write) -> Result<Done, RunError> {
     Ok(match &cli.command {
+        Command::Snapshot(a) => commands::snapshot::run(a)?,
         Command::Sockets(a) => commands::sockets::run(a, out)?.into(),
         Command::Listeners(a) => commands::listeners::run(a, out)?.into(),
         Command::States(a) => commands::states::run(a)?,

@@ -129,8 +129,14 @@ fn open_error(spec: &NetnsSpec, shown: &str, e: io::Error) -> NetnsError {
     }
 }
 
-/// Moves the calling thread into the namespace.
+/// Moves the calling thread into the namespace (through the run's host: a replayed snapshot
+/// only notes which recorded namespace the thread now reads).
 pub fn enter(spec: &NetnsSpec) -> Result<(), NetnsError> {
+    crate::host::current().enter_netns(spec)
+}
+
+/// The `setns` itself, for the live host.
+pub fn setns(spec: &NetnsSpec) -> Result<(), NetnsError> {
     let path = spec.path();
     let shown = path.display().to_string();
     let file = File::open(&path).map_err(|e| open_error(spec, &shown, e))?;
@@ -154,12 +160,17 @@ pub fn enter(spec: &NetnsSpec) -> Result<(), NetnsError> {
 /// The inode of the namespace `spec` names, which identifies it (as in `/proc/PID/ns/net`),
 /// without entering it: for selecting the processes inside a namespace.
 pub fn inode(spec: &NetnsSpec) -> Result<u64, NetnsError> {
-    use std::os::unix::fs::MetadataExt;
     let path = spec.path();
     let shown = path.display().to_string();
-    std::fs::metadata(&path)
-        .map(|m| m.ino())
+    crate::host::current()
+        .stat(&shown)
+        .map(|m| m.ino)
         .map_err(|e| open_error(spec, &shown, e))
+}
+
+/// [`setns`] if a namespace was given (the live host's own, before any recording).
+pub fn setns_opt(spec: Option<&NetnsSpec>) -> Result<(), NetnsError> {
+    spec.map_or(Ok(()), setns)
 }
 
 /// Enters the namespace if one was asked for; the common case of every subcommand.
@@ -178,11 +189,10 @@ where
     E: From<NetnsError> + Send,
     F: FnOnce() -> Result<T, E> + Send,
 {
-    let spec = NetnsSpec::Path(path.to_path_buf());
     std::thread::scope(|s| {
         match s
             .spawn(|| {
-                enter(&spec)?;
+                enter(&NetnsSpec::Path(path.to_path_buf()))?;
                 f()
             })
             .join()

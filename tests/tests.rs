@@ -9,6 +9,7 @@ mod doctor;
 mod exporter;
 mod fds;
 mod node;
+mod snapshot;
 mod sockets;
 mod ssfilter;
 

@@ -8,6 +8,7 @@ pub mod exporter;
 pub mod fds;
 pub mod listeners;
 pub mod pool;
+pub mod snapshot;
 pub mod sockets;
 pub mod states;
 
@@ -84,7 +85,10 @@ impl RunError {
 /// Checks each `--pid` names a process before any work: a wrong pid is the user's mistake.
 pub fn require_pids(root: &str, pids: &[u32]) -> Result<(), RunError> {
     for &pid in pids {
-        if std::fs::symlink_metadata(format!("{root}/{pid}")).is_err() {
+        if crate::host::current()
+            .exists(&format!("{root}/{pid}"))
+            .is_err()
+        {
             return Err(RunError::Input(format!(
                 "no process {pid}: it does not exist (or has exited); check with `ps -p {pid}`"
             )));

@@ -7,13 +7,13 @@
 //! Returns model values; deciding what is bad is `checks.rs`'s job.
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use super::checks::{CounterDelta, CLOSE_WAIT_WARN, RECV_Q_STUCK, UDP_DROP_COUNTERS};
 use super::counters::{read_counters, Counters};
 use super::error::DoctorError;
 use super::model::StuckReader;
+use crate::host::{self, PROC};
 use crate::procs::model::SystemFds;
 use crate::procs::owners::read_owners;
 use crate::procs::usage::{read_system, scan_counts, ProcScan, ProcSelect};
@@ -57,17 +57,19 @@ pub struct HostEvidence {
 
 /// The inode of the calling thread's network namespace.
 pub fn current_netns_inode() -> Result<u64, DoctorError> {
-    std::fs::metadata("/proc/thread-self/ns/net")
-        .map(|m| m.ino())
+    let path = format!("{PROC}/thread-self/ns/net");
+    host::current()
+        .stat(&path)
+        .map(|m| m.ino)
         .map_err(|e| DoctorError::Proc {
-            what: "/proc/thread-self/ns/net".into(),
+            what: path,
             source: e,
         })
 }
 
 fn counters() -> Result<Counters, DoctorError> {
     read_counters().map_err(|e| DoctorError::Proc {
-        what: "/proc/thread-self/net/netstat and snmp".into(),
+        what: format!("{PROC}/thread-self/net/netstat and snmp"),
         source: e,
     })
 }
@@ -75,8 +77,10 @@ fn counters() -> Result<Counters, DoctorError> {
 /// Collects everything; the interval's sleep overlaps with the other work, so the run takes
 /// max(interval, work) rather than their sum.
 pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
+    // The host's clock: a replayed snapshot answers with the recorded times.
+    let clock = host::current();
     let first = counters()?;
-    let t0 = Instant::now();
+    let t0 = clock.now();
     let udp_before = udp_drops()?;
     let TcpDump {
         mut listeners,
@@ -90,36 +94,36 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
     }
     let close_wait_holders = name_owners(&mut listeners, &close_wait);
     let mut processes = scan_counts(
-        "/proc",
+        PROC,
         &ProcSelect {
             netns_inode: plan.netns_inode,
             ..Default::default()
         },
     )
     .map_err(|e| DoctorError::Proc {
-        what: "/proc".into(),
+        what: PROC.into(),
         source: e,
     })?;
     if plan.netns_inode.is_some() {
         // sockscope entered the namespace to read it, which puts it among the namespace's
         // processes; it is the observer, not the observed.
-        let me = std::process::id();
+        let me = host::current().self_pid();
         processes.processes.retain(|p| p.pid != me);
     }
     let system = if plan.system_wide {
-        Some(read_system("/proc").map_err(|e| DoctorError::Proc {
-            what: "/proc/sys/fs/file-nr".into(),
+        Some(read_system(PROC).map_err(|e| DoctorError::Proc {
+            what: format!("{PROC}/sys/fs/file-nr"),
             source: e,
         })?)
     } else {
         None
     };
-    let left = plan.interval.saturating_sub(t0.elapsed());
-    std::thread::sleep(left);
+    let left = plan.interval.saturating_sub(clock.now().saturating_sub(t0));
+    clock.sleep(left);
     let second = counters()?;
     let counters = CounterDelta {
         delta: first.delta(&second),
-        seconds: t0.elapsed().as_secs_f64(),
+        seconds: clock.now().saturating_sub(t0).as_secs_f64(),
     };
     let udp_dropping = if UDP_DROP_COUNTERS.iter().any(|k| counters.delta.get(k) > 0) {
         udp_dropping(&udp_before, 3)?
@@ -210,7 +214,7 @@ fn stuck_readers(first: &[Socket]) -> Result<Vec<StuckReader>, DoctorError> {
         .map(|s| s.socket.inode)
         .filter(|&i| i != 0)
         .collect();
-    if let (false, Ok(owners)) = (wanted.is_empty(), read_owners("/proc", Some(&wanted))) {
+    if let (false, Ok(owners)) = (wanted.is_empty(), read_owners(PROC, Some(&wanted))) {
         for s in &mut stuck {
             s.socket.processes = Some(owners.get(s.socket.inode));
         }
@@ -268,7 +272,7 @@ fn udp_dropping(before: &HashMap<u32, u32>, top: usize) -> Result<Vec<(Socket, u
         .map(|(s, _)| s.inode)
         .filter(|&i| i != 0)
         .collect();
-    if let (false, Ok(owners)) = (wanted.is_empty(), read_owners("/proc", Some(&wanted))) {
+    if let (false, Ok(owners)) = (wanted.is_empty(), read_owners(PROC, Some(&wanted))) {
         for (s, _) in &mut grew {
             s.processes = Some(owners.get(s.inode));
         }
@@ -312,7 +316,7 @@ pub fn name_owners(listeners: &mut [Listener], close_wait: &[u32]) -> Vec<(Proce
     if wanted.is_empty() {
         return Vec::new();
     }
-    let Ok(owners) = read_owners("/proc", Some(&wanted)) else {
+    let Ok(owners) = read_owners(PROC, Some(&wanted)) else {
         return Vec::new();
     };
     for l in listeners.iter_mut().filter(|l| busy(l)) {

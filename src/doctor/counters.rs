@@ -34,9 +34,14 @@ impl Counters {
 /// Reads the files in the calling thread's network namespace. snmp6 is missing when IPv6 is
 /// disabled: then there are no IPv6 counters, which is not an error.
 pub fn read_counters() -> io::Result<Counters> {
-    let mut c = parse_counters(&std::fs::read_to_string("/proc/thread-self/net/netstat")?);
-    c.0.extend(parse_counters(&std::fs::read_to_string("/proc/thread-self/net/snmp")?).0);
-    if let Ok(text) = std::fs::read_to_string("/proc/thread-self/net/snmp6") {
+    let host = crate::host::current();
+    let read = |name: &str| {
+        host.read_file(&format!("{}/thread-self/net/{name}", crate::host::PROC))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let mut c = parse_counters(&read("netstat")?);
+    c.0.extend(parse_counters(&read("snmp")?).0);
+    if let Ok(text) = read("snmp6") {
         c.0.extend(parse_snmp6(&text).0);
     }
     Ok(c)

@@ -4,7 +4,6 @@
 //! one syscall with no path building; processes that vanish or deny access are reported as
 //! such, never as errors of the whole scan.
 
-use std::ffi::{CStr, CString};
 use std::io;
 
 /// Why a process's fd directory could not be read.
@@ -16,24 +15,19 @@ pub enum WalkError {
     Denied,
 }
 
-/// All numeric entries of `/proc` (`root` is `/proc` except in fixture tests).
+/// All numeric entries of the proc root (`root` is the live one except in fixture tests).
 pub fn list_pids(root: &str) -> io::Result<Vec<u32>> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir(root)? {
-        let Ok(entry) = entry else { continue };
-        if let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        {
-            pids.push(pid);
-        }
-    }
+    let mut pids: Vec<u32> = crate::host::current()
+        .list_dir(root)?
+        .iter()
+        .filter_map(|n| std::str::from_utf8(n).ok()?.parse().ok())
+        .collect();
     pids.sort_unstable();
     Ok(pids)
 }
 
-/// Calls `each(fd, link_target)` for every open fd of `pid`.
+/// Calls `each(fd, target)` for every fd link of `pid`; links that vanish or deny access
+/// mid-walk are skipped.
 pub fn for_each_fd_link(
     root: &str,
     pid: u32,
@@ -42,9 +36,8 @@ pub fn for_each_fd_link(
     walk_links(root, pid, false, each)
 }
 
-/// Like [`for_each_fd_link`], but a link that cannot be read for lack of permission makes the
-/// whole process [`WalkError::Denied`]: some processes (PID 1 under some sandboxes) list their
-/// fds even to root but refuse every `readlink`, and a count of kinds must not read as zero.
+/// Like [`for_each_fd_link`], but a link whose target is refused makes the whole process
+/// `Denied` (readlink of `/proc/1/fd/*` is EACCES even for root, while the directory lists).
 pub fn for_each_fd_link_checked(
     root: &str,
     pid: u32,
@@ -59,98 +52,25 @@ fn walk_links(
     strict: bool,
     each: &mut dyn FnMut(u32, &[u8]),
 ) -> Result<(), WalkError> {
-    let mut dir = FdDir::open(root, pid)?;
-    let dfd = dir.fd;
-    let mut target = [0u8; 512];
-    // End of directory, or the process exited mid-walk (readdir fails with ENOENT): either
-    // way keep what was read.
-    while let Some(name) = dir.next_name() {
-        let Some(fd) = name.to_str().ok().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        // SAFETY: `dfd` is the open directory, `name` a NUL-terminated entry of it, and
-        // the buffer's length is passed along with it.
-        let n = unsafe {
-            libc::readlinkat(dfd, name.as_ptr(), target.as_mut_ptr().cast(), target.len())
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if strict && classify(e) == WalkError::Denied {
-                return Err(WalkError::Denied);
-            }
-            // The fd was closed between readdir and readlink: skip it.
-            continue;
-        }
-        each(fd, &target[..n as usize]);
+    let mut denied = false;
+    crate::host::current()
+        .fd_links(root, pid, &mut |fd, target| match target {
+            Ok(t) if !denied => each(fd, t),
+            Ok(_) => {}
+            Err(errno) => denied |= strict && classify_errno(errno) == WalkError::Denied,
+        })
+        .map_err(classify_errno)?;
+    if denied {
+        return Err(WalkError::Denied);
     }
     Ok(())
 }
 
-/// Counts the open fds of `pid` by reading its fd directory's entries (no readlink): the
-/// fallback where `stat` cannot give the count.
+/// Counts the numeric entries of `ROOT/PID/fd` (the fallback where `stat` says nothing).
 pub fn count_fd_entries(root: &str, pid: u32) -> Result<u64, WalkError> {
-    let mut dir = FdDir::open(root, pid)?;
-    let mut n = 0;
-    while let Some(name) = dir.next_name() {
-        let name = name.to_bytes();
-        if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
-/// An open `/proc/PID/fd` directory, read with readdir on its own descriptor (so links are
-/// read relative to it with no path building); closed on drop.
-struct FdDir {
-    dir: *mut libc::DIR,
-    fd: libc::c_int,
-}
-
-impl FdDir {
-    fn open(root: &str, pid: u32) -> Result<FdDir, WalkError> {
-        let path = CString::new(format!("{root}/{pid}/fd")).map_err(|_| WalkError::Gone)?;
-        // SAFETY: a valid NUL-terminated path; the descriptor is owned by the DIR* below or
-        // closed here on failure.
-        unsafe {
-            let fd = libc::open(
-                path.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            );
-            if fd < 0 {
-                return Err(classify(io::Error::last_os_error()));
-            }
-            let dir = libc::fdopendir(fd);
-            if dir.is_null() {
-                let e = io::Error::last_os_error();
-                libc::close(fd);
-                return Err(classify(e));
-            }
-            Ok(FdDir { dir, fd })
-        }
-    }
-
-    /// The next entry's name, `None` at the end (or when the process vanished mid-walk).
-    fn next_name(&mut self) -> Option<&CStr> {
-        // SAFETY: `self.dir` is open until drop. The entry lives in the DIR's buffer until the
-        // next readdir, which needs `&mut self` again, so the borrow cannot outlive it.
-        unsafe {
-            let ent = libc::readdir(self.dir);
-            if ent.is_null() {
-                return None;
-            }
-            Some(CStr::from_ptr((*ent).d_name.as_ptr()))
-        }
-    }
-}
-
-impl Drop for FdDir {
-    fn drop(&mut self) {
-        // SAFETY: opened in `open`, closed exactly once (this also closes `fd`).
-        unsafe {
-            libc::closedir(self.dir);
-        }
-    }
+    crate::host::current()
+        .count_fd_entries(root, pid)
+        .map_err(classify_errno)
 }
 
 /// Whether an error from a path under `/proc/PID` means "gone" or "denied".
@@ -161,9 +81,9 @@ pub fn classify_io(e: &io::Error) -> WalkError {
     }
 }
 
-fn classify(e: io::Error) -> WalkError {
-    match e.raw_os_error() {
-        Some(libc::EACCES) | Some(libc::EPERM) => WalkError::Denied,
+fn classify_errno(errno: i32) -> WalkError {
+    match errno {
+        libc::EACCES | libc::EPERM => WalkError::Denied,
         _ => WalkError::Gone,
     }
 }
@@ -187,7 +107,9 @@ pub fn socket_inode(target: &[u8]) -> Option<u32> {
 
 /// A process's short name from `/proc/PID/comm`, without the trailing newline.
 pub fn read_comm(root: &str, pid: u32) -> Option<String> {
-    let raw = std::fs::read(format!("{root}/{pid}/comm")).ok()?;
+    let raw = crate::host::current()
+        .read_file(&format!("{root}/{pid}/comm"))
+        .ok()?;
     let raw = raw.strip_suffix(b"\n").unwrap_or(&raw);
     Some(String::from_utf8_lossy(raw).into_owned())
 }

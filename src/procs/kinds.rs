@@ -6,8 +6,6 @@
 //! (an unbound TCP socket is in no kernel table) is named by its `system.sockprotoname` xattr.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
-use std::os::unix::fs::FileTypeExt;
 
 use super::fdwalk::{for_each_fd_link_checked, socket_inode, WalkError};
 use crate::sockets::inodes::{ProtoIndex, SockProto};
@@ -93,12 +91,13 @@ pub fn parse_target(target: &[u8]) -> Target {
 }
 
 /// The kind of an fd that names a path, from its file type.
-pub fn kind_of_path(ft: Option<std::fs::FileType>) -> FdKind {
+pub fn kind_of_path(ft: Option<crate::host::FileKind>) -> FdKind {
+    use crate::host::FileKind;
     match ft {
-        Some(ft) if ft.is_file() => FdKind::File,
-        Some(ft) if ft.is_char_device() || ft.is_block_device() => FdKind::Device,
-        Some(ft) if ft.is_fifo() => FdKind::Pipe,
-        Some(ft) if ft.is_socket() => FdKind::OtherSocket,
+        Some(FileKind::File) => FdKind::File,
+        Some(FileKind::Char | FileKind::Block) => FdKind::Device,
+        Some(FileKind::Fifo) => FdKind::Pipe,
+        Some(FileKind::Socket) => FdKind::OtherSocket,
         _ => FdKind::Other,
     }
 }
@@ -184,9 +183,10 @@ pub fn kind_of_fd(root: &str, pid: u32, fd: u32, target: &[u8], index: &ProtoInd
         },
         Target::Path => {
             // Follows the link to the open file itself, so deleted files still answer.
-            let ft = std::fs::metadata(format!("{root}/{pid}/fd/{fd}"))
+            let ft = crate::host::current()
+                .stat(&format!("{root}/{pid}/fd/{fd}"))
                 .ok()
-                .map(|m| m.file_type());
+                .map(|m| m.kind);
             kind_of_path(ft)
         }
     }
@@ -194,18 +194,7 @@ pub fn kind_of_fd(root: &str, pid: u32, fd: u32, target: &[u8], index: &ProtoInd
 
 /// The socket's protocol name, read through the fd link (`getxattr` follows it to the socket).
 fn sockprotoname(root: &str, pid: u32, fd: u32) -> Option<Vec<u8>> {
-    let path = CString::new(format!("{root}/{pid}/fd/{fd}")).ok()?;
-    let mut buf = [0u8; 64];
-    // SAFETY: getxattr writes at most buf.len() bytes into a buffer we own.
-    let n = unsafe {
-        libc::getxattr(
-            path.as_ptr(),
-            c"system.sockprotoname".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    (n > 0).then(|| buf[..n as usize].to_vec())
+    crate::host::current().sockprotoname(&format!("{root}/{pid}/fd/{fd}"))
 }
 
 #[cfg(test)]

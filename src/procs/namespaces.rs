@@ -3,23 +3,23 @@
 //! the thread that created it: so every thread's `task/TID/ns/net` is looked at.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 /// Distinct network namespaces of `pid`'s threads: inode → a path to enter it by.
 pub fn netns_of(root: &str, pid: u32) -> BTreeMap<u64, PathBuf> {
     let mut found = BTreeMap::new();
-    let main = PathBuf::from(format!("{root}/{pid}/ns/net"));
-    if let Ok(m) = std::fs::metadata(&main) {
-        found.insert(m.ino(), main);
+    let host = crate::host::current();
+    let main = format!("{root}/{pid}/ns/net");
+    if let Ok(m) = host.stat(&main) {
+        found.insert(m.ino, PathBuf::from(main));
     }
-    let Ok(tasks) = std::fs::read_dir(format!("{root}/{pid}/task")) else {
+    let Ok(tasks) = host.list_dir(&format!("{root}/{pid}/task")) else {
         return found;
     };
-    for t in tasks.flatten() {
-        let path = t.path().join("ns/net");
-        if let Ok(m) = std::fs::metadata(&path) {
-            found.entry(m.ino()).or_insert(path);
+    for t in tasks {
+        let path = format!("{root}/{pid}/task/{}/ns/net", String::from_utf8_lossy(&t));
+        if let Ok(m) = host.stat(&path) {
+            found.entry(m.ino).or_insert(PathBuf::from(path));
         }
     }
     found
@@ -43,9 +43,7 @@ pub fn spaces_of(root: &str, pids: impl IntoIterator<Item = u32>) -> Spaces {
             all.entry(ino).or_insert(path);
         }
     }
-    let own = std::fs::metadata("/proc/thread-self/ns/net")
-        .map(|m| m.ino())
-        .ok();
+    let own = crate::procs::unreadable::current_netns();
     let own = own.is_some_and(|o| all.remove(&o).is_some());
     Spaces { own, others: all }
 }
@@ -53,6 +51,7 @@ pub fn spaces_of(root: &str, pids: impl IntoIterator<Item = u32>) -> Spaces {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn our_own_namespace_is_found() {

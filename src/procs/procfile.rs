@@ -2,43 +2,13 @@
 //! report size 0) and then grows its buffer over several reads, which is ten syscalls for a
 //! limits file. On a 1,000-process scan that was most of the run time.
 
-use std::ffi::CString;
 use std::io;
 
 /// Reads `path` into `buf` with open + read (+ read until EOF or full) + close; returns the
 /// bytes read. A seq_file fills as much of the buffer as it can in one call, so a file smaller
 /// than `buf` costs one read.
 pub fn read_small(path: &str, buf: &mut [u8]) -> io::Result<usize> {
-    let c = CString::new(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: open/read/close on a descriptor we own, into a buffer we own.
-    unsafe {
-        let fd = libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut n = 0usize;
-        while n < buf.len() {
-            let r = libc::read(fd, buf[n..].as_mut_ptr().cast(), buf.len() - n);
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                libc::close(fd);
-                return Err(e);
-            }
-            if r == 0 {
-                break;
-            }
-            n += r as usize;
-            // Short read of a small file: that was all of it (saves the EOF read).
-            if n < buf.len() / 2 {
-                break;
-            }
-        }
-        libc::close(fd);
-        Ok(n)
-    }
+    crate::host::current().read_small(path, buf)
 }
 
 /// A process's name from `ROOT/PID/comm`, without the newline; `None` when it is gone.

@@ -2,8 +2,6 @@
 //! that could hold something being shown. A process in another network namespace cannot own a
 //! socket of this one, so `--netns` runs do not mention the host's PID 1.
 
-use std::os::unix::fs::MetadataExt;
-
 use super::fdwalk::read_comm;
 
 /// A process that refused to show its fds.
@@ -21,17 +19,19 @@ pub fn describe(root: &str, pid: u32) -> Denied {
     Denied {
         pid,
         name: read_comm(root, pid).unwrap_or_default(),
-        netns: std::fs::metadata(format!("{root}/{pid}/ns/net"))
+        netns: crate::host::current()
+            .stat(&format!("{root}/{pid}/ns/net"))
             .ok()
-            .map(|m| m.ino()),
+            .map(|m| m.ino),
     }
 }
 
 /// The network namespace this thread is in (after `--netns` entered one).
 pub fn current_netns() -> Option<u64> {
-    std::fs::metadata("/proc/thread-self/ns/net")
+    crate::host::current()
+        .stat(&format!("{}/thread-self/ns/net", crate::host::PROC))
         .ok()
-        .map(|m| m.ino())
+        .map(|m| m.ino)
 }
 
 /// The denied processes worth naming for a view of sockets: none when every socket shown

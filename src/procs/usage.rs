@@ -8,7 +8,6 @@
 //! `/proc/PID/limits` parsed by the `procfs` crate.
 
 use std::io;
-use std::os::unix::fs::MetadataExt;
 
 use procfs::process::{LimitValue, Limits};
 use procfs::FromBufRead;
@@ -83,8 +82,8 @@ enum Counted {
 
 fn count_one(root: &str, pid: u32, select: &ProcSelect, names: bool, rule: SizeRule) -> Counted {
     if let Some(want) = select.netns_inode {
-        match std::fs::metadata(format!("{root}/{pid}/ns/net")) {
-            Ok(m) if m.ino() == want => {}
+        match crate::host::current().stat(&format!("{root}/{pid}/ns/net")) {
+            Ok(m) if m.ino == want => {}
             Ok(_) => return Counted::Skip,
             Err(e) => {
                 return match classify_io(&e) {
@@ -145,26 +144,13 @@ pub enum SizeRule {
 
 /// The rule for `root`: procfs is recognised by its magic, the kernel by `uname`.
 pub fn stat_size_is_count(root: &str) -> SizeRule {
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-    let Ok(path) = std::ffi::CString::new(root) else {
+    let host = crate::host::current();
+    if !host.is_procfs(root) {
         return SizeRule::Never;
-    };
-    // SAFETY: statfs and uname fill plain structs we own.
-    unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        if libc::statfs(path.as_ptr(), &mut st) != 0 || st.f_type as i64 != PROC_SUPER_MAGIC {
-            return SizeRule::Never;
-        }
-        let mut u: libc::utsname = std::mem::zeroed();
-        if libc::uname(&mut u) != 0 {
-            return SizeRule::NonZero;
-        }
-        let release = std::ffi::CStr::from_ptr(u.release.as_ptr()).to_string_lossy();
-        if kernel_at_least(&release, 6, 2) {
-            SizeRule::Always
-        } else {
-            SizeRule::NonZero
-        }
+    }
+    match host.kernel_release() {
+        Some(release) if kernel_at_least(&release, 6, 2) => SizeRule::Always,
+        _ => SizeRule::NonZero,
     }
 }
 
@@ -179,9 +165,10 @@ pub fn kernel_at_least(release: &str, major: u32, minor: u32) -> bool {
 
 /// Open fds of one process: the `stat` size when it is a count, else the entries.
 pub fn count_fds(root: &str, pid: u32, rule: SizeRule) -> Result<u64, WalkError> {
-    let size = std::fs::metadata(format!("{root}/{pid}/fd"))
+    let size = crate::host::current()
+        .stat(&format!("{root}/{pid}/fd"))
         .map_err(|e| classify_io(&e))?
-        .len();
+        .size;
     pick_count(size, rule, || count_fd_entries(root, pid))
 }
 
@@ -209,7 +196,10 @@ pub fn fd_dir_size(root: &str, pid: u32, rule: SizeRule) -> Option<u64> {
     if rule == SizeRule::Never {
         return None;
     }
-    let size = std::fs::metadata(format!("{root}/{pid}/fd")).ok()?.len();
+    let size = crate::host::current()
+        .stat(&format!("{root}/{pid}/fd"))
+        .ok()?
+        .size;
     (size > 0).then_some(size)
 }
 
@@ -229,23 +219,11 @@ pub fn reserved_slots(before: Option<u64>, after: Option<u64>, listed: u64) -> u
 /// call (no text to format or parse); where that is refused (another user's process without
 /// CAP_SYS_RESOURCE) or `root` is a fake tree, `/proc/PID/limits` is read and parsed.
 pub fn read_nofile(root: &str, pid: u32) -> Result<(Option<u64>, Option<u64>), WalkError> {
-    if root == "/proc" {
-        // SAFETY: prlimit only reads the limit into a struct we own (new limit is NULL).
-        let mut old: libc::rlimit = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::prlimit(
-                pid as libc::pid_t,
-                libc::RLIMIT_NOFILE,
-                std::ptr::null(),
-                &mut old,
-            )
-        };
-        if rc == 0 {
-            let v = |x: libc::rlim_t| (x != libc::RLIM_INFINITY).then_some(x);
-            return Ok((v(old.rlim_cur), v(old.rlim_max)));
-        }
-        if io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
-            return Err(WalkError::Gone);
+    if root == crate::host::PROC {
+        match crate::host::current().nofile(pid) {
+            Ok(l) => return Ok(l),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(WalkError::Gone),
+            Err(_) => {}
         }
     }
     let mut buf = [0u8; 4096];
@@ -275,8 +253,13 @@ pub fn parse_nofile(raw: &[u8]) -> Option<(Option<u64>, Option<u64>)> {
 
 /// /proc/sys/fs/file-nr, file-max, nr_open under `root` ("/proc" live).
 pub fn read_system(root: &str) -> io::Result<SystemFds> {
-    let file_nr = std::fs::read_to_string(format!("{root}/sys/fs/file-nr"))?;
-    let nr_open = std::fs::read_to_string(format!("{root}/sys/fs/nr_open")).ok();
+    let host = crate::host::current();
+    let text = |name: &str| {
+        host.read_file(&format!("{root}/sys/fs/{name}"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let file_nr = text("file-nr")?;
+    let nr_open = text("nr_open").ok();
     parse_system(&file_nr, nr_open.as_deref()).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -304,6 +287,7 @@ pub fn parse_system(file_nr: &str, nr_open: Option<&str>) -> Option<SystemFds> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     /// A limits file as Linux 6.x writes it, with a soft limit of 256 and no hard limit.
     const LIMITS: &str = include_str!("../../fixtures/proc/limits-256-unlimited");

@@ -19,7 +19,6 @@ use netlink_packet_sock_diag::{
     },
     SockDiagMessage,
 };
-use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket as NlSocket, SocketAddr};
 
 use super::model::{Endpoint, Proto, SockMem, Socket, TcpState, Timer};
 use super::tcp_info::parse_tcp_info;
@@ -72,29 +71,17 @@ pub enum DiagError {
     Decode(String),
 }
 
-/// A netlink socket reused for every dump of one run, with its receive buffer.
+/// The dumps of one run, through the run's [`crate::host::Host`]: the live kernel, or a
+/// recording whose unfiltered dumps are narrowed here to what each request asks for.
 pub struct DiagSocket {
-    sock: NlSocket,
-    buf: Vec<u8>,
     seq: u32,
 }
 
 impl DiagSocket {
-    /// Opens the socket in the calling thread's network namespace.
+    /// Ready to dump in the calling thread's network namespace (the socket itself is opened
+    /// by each dump, in the thread that runs it).
     pub fn open() -> Result<Self, DiagError> {
-        let mut sock = NlSocket::new(NETLINK_SOCK_DIAG).map_err(DiagError::Open)?;
-        sock.bind_auto().map_err(DiagError::Open)?;
-        sock.connect(&SocketAddr::new(0, 0))
-            .map_err(DiagError::Open)?;
-        // A large buffer lets the kernel pack more sockets into each recv(); best effort.
-        let _ = sock.set_rx_buf_sz(1 << 20);
-        Ok(DiagSocket {
-            sock,
-            // The kernel sizes each dump batch by the reader's buffer (up to 32 KiB) and
-            // never splits a message, so this always holds whole batches.
-            buf: vec![0u8; 64 * 1024],
-            seq: 0,
-        })
+        Ok(DiagSocket { seq: 0 })
     }
 
     /// Streams every socket matching `req` to `each`, never holding the table in memory.
@@ -108,6 +95,10 @@ impl DiagSocket {
 
     /// Like [`Self::dump`], with an inet_diag bytecode program (see [`super::bytecode`]) the
     /// kernel runs on each socket; empty means none.
+    ///
+    /// A recording has no kernel to run a program: it refuses one with EINVAL, as a kernel
+    /// that rejects a program does, and the caller filters in user space instead
+    /// ([`super::for_each_socket`]). The state mask and the extras are applied here.
     pub fn dump_filtered(
         &mut self,
         req: &DumpRequest,
@@ -115,40 +106,73 @@ impl DiagSocket {
         each: &mut dyn FnMut(Socket),
     ) -> Result<(), DiagError> {
         self.seq = self.seq.wrapping_add(1);
-        let packet = build_request(req, self.seq, bytecode);
+        let host = crate::host::current();
+        let narrow = host.filters_in_user_space();
         let dump_err = |source: io::Error| DiagError::Dump {
             proto: req.proto.name(),
             family: req.family,
             source,
         };
-        self.sock.send(&packet, 0).map_err(dump_err)?;
-        loop {
-            let n = loop {
-                match self.sock.recv(&mut &mut self.buf[..], 0) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(dump_err(e)),
+        if narrow && !bytecode.is_empty() {
+            return Err(dump_err(io::Error::from_raw_os_error(libc::EINVAL)));
+        }
+        let packet = build_request(req, self.seq, bytecode);
+        let full = build_request(
+            &DumpRequest {
+                states: super::all_states_mask(),
+                tcp_info: req.proto == Proto::Tcp,
+                memory: true,
+                ..*req
+            },
+            self.seq,
+            &[],
+        );
+        let ask = crate::host::DiagAsk {
+            proto: req.proto.name(),
+            family: req.family,
+            packet: &packet,
+            seq: self.seq,
+            full: &full,
+        };
+        let mut refused = None;
+        let mut keep = |mut s: Socket| {
+            if narrow {
+                if req.states & s.state.mask_bit() == 0 {
+                    return;
                 }
-            };
-            let n = n.min(self.buf.len());
-            match parse_batch(&self.buf[..n], self.seq, req, each)? {
-                Batch::More => {}
-                Batch::Done => return Ok(()),
-                Batch::Error(errno) => {
-                    if errno == libc::ENOENT || errno == libc::EOPNOTSUPP {
-                        return Err(DiagError::NoKernelSupport {
-                            proto: req.proto.name(),
-                            family: req.family,
-                            module: match req.proto {
-                                Proto::Tcp => "tcp_diag",
-                                Proto::Udp => "udp_diag",
-                            },
-                        });
-                    }
-                    return Err(dump_err(io::Error::from_raw_os_error(errno)));
+                if !req.tcp_info {
+                    s.info = None;
+                }
+                if !req.memory {
+                    s.mem = None;
                 }
             }
+            each(s)
+        };
+        host.sock_diag(&ask, &mut |buf, seq| {
+            Ok(match parse_batch(buf, seq, req, &mut keep)? {
+                Batch::More => false,
+                Batch::Done => true,
+                Batch::Error(errno) => {
+                    refused = Some(errno);
+                    true
+                }
+            })
+        })?;
+        let Some(errno) = refused else {
+            return Ok(());
+        };
+        if errno == libc::ENOENT || errno == libc::EOPNOTSUPP {
+            return Err(DiagError::NoKernelSupport {
+                proto: req.proto.name(),
+                family: req.family,
+                module: match req.proto {
+                    Proto::Tcp => "tcp_diag",
+                    Proto::Udp => "udp_diag",
+                },
+            });
         }
+        Err(dump_err(io::Error::from_raw_os_error(errno)))
     }
 }
 

@@ -2,13 +2,12 @@
 //! network namespace of the task that opens the file, so these are read after `--netns` is
 //! entered, from the same thread.
 
-use std::fs;
-
 /// Reads a sysctl such as `net/ipv4/tcp_tw_reuse`; `None` if absent or unreadable.
 pub fn read_sysctl(name: &str) -> Option<String> {
-    fs::read_to_string(format!("/proc/sys/{name}"))
-        .ok()
-        .map(|s| s.trim().to_string())
+    let raw = crate::host::current()
+        .read_file(&format!("{}/sys/{name}", crate::host::PROC))
+        .ok()?;
+    Some(String::from_utf8_lossy(&raw).trim().to_string())
 }
 
 pub fn read_sysctl_i64(name: &str) -> Option<i64> {

@@ -10,7 +10,6 @@ use netlink_packet_core::{
 };
 use netlink_packet_sock_diag::unix::{ShowFlags, StateFlags, UnixRequest};
 use netlink_packet_sock_diag::SockDiagMessage;
-use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket as NlSocket, SocketAddr};
 
 use super::diag::{walk_batch, Batch, DiagError};
 
@@ -19,38 +18,37 @@ const UNIX_DIAG_MSG_LEN: usize = 16;
 
 /// Calls `each(inode)` for every UNIX socket in the calling thread's network namespace.
 pub fn for_each_unix_inode(each: &mut dyn FnMut(u32)) -> Result<(), DiagError> {
-    let mut sock = NlSocket::new(NETLINK_SOCK_DIAG).map_err(DiagError::Open)?;
-    sock.bind_auto().map_err(DiagError::Open)?;
-    sock.connect(&SocketAddr::new(0, 0))
-        .map_err(DiagError::Open)?;
     let seq = 1;
-    let dump_err = |source: io::Error| DiagError::Dump {
+    let packet = build_request(seq);
+    let ask = crate::host::DiagAsk {
         proto: "unix",
         family: 0,
-        source,
+        packet: &packet,
+        seq,
+        full: &packet,
     };
-    sock.send(&build_request(seq), 0).map_err(dump_err)?;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = loop {
-            match sock.recv(&mut &mut buf[..], 0) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(dump_err(e)),
+    let mut end = 0;
+    crate::host::current().sock_diag(&ask, &mut |buf, seq| {
+        Ok(match parse_unix_batch(buf, seq, each)? {
+            None => false,
+            Some(errno) => {
+                end = errno;
+                true
             }
-        };
-        match parse_unix_batch(&buf[..n.min(buf.len())], seq, each)? {
-            None => {}
-            Some(0) => return Ok(()),
-            Some(errno) if errno == libc::ENOENT || errno == libc::EOPNOTSUPP => {
-                return Err(DiagError::Decode(
-                    "the kernel has no sock_diag support for UNIX sockets (module unix_diag \
-                     not loaded?); try `modprobe unix_diag`"
-                        .into(),
-                ))
-            }
-            Some(errno) => return Err(dump_err(io::Error::from_raw_os_error(errno))),
-        }
+        })
+    })?;
+    match end {
+        0 => Ok(()),
+        libc::ENOENT | libc::EOPNOTSUPP => Err(DiagError::Decode(
+            "the kernel has no sock_diag support for UNIX sockets (module unix_diag not \
+             loaded?); try `modprobe unix_diag`"
+                .into(),
+        )),
+        errno => Err(DiagError::Dump {
+            proto: "unix",
+            family: 0,
+            source: io::Error::from_raw_os_error(errno),
+        }),
     }
 }
 

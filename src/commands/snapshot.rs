@@ -1,0 +1,156 @@
+//! `sockscope snapshot FILE`, and `--from FILE` on the collecting subcommands.
+//!
+//! Recording runs the collecting commands themselves (sockets -p -i -m, listeners, states,
+//! fds --all --kinds, doctor) over a [`RecordingHost`], so the snapshot holds exactly what
+//! their collectors read, and a replay through the same code gets the same answers: doctor
+//! --from gives the findings the doctor run inside the recording gave, byte for byte.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+
+use super::RunError;
+use crate::cli::{Cli, Command, SnapshotArgs};
+use crate::host::archive::{write_archive, Manifest, FORMAT, VERSION};
+use crate::host::{self, Host, RecordingHost, SnapshotHost, PROC};
+use crate::netns;
+use crate::report::{self, Done};
+
+/// The commands a snapshot records, by the name of their report file, as command lines
+/// (doctor's --interval is added).
+const RECORDED: [(&str, &[&str]); 5] = [
+    ("sockets", &["sockets", "-p", "-i", "-m", "--json"]),
+    ("listeners", &["listeners", "--json"]),
+    ("states", &["states", "--json"]),
+    ("fds", &["fds", "--all", "--kinds", "--json"]),
+    ("doctor", &["doctor", "--json"]),
+];
+
+/// Sets the run's host from `--from`, once the command is one that can be replayed. A
+/// snapshot recorded with `--netns` replays as that namespace: the command gets its --netns
+/// back (entering it only selects the recorded namespace).
+pub fn use_snapshot(command: &mut Command) -> Result<(), RunError> {
+    let (common, cannot) = match command {
+        Command::Sockets(a) => (&mut a.common, None),
+        Command::Listeners(a) => (&mut a.common, None),
+        Command::States(a) => (&mut a.common, a.node.all_netns.then_some("--all-netns")),
+        Command::Fds(a) => (&mut a.common, a.watch.then_some("--watch")),
+        Command::Doctor(a) => (
+            &mut a.common,
+            (a.target.is_some() || a.port.is_some()).then_some("a probe (HOST:PORT, --port)"),
+        ),
+        Command::Capture(a) => (&mut a.common, Some("capture (it reads pcap files: -r)")),
+        _ => return Ok(()),
+    };
+    let Some(from) = common.from.clone() else {
+        return Ok(());
+    };
+    if let Some(what) = cannot {
+        return Err(RunError::Input(format!(
+            "--from replays a recorded host: {what} cannot be replayed"
+        )));
+    }
+    let replay = SnapshotHost::open(&from).map_err(|e| RunError::Input(e.to_string()))?;
+    if let Some(spec) = &replay.manifest.netns {
+        common.netns = Some(
+            spec.parse()
+                .map_err(|e| RunError::Input(format!("snapshot names a bad namespace: {e}")))?,
+        );
+    }
+    host::set_current(Box::leak(Box::new(replay)));
+    Ok(())
+}
+
+pub fn run(args: &SnapshotArgs) -> Result<Done, RunError> {
+    // Entered live before recording starts, so the recording's own namespace is this one;
+    // each command enters it again (recorded) through its --netns.
+    netns::setns_opt(args.netns.as_ref())?;
+    let rec: &'static RecordingHost = Box::leak(Box::new(RecordingHost::new()));
+    if !host::set_current(rec) {
+        return Err(RunError::Input(
+            "snapshot cannot be combined with --from".into(),
+        ));
+    }
+    let recorded_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Some(dir) = &args.reports {
+        std::fs::create_dir_all(dir)?;
+    }
+    let netns_arg = args.netns.as_ref().map(|n| n.to_string());
+    let interval = format!("{}ms", args.interval.as_millis());
+    let mut notes = Vec::new();
+    let mut commands = Vec::new();
+    for (name, words) in RECORDED {
+        let mut line: Vec<&str> = vec!["sockscope"];
+        line.extend_from_slice(words);
+        if name == "doctor" {
+            line.extend(["--interval", &interval]);
+        }
+        if let Some(spec) = &netns_arg {
+            line.extend(["--netns", spec]);
+        }
+        commands.push(line[1..].join(" "));
+        rec.rewind();
+        let mut out: Box<dyn Write> = match &args.reports {
+            Some(dir) => Box::new(io::BufWriter::new(std::fs::File::create(
+                dir.join(format!("{name}.json")),
+            )?)),
+            None => Box::new(io::sink()),
+        };
+        if let Err(e) = run_one(&line, &mut out) {
+            notes.push(format!("snapshot: {name} not recorded in full: {e}"));
+        }
+        out.flush()?;
+    }
+    let hostname = rec
+        .read_file(&format!("{PROC}/sys/kernel/hostname"))
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        sockscope_version: env!("CARGO_PKG_VERSION").into(),
+        hostname,
+        kernel: rec.kernel_release().unwrap_or_default(),
+        recorded_at,
+        netns: args.netns.as_ref().map(|n| n.to_string()),
+        commands,
+        interval_us: args.interval.as_micros() as u64,
+    };
+    let size = write_archive(&args.file, &manifest, rec.take())
+        .map_err(|e| RunError::Output(io::Error::other(e.to_string())))?;
+    notes.push(format!(
+        "snapshot written to {} ({size} bytes); replay it with `sockscope doctor --from {}`",
+        shown(&args.file),
+        shown(&args.file)
+    ));
+    Ok(Done::streamed().notes(notes))
+}
+
+fn shown(p: &Path) -> String {
+    crate::render::escape(&p.display().to_string())
+}
+
+/// Runs one recorded command line as `main` would, its report to `out`.
+fn run_one(line: &[&str], out: &mut dyn Write) -> Result<(), RunError> {
+    let cli = Cli::try_parse_from(line).map_err(|e| RunError::Input(e.to_string()))?;
+    let done: Done = match &cli.command {
+        Command::Sockets(a) => super::sockets::run(a, out)?.into(),
+        Command::Listeners(a) => super::listeners::run(a, out)?.into(),
+        Command::States(a) => {
+            let done = super::states::run(a)?;
+            if let Some(r) = &done.report {
+                report::print(r.as_ref(), &a.common.output(), out)?;
+            }
+            done
+        }
+        Command::Fds(a) => super::fds::run(a, out)?.into(),
+        Command::Doctor(a) => super::doctor::run(a, out)?.into(),
+        _ => return Ok(()),
+    };
+    drop(done);
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! The recording host: asks the live host and keeps every answer on a [`Tape`]
+//! (`sockscope snapshot`). Each command recorded starts from the first readings again
+//! ([`RecordingHost::rewind`]) and is served what the tape already holds, so the commands of
+//! one snapshot see one consistent host, and a replay of any of them sees what it saw.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::live::live_dump;
+use super::tape::{dump_key, reading, Answer, Bytes, Cursors, Dump, Kind, Tape};
+use super::{errno_error, errno_of, BatchFn, DiagAsk, Host, LinkFn, LiveHost, Meta, PROC};
+use crate::netns::{NetnsError, NetnsSpec};
+use crate::sockets::diag::{walk_batch, Batch, DiagError};
+
+pub struct RecordingHost {
+    live: LiveHost,
+    tape: Mutex<Tape>,
+    cursors: Cursors,
+}
+
+impl Default for RecordingHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecordingHost {
+    /// Records from the calling thread's network namespace.
+    pub fn new() -> RecordingHost {
+        let live = LiveHost;
+        let main_netns = live
+            .stat(&format!("{PROC}/thread-self/ns/net"))
+            .map(|m| m.ino)
+            .unwrap_or(0);
+        RecordingHost {
+            live,
+            tape: Mutex::new(Tape {
+                main_netns,
+                self_pid: std::process::id(),
+                ..Default::default()
+            }),
+            cursors: Cursors::default(),
+        }
+    }
+
+    /// The next command starts from the first readings.
+    pub fn rewind(&self) {
+        self.cursors.rewind();
+    }
+
+    /// Everything recorded so far.
+    pub fn take(&self) -> Tape {
+        std::mem::take(&mut *self.tape.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The recorded reading for this asking of `key`, or a live one, recorded.
+    fn answer<T: Clone>(
+        &self,
+        kind: Kind,
+        key: &str,
+        list: fn(&mut Tape) -> &mut BTreeMap<String, Vec<T>>,
+        live: impl FnOnce() -> T,
+    ) -> T {
+        let i = self.cursors.next(kind, key);
+        {
+            let mut tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = list(&mut tape).get(key).and_then(|l| l.get(i)) {
+                return v.clone();
+            }
+        }
+        let v = live();
+        let mut tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
+        list(&mut tape)
+            .entry(key.to_string())
+            .or_default()
+            .push(v.clone());
+        v
+    }
+}
+
+fn io_answer<T>(r: io::Result<T>) -> Answer<T> {
+    r.map_err(|e| errno_of(&e))
+}
+
+impl Host for RecordingHost {
+    fn read_file(&self, path: &str) -> io::Result<Vec<u8>> {
+        self.answer(
+            Kind::File,
+            path,
+            |t| &mut t.files,
+            || io_answer(self.live.read_file(path).map(Bytes)),
+        )
+        .map(|b| b.0)
+        .map_err(errno_error)
+    }
+
+    fn read_small(&self, path: &str, buf: &mut [u8]) -> io::Result<usize> {
+        let got = self
+            .answer(
+                Kind::File,
+                path,
+                |t| &mut t.files,
+                || {
+                    let mut mine = vec![0u8; buf.len()];
+                    io_answer(self.live.read_small(path, &mut mine).map(|n| {
+                        mine.truncate(n);
+                        Bytes(mine)
+                    }))
+                },
+            )
+            .map_err(errno_error)?;
+        let n = got.0.len().min(buf.len());
+        buf[..n].copy_from_slice(&got.0[..n]);
+        Ok(n)
+    }
+
+    fn stat(&self, path: &str) -> io::Result<Meta> {
+        self.answer(
+            Kind::Stat,
+            path,
+            |t| &mut t.stats,
+            || io_answer(self.live.stat(path)),
+        )
+        .map_err(errno_error)
+    }
+
+    fn exists(&self, path: &str) -> io::Result<()> {
+        self.answer(
+            Kind::Exists,
+            path,
+            |t| &mut t.exists,
+            || io_answer(self.live.exists(path)),
+        )
+        .map_err(errno_error)
+    }
+
+    fn list_dir(&self, path: &str) -> io::Result<Vec<Vec<u8>>> {
+        self.answer(
+            Kind::Dir,
+            path,
+            |t| &mut t.dirs,
+            || io_answer(self.live.list_dir(path)).map(|v| v.into_iter().map(Bytes).collect()),
+        )
+        .map(|v| v.into_iter().map(|b| b.0).collect())
+        .map_err(errno_error)
+    }
+
+    fn fd_links(&self, root: &str, pid: u32, each: &mut LinkFn) -> Result<(), i32> {
+        let key = format!("{root}/{pid}");
+        let links = self.answer(
+            Kind::Links,
+            &key,
+            |t| &mut t.fd_links,
+            || {
+                let mut v = Vec::new();
+                self.live
+                    .fd_links(root, pid, &mut |fd, t| {
+                        v.push((fd, t.map(|t| Bytes(t.to_vec()))));
+                    })
+                    .map(|()| v)
+            },
+        )?;
+        for (fd, t) in &links {
+            each(*fd, t.as_ref().map(|b| b.0.as_slice()).map_err(|e| *e));
+        }
+        Ok(())
+    }
+
+    fn count_fd_entries(&self, root: &str, pid: u32) -> Result<u64, i32> {
+        self.answer(
+            Kind::Count,
+            &format!("{root}/{pid}"),
+            |t| &mut t.fd_counts,
+            || self.live.count_fd_entries(root, pid),
+        )
+    }
+
+    fn nofile(&self, pid: u32) -> io::Result<(Option<u64>, Option<u64>)> {
+        self.answer(
+            Kind::Nofile,
+            &pid.to_string(),
+            |t| &mut t.nofile,
+            || io_answer(self.live.nofile(pid)),
+        )
+        .map_err(errno_error)
+    }
+
+    fn sockprotoname(&self, path: &str) -> Option<Vec<u8>> {
+        self.answer(
+            Kind::Xattr,
+            path,
+            |t| &mut t.xattrs,
+            || self.live.sockprotoname(path).map(Bytes),
+        )
+        .map(|b| b.0)
+    }
+
+    fn is_procfs(&self, root: &str) -> bool {
+        self.answer(
+            Kind::Procfs,
+            root,
+            |t| &mut t.procfs,
+            || self.live.is_procfs(root),
+        )
+    }
+
+    fn kernel_release(&self) -> Option<String> {
+        let i = self.cursors.next(Kind::Release, "");
+        let mut tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = tape.release.get(i) {
+            return r.clone();
+        }
+        let r = self.live.kernel_release();
+        tape.release.push(r.clone());
+        r
+    }
+
+    fn sock_diag(&self, ask: &DiagAsk, each: &mut BatchFn) -> Result<(), DiagError> {
+        let netns = self
+            .live
+            .stat(&format!("{PROC}/thread-self/ns/net"))
+            .map(|m| m.ino)
+            .unwrap_or(0);
+        let key = dump_key(netns, ask.proto, ask.family);
+        let dump = self.answer(
+            Kind::Dump,
+            &key,
+            |t| &mut t.dumps,
+            || record_dump(ask).map_err(|e| diag_errno(&e)),
+        );
+        match dump {
+            Ok(d) => serve_dump(&d, each),
+            Err(errno) => Err(DiagError::Dump {
+                proto: ask.proto,
+                family: ask.family,
+                source: errno_error(errno),
+            }),
+        }
+    }
+
+    fn filters_in_user_space(&self) -> bool {
+        true
+    }
+
+    fn enter_netns(&self, spec: &NetnsSpec) -> Result<(), NetnsError> {
+        self.live.enter_netns(spec)?;
+        let shown = spec.path().display().to_string();
+        self.answer(
+            Kind::Netns,
+            &shown,
+            |t| &mut t.netns,
+            || io_answer(self.live.stat(&shown).map(|m| m.ino)),
+        )
+        .ok();
+        Ok(())
+    }
+
+    fn self_pid(&self) -> u32 {
+        self.live.self_pid()
+    }
+
+    fn now(&self) -> Duration {
+        let i = self.cursors.next(Kind::Clock, "");
+        let mut tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&us) = tape.clock.get(i) {
+            return Duration::from_micros(us);
+        }
+        let now = self.live.now();
+        tape.clock.push(now.as_micros() as u64);
+        now
+    }
+
+    fn sleep(&self, d: Duration) {
+        self.live.sleep(d)
+    }
+}
+
+fn diag_errno(e: &DiagError) -> i32 {
+    match e {
+        DiagError::Open(e) | DiagError::Dump { source: e, .. } => errno_of(e),
+        _ => libc::EIO,
+    }
+}
+
+/// The unfiltered dump, every datagram kept with its length in front.
+fn record_dump(ask: &DiagAsk) -> Result<Dump, DiagError> {
+    let mut bytes = Vec::new();
+    live_dump(ask.full, ask.proto, ask.family, &mut |buf| {
+        bytes.extend_from_slice(&(buf.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(buf);
+        Ok(walk_batch(buf, ask.seq, &mut |_| Ok(()))? != Batch::More)
+    })?;
+    Ok(Dump {
+        seq: ask.seq,
+        entry: String::new(),
+        bytes: bytes.into(),
+    })
+}
+
+/// Hands a recorded dump's datagrams to `each` until it has the whole answer.
+pub fn serve_dump(dump: &Dump, each: &mut BatchFn) -> Result<(), DiagError> {
+    let mut rest = dump.bytes.as_slice();
+    while rest.len() >= 4 {
+        let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let Some(datagram) = rest.get(4..4 + n) else {
+            break;
+        };
+        if each(datagram, dump.seq)? {
+            return Ok(());
+        }
+        rest = &rest[4 + n..];
+    }
+    Err(DiagError::Decode(
+        "a recorded sock_diag dump ends before its last message (truncated snapshot?)".into(),
+    ))
+}
+
+/// The reading of a recorded list, for the replaying host.
+pub fn replayed<T: Clone>(
+    cursors: &Cursors,
+    kind: Kind,
+    key: &str,
+    list: &BTreeMap<String, Vec<T>>,
+) -> Option<T> {
+    reading(list.get(key), cursors.next(kind, key))
+}

@@ -1,0 +1,185 @@
+//! The replaying host: answers every question from a recorded snapshot (`--from FILE`). A
+//! question never recorded is answered as a live host answers for something absent (ENOENT):
+//! the collectors already treat that as a process gone or a file missing.
+
+use std::cell::Cell;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use super::archive::{read_archive, ArchiveError, Manifest};
+use super::record::{replayed, serve_dump};
+use super::tape::{dump_key, reading, Cursors, Kind, Tape};
+use super::{errno_error, BatchFn, DiagAsk, Host, LinkFn, Meta};
+use crate::netns::{NetnsError, NetnsSpec};
+use crate::sockets::diag::DiagError;
+
+thread_local! {
+    /// The namespace a worker thread "entered" (`run_in`), by inode.
+    static NETNS: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+pub struct SnapshotHost {
+    pub manifest: Manifest,
+    tape: Tape,
+    cursors: Cursors,
+}
+
+impl SnapshotHost {
+    /// Opens and checks a snapshot archive.
+    pub fn open(path: &Path) -> Result<SnapshotHost, ArchiveError> {
+        let (manifest, tape) = read_archive(path)?;
+        Ok(Self::from_tape(manifest, tape))
+    }
+
+    pub fn from_tape(manifest: Manifest, tape: Tape) -> SnapshotHost {
+        SnapshotHost {
+            manifest,
+            tape,
+            cursors: Cursors::default(),
+        }
+    }
+}
+
+fn absent() -> io::Error {
+    errno_error(libc::ENOENT)
+}
+
+impl Host for SnapshotHost {
+    fn read_file(&self, path: &str) -> io::Result<Vec<u8>> {
+        replayed(&self.cursors, Kind::File, path, &self.tape.files)
+            .ok_or_else(absent)?
+            .map(|b| b.0)
+            .map_err(errno_error)
+    }
+
+    fn read_small(&self, path: &str, buf: &mut [u8]) -> io::Result<usize> {
+        let got = self.read_file(path)?;
+        let n = got.len().min(buf.len());
+        buf[..n].copy_from_slice(&got[..n]);
+        Ok(n)
+    }
+
+    fn stat(&self, path: &str) -> io::Result<Meta> {
+        replayed(&self.cursors, Kind::Stat, path, &self.tape.stats)
+            .ok_or_else(absent)?
+            .map_err(errno_error)
+    }
+
+    fn exists(&self, path: &str) -> io::Result<()> {
+        replayed(&self.cursors, Kind::Exists, path, &self.tape.exists)
+            .ok_or_else(absent)?
+            .map_err(errno_error)
+    }
+
+    fn list_dir(&self, path: &str) -> io::Result<Vec<Vec<u8>>> {
+        replayed(&self.cursors, Kind::Dir, path, &self.tape.dirs)
+            .ok_or_else(absent)?
+            .map(|v| v.into_iter().map(|b| b.0).collect())
+            .map_err(errno_error)
+    }
+
+    fn fd_links(&self, root: &str, pid: u32, each: &mut LinkFn) -> Result<(), i32> {
+        let key = format!("{root}/{pid}");
+        let i = self.cursors.next(Kind::Links, &key);
+        let list = self.tape.fd_links.get(&key).ok_or(libc::ENOENT)?;
+        let links = list.get(i).or(list.last()).ok_or(libc::ENOENT)?;
+        for (fd, t) in links.as_ref().map_err(|e| *e)? {
+            each(*fd, t.as_ref().map(|b| b.0.as_slice()).map_err(|e| *e));
+        }
+        Ok(())
+    }
+
+    fn count_fd_entries(&self, root: &str, pid: u32) -> Result<u64, i32> {
+        let key = format!("{root}/{pid}");
+        replayed(&self.cursors, Kind::Count, &key, &self.tape.fd_counts)
+            .unwrap_or(Err(libc::ENOENT))
+    }
+
+    fn nofile(&self, pid: u32) -> io::Result<(Option<u64>, Option<u64>)> {
+        // Never recorded: ESRCH, the process is gone, as it would be live.
+        replayed(
+            &self.cursors,
+            Kind::Nofile,
+            &pid.to_string(),
+            &self.tape.nofile,
+        )
+        .unwrap_or(Err(libc::ESRCH))
+        .map_err(errno_error)
+    }
+
+    fn sockprotoname(&self, path: &str) -> Option<Vec<u8>> {
+        replayed(&self.cursors, Kind::Xattr, path, &self.tape.xattrs)
+            .flatten()
+            .map(|b| b.0)
+    }
+
+    fn is_procfs(&self, root: &str) -> bool {
+        replayed(&self.cursors, Kind::Procfs, root, &self.tape.procfs).unwrap_or(false)
+    }
+
+    fn kernel_release(&self) -> Option<String> {
+        reading(
+            Some(&self.tape.release),
+            self.cursors.next(Kind::Release, ""),
+        )
+        .flatten()
+    }
+
+    fn sock_diag(&self, ask: &DiagAsk, each: &mut BatchFn) -> Result<(), DiagError> {
+        let netns = NETNS.with(|n| n.get()).unwrap_or(self.tape.main_netns);
+        let key = dump_key(netns, ask.proto, ask.family);
+        let family = match ask.family {
+            0 => String::new(),
+            f => format!(" over IPv{f}"),
+        };
+        let dump =
+            replayed(&self.cursors, Kind::Dump, &key, &self.tape.dumps).ok_or_else(|| {
+                DiagError::Decode(format!(
+                    "the snapshot holds no {}{family} dump of network namespace {netns}",
+                    ask.proto
+                ))
+            })?;
+        match dump {
+            Ok(d) => serve_dump(&d, each),
+            Err(errno) => Err(DiagError::Dump {
+                proto: ask.proto,
+                family: ask.family,
+                source: errno_error(errno),
+            }),
+        }
+    }
+
+    fn filters_in_user_space(&self) -> bool {
+        true
+    }
+
+    fn enter_netns(&self, spec: &NetnsSpec) -> Result<(), NetnsError> {
+        let shown = spec.path().display().to_string();
+        match replayed(&self.cursors, Kind::Netns, &shown, &self.tape.netns) {
+            Some(Ok(ino)) => {
+                NETNS.with(|n| n.set(Some(ino)));
+                Ok(())
+            }
+            _ => Err(NetnsError::Io {
+                spec: spec.to_string(),
+                path: shown,
+                source: io::Error::other(
+                    "this namespace was not entered when the snapshot was recorded",
+                ),
+            }),
+        }
+    }
+
+    fn self_pid(&self) -> u32 {
+        self.tape.self_pid
+    }
+
+    fn now(&self) -> Duration {
+        let us = reading(Some(&self.tape.clock), self.cursors.next(Kind::Clock, ""));
+        Duration::from_micros(us.unwrap_or(0))
+    }
+
+    /// A replay does not wait: the recorded clock says how long it was.
+    fn sleep(&self, _d: Duration) {}
+}

@@ -1,0 +1,134 @@
+//! What a snapshot holds: every answer the collectors got, in the order they got them, keyed
+//! by what was asked (a path, a pid, a dump). Plain data; serialised as JSON inside the
+//! archive, the dumps beside it as raw netlink bytes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::Meta;
+
+/// Bytes kept as text where they are UTF-8 (nearly every /proc file), as numbers otherwise
+/// (a file name can be any bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "BytesRepr", into = "BytesRepr")]
+pub struct Bytes(pub Vec<u8>);
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum BytesRepr {
+    Text(String),
+    Raw(Vec<u8>),
+}
+
+impl From<BytesRepr> for Bytes {
+    fn from(r: BytesRepr) -> Bytes {
+        match r {
+            BytesRepr::Text(s) => Bytes(s.into_bytes()),
+            BytesRepr::Raw(v) => Bytes(v),
+        }
+    }
+}
+
+impl From<Bytes> for BytesRepr {
+    fn from(b: Bytes) -> BytesRepr {
+        match String::from_utf8(b.0) {
+            Ok(s) => BytesRepr::Text(s),
+            Err(e) => BytesRepr::Raw(e.into_bytes()),
+        }
+    }
+}
+
+/// An answer, or the errno it failed with.
+pub type Answer<T> = Result<T, i32>;
+
+/// RLIMIT_NOFILE (soft, hard); `None` = unlimited.
+pub type Nofile = (Option<u64>, Option<u64>);
+
+/// One fd link: its number and target (or errno).
+pub type Link = (u32, Answer<Bytes>);
+
+/// One recorded sock_diag dump: the datagrams as received, and the sequence number their
+/// messages carry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Dump {
+    pub seq: u32,
+    /// Name of the archive entry holding the bytes (each datagram prefixed by its u32 length).
+    pub entry: String,
+    #[serde(skip)]
+    pub bytes: std::sync::Arc<Vec<u8>>,
+}
+
+/// Every recorded answer, per kind of question, per key: a list of readings in order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Tape {
+    pub files: BTreeMap<String, Vec<Answer<Bytes>>>,
+    pub stats: BTreeMap<String, Vec<Answer<Meta>>>,
+    pub exists: BTreeMap<String, Vec<Answer<()>>>,
+    pub dirs: BTreeMap<String, Vec<Answer<Vec<Bytes>>>>,
+    pub fd_links: BTreeMap<String, Vec<Answer<Vec<Link>>>>,
+    pub fd_counts: BTreeMap<String, Vec<Answer<u64>>>,
+    pub nofile: BTreeMap<String, Vec<Answer<Nofile>>>,
+    pub xattrs: BTreeMap<String, Vec<Option<Bytes>>>,
+    pub procfs: BTreeMap<String, Vec<bool>>,
+    pub release: Vec<Option<String>>,
+    /// Keyed "NETNS_INODE/proto/family".
+    pub dumps: BTreeMap<String, Vec<Answer<Dump>>>,
+    /// The inode of each namespace path entered, keyed by path.
+    pub netns: BTreeMap<String, Vec<Answer<u64>>>,
+    /// Clock readings, microseconds.
+    pub clock: Vec<u64>,
+    /// The namespace the run started in.
+    pub main_netns: u64,
+    /// The recording sockscope's own pid (the observer, left out of a namespace's processes).
+    pub self_pid: u32,
+}
+
+/// Which list of a tape a question reads; with the key, it names one cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    File,
+    Stat,
+    Exists,
+    Dir,
+    Links,
+    Count,
+    Nofile,
+    Xattr,
+    Procfs,
+    Release,
+    Dump,
+    Netns,
+    Clock,
+}
+
+/// Where each question's next reading is: the n-th time a key is asked, the n-th reading.
+#[derive(Debug, Default)]
+pub struct Cursors(Mutex<HashMap<(Kind, String), usize>>);
+
+impl Cursors {
+    /// The index of this asking of `key`, counting up.
+    pub fn next(&self, kind: Kind, key: &str) -> usize {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry((kind, key.to_string())).or_insert(0);
+        *n += 1;
+        *n - 1
+    }
+
+    /// Starts every key from its first reading again (the next command of a recording).
+    pub fn rewind(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// The reading at `index`, or the last one once they run out; `None` when never recorded.
+pub fn reading<T: Clone>(list: Option<&Vec<T>>, index: usize) -> Option<T> {
+    let list = list?;
+    list.get(index).or(list.last()).cloned()
+}
+
+/// The archive entry name of a dump's key, made safe as a file name.
+pub fn dump_key(netns: u64, proto: &str, family: u8) -> String {
+    format!("{netns}/{proto}/{family}")
+}

@@ -1,0 +1,232 @@
+//! `sockscope snapshot` and `--from`: a snapshot recorded from a live namespace replays to the
+//! same JSON, byte for byte, as the commands run while recording; broken, foreign and hostile
+//! snapshots are refused or escaped like live input.
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+
+use sockscope::host::archive::{write_archive, Manifest, FORMAT, VERSION};
+use sockscope::host::tape::{Bytes, Tape};
+use sockscope::host::{FileKind, Meta};
+
+use crate::support::{self, run, Netns};
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ssc-snap-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every collecting command replayed from a snapshot of a namespace holding a full accept
+/// queue, TIME_WAIT sockets and a bound UDP socket prints what the same command printed while
+/// the snapshot was recorded, and doctor finds the full queue in both.
+#[test]
+fn replays_give_the_recorded_reports_byte_for_byte() {
+    if !support::require_root("replays_give_the_recorded_reports_byte_for_byte") {
+        return;
+    }
+    let ns = Netns::new();
+    ns.sysctl("net.ipv4.tcp_tw_reuse", "0");
+    let keep = ns.within(|| {
+        // A backlog of 2 with 3 clients waiting: the accept queue is full.
+        let full = support_listen("127.0.0.1:8401", 2);
+        let waiting: Vec<_> = (0..3)
+            .map(|_| TcpStream::connect("127.0.0.1:8401").unwrap())
+            .collect();
+        // 4 connections closed by the client first: 4 TIME_WAIT.
+        let l = TcpListener::bind("127.0.0.1:8402").unwrap();
+        for _ in 0..4 {
+            let c = TcpStream::connect("127.0.0.1:8402").unwrap();
+            let (s, _) = l.accept().unwrap();
+            drop(c);
+            drop(s);
+        }
+        let udp = UdpSocket::bind("127.0.0.1:8403").unwrap();
+        (full, waiting, l, udp)
+    });
+    let dir = tmp("replay");
+    let snap = dir.join("ns.tar.zst");
+    let reports = dir.join("reports");
+    let (code, _, err) = run(&[
+        "snapshot",
+        "--netns",
+        &ns.name,
+        "--interval",
+        "100ms",
+        "--reports",
+        reports.to_str().unwrap(),
+        snap.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("snapshot written to"), "{err}");
+    let from = snap.to_str().unwrap();
+    for (name, args, want_code) in [
+        ("sockets", &["sockets", "-p", "-i", "-m", "--json"][..], 0),
+        ("listeners", &["listeners", "--json"][..], 0),
+        ("states", &["states", "--json"][..], 0),
+        ("fds", &["fds", "--all", "--kinds", "--json"][..], 0),
+        ("doctor", &["doctor", "--json"][..], 1),
+    ] {
+        let recorded = std::fs::read_to_string(reports.join(format!("{name}.json"))).unwrap();
+        let mut line = args.to_vec();
+        line.extend(["--from", from]);
+        let (code, replayed, err) = run(&line);
+        assert_eq!(code, want_code, "{name}: {err}");
+        assert!(!recorded.is_empty(), "{name}: nothing recorded");
+        assert_eq!(replayed, recorded, "{name} replayed differently");
+    }
+    // And what was recorded is the namespace's real population.
+    let states: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("states.json")).unwrap())
+            .unwrap();
+    assert_eq!(states["states"]["time-wait"], 4, "{states:#}");
+    let doctor: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("doctor.json")).unwrap())
+            .unwrap();
+    let symptoms: Vec<&str> = doctor["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["symptom"].as_str().unwrap())
+        .collect();
+    assert!(symptoms.contains(&"accept-queue"), "{doctor:#}");
+    // A filter asked of a replay runs in user space, as the kernel would have run it.
+    let (code, out, err) = run(&["sockets", "--json", "--from", from, "sport", "= :8403"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(v[0]["proto"], "udp", "{v:#}");
+    // A probe cannot be replayed, nor can a namespace be entered: usage errors.
+    for bad in [
+        &["doctor", "--from", from, "127.0.0.1:8401"][..],
+        &["states", "--from", from, "--all-netns"][..],
+        &["states", "--from", from, "--netns", &ns.name][..],
+        &["fds", "--from", from, "--watch", "--count", "1"][..],
+    ] {
+        let (code, _, err) = run(bad);
+        assert_eq!(code, 2, "{bad:?}: {err}");
+        assert!(err.starts_with("sockscope: "), "{err}");
+    }
+    drop(keep);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn support_listen(addr: &str, backlog: i32) -> TcpListener {
+    let l = TcpListener::bind(addr).unwrap();
+    // SAFETY: listen on a socket we own, with a smaller backlog.
+    unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&l), backlog) };
+    l
+}
+
+fn manifest() -> Manifest {
+    Manifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        sockscope_version: "0.1.0".into(),
+        hostname: "crafted".into(),
+        kernel: "6.8.0".into(),
+        recorded_at: 0,
+        netns: None,
+        commands: vec![],
+        interval_us: 0,
+    }
+}
+
+fn one<T>(v: T) -> Vec<Result<T, i32>> {
+    vec![Ok(v)]
+}
+
+/// A snapshot crafted by hand: one process with a name full of escape sequences and absurd
+/// fd numbers.
+fn crafted(path: &Path) {
+    let mut t = Tape::default();
+    t.dirs
+        .insert("/proc".into(), one(vec![Bytes(b"4242".to_vec())]));
+    t.procfs.insert("/proc".into(), vec![true]);
+    t.release.push(Some("6.8.0".into()));
+    t.stats.insert(
+        "/proc/4242/fd".into(),
+        one(Meta {
+            size: u64::MAX,
+            ino: 1,
+            kind: FileKind::Dir,
+        }),
+    );
+    t.nofile
+        .insert("4242".into(), one((Some(1), Some(u64::MAX - 1))));
+    t.files.insert(
+        "/proc/4242/comm".into(),
+        one(Bytes(b"\x1b[2J\x1b]0;pwned\x07evil\n".to_vec())),
+    );
+    t.files.insert(
+        "/proc/sys/fs/file-nr".into(),
+        one(Bytes(b"18446744073709551615\t0\t1\n".to_vec())),
+    );
+    let mut links = BTreeMap::new();
+    links.insert(
+        "/proc/4242".to_string(),
+        one(vec![(3, Ok(Bytes(b"socket:[99]".to_vec())))]),
+    );
+    t.fd_links = links;
+    write_archive(path, &manifest(), t).unwrap();
+}
+
+/// Hostile content in a snapshot is treated as from a live host: escaped in tables, absurd
+/// numbers shown as numbers, no panic.
+#[test]
+fn hostile_snapshot_content_is_escaped() {
+    let dir = tmp("hostile");
+    let snap = dir.join("hostile.tar.zst");
+    crafted(&snap);
+    let (code, out, err) = run(&["fds", "--from", snap.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
+    assert!(out.contains("evil"), "{out}");
+    assert!(out.contains("4242"), "{out}");
+    let (code, out, err) = run(&["fds", "--json", "--from", snap.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["processes"][0]["fds"], 1, "one fd listed: {v:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Truncated, damaged, foreign and future snapshots: one line, exit 2.
+#[test]
+fn broken_snapshots_are_a_one_line_input_error() {
+    let dir = tmp("broken");
+    let good = dir.join("good.tar.zst");
+    crafted(&good);
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.join("cut.tar.zst");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let garbage = dir.join("garbage.tar.zst");
+    std::fs::write(&garbage, b"this is not a snapshot at all").unwrap();
+    let foreign = dir.join("foreign.tar.zst");
+    let mut m = manifest();
+    m.format = "something-else".into();
+    write_archive(&foreign, &m, Tape::default()).unwrap();
+    let future = dir.join("future.tar.zst");
+    let mut m = manifest();
+    m.version = VERSION + 1;
+    write_archive(&future, &m, Tape::default()).unwrap();
+    let missing = dir.join("missing.tar.zst");
+    for (file, says) in [
+        (&cut, "truncated or damaged"),
+        (&garbage, "not a sockscope snapshot"),
+        (&foreign, "not a sockscope snapshot"),
+        (&future, "format version"),
+        (&missing, "cannot read snapshot"),
+    ] {
+        let (code, out, err) = run(&["doctor", "--from", file.to_str().unwrap()]);
+        assert_eq!(code, 2, "{file:?}: {err}");
+        assert!(out.is_empty(), "{out}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("sockscope: ") && err.contains(says),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
