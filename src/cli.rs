@@ -458,11 +458,13 @@ pub fn parse_count(s: &str) -> Result<usize, String> {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub node: NodeArgs,
     /// Probe this service (HOST:PORT, [IPv6]:PORT) instead of checking the whole host.
-    #[arg(value_name = "HOST:PORT", conflicts_with = "port")]
+    #[arg(value_name = "HOST:PORT", conflicts_with_all = ["port", "all_netns"])]
     pub target: Option<crate::doctor::target::Target>,
     /// Probe a local service: 127.0.0.1:N, after checking that something listens on N.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), conflicts_with = "all_netns")]
     pub port: Option<u16>,
     /// How long the probe waits for the handshake (e.g. 3s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = crate::units::parse_positive_duration)]

@@ -134,7 +134,7 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<Done, RunError> {
         Command::Sockets(a) => commands::sockets::run(a, out)?.into(),
         Command::Listeners(a) => commands::listeners::run(a, out)?.into(),
         Command::States(a) => commands::states::run(a)?,
-        Command::Doctor(a) => commands::doctor::run(a, out)?.into(),
+        Command::Doctor(a) => commands::doctor::run(a)?,
         Command::Explain(a) => commands::explain::run(a, out)?.into(),
         Command::Pool(a) => commands::pool::run(a, out)?.into(),
         Command::Capture(a) => commands::capture::run(a, out)?.into(),

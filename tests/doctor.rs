@@ -117,7 +117,11 @@ fn healthy_namespace_has_no_findings_and_exits_0() {
     let (code, v) = doctor(&["--netns", &ns.name, "--port", "8001"]);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["probe"]["outcome"], "connected");
-    assert!(v["probe"]["connect_ms"].as_f64().is_some());
+    // Durations are whole microseconds; addresses {addr, port}.
+    assert!(v["probe"]["connect_us"].as_u64().is_some(), "{v:#}");
+    assert!(v["probe"]["waited_us"].as_u64().is_some(), "{v:#}");
+    assert_eq!(v["probe"]["target"]["addr"], "127.0.0.1");
+    assert_eq!(v["probe"]["target"]["port"], 8001);
     drop(keep);
 }
 
@@ -216,7 +220,10 @@ fn dropped_syns_time_out_behind_a_listener() {
     );
     assert_eq!(f["rule"], 26);
     assert_eq!(v["probe"]["outcome"], "timed-out");
-    assert!(v["probe"]["connect_ms"].is_null());
+    assert!(v["probe"]["connect_us"].is_null());
+    // The numbers behind the words: the target and the listener seen on its port.
+    assert_eq!(f["data"]["target"]["port"], 8080, "{f:#}");
+    assert_eq!(f["data"]["listeners"][0]["addr"], "127.0.0.1", "{f:#}");
 
     // --capture backs it with the packets: the SYN and its retransmission, never answered.
     // (The kernel retransmits the first SYN after 1 s; a 1.5 s probe sees exactly two.)
@@ -233,9 +240,13 @@ fn dropped_syns_time_out_behind_a_listener() {
     assert_eq!(c["outcome"], "unanswered", "{v:#}");
     assert_eq!(c["syn_attempts"], 2, "{v:#}");
     assert_eq!(c["tcp_segments"], 2, "only our two SYNs: {v:#}");
-    assert!(c["handshake_rtt_ms"].is_null());
-    let local = v["probe"]["local"].as_str().unwrap();
-    assert!(local.starts_with("127.0.0.1:"), "{local}");
+    assert!(c["handshake_rtt_us"].is_null());
+    // Two SYNs: the first at 0, the retransmission later, in whole µs.
+    let at = c["syn_at_us"].as_array().unwrap();
+    assert_eq!(at[0], 0, "{v:#}");
+    assert!(at[1].as_u64().unwrap() > 0, "{v:#}");
+    assert_eq!(v["probe"]["local"]["addr"], "127.0.0.1", "{v:#}");
+    assert!(v["probe"]["local"]["port"].as_u64().unwrap() > 0, "{v:#}");
     let ev = the(&v, "timed-out")["evidence"]
         .as_str()
         .unwrap()
