@@ -228,7 +228,7 @@ pub fn words(f: &Finding, capture: Option<&PacketTrace>) -> Words {
                     .unwrap_or_default(),
                 owners
                     .as_ref()
-                    .map(|o| format!(" held by {o}"))
+                    .map(|o| format!("{} held by {o}", if place.is_some() { "," } else { "" }))
                     .unwrap_or_default(),
                 d.recv_q_before,
                 d.recv_q_after,
@@ -798,9 +798,37 @@ pub fn write_report_table(
     }
     writeln!(out, "Checked:")?;
     for c in &r.checked {
-        writeln!(out, "  - {}", escape(&checked_text(c, r.capture.as_ref())))?;
+        let text = escape(&checked_text(c, r.capture.as_ref()));
+        match width {
+            Some(w) => {
+                for (i, line) in wrap(&text, usize::from(w).saturating_sub(4))
+                    .iter()
+                    .enumerate()
+                {
+                    writeln!(out, "  {} {line}", if i == 0 { "-" } else { " " })?;
+                }
+            }
+            None => writeln!(out, "  - {text}")?,
+        }
     }
     Ok(())
+}
+
+/// Greedy word wrap to `width` characters (a word longer than that gets a line of its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width.max(1) {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
 }
 
 pub fn write_row_json(out: &mut dyn Write, row: &Row) -> io::Result<()> {
@@ -904,4 +932,208 @@ pub fn write_pool_table(out: &mut dyn Write, p: &PoolPlan) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::model::{Addr, Moved, QueueData, RecvQData};
+    use crate::procs::cgroup::Runtime;
+    use crate::procs::container::Container;
+    use crate::scope::NetnsRef;
+    use crate::sockets::model::ProcessRef;
+
+    fn a(s: &str) -> Addr {
+        Addr::of_sockaddr(s.parse().unwrap())
+    }
+
+    /// A report with findings wider than any terminal: a full accept queue in a container,
+    /// a stuck reader in a named namespace, and the host's file table.
+    fn wide_report() -> Report {
+        let web = Where {
+            netns: NetnsRef {
+                inode: 4026532890,
+                name: None,
+                host: false,
+            },
+            container: Some(Container {
+                runtime: Runtime::Containerd,
+                id: "3f2a9c0d1e4b5a6978abcdef00112233".into(),
+                name: Some("web-7d9f".into()),
+                pod: Some("web-7d9f-abcde".into()),
+                pod_namespace: Some("shop".into()),
+            }),
+        };
+        let blue = Where {
+            netns: NetnsRef {
+                inode: 4026532999,
+                name: Some("blue".into()),
+                host: false,
+            },
+            container: None,
+        };
+        Report {
+            findings: vec![
+                Finding {
+                    rule: 1,
+                    symptom: Symptom::AcceptQueue,
+                    severity: Severity::Critical,
+                    data: Evidence::AcceptQueue(QueueData {
+                        listener: a("0.0.0.0:8080"),
+                        queued: 129,
+                        backlog: 128,
+                        owners: vec![ProcessRef {
+                            pid: 4242,
+                            name: "nginx".into(),
+                        }],
+                        overflows: Some(Moved {
+                            counters: vec![crate::doctor::model::CounterMove {
+                                name: "TcpExt.ListenOverflows".into(),
+                                delta: 57,
+                            }],
+                            interval_us: 2_000_000,
+                        }),
+                        warn_percent: 80,
+                    }),
+                    place: Some(web),
+                },
+                Finding {
+                    rule: 13,
+                    symptom: Symptom::RecvQ,
+                    severity: Severity::Warning,
+                    data: Evidence::RecvQ(RecvQData {
+                        local: a("10.0.0.2:7000"),
+                        peer: a("10.0.0.9:45678"),
+                        owners: vec![ProcessRef {
+                            pid: 42,
+                            name: "reader".into(),
+                        }],
+                        recv_q_before: 150_000,
+                        recv_q_after: 200_000,
+                        interval_us: 1_000_000,
+                        threshold_bytes: 65536,
+                    }),
+                    place: Some(blue),
+                },
+            ],
+            checked: vec![
+                Checked::Namespaces { count: 3 },
+                Checked::FileTable(Some((1684, 2466174))),
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn table(r: &Report, color: bool, width: Option<u16>) -> String {
+        let mut out = Vec::new();
+        write_report_table(&mut out, r, color, width).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_finding_names_its_namespace_container_and_process() {
+        let r = wide_report();
+        let w = words(&r.findings[0], None);
+        assert_eq!(
+            w.evidence,
+            "accept queue 129/128 on 0.0.0.0:8080 in container k8s/shop/web-7d9f-abcde/web-7d9f \
+             3f2a9c0d1e4b (netns net:[4026532890]), held by nginx(4242); ListenOverflows +57 in \
+             2 s"
+        );
+        let w = words(&r.findings[1], None);
+        assert!(
+            w.evidence
+                .starts_with("Recv-Q 200000 bytes on 10.0.0.2:7000 (peer 10.0.0.9:45678) in netns blue, held by reader(42): "),
+            "{}",
+            w.evidence
+        );
+    }
+
+    #[test]
+    fn into_a_pipe_each_finding_is_one_line() {
+        let t = table(&wide_report(), false, None);
+        // Header, two findings, a blank line, "Checked:" and two items.
+        assert_eq!(t.lines().count(), 7, "{t}");
+        assert!(t
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("critical  accept-queue"));
+        insta::assert_snapshot!("doctor_table_unwrapped", t);
+    }
+
+    #[test]
+    fn wide_findings_wrap_to_80_columns() {
+        let t = table(&wide_report(), false, Some(80));
+        for l in t.lines() {
+            assert!(l.chars().count() <= 80, "{} > 80: {l:?}", l.chars().count());
+        }
+        assert!(t.lines().count() > 7, "{t}");
+        insta::assert_snapshot!("doctor_table_80_columns", t);
+    }
+
+    #[test]
+    fn wide_findings_wrap_to_200_columns() {
+        let t = table(&wide_report(), false, Some(200));
+        for l in t.lines() {
+            assert!(l.chars().count() <= 200, "{l:?}");
+        }
+        insta::assert_snapshot!("doctor_table_200_columns", t);
+    }
+
+    #[test]
+    fn severity_is_coloured_only_when_asked() {
+        let plain = table(&wide_report(), false, None);
+        assert!(!plain.contains('\x1b'), "{plain}");
+        let coloured = table(&wide_report(), true, None);
+        // Critical in red (SGR 31 or 38;5;9), warning in yellow (33 or 38;5;11).
+        let line = |i: usize| coloured.lines().nth(i).unwrap().to_string();
+        assert!(
+            line(1).starts_with("\x1b[38;5;9mcritical") || line(1).starts_with("\x1b[31mcritical"),
+            "{:?}",
+            line(1)
+        );
+        assert!(
+            line(2).starts_with("\x1b[38;5;11mwarning") || line(2).starts_with("\x1b[33mwarning"),
+            "{:?}",
+            line(2)
+        );
+        // Only the severity is styled: the rest reads the same.
+        assert_eq!(
+            coloured
+                .replace("\x1b[38;5;9m", "")
+                .replace("\x1b[38;5;11m", "")
+                .replace("\x1b[39m", "")
+                .replace("\x1b[0m", ""),
+            plain
+        );
+    }
+
+    #[test]
+    fn json_keeps_the_words_and_adds_the_numbers_and_the_place() {
+        let v = serde_json::to_value(&wide_report()).unwrap();
+        let f = &v["findings"][0];
+        assert_eq!(f["symptom"], "accept-queue");
+        assert_eq!(f["rule"], 1);
+        assert!(f["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("accept queue 129/128"));
+        assert_eq!(f["data"]["listener"]["addr"], "0.0.0.0");
+        assert_eq!(f["data"]["listener"]["port"], 8080);
+        assert_eq!(f["data"]["queued"], 129);
+        assert_eq!(f["data"]["backlog"], 128);
+        assert_eq!(f["data"]["owners"][0]["pid"], 4242);
+        assert_eq!(f["data"]["overflows"]["counters"][0]["delta"], 57);
+        assert_eq!(f["data"]["overflows"]["interval_us"], 2_000_000);
+        assert_eq!(f["netns"]["inode"], 4026532890u64);
+        assert_eq!(f["netns"]["host"], false);
+        assert_eq!(f["container"]["runtime"], "containerd");
+        assert_eq!(v["findings"][1]["netns"]["name"], "blue");
+        assert!(v["findings"][1]["container"].is_null());
+        assert_eq!(
+            v["checked"][1],
+            "system file table: 1684 of fs.file-max 2466174"
+        );
+    }
 }
