@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use comfy_table::{Cell, Color, ContentArrangement};
+use comfy_table::{Cell, ContentArrangement};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use super::sockets::processes_cell;
@@ -12,7 +12,7 @@ pub use super::write_json;
 use super::{container_label, endpoint, escape, new_table, percent, write_table};
 use crate::doctor::model::{
     Addr, Checked, Elsewhere, Evidence, Finding, FwRuleRef, Moved, PacketTrace, ProbeData,
-    ProbeOutcome, Report, Severity, Symptom,
+    ProbeOutcome, Report, Symptom,
 };
 use crate::doctor::pool::PoolPlan;
 use crate::doctor::table::Row;
@@ -750,13 +750,17 @@ pub fn terminal_width() -> Option<u16> {
         .or_else(|| comfy_table::Table::new().width())
 }
 
-fn severity_cell(s: Severity, color: bool) -> Cell {
-    let cell = Cell::new(s.name());
-    match (color, s) {
-        (true, Severity::Critical) => cell.fg(Color::Red),
-        (true, Severity::Warning) => cell.fg(Color::Yellow),
-        _ => cell,
+/// The severity word in colour (SGR red for critical, yellow for warning). Written as plain
+/// ANSI codes around the word after the table is laid out, so widths stay right and the
+/// choice is ours alone (crossterm would drop colour under NO_COLOR even for `--color
+/// always`).
+fn paint(line: &str) -> String {
+    for (word, sgr) in [("critical", "31"), ("warning", "33")] {
+        if let Some(rest) = line.strip_prefix(word) {
+            return format!("\x1b[{sgr}m{word}\x1b[0m{rest}");
+        }
     }
+    line.to_string()
 }
 
 /// The findings table, then what was checked. `width`: wrap the table's cells to fit it;
@@ -778,22 +782,34 @@ pub fn write_report_table(
             t.set_content_arrangement(ContentArrangement::Dynamic);
             t.set_width(w);
         }
-        if color {
-            t.enforce_styling();
-        } else {
-            t.force_no_tty();
-        }
+        t.force_no_tty();
         for f in &r.findings {
             let w = words(f, r.capture.as_ref());
             t.add_row(vec![
-                severity_cell(f.severity, color),
+                Cell::new(f.severity.name()),
                 Cell::new(f.symptom.id()),
                 Cell::new(escape(&w.evidence)),
                 Cell::new(escape(&w.cause)),
                 Cell::new(escape(&w.fix)),
             ]);
         }
-        write_table(out, &t)?;
+        if color {
+            // The first line is the header; a row's first line starts with its severity.
+            for (i, line) in t.lines().enumerate() {
+                let line = line.trim_end();
+                writeln!(
+                    out,
+                    "{}",
+                    if i == 0 {
+                        line.to_string()
+                    } else {
+                        paint(line)
+                    }
+                )?;
+            }
+        } else {
+            write_table(out, &t)?;
+        }
         writeln!(out)?;
     }
     writeln!(out, "Checked:")?;
@@ -937,7 +953,7 @@ pub fn write_pool_table(out: &mut dyn Write, p: &PoolPlan) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doctor::model::{Addr, Moved, QueueData, RecvQData};
+    use crate::doctor::model::{Addr, Moved, QueueData, RecvQData, Severity};
     use crate::procs::cgroup::Runtime;
     use crate::procs::container::Container;
     use crate::scope::NetnsRef;
@@ -1086,32 +1102,32 @@ mod tests {
         let plain = table(&wide_report(), false, None);
         assert!(!plain.contains('\x1b'), "{plain}");
         let coloured = table(&wide_report(), true, None);
-        // Critical in red (SGR 31 or 38;5;9), warning in yellow (33 or 38;5;11).
+        // Critical in red, warning in yellow; only the severity word is styled.
         let line = |i: usize| coloured.lines().nth(i).unwrap().to_string();
         assert!(
-            line(1).starts_with("\x1b[38;5;9mcritical") || line(1).starts_with("\x1b[31mcritical"),
+            line(1).starts_with("\x1b[31mcritical\x1b[0m  accept-queue"),
             "{:?}",
             line(1)
         );
         assert!(
-            line(2).starts_with("\x1b[38;5;11mwarning") || line(2).starts_with("\x1b[33mwarning"),
+            line(2).starts_with("\x1b[33mwarning\x1b[0m   recv-q"),
             "{:?}",
             line(2)
         );
-        // Only the severity is styled: the rest reads the same.
-        assert_eq!(
-            coloured
-                .replace("\x1b[38;5;9m", "")
-                .replace("\x1b[38;5;11m", "")
-                .replace("\x1b[39m", "")
-                .replace("\x1b[0m", ""),
-            plain
-        );
+        assert_eq!(coloured.matches('\x1b').count(), 4, "{coloured:?}");
+        let stripped = coloured
+            .replace("\x1b[31m", "")
+            .replace("\x1b[33m", "")
+            .replace("\x1b[0m", "");
+        assert_eq!(stripped, plain);
+        // Wrapped rows: colour on the row's first line only.
+        let wrapped = table(&wide_report(), true, Some(80));
+        assert_eq!(wrapped.matches('\x1b').count(), 4, "{wrapped}");
     }
 
     #[test]
     fn json_keeps_the_words_and_adds_the_numbers_and_the_place() {
-        let v = serde_json::to_value(&wide_report()).unwrap();
+        let v = serde_json::to_value(wide_report()).unwrap();
         let f = &v["findings"][0];
         assert_eq!(f["symptom"], "accept-queue");
         assert_eq!(f["rule"], 1);
