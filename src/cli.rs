@@ -79,7 +79,10 @@ pub enum Command {
     /// over --interval (so findings are about now, not since boot); TIME_WAIT and per-peer
     /// use of the ephemeral port range; CLOSE_WAIT pile-ups and who holds them; every
     /// process's fd count against its soft limit; and fs.file-nr against fs.file-max (whole
-    /// host only).
+    /// host only). On the host it also looks cheaply at the node's other namespaces (accept
+    /// queues and TIME_WAIT, one dump each) and says when they have problems; --all-netns
+    /// runs every check in every namespace and names the namespace, container and process
+    /// of each finding.
     ///
     /// With HOST:PORT (or --port N for 127.0.0.1:N) it first asks the kernel whether anything
     /// listens there (local targets), then makes one bounded connect and classifies it:
@@ -98,6 +101,7 @@ pub enum Command {
     ///   sockscope doctor db.internal:5432 --timeout 2s
     ///   sockscope doctor --port 8080
     ///   sockscope doctor 10.0.0.9:443 --capture
+    ///   sockscope doctor --all-netns --interval 0
     // Verbatim: clap would otherwise join the example lines into one paragraph.
     #[command(verbatim_doc_comment)]
     Doctor(DoctorArgs),
