@@ -79,7 +79,10 @@ pub enum Command {
     /// over --interval (so findings are about now, not since boot); TIME_WAIT and per-peer
     /// use of the ephemeral port range; CLOSE_WAIT pile-ups and who holds them; every
     /// process's fd count against its soft limit; and fs.file-nr against fs.file-max (whole
-    /// host only).
+    /// host only). On the host it also looks cheaply at the node's other namespaces (accept
+    /// queues and TIME_WAIT, one dump each) and says when they have problems; --all-netns
+    /// runs every check in every namespace and names the namespace, container and process
+    /// of each finding.
     ///
     /// With HOST:PORT (or --port N for 127.0.0.1:N) it first asks the kernel whether anything
     /// listens there (local targets), then makes one bounded connect and classifies it:
@@ -98,6 +101,7 @@ pub enum Command {
     ///   sockscope doctor db.internal:5432 --timeout 2s
     ///   sockscope doctor --port 8080
     ///   sockscope doctor 10.0.0.9:443 --capture
+    ///   sockscope doctor --all-netns --interval 0
     // Verbatim: clap would otherwise join the example lines into one paragraph.
     #[command(verbatim_doc_comment)]
     Doctor(DoctorArgs),
@@ -523,11 +527,13 @@ pub fn parse_count(s: &str) -> Result<usize, String> {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub node: NodeArgs,
     /// Probe this service (HOST:PORT, [IPv6]:PORT) instead of checking the whole host.
-    #[arg(value_name = "HOST:PORT", conflicts_with = "port")]
+    #[arg(value_name = "HOST:PORT", conflicts_with_all = ["port", "all_netns"])]
     pub target: Option<crate::doctor::target::Target>,
     /// Probe a local service: 127.0.0.1:N, after checking that something listens on N.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), conflicts_with = "all_netns")]
     pub port: Option<u16>,
     /// How long the probe waits for the handshake (e.g. 3s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = crate::units::parse_positive_duration)]

@@ -8,7 +8,7 @@ use clap::{CommandFactory, Parser};
 use sockscope::cli::{looks_like_ss, ss_flag_hint, Cli, Command, Shell};
 use sockscope::commands::{self, RunError};
 use sockscope::exit::ExitCode;
-use sockscope::report::{self, Done, Output};
+use sockscope::report::{self, Done};
 
 fn main() {
     let mut cli = parse(std::env::args_os().collect());
@@ -19,7 +19,7 @@ fn main() {
     }
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let output = output_of(&cli);
+    let output = commands::output_of(&cli);
     let result = run(&cli, &mut out).and_then(|done| {
         if let Some(r) = &done.report {
             report::print(r.as_ref(), &output, &mut out)?;
@@ -121,31 +121,8 @@ fn one_line(text: &str) -> String {
     msg
 }
 
-/// How the chosen subcommand's report is printed.
-fn output_of(cli: &Cli) -> Output {
-    match &cli.command {
-        Command::Sockets(a) => a.common.output(),
-        Command::Listeners(a) => a.common.output(),
-        Command::States(a) => a.common.output(),
-        Command::Doctor(a) => a.common.output(),
-        Command::Capture(a) => a.common.output(),
-        Command::Fds(a) => a.common.output(),
-        _ => Output::table(),
-    }
-}
-
 fn run(cli: &Cli, out: &mut dyn Write) -> Result<Done, RunError> {
     Ok(match &cli.command {
-        Command::Snapshot(a) => commands::snapshot::run(a)?,
-        Command::Sockets(a) => commands::sockets::run(a, out)?.into(),
-        Command::Listeners(a) => commands::listeners::run(a, out)?.into(),
-        Command::States(a) => commands::states::run(a)?,
-        Command::Doctor(a) => commands::doctor::run(a, out)?.into(),
-        Command::Explain(a) => commands::explain::run(a, out)?.into(),
-        Command::Pool(a) => commands::pool::run(a, out)?.into(),
-        Command::Capture(a) => commands::capture::run(a, out)?.into(),
-        Command::Fds(a) => commands::fds::run(a, out)?.into(),
-        Command::Exporter(a) => commands::exporter::run(a)?,
         Command::Completions(a) => {
             let shell = match a.shell {
                 Shell::Bash => clap_complete::Shell::Bash,
@@ -159,6 +136,7 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<Done, RunError> {
             sockscope::manpages::write_all(dir).map_err(RunError::Output)?;
             Done::streamed()
         }
+        _ => commands::dispatch(cli, out)?,
     })
 }
 

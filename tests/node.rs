@@ -110,8 +110,8 @@ impl Drop for Cgroup {
 
 /// A Podman container (runc runtime, busybox image made locally, no network) that sleeps;
 /// removed on drop.
-struct Podman {
-    name: String,
+pub(crate) struct Podman {
+    pub(crate) name: String,
     pub pid: u32,
     pub id: String,
 }
@@ -152,7 +152,7 @@ impl Podman {
         );
     }
 
-    fn run(name: &str) -> Podman {
+    pub(crate) fn run(name: &str) -> Podman {
         Podman::image();
         let _ = Command::new("podman")
             .args(["rm", "-f", "-t", "0", name])
@@ -187,7 +187,7 @@ impl Podman {
         }
     }
 
-    fn netns(&self) -> String {
+    pub(crate) fn netns(&self) -> String {
         format!("/proc/{}/ns/net", self.pid)
     }
 }
@@ -201,7 +201,7 @@ impl Drop for Podman {
 }
 
 /// Runs `f` on a thread inside the namespace at `path`.
-fn within<T: Send>(path: &str, f: impl FnOnce() -> T + Send) -> T {
+pub(crate) fn within<T: Send>(path: &str, f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| {
         s.spawn(|| {
             crate::support::enter(path);

@@ -1,20 +1,19 @@
-//! `sockscope doctor`: whole-host (or namespace) checks, or one service's probe.
+//! `sockscope doctor`: whole-host (or namespace, or every namespace) checks, or one service's
+//! probe. Returns the report; `main` prints it.
 
-use std::io::Write;
 use std::net::SocketAddr;
 
-use super::{unreadable_note, Missing, Outcome, RunError};
+use super::{unreadable_note, Missing, RunError};
 use crate::capture::{Capture, CaptureSpec};
 use crate::cli::DoctorArgs;
-use crate::doctor::checks::{
-    check_accept_queues, check_probe, short_ms, CounterDelta, ListenCheck,
+use crate::doctor::checks::{check_accept_queues, check_probe, CounterDelta, ListenCheck};
+use crate::doctor::collect::{
+    collect_host, current_netns_inode, dump_tcp, listeners_on, read_now, HostPlan,
 };
-use crate::doctor::collect::{collect_host, current_netns_inode, listeners_on, read_now, HostPlan};
-use crate::doctor::diagnose::diagnose_host;
+use crate::doctor::diagnose::{diagnose_host, diagnose_node, glance};
 use crate::doctor::error::DoctorError;
 use crate::doctor::firewall::read_ruleset;
-use crate::doctor::model::ProbeOutcome;
-use crate::doctor::model::Report;
+use crate::doctor::model::{Checked, Elsewhere, ProbeOutcome, Report};
 use crate::doctor::probe::probe;
 use crate::doctor::target::Target;
 use crate::doctor::trace::trace_for;
@@ -22,14 +21,20 @@ use crate::exit::ExitCode;
 use crate::netns;
 use crate::procs::model::FdUsage;
 use crate::procs::unreadable::Denied;
-use crate::render::doctor::{write_report_json, write_report_table};
+use crate::procs::usage::read_system;
+use crate::render::doctor::elsewhere_note;
+use crate::report::Done;
+use crate::scope::{for_each_netns, live_roots};
 
 /// Time between the probe's end and stopping its capture.
 const CAPTURE_SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
 
-pub fn run(args: &DoctorArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
+pub fn run(args: &DoctorArgs) -> Result<Done, RunError> {
+    if args.node.all_netns {
+        return every_netns(args);
+    }
     netns::enter_opt(args.common.netns.as_ref())?;
-    let mut outcome = Outcome::ok();
+    let mut notes = Vec::new();
     let report = match (&args.target, args.port) {
         (Some(t), _) => probe_target(t, false, args)?,
         (None, Some(port)) => probe_target(
@@ -50,21 +55,89 @@ pub fn run(args: &DoctorArgs, out: &mut dyn Write) -> Result<Outcome, RunError> 
                 system_wide: args.common.netns.is_none(),
             };
             let ev = collect_host(&plan).map_err(RunError::from)?;
-            outcome
-                .notes
-                .extend(unreadable_fds_note(&ev.processes.processes));
-            diagnose_host(&ev)
+            notes.extend(unreadable_fds_note(&ev.processes.processes));
+            let mut report = diagnose_host(&ev);
+            if args.common.netns.is_none() {
+                let (checked, elsewhere) = glance_elsewhere(args)?;
+                report.checked.push(checked);
+                if elsewhere.findings > 0 {
+                    notes.push(elsewhere_note(&elsewhere));
+                    report.elsewhere = Some(elsewhere);
+                }
+            }
+            report
         }
     };
-    if args.common.json {
-        write_report_json(out, &report)?;
+    let code = if report.has_problems() {
+        ExitCode::Problems
     } else {
-        write_report_table(out, &report)?;
-    }
-    if report.has_problems() {
-        outcome.code = ExitCode::Problems;
-    }
-    Ok(outcome)
+        ExitCode::Ok
+    };
+    Ok(Done::new(report).code(code).notes(notes))
+}
+
+/// `doctor --all-netns`: every check in every namespace (counters, sockets and the fd use of
+/// the processes that live there), each finding named with its namespace and container; the
+/// system file table once, for the host.
+fn every_netns(args: &DoctorArgs) -> Result<Done, RunError> {
+    let roots = live_roots(args.node.fs_root.as_ref());
+    let run = for_each_netns(&roots, || {
+        let plan = HostPlan {
+            interval: args.interval,
+            netns_inode: Some(current_netns_inode()?),
+            system_wide: false,
+        };
+        Ok(collect_host(&plan)?)
+    })?;
+    let system = read_system("/proc").map_err(|e| DoctorError::Proc {
+        what: "/proc/sys/fs/file-nr".into(),
+        source: e,
+    })?;
+    let mut notes = run.notes;
+    let processes: Vec<FdUsage> = run
+        .found
+        .iter()
+        .flat_map(|f| f.value.processes.processes.iter().cloned())
+        .collect();
+    notes.extend(unreadable_fds_note(&processes));
+    let per_ns = run
+        .found
+        .iter()
+        .map(|f| (f.place.clone(), diagnose_host(&f.value)))
+        .collect();
+    let report = diagnose_node(per_ns, &system);
+    let code = if report.has_problems() {
+        ExitCode::Problems
+    } else {
+        ExitCode::Ok
+    };
+    Ok(Done::new(report).code(code).notes(notes))
+}
+
+/// Plain `doctor` on the host: the cheap part of the checks in the node's other namespaces
+/// (accept queues and TIME_WAIT from one socket dump each: no interval, no counters, no fd
+/// scan), so problems elsewhere are not silent. Counted, not listed.
+fn glance_elsewhere(args: &DoctorArgs) -> Result<(Checked, Elsewhere), RunError> {
+    let here = current_netns_inode()?;
+    let roots = live_roots(args.node.fs_root.as_ref());
+    let run = for_each_netns(&roots, || {
+        if current_netns_inode()? == here {
+            return Ok(None);
+        }
+        let dump = dump_tcp()?;
+        Ok(Some(glance(&dump.listeners, &dump.states)))
+    })?;
+    let seen: Vec<usize> = run.found.iter().filter_map(|f| f.value).collect();
+    let elsewhere = Elsewhere {
+        findings: seen.iter().sum::<usize>() as u64,
+        namespaces: seen.iter().filter(|&&n| n > 0).count() as u64,
+    };
+    Ok((
+        Checked::OtherNamespaces {
+            count: seen.len() as u64,
+        },
+        elsewhere,
+    ))
 }
 
 /// The local listener check, then the bounded connect, with the accept-queue counters read
@@ -76,11 +149,10 @@ fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, Ru
     let mut listeners = Vec::new();
     let check = if is_local {
         listeners = listeners_on(addr.port())?;
-        report.checked.push(format!(
-            "listening sockets on port {} (kernel socket table): {}",
-            addr.port(),
-            listeners.len()
-        ));
+        report.checked.push(Checked::ListenersOnPort {
+            port: addr.port(),
+            count: listeners.len() as u64,
+        });
         if listeners.is_empty() {
             ListenCheck::Nothing { port: addr.port() }
         } else {
@@ -125,19 +197,16 @@ fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, Ru
         delta: before.delta(&after),
         seconds: t0.elapsed().as_secs_f64(),
     };
-    report.checked.push(format!(
-        "connect to {addr} (timeout {} ms): {}{}",
-        args.timeout.as_millis(),
-        result.outcome.name(),
-        result
-            .connect_ms
-            .map(|m| format!(" in {} ms", short_ms(m)))
-            .unwrap_or_default()
-    ));
-    if let Some((device, t)) = &trace {
-        report
-            .checked
-            .push(format!("capture of the probe on {device}: {}", t.summary));
+    report.checked.push(Checked::Connect {
+        target: addr,
+        timeout_ms: args.timeout.as_millis() as u64,
+        outcome: result.outcome,
+        connect_us: result.connect_us,
+    });
+    if let Some((device, _)) = &trace {
+        report.checked.push(Checked::Capture {
+            device: device.to_string(),
+        });
     }
     let trace = trace.map(|(_, t)| t);
     // A refusal by a port that has a listener for the address, or a silence behind a listener
@@ -150,20 +219,12 @@ fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, Ru
         _ => None,
     };
     if let Some(fw) = &firewall {
-        report.checked.push(if fw.read.is_empty() {
-            "firewall rules: not readable (nft, iptables-save missing or refused)".to_string()
-        } else {
-            format!(
-                "firewall rules ({}): {} rejecting or dropping",
-                fw.read.join(", "),
-                fw.rules.len()
-            )
+        report.checked.push(Checked::Firewall {
+            read: fw.read.clone(),
+            rules: fw.rules.len() as u64,
         });
     }
-    let mut probe_finding = check_probe(&result, &check, firewall.as_ref());
-    if let (Some(f), Some(t)) = (probe_finding.as_mut(), trace.as_ref()) {
-        f.evidence = format!("{}; capture: {}", f.evidence, t.summary);
-    }
+    let probe_finding = check_probe(&result, &check, firewall.as_ref());
     report.findings.extend(probe_finding);
     report.capture = trace;
     if is_local {

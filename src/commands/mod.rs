@@ -21,6 +21,47 @@ use crate::procs::unreadable::{could_own, current_netns, Denied};
 use crate::sockets::diag::DiagError;
 use crate::sockets::model::{Proto, Socket};
 
+/// How the chosen subcommand's report is printed.
+pub fn output_of(cli: &crate::cli::Cli) -> crate::report::Output {
+    use crate::cli::Command;
+    match &cli.command {
+        Command::Sockets(a) => a.common.output(),
+        Command::Listeners(a) => a.common.output(),
+        Command::States(a) => a.common.output(),
+        Command::Doctor(a) => a.common.output(),
+        Command::Capture(a) => a.common.output(),
+        Command::Fds(a) => a.common.output(),
+        _ => crate::report::Output::table(),
+    }
+}
+
+/// Runs the subcommand of a parsed command line: one dispatch for `main` and for `snapshot`,
+/// which replays the collecting commands while it records. Completions and man pages, which
+/// describe the CLI itself, stay in `main`.
+pub fn dispatch(
+    cli: &crate::cli::Cli,
+    out: &mut dyn std::io::Write,
+) -> Result<crate::report::Done, RunError> {
+    use crate::cli::Command;
+    Ok(match &cli.command {
+        Command::Snapshot(a) => snapshot::run(a)?,
+        Command::Sockets(a) => sockets::run(a, out)?.into(),
+        Command::Listeners(a) => listeners::run(a, out)?.into(),
+        Command::States(a) => states::run(a)?,
+        Command::Doctor(a) => doctor::run(a)?,
+        Command::Explain(a) => explain::run(a, out)?.into(),
+        Command::Pool(a) => pool::run(a, out)?.into(),
+        Command::Capture(a) => capture::run(a, out)?.into(),
+        Command::Fds(a) => fds::run(a, out)?.into(),
+        Command::Exporter(a) => exporter::run(a)?,
+        Command::Completions(_) | Command::GenerateMan { .. } => {
+            return Err(RunError::Input(
+                "completions and man pages are written by the binary itself".into(),
+            ))
+        }
+    })
+}
+
 /// How a subcommand ended, when it did not fail.
 #[derive(Debug)]
 pub struct Outcome {

@@ -137,20 +137,17 @@ fn shown(p: &Path) -> String {
 /// Runs one recorded command line as `main` would, its report to `out`.
 fn run_one(line: &[&str], out: &mut dyn Write) -> Result<(), RunError> {
     let cli = Cli::try_parse_from(line).map_err(|e| RunError::Input(e.to_string()))?;
-    let done: Done = match &cli.command {
-        Command::Sockets(a) => super::sockets::run(a, out)?.into(),
-        Command::Listeners(a) => super::listeners::run(a, out)?.into(),
-        Command::States(a) => {
-            let done = super::states::run(a)?;
-            if let Some(r) = &done.report {
-                report::print(r.as_ref(), &a.common.output(), out)?;
-            }
-            done
-        }
-        Command::Fds(a) => super::fds::run(a, out)?.into(),
-        Command::Doctor(a) => super::doctor::run(a, out)?.into(),
+    let done = match &cli.command {
+        Command::Sockets(_)
+        | Command::Listeners(_)
+        | Command::States(_)
+        | Command::Fds(_)
+        | Command::Doctor(_) => super::dispatch(&cli, out)?,
         _ => return Ok(()),
     };
+    if let Some(r) = &done.report {
+        report::print(r.as_ref(), &super::output_of(&cli), out)?;
+    }
     drop(done);
     Ok(())
 }

@@ -1,13 +1,11 @@
-//! The doctor's rules: pure functions from measured evidence to findings. No I/O here, so each
-//! rule is tested on hand-built values; the live tests check the collectors feed them right.
+//! The doctor's rules: pure functions from measured evidence to typed findings (numbers, never
+//! sentences: `render::doctor` writes the words). No I/O here, so each rule is tested on
+//! hand-built values; the live tests check the collectors feed them right.
 
 use super::counters::Counters;
-use super::firewall::{FwRule, Ruleset, Verdict};
-use super::model::{Finding, ProbeOutcome, ProbeResult, Severity, StuckReader};
-use super::table::{row, Row};
+use super::firewall::{Ruleset, Verdict};
+use super::model::*;
 use crate::procs::model::{FdUsage, SystemFds};
-use crate::render::sockets::processes_cell;
-use crate::render::{endpoint, escape, socket_endpoint};
 use crate::sockets::listeners::Listener;
 use crate::sockets::model::{ProcessRef, Socket, TcpState};
 use crate::sockets::states::StateSummary;
@@ -104,30 +102,45 @@ pub const RULES: &[(u16, &str)] = &[
     ),
 ];
 
-fn finding(rule: u16, r: &Row, severity: Severity, evidence: String) -> Finding {
+fn finding(rule: u16, symptom: Symptom, severity: Severity, data: Evidence) -> Finding {
     Finding {
         rule,
-        symptom: r.id,
+        symptom,
         severity,
-        evidence,
-        cause: r.cause.to_string(),
-        fix: r.fix.to_string(),
+        data,
+        place: None,
     }
 }
 
-fn secs(s: f64) -> String {
-    let t = format!("{s:.1}");
-    format!("{} s", t.trim_end_matches(".0"))
+/// Seconds as whole microseconds (JSON durations are `_us` integers).
+pub fn micros(seconds: f64) -> u64 {
+    (seconds * 1e6).round() as u64
 }
 
-fn nonzero(d: &Counters, keys: &[&str]) -> Vec<String> {
-    keys.iter()
+/// The counters among `keys` that moved, in that order.
+fn moved(c: &CounterDelta, keys: &[&str]) -> Option<Moved> {
+    let counters: Vec<CounterMove> = keys
+        .iter()
         .filter_map(|k| {
-            let v = d.get(k);
-            (v > 0).then(|| format!("{} +{v}", k.split_once('.').map_or(*k, |x| x.1)))
+            let v = c.delta.get(k);
+            (v > 0).then(|| CounterMove {
+                name: k.to_string(),
+                delta: v,
+            })
         })
-        .collect()
+        .collect();
+    (!counters.is_empty()).then(|| Moved {
+        counters,
+        interval_us: micros(c.seconds),
+    })
 }
+
+fn owners(s: &Socket) -> Vec<ProcessRef> {
+    s.processes.clone().unwrap_or_default()
+}
+
+/// The counters that count handshakes dropped for a full accept queue.
+pub const LISTEN_OVERFLOW_COUNTERS: [&str; 2] = ["TcpExt.ListenOverflows", "TcpExt.ListenDrops"];
 
 /// Listeners whose accept queue is at or past their backlog, and the kernel's count of
 /// handshakes it dropped because a queue was full.
@@ -135,13 +148,7 @@ pub fn check_accept_queues(
     listeners: &[Listener],
     counters: Option<&CounterDelta>,
 ) -> Vec<Finding> {
-    let r = row("accept-queue");
-    let overflow = counters
-        .map(|c| nonzero(&c.delta, &["TcpExt.ListenOverflows", "TcpExt.ListenDrops"]))
-        .unwrap_or_default();
-    let overflow_text = counters
-        .filter(|_| !overflow.is_empty())
-        .map(|c| format!("; {} in {}", overflow.join(", "), secs(c.seconds)));
+    let overflows = counters.and_then(|c| moved(c, &LISTEN_OVERFLOW_COUNTERS));
     let mut out = Vec::new();
     for l in listeners {
         if l.socket.state != TcpState::Listening {
@@ -158,44 +165,27 @@ pub fn check_accept_queues(
         } else {
             continue;
         };
-        let port = l.socket.local.port;
-        let owners = l
-            .socket
-            .processes
-            .as_deref()
-            .filter(|p| !p.is_empty())
-            .map(processes_cell);
-        let mut f = finding(
+        out.push(finding(
             if l.overflowing() { 1 } else { 2 },
-            r,
+            Symptom::AcceptQueue,
             severity,
-            format!(
-                "accept queue {q}/{b} on {}{}{}",
-                socket_endpoint(&l.socket, &l.socket.local),
-                owners
-                    .as_ref()
-                    .map(|o| format!(" held by {o}"))
-                    .unwrap_or_default(),
-                overflow_text.clone().unwrap_or_default()
-            ),
-        );
-        let who = match &owners {
-            Some(o) => format!("{o} is not accepting fast enough"),
-            None => format!("see who owns it (sockscope listeners --port {port})"),
-        };
-        f.fix = format!("{who}; {}; today's cap: sysctl net.core.somaxconn", r.fix);
-        out.push(f);
+            Evidence::AcceptQueue(QueueData {
+                listener: Addr::of_socket(&l.socket, &l.socket.local),
+                queued: q,
+                backlog: b,
+                owners: owners(&l.socket),
+                overflows: overflows.clone(),
+                warn_percent: QUEUE_WARN_PERCENT,
+            }),
+        ));
     }
     if out.is_empty() {
-        if let Some(text) = overflow_text {
+        if let Some(overflows) = overflows {
             out.push(finding(
                 3,
-                r,
+                Symptom::AcceptQueue,
                 Severity::Warning,
-                format!(
-                    "{} (no queue was full at the moment of the dump: bursts)",
-                    text.trim_start_matches("; ")
-                ),
+                Evidence::ListenDrops(ListenDropsData { overflows }),
             ));
         }
     }
@@ -208,166 +198,82 @@ pub const UDP_DROP_COUNTERS: [&str; 2] = ["Udp.RcvbufErrors", "Udp6.RcvbufErrors
 /// UDP datagrams dropped for a full receive buffer during the interval, naming the sockets
 /// that dropped them (their own drop counters) and their owners.
 pub fn check_udp_drops(c: &CounterDelta, dropping: &[(Socket, u64)]) -> Vec<Finding> {
-    let r = row("udp-drops");
-    // nstat's names: UdpRcvbufErrors, Udp6RcvbufErrors.
-    let moved: Vec<String> = UDP_DROP_COUNTERS
-        .iter()
-        .filter(|k| c.delta.get(k) > 0)
-        .map(|k| format!("{} +{}", k.replace('.', ""), c.delta.get(k)))
-        .collect();
-    if moved.is_empty() {
+    let Some(counters) = moved(c, &UDP_DROP_COUNTERS) else {
         return Vec::new();
-    }
-    let owner = |s: &Socket| {
-        s.processes
-            .as_deref()
-            .filter(|p| !p.is_empty())
-            .map(processes_cell)
     };
-    let sockets: Vec<String> = dropping
+    let sockets = dropping
         .iter()
-        .map(|(s, n)| {
-            format!(
-                "{}{} {n} dropped{}",
-                socket_endpoint(s, &s.local),
-                owner(s).map(|o| format!(" ({o})")).unwrap_or_default(),
-                s.mem
-                    .map(|m| format!(" (receive buffer {} bytes)", m.rcvbuf))
-                    .unwrap_or_default()
-            )
+        .map(|(s, n)| UdpDropper {
+            local: Addr::of_socket(s, &s.local),
+            owners: owners(s),
+            dropped: *n,
+            rcvbuf: s.mem.map(|m| m.rcvbuf),
         })
         .collect();
-    let mut f = finding(
+    vec![finding(
         4,
-        r,
+        Symptom::UdpDrops,
         Severity::Warning,
-        format!(
-            "{} in {} (datagrams dropped: receive buffer full){}",
-            moved.join(", "),
-            secs(c.seconds),
-            if sockets.is_empty() {
-                String::new()
-            } else {
-                format!("; by socket: {}", sockets.join(", "))
-            }
-        ),
-    );
-    if let Some((s, o)) = dropping.first().and_then(|(s, _)| owner(s).map(|o| (s, o))) {
-        f.fix = format!(
-            "{o} reads {} too slowly: {}",
-            socket_endpoint(s, &s.local),
-            r.fix
-        );
-    }
-    vec![f]
+        Evidence::UdpDrops(UdpDropsData { counters, sockets }),
+    )]
 }
 
 /// Established sockets whose Recv-Q stayed at [`RECV_Q_STUCK`] or more across the interval:
 /// data the application is not reading, named with the process that holds the socket.
 pub fn check_recv_q(stuck: &[StuckReader], seconds: f64) -> Vec<Finding> {
-    let r = row("recv-q");
     let mut v: Vec<&StuckReader> = stuck.iter().collect();
     v.sort_by_key(|s| std::cmp::Reverse(s.socket.recv_q));
     v.iter()
         .take(MAX_PROCESS_FINDINGS)
         .map(|st| {
             let s = &st.socket;
-            let owner = s
-                .processes
-                .as_deref()
-                .filter(|p| !p.is_empty())
-                .map(processes_cell);
-            let mut f = finding(
+            finding(
                 13,
-                r,
+                Symptom::RecvQ,
                 Severity::Warning,
-                format!(
-                    "Recv-Q {} bytes on {} (peer {}){}: {} at the first reading, {} after {} \
-                     (data received and not read)",
-                    s.recv_q,
-                    socket_endpoint(s, &s.local),
-                    socket_endpoint(s, &s.peer),
-                    owner
-                        .as_ref()
-                        .map(|o| format!(" held by {o}"))
-                        .unwrap_or_default(),
-                    st.before,
-                    s.recv_q,
-                    secs(seconds)
-                ),
-            );
-            f.fix = match &owner {
-                Some(o) => format!(
-                    "{o} does not read {}: {}",
-                    socket_endpoint(s, &s.local),
-                    r.fix
-                ),
-                None => format!(
-                    "find the owner (sockscope sockets --state established -p --sport {}); {}",
-                    s.local.port, r.fix
-                ),
-            };
-            f
+                Evidence::RecvQ(RecvQData {
+                    local: Addr::of_socket(s, &s.local),
+                    peer: Addr::of_socket(s, &s.peer),
+                    owners: owners(s),
+                    recv_q_before: st.before,
+                    recv_q_after: s.recv_q,
+                    interval_us: micros(seconds),
+                    threshold_bytes: RECV_Q_STUCK,
+                }),
+            )
         })
         .collect()
 }
 
 /// Sockets the peer closed and this host never did, with the processes that hold them.
 pub fn check_close_wait(s: &StateSummary, holders: &[(ProcessRef, u64)]) -> Vec<Finding> {
-    let r = row("close-wait");
     let n = s.states.get(TcpState::CloseWait);
     if n < CLOSE_WAIT_WARN {
         return Vec::new();
     }
-    let shown: Vec<String> = holders
-        .iter()
-        .take(3)
-        .map(|(p, count)| format!("{}({}): {count} sockets", escape(&p.name), p.pid))
-        .collect();
-    let held = if shown.is_empty() {
-        "; their owners could not be read".to_string()
-    } else {
-        format!(
-            "; held by {}{}",
-            shown.join(", "),
-            if holders.len() > shown.len() {
-                format!(" and {} more process(es)", holders.len() - shown.len())
-            } else {
-                String::new()
-            }
-        )
-    };
-    let mut f = finding(
+    vec![finding(
         5,
-        r,
+        Symptom::CloseWait,
         Severity::Warning,
-        format!("{n} TCP sockets in CLOSE_WAIT (closed by the peer, never closed here){held}"),
-    );
-    f.fix = match holders.first() {
-        Some((p, _)) => format!(
-            "{}({}) does not close() connections its peers have closed: {}",
-            escape(&p.name),
-            p.pid,
-            r.fix
-        ),
-        None => format!(
-            "find the owner (sockscope sockets --state close-wait -p); {}",
-            r.fix
-        ),
-    };
-    vec![f]
+        Evidence::CloseWait(CloseWaitData {
+            close_wait: n,
+            threshold: CLOSE_WAIT_WARN,
+            holders: holders
+                .iter()
+                .map(|(p, sockets)| Holder {
+                    pid: p.pid,
+                    name: p.name.clone(),
+                    sockets: *sockets,
+                })
+                .collect(),
+        }),
+    )]
 }
 
 /// TIME_WAIT totals and how much of the ephemeral port range the busiest peer uses.
 pub fn check_time_wait(s: &StateSummary) -> Vec<Finding> {
-    let r = row("time-wait");
     let tw = s.states.get(TcpState::TimeWait);
-    let settings = format!(
-        "tcp_tw_reuse={}",
-        s.settings
-            .tcp_tw_reuse
-            .map_or("?".to_string(), |v| v.to_string())
-    );
+    let reuse = s.settings.tcp_tw_reuse;
     let mut out = Vec::new();
     let mut ports_flagged = false;
     if let Some(e) = &s.ephemeral {
@@ -381,27 +287,24 @@ pub fn check_time_wait(s: &StateSummary) -> Vec<Finding> {
             };
             if let Some(severity) = severity {
                 ports_flagged = true;
-                let mut f = finding(
+                out.push(finding(
                     6,
-                    r,
+                    Symptom::TimeWait,
                     severity,
-                    format!(
-                        "{} of {} ephemeral ports ({}-{}) in use towards {} ({} in TIME_WAIT; \
-                         {tw} TIME_WAIT in all; {settings})",
-                        b.ports_used,
-                        e.size,
-                        e.low,
-                        e.high,
-                        endpoint(&b.peer),
-                        b.time_wait,
-                    ),
-                );
-                f.fix = format!(
-                    "{}; e.g. sysctl -w net.ipv4.tcp_tw_reuse=1 and \
-                     sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\"",
-                    r.fix
-                );
-                out.push(f);
+                    Evidence::Ports(PortsData {
+                        peer: Addr::of(&b.peer),
+                        ports_used: b.ports_used,
+                        range_low: e.low,
+                        range_high: e.high,
+                        range_size: u64::from(e.size),
+                        percent: b.percent,
+                        time_wait_to_peer: b.time_wait,
+                        time_wait: tw,
+                        tcp_tw_reuse: reuse,
+                        warn_percent: PORTS_WARN_PERCENT,
+                        critical_percent: NEAR_LIMIT_PERCENT,
+                    }),
+                ));
             }
         }
     }
@@ -409,33 +312,32 @@ pub fn check_time_wait(s: &StateSummary) -> Vec<Finding> {
         if max > 0 && tw as f64 * 100.0 / max as f64 >= NEAR_LIMIT_PERCENT {
             out.push(finding(
                 7,
-                r,
+                Symptom::TimeWait,
                 Severity::Warning,
-                format!(
-                    "{tw} TIME_WAIT sockets against net.ipv4.tcp_max_tw_buckets={max}: past it \
-                     the kernel drops TIME_WAIT early (TCPTimeWaitOverflow)"
-                ),
+                Evidence::TwBuckets(TwBucketsData {
+                    time_wait: tw,
+                    tcp_max_tw_buckets: max,
+                    warn_percent: NEAR_LIMIT_PERCENT,
+                }),
             ));
             ports_flagged = true;
         }
     }
     if !ports_flagged && tw >= TIME_WAIT_INFO {
-        let busiest = s
-            .ephemeral
-            .as_ref()
-            .and_then(|e| e.busiest.as_ref())
-            .map(|b| {
-                format!(
-                    "; busiest peer uses {:.1}% of the ephemeral range",
-                    b.percent
-                )
-            })
-            .unwrap_or_default();
         out.push(finding(
             8,
-            r,
+            Symptom::TimeWait,
             Severity::Info,
-            format!("{tw} TIME_WAIT sockets{busiest} ({settings}): normal at this level"),
+            Evidence::TimeWait(TimeWaitData {
+                time_wait: tw,
+                busiest_percent: s
+                    .ephemeral
+                    .as_ref()
+                    .and_then(|e| e.busiest.as_ref())
+                    .map(|b| b.percent),
+                tcp_tw_reuse: reuse,
+                info_from: TIME_WAIT_INFO,
+            }),
         ));
     }
     out
@@ -443,7 +345,6 @@ pub fn check_time_wait(s: &StateSummary) -> Vec<Finding> {
 
 /// Processes at or near their RLIMIT_NOFILE soft limit.
 pub fn check_process_fds(procs: &[FdUsage]) -> Vec<Finding> {
-    let r = row("emfile");
     let mut hot: Vec<(&FdUsage, f64)> = procs
         .iter()
         .filter_map(|p| p.percent_used().map(|pc| (p, pc)))
@@ -460,35 +361,30 @@ pub fn check_process_fds(procs: &[FdUsage]) -> Vec<Finding> {
         } else {
             Severity::Warning
         };
-        let hard = p
-            .hard_limit
-            .map_or("unlimited".to_string(), |h| h.to_string());
-        let mut f = finding(
+        out.push(finding(
             9,
-            r,
+            Symptom::Emfile,
             severity,
-            format!(
-                "pid {} ({}) holds {n} fds, soft limit {soft} ({pc:.0}%), hard limit {hard}",
-                p.pid,
-                escape(&p.name)
-            ),
-        );
-        f.fix = format!(
-            "{}; see what it holds: sockscope fds --pid {} (prlimit --pid {} --nofile=N:N raises \
-             it live)",
-            r.fix, p.pid, p.pid
-        );
-        out.push(f);
+            Evidence::ProcessFds(ProcessFdsData {
+                pid: p.pid,
+                name: p.name.clone(),
+                fds: n,
+                soft_limit: soft,
+                hard_limit: p.hard_limit,
+                percent: *pc,
+                warn_percent: NEAR_LIMIT_PERCENT,
+            }),
+        ));
     }
     if hot.len() > MAX_PROCESS_FINDINGS {
         out.push(finding(
             10,
-            r,
+            Symptom::Emfile,
             Severity::Warning,
-            format!(
-                "{} more processes above {NEAR_LIMIT_PERCENT:.0}% of their fd soft limit",
-                hot.len() - MAX_PROCESS_FINDINGS
-            ),
+            Evidence::MoreProcesses(MoreProcessesData {
+                more: (hot.len() - MAX_PROCESS_FINDINGS) as u64,
+                warn_percent: NEAR_LIMIT_PERCENT,
+            }),
         ));
     }
     out
@@ -496,7 +392,6 @@ pub fn check_process_fds(procs: &[FdUsage]) -> Vec<Finding> {
 
 /// The system-wide file table against fs.file-max.
 pub fn check_file_nr(sys: &SystemFds) -> Vec<Finding> {
-    let r = row("enfile");
     if sys.max == 0 {
         return Vec::new();
     }
@@ -511,12 +406,14 @@ pub fn check_file_nr(sys: &SystemFds) -> Vec<Finding> {
     };
     vec![finding(
         11,
-        r,
+        Symptom::Enfile,
         severity,
-        format!(
-            "{in_use} file handles in use of fs.file-max {} ({pc:.1}%, /proc/sys/fs/file-nr)",
-            sys.max
-        ),
+        Evidence::FileTable(FileTableData {
+            in_use,
+            file_max: sys.max,
+            percent: pc,
+            warn_percent: NEAR_LIMIT_PERCENT,
+        }),
     )]
 }
 
@@ -533,52 +430,18 @@ pub const RESET_COUNTERS: &[&str] = &[
 
 /// Resets and aborts that happened during the sampling interval.
 pub fn check_resets(c: &CounterDelta) -> Vec<Finding> {
-    let r = row("reset");
-    let hits = nonzero(&c.delta, RESET_COUNTERS);
-    if hits.is_empty() {
+    let Some(counters) = moved(c, RESET_COUNTERS) else {
         return Vec::new();
-    }
-    let rsts = c.delta.get("Tcp.OutRsts");
-    let mut f = finding(
+    };
+    vec![finding(
         12,
-        r,
+        Symptom::Reset,
         Severity::Warning,
-        format!(
-            "{} in {} (RSTs sent: {rsts})",
-            hits.join(", "),
-            secs(c.seconds)
-        ),
-    );
-    // Which counter moved says which side threw the connection away.
-    let mut why = Vec::new();
-    if c.delta.get("TcpExt.TCPAbortOnData") + c.delta.get("TcpExt.TCPAbortOnClose") > 0 {
-        why.push(
-            "applications on this host closed connections with unread data or with SO_LINGER 0, \
-             which sends RST instead of FIN",
-        );
-    }
-    if c.delta.get("TcpExt.TCPAbortOnTimeout") > 0 {
-        why.push("retransmissions to a peer gave up: the peer or the path went away");
-    }
-    if c.delta.get("TcpExt.TCPAbortOnMemory") > 0 {
-        why.push("the kernel ran out of TCP memory (net.ipv4.tcp_mem) and aborted connections");
-    }
-    if c.delta.get("Tcp.EstabResets") > 0 {
-        why.push("established connections were reset");
-    }
-    f.cause = format!("{}; in general: {}", why.join("; "), r.cause);
-    vec![f]
-}
-
-/// Milliseconds with the precision that matters: 0.038, 12.5, 1501.
-pub fn short_ms(v: f64) -> String {
-    if v < 1.0 {
-        format!("{v:.3}")
-    } else if v < 100.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.0}")
-    }
+        Evidence::Resets(ResetsData {
+            counters,
+            out_rsts: c.delta.get("Tcp.OutRsts"),
+        }),
+    )]
 }
 
 /// What the local socket table says about the probed port.
@@ -612,19 +475,26 @@ impl ListenCheck {
             _ => false,
         }
     }
-}
 
-/// `inet t input handle 2 (tcp dport 9004 reject with tcp reset)`, for up to 3 rules.
-fn rules_text(rules: &[&FwRule]) -> String {
-    let mut shown: Vec<String> = rules
-        .iter()
-        .take(3)
-        .map(|r| format!("{}: {}", r.location, r.text))
-        .collect();
-    if rules.len() > 3 {
-        shown.push(format!("and {} more", rules.len() - 3));
+    /// The listeners as addresses (`None`: not checked).
+    fn addrs(&self) -> Option<Vec<Addr>> {
+        match self {
+            ListenCheck::NotChecked => None,
+            ListenCheck::Nothing { .. } => Some(Vec::new()),
+            ListenCheck::Listening { listeners, .. } => Some(
+                listeners
+                    .iter()
+                    .map(|l| {
+                        let s = &l.socket;
+                        Addr {
+                            v6only: s.v6only,
+                            ..Addr::of_socket(s, &s.local)
+                        }
+                    })
+                    .collect(),
+            ),
+        }
     }
-    shown.join("; ")
 }
 
 /// The finding for a probe that did not connect cleanly (none when it did). `firewall` is the
@@ -634,170 +504,81 @@ pub fn check_probe(
     local: &ListenCheck,
     firewall: Option<&Ruleset>,
 ) -> Option<Finding> {
-    let target = p.target.to_string();
-    let errno = p
-        .errno
-        .as_deref()
-        .map(|e| format!(" ({e})"))
-        .unwrap_or_default();
-    let ms = |v: f64| format!("{} ms", short_ms(v));
-    let local_text = match local {
-        ListenCheck::NotChecked => String::new(),
-        ListenCheck::Nothing { port } => {
-            format!("; nothing listens on port {port} here (kernel socket table)")
-        }
-        ListenCheck::Listening { port, listeners } => {
-            let addrs: Vec<String> = listeners
-                .iter()
-                .map(|l| {
-                    let s = &l.socket;
-                    let v6only = match (s.local.addr.is_unspecified() && s.family == 6, s.v6only) {
-                        (true, Some(true)) => " (IPV6_V6ONLY)",
-                        _ => "",
-                    };
-                    format!("{}{v6only}", socket_endpoint(s, &s.local))
-                })
-                .collect();
-            format!("; port {port} has a listener on {}", addrs.join(", "))
-        }
-    };
-    let (rule, id, evidence) = match p.outcome {
-        ProbeOutcome::Connected => return None,
-        ProbeOutcome::Refused => (
-            0,
-            "refused",
-            format!(
-                "connect to {target} answered with RST{errno} after {}{local_text}",
-                ms(p.waited_ms)
-            ),
-        ),
-        ProbeOutcome::TimedOut => (
-            0,
-            "timed-out",
-            format!(
-                "no SYN-ACK from {target} in {}{errno}{local_text}",
-                ms(p.waited_ms)
-            ),
-        ),
-        ProbeOutcome::Unreachable => (
-            28,
-            "unreachable",
-            format!(
-                "connect to {target} failed{errno} after {}{local_text}",
-                ms(p.waited_ms)
-            ),
-        ),
-        ProbeOutcome::Reset => (
-            29,
-            "reset",
-            format!(
-                "handshake with {target} completed in {}, then the peer sent RST{errno}{local_text}",
-                ms(p.connect_ms.unwrap_or(0.0))
-            ),
-        ),
-    };
-    let r = row(id);
-    let mut f = finding(rule, r, Severity::Critical, evidence);
     let port = p.target.port();
     let ip = p.target.ip();
-    // The local socket table (and the firewall's rules) sharpen the cause.
-    match (p.outcome, local) {
-        (ProbeOutcome::Refused, ListenCheck::Nothing { port }) => {
-            f.rule = 20;
-            f.cause = format!(
-                "no process listens on port {port}: the service is down, crashed, or uses \
-                 another port"
-            );
-        }
+    let rules = |v: Verdict| {
+        firewall.map(|fw| {
+            fw.matching(port, v)
+                .iter()
+                .map(|r| FwRuleRef {
+                    location: r.location.clone(),
+                    text: r.text.clone(),
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let v6only_wildcard = |ls: &[Listener]| {
+        ls.iter().any(|l| {
+            l.socket.family == 6
+                && l.socket.local.addr.is_unspecified()
+                && l.socket.v6only == Some(true)
+        })
+    };
+    let mut firewall_rules = None;
+    // The local socket table (and the firewall's rules) sharpen the verdict.
+    let (rule, symptom) = match (p.outcome, local) {
+        (ProbeOutcome::Connected, _) => return None,
+        (ProbeOutcome::Refused, ListenCheck::Nothing { .. }) => (20, Symptom::Refused),
         (ProbeOutcome::Refused, ListenCheck::Listening { .. }) if local.takes(ip) => {
-            f.rule = 21;
-            let rules = firewall.map(|fw| fw.matching(port, Verdict::Reject));
-            f.cause = format!(
-                "a listener takes {target}, so the RST did not come from a missing socket: a \
-                 firewall or policy rule rejects the connection (REJECT with tcp reset, or \
-                 ICMP port unreachable, which connect() also reports as ECONNREFUSED){}",
-                match &rules {
-                    Some(v) if !v.is_empty() => format!("; the rule: {}", rules_text(v)),
-                    _ => String::new(),
-                }
-            );
-            f.fix = match &rules {
-                Some(v) if !v.is_empty() => format!(
-                    "remove or narrow that rule, or accept port {port} before it; check with \
-                     nft -a list ruleset / iptables -S"
-                ),
-                _ => format!(
-                    "find the rule that rejects port {port}: nft -a list ruleset, iptables -S \
-                     (and ip6tables -S); then remove or narrow it"
-                ),
-            };
+            firewall_rules = rules(Verdict::Reject);
+            (21, Symptom::Refused)
         }
         (ProbeOutcome::Refused, ListenCheck::Listening { listeners, .. })
-            if ip.is_ipv4()
-                && listeners.iter().any(|l| {
-                    l.socket.family == 6
-                        && l.socket.local.addr.is_unspecified()
-                        && l.socket.v6only == Some(true)
-                }) =>
+            if ip.is_ipv4() && v6only_wildcard(listeners) =>
         {
-            f.rule = 22;
-            f.cause = format!(
-                "the service listens on [::]:{port} with IPV6_V6ONLY=1: that socket takes IPv6 \
-                 only, and nothing listens for IPv4 on port {port}, so {target} is refused"
-            );
-            f.fix = format!(
-                "have the service clear IPV6_V6ONLY on its socket (or start it with \
-                 net.ipv6.bindv6only=0), or also listen on 0.0.0.0:{port}; or connect over IPv6"
-            );
+            (22, Symptom::Refused)
         }
-        (ProbeOutcome::Refused, ListenCheck::Listening { listeners, .. }) => {
-            f.rule = 23;
-            let addrs: Vec<String> = listeners
-                .iter()
-                .map(|l| socket_endpoint(&l.socket, &l.socket.local))
-                .collect();
-            f.cause = format!(
-                "the service listens only on {}, not on the address probed ({ip})",
-                addrs.join(", ")
-            );
-            f.fix = format!(
-                "make the service listen on the address clients use (0.0.0.0 or [::] for \
-                 every address) in its config, or point clients at {}",
-                addrs.join(", ")
-            );
-        }
-        (ProbeOutcome::Refused, ListenCheck::NotChecked) => f.rule = 24,
+        (ProbeOutcome::Refused, ListenCheck::Listening { .. }) => (23, Symptom::Refused),
+        (ProbeOutcome::Refused, ListenCheck::NotChecked) => (24, Symptom::Refused),
         (ProbeOutcome::TimedOut, ListenCheck::Listening { .. }) if local.full() => {
-            f.rule = 25;
-            f.cause = "the listener's accept queue is full (see the accept-queue finding), so the \
-                       kernel drops new SYNs until the application accepts"
-                .to_string();
-            f.fix = row("accept-queue").fix.to_string();
+            (25, Symptom::TimedOut)
         }
         (ProbeOutcome::TimedOut, ListenCheck::Listening { .. }) => {
-            f.rule = 26;
-            let rules = firewall.map(|fw| fw.matching(port, Verdict::Drop));
-            f.cause = format!(
-                "a listener exists, so the SYN is dropped before it: a firewall rule \
-                 (nft/iptables DROP) or a full SYN/accept queue{}",
-                match &rules {
-                    Some(v) if !v.is_empty() => format!("; the rule: {}", rules_text(v)),
-                    _ => String::new(),
-                }
-            );
+            firewall_rules = rules(Verdict::Drop);
+            (26, Symptom::TimedOut)
         }
-        (ProbeOutcome::TimedOut, _) => f.rule = 27,
-        _ => {}
-    }
-    Some(f)
+        (ProbeOutcome::TimedOut, _) => (27, Symptom::TimedOut),
+        (ProbeOutcome::Unreachable, _) => (28, Symptom::Unreachable),
+        (ProbeOutcome::Reset, _) => (29, Symptom::Reset),
+    };
+    Some(finding(
+        rule,
+        symptom,
+        Severity::Critical,
+        Evidence::Probe(ProbeData {
+            target: Addr::of_sockaddr(p.target),
+            outcome: p.outcome,
+            errno: p.errno.clone(),
+            waited_us: p.waited_us,
+            connect_us: p.connect_us,
+            listeners: local.addrs(),
+            firewall_rules,
+        }),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::doctor::{words, Words};
     use crate::sockets::listeners::to_listener;
     use crate::sockets::model::{Endpoint, ProcessRef, Proto, Socket};
     use crate::sockets::states::{StateCounter, TimeWaitSettings};
+
+    /// The finding in words, as `render::doctor` writes it.
+    fn w(f: &Finding) -> Words {
+        words(f, None)
+    }
 
     fn sock(state: TcpState, lport: u16, peer: &str, pport: u16, rq: u32, sq: u32) -> Socket {
         Socket {
@@ -843,13 +624,13 @@ mod tests {
         );
         let f = check_accept_queues(&ls, Some(&d));
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].symptom, "accept-queue");
+        assert_eq!(f[0].symptom.id(), "accept-queue");
         assert_eq!(f[0].severity, Severity::Critical);
         assert_eq!(
-            f[0].evidence,
+            w(&f[0]).evidence,
             "accept queue 5/4 on 127.0.0.1:8003; ListenOverflows +57, ListenDrops +57 in 2 s"
         );
-        assert!(f[0].fix.contains("sockscope listeners --port 8003"));
+        assert!(w(&f[0]).fix.contains("sockscope listeners --port 8003"));
 
         // With its owners known, the finding names them instead.
         let mut owned = ls;
@@ -865,14 +646,15 @@ mod tests {
         ]);
         let f = check_accept_queues(&owned, None);
         assert_eq!(
-            f[0].evidence,
+            w(&f[0]).evidence,
             "accept queue 5/4 on 127.0.0.1:8003 held by nginx(812),nginx(813)"
         );
         assert!(
-            f[0].fix
+            w(&f[0])
+                .fix
                 .starts_with("nginx(812),nginx(813) is not accepting fast enough; accept faster"),
             "{}",
-            f[0].fix
+            w(&f[0]).fix
         );
     }
 
@@ -904,9 +686,9 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Warning);
         assert!(
-            f[0].evidence.starts_with("ListenOverflows +3 in 0.5 s"),
+            w(&f[0]).evidence.starts_with("ListenOverflows +3 in 0.5 s"),
             "{}",
-            f[0].evidence
+            w(&f[0]).evidence
         );
         assert!(check_accept_queues(&ok, Some(&delta(&[], 2.0))).is_empty());
     }
@@ -927,22 +709,22 @@ mod tests {
         let d = delta(&[("Udp.RcvbufErrors", 500), ("Udp6.RcvbufErrors", 7)], 2.0);
         let f = check_udp_drops(&d, &[(s, 498)]);
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].symptom, "udp-drops");
+        assert_eq!(f[0].symptom.id(), "udp-drops");
         assert_eq!(f[0].severity, Severity::Warning);
         assert_eq!(
-            f[0].evidence,
+            w(&f[0]).evidence,
             "UdpRcvbufErrors +500, Udp6RcvbufErrors +7 in 2 s (datagrams dropped: receive buffer \
              full); by socket: 127.0.0.1:5353 (dnsd(42)) 498 dropped (receive buffer 8192 bytes)"
         );
-        assert!(f[0]
+        assert!(w(&f[0])
             .fix
             .starts_with("dnsd(42) reads 127.0.0.1:5353 too slowly: read faster"));
         // Without a socket to name, the table's fix as it is.
         let f = check_udp_drops(&d, &[]);
-        assert!(f[0]
+        assert!(w(&f[0])
             .evidence
             .ends_with("(datagrams dropped: receive buffer full)"));
-        assert!(f[0].fix.starts_with("read faster"));
+        assert!(w(&f[0]).fix.starts_with("read faster"));
     }
 
     fn close_waits(n: u16) -> StateSummary {
@@ -975,22 +757,25 @@ mod tests {
         assert!(check_close_wait(&close_waits(99), &holders).is_empty());
         let f = check_close_wait(&close_waits(150), &holders);
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].symptom, "close-wait");
+        assert_eq!(f[0].symptom.id(), "close-wait");
         assert_eq!(f[0].severity, Severity::Warning);
         assert_eq!(
-            f[0].evidence,
+            w(&f[0]).evidence,
             "150 TCP sockets in CLOSE_WAIT (closed by the peer, never closed here); held by \
              api(1234): 120 sockets, worker(77): 20 sockets, worker(78): 5 sockets and 1 more process(es)"
         );
         assert!(
-            f[0].fix
+            w(&f[0])
+                .fix
                 .starts_with("api(1234) does not close() connections its peers have closed: find"),
             "{}",
-            f[0].fix
+            w(&f[0]).fix
         );
         let f = check_close_wait(&close_waits(100), &[]);
-        assert!(f[0].evidence.ends_with("; their owners could not be read"));
-        assert!(f[0]
+        assert!(w(&f[0])
+            .evidence
+            .ends_with("; their owners could not be read"));
+        assert!(w(&f[0])
             .fix
             .starts_with("find the owner (sockscope sockets --state close-wait -p)"));
     }
@@ -1032,7 +817,7 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Critical);
         assert_eq!(
-            f[0].evidence,
+            w(&f[0]).evidence,
             "920 of 1000 ephemeral ports (20000-20999) in use towards 10.0.0.9:443 (900 in \
              TIME_WAIT; 900 TIME_WAIT in all; tcp_tw_reuse=0)"
         );
@@ -1045,7 +830,7 @@ mod tests {
         // Near tcp_max_tw_buckets.
         let f = check_time_wait(&summary(1200, 0, (10000, 60999), 1300));
         assert_eq!(f[0].severity, Severity::Warning);
-        assert!(f[0].evidence.contains("tcp_max_tw_buckets=1300"));
+        assert!(w(&f[0]).evidence.contains("tcp_max_tw_buckets=1300"));
     }
 
     fn usage(pid: u32, fds: u64, soft: Option<u64>) -> FdUsage {
@@ -1071,14 +856,14 @@ mod tests {
         assert_eq!(f.len(), 2);
         assert_eq!(f[0].severity, Severity::Critical);
         assert_eq!(
-            f[0].evidence,
+            w(&f[0]).evidence,
             "pid 10 (p\\x1b10) holds 64 fds, soft limit 64 (100%), hard limit 4096"
         );
         assert_eq!(f[1].severity, Severity::Warning);
         let many: Vec<FdUsage> = (0..15).map(|i| usage(i, 64, Some(64))).collect();
         let f = check_process_fds(&many);
         assert_eq!(f.len(), 11);
-        assert!(f[10].evidence.starts_with("5 more processes"));
+        assert!(w(&f[10]).evidence.starts_with("5 more processes"));
     }
 
     #[test]
@@ -1093,10 +878,10 @@ mod tests {
         };
         let full = check_file_nr(&read("file-nr-full"));
         assert_eq!(full.len(), 1);
-        assert_eq!(full[0].symptom, "enfile");
+        assert_eq!(full[0].symptom.id(), "enfile");
         assert_eq!(full[0].severity, Severity::Critical);
         assert_eq!(
-            full[0].evidence,
+            w(&full[0]).evidence,
             "9223 file handles in use of fs.file-max 9223 (100.0%, /proc/sys/fs/file-nr)"
         );
         let near = check_file_nr(&read("file-nr-near"));
@@ -1111,9 +896,9 @@ mod tests {
             &[("TcpExt.TCPAbortOnData", 3), ("Tcp.OutRsts", 3)],
             2.0,
         ));
-        assert_eq!(f[0].symptom, "reset");
-        assert_eq!(f[0].evidence, "TCPAbortOnData +3 in 2 s (RSTs sent: 3)");
-        assert!(f[0].cause.contains("SO_LINGER 0"));
+        assert_eq!(f[0].symptom.id(), "reset");
+        assert_eq!(w(&f[0]).evidence, "TCPAbortOnData +3 in 2 s (RSTs sent: 3)");
+        assert!(w(&f[0]).cause.contains("SO_LINGER 0"));
     }
 
     fn listening(addr: &str, port: u16, v6only: Option<bool>, rq: u32, sq: u32) -> Listener {
@@ -1132,8 +917,8 @@ mod tests {
             target: target.parse().unwrap(),
             local: None,
             outcome,
-            connect_ms: Some(0.25),
-            waited_ms: 0.25,
+            connect_us: Some(250),
+            waited_us: 250,
             errno: errno.map(str::to_string),
         }
     }
@@ -1222,7 +1007,7 @@ mod tests {
         )
         .is_none());
         let f = probe_rule_cases();
-        let rules: Vec<(u16, &str)> = f.iter().map(|f| (f.rule, f.symptom)).collect();
+        let rules: Vec<(u16, &str)> = f.iter().map(|f| (f.rule, f.symptom.id())).collect();
         assert_eq!(
             rules,
             [
@@ -1240,45 +1025,49 @@ mod tests {
             ]
         );
         assert_eq!(
-            f[0].evidence,
+            w(&f[0]).evidence,
             "connect to 127.0.0.1:9 answered with RST (ECONNREFUSED) after 0.250 ms; nothing \
              listens on port 9 here (kernel socket table)"
         );
         // The listener is on the very address probed: the firewall, and its rule.
-        assert!(f[1]
+        assert!(w(&f[1])
             .cause
             .starts_with("a listener takes 127.0.0.1:9004, so the RST did not come"));
         assert!(
-            f[1].cause.ends_with(
+            w(&f[1]).cause.ends_with(
                 "; the rule: nft table inet t chain input handle 2: tcp dport 9004 reject with \
                  tcp reset"
             ),
             "{}",
-            f[1].cause
+            w(&f[1]).cause
         );
-        assert!(!f[1].cause.contains("listens only on"));
-        assert!(f[2].fix.contains("nft -a list ruleset, iptables -S"));
-        assert!(!f[2].cause.contains("the rule:"));
+        assert!(!w(&f[1]).cause.contains("listens only on"));
+        assert!(w(&f[2]).fix.contains("nft -a list ruleset, iptables -S"));
+        assert!(!w(&f[2]).cause.contains("the rule:"));
         assert_eq!(
-            f[3].evidence,
+            w(&f[3]).evidence,
             "connect to 127.0.0.1:6301 answered with RST (ECONNREFUSED) after 0.250 ms; port \
              6301 has a listener on [::]:6301 (IPV6_V6ONLY)"
         );
-        assert!(f[3].cause.contains("IPV6_V6ONLY=1"), "{}", f[3].cause);
+        assert!(
+            w(&f[3]).cause.contains("IPV6_V6ONLY=1"),
+            "{}",
+            w(&f[3]).cause
+        );
         assert_eq!(
-            f[4].cause,
+            w(&f[4]).cause,
             "the service listens only on 127.0.0.2:9004, not on the address probed (127.0.0.1)"
         );
         // Bound to another address: the fix is the bind address, not a crash hunt.
-        assert!(f[4]
+        assert!(w(&f[4])
             .fix
             .starts_with("make the service listen on the address clients use"));
-        assert!(!f[4].fix.contains("crash"), "{}", f[4].fix);
-        assert!(f[6]
+        assert!(!w(&f[4]).fix.contains("crash"), "{}", w(&f[4]).fix);
+        assert!(w(&f[6])
             .cause
             .starts_with("the listener's accept queue is full"));
-        assert!(f[7].cause.contains("firewall"));
-        assert!(f[7]
+        assert!(w(&f[7]).cause.contains("firewall"));
+        assert!(w(&f[7])
             .cause
             .ends_with("; the rule: nft table inet t chain input handle 3: tcp dport 8080 drop"));
         // A dual-stack listener takes IPv4: refused there is the firewall too.
@@ -1297,9 +1086,11 @@ mod tests {
         .unwrap();
         assert_eq!(f.rule, 21);
         assert!(
-            f.evidence.ends_with("port 6300 has a listener on *:6300"),
+            w(&f)
+                .evidence
+                .ends_with("port 6300 has a listener on *:6300"),
             "{}",
-            f.evidence
+            w(&f).evidence
         );
     }
 
@@ -1320,14 +1111,14 @@ mod tests {
     fn a_stuck_reader_is_named() {
         let f = stuck_reader_findings();
         assert_eq!(f.len(), 1);
-        assert_eq!((f[0].rule, f[0].symptom), (13, "recv-q"));
+        assert_eq!((f[0].rule, f[0].symptom), (13, Symptom::RecvQ));
         assert_eq!(f[0].severity, Severity::Warning);
         assert_eq!(
-            f[0].evidence,
+            w(&f[0]).evidence,
             "Recv-Q 200000 bytes on 127.0.0.1:7000 (peer 127.0.0.1:45678) held by ssc-stuck(42): \
              150000 at the first reading, 200000 after 1 s (data received and not read)"
         );
-        assert!(f[0]
+        assert!(w(&f[0])
             .fix
             .starts_with("ssc-stuck(42) does not read 127.0.0.1:7000: "));
         assert!(check_recv_q(&[], 1.0).is_empty());

@@ -1,59 +1,47 @@
 //! Runs every check over the collected evidence and says what was checked, so "no problems
-//! found" is a statement with a scope. Pure: evidence in, report out.
+//! found" is a statement with a scope. Pure: evidence in, report (typed values) out.
 
 use super::checks::{
     check_accept_queues, check_close_wait, check_file_nr, check_process_fds, check_recv_q,
-    check_resets, check_time_wait, check_udp_drops, RECV_Q_STUCK,
+    check_resets, check_time_wait, check_udp_drops, micros, RECV_Q_STUCK,
 };
 use super::collect::HostEvidence;
-use super::model::Report;
+use super::model::{Checked, Report, Severity};
+use crate::procs::model::SystemFds;
+use crate::scope::Where;
+use crate::sockets::listeners::Listener;
 use crate::sockets::model::TcpState;
-
-/// "1 TCP listener", "2 TCP listeners".
-fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
+use crate::sockets::states::StateSummary;
 
 pub fn diagnose_host(ev: &HostEvidence) -> Report {
     let mut r = Report::default();
-    let secs = format!("{:.1} s", ev.counters.seconds);
+    let interval_us = micros(ev.counters.seconds);
     r.findings
         .extend(check_accept_queues(&ev.listeners, Some(&ev.counters)));
-    r.checked.push(format!(
-        "accept queues of {}; ListenOverflows/ListenDrops over {secs}",
-        count(ev.listeners.len() as u64, "TCP listener", "TCP listeners")
-    ));
+    r.checked.push(Checked::AcceptQueues {
+        listeners: ev.listeners.len() as u64,
+        interval_us,
+    });
     r.findings.extend(check_time_wait(&ev.states));
     r.findings
         .extend(check_close_wait(&ev.states, &ev.close_wait_holders));
-    let range = ev
-        .states
-        .ephemeral
-        .as_ref()
-        .map(|e| format!("ephemeral range {}-{}", e.low, e.high))
-        .unwrap_or_else(|| "ephemeral range unknown".into());
-    r.checked.push(format!(
-        "{}, {} in TIME_WAIT, {} in CLOSE_WAIT; per-peer use of the {range}",
-        count(ev.states.total, "TCP socket", "TCP sockets"),
-        ev.states.states.get(TcpState::TimeWait),
-        ev.states.states.get(TcpState::CloseWait)
-    ));
+    r.checked.push(Checked::Sockets {
+        total: ev.states.total,
+        time_wait: ev.states.states.get(TcpState::TimeWait),
+        close_wait: ev.states.states.get(TcpState::CloseWait),
+        range: ev.states.ephemeral.as_ref().map(|e| (e.low, e.high)),
+    });
     r.findings
         .extend(check_recv_q(&ev.stuck_readers, ev.counters.seconds));
-    r.checked.push(format!(
-        "Recv-Q of established TCP sockets at both ends of {secs} (stuck reader: {} bytes or \
-         more, not shrinking)",
-        RECV_Q_STUCK
-    ));
+    r.checked.push(Checked::RecvQ {
+        interval_us,
+        threshold_bytes: RECV_Q_STUCK,
+    });
     r.findings.extend(check_resets(&ev.counters));
-    r.checked.push(format!(
-        "reset/abort counters (TCPAbortOn*, EstabResets, OutRsts) over {secs}"
-    ));
+    r.checked.push(Checked::Resets { interval_us });
     r.findings
         .extend(check_udp_drops(&ev.counters, &ev.udp_dropping));
-    r.checked.push(format!(
-        "UDP receive-buffer drops (UdpRcvbufErrors, Udp6RcvbufErrors) over {secs}"
-    ));
+    r.checked.push(Checked::UdpDrops { interval_us });
     r.findings
         .extend(check_process_fds(&ev.processes.processes));
     let readable = ev
@@ -62,30 +50,113 @@ pub fn diagnose_host(ev: &HostEvidence) -> Report {
         .iter()
         .filter(|p| p.fds.is_some())
         .count();
-    r.checked.push(format!(
-        "fd use against the soft limit of {}{}",
-        count(readable as u64, "process", "processes"),
-        if ev.processes.unreadable > 0 {
-            format!(" ({} unreadable)", ev.processes.unreadable)
-        } else {
-            String::new()
-        }
-    ));
+    r.checked.push(Checked::ProcessFds {
+        readable: readable as u64,
+        unreadable: ev.processes.unreadable as u64,
+    });
     match &ev.system {
         Some(sys) => {
             r.findings.extend(check_file_nr(sys));
-            r.checked.push(format!(
-                "system file table: {} of fs.file-max {}",
+            r.checked.push(Checked::FileTable(Some((
                 sys.allocated.saturating_sub(sys.free),
-                sys.max
-            ));
+                sys.max,
+            ))));
         }
-        None => r
-            .checked
-            .push("system file table: skipped (host-wide, not part of one namespace)".into()),
+        None => r.checked.push(Checked::FileTable(None)),
     }
     r.sort();
     r
+}
+
+/// `--all-netns`: each namespace's report, its findings named with the place they live, the
+/// checked list summed over the namespaces, and the system file table once (it is the host's,
+/// not any namespace's).
+pub fn diagnose_node(per_ns: Vec<(Where, Report)>, system: &SystemFds) -> Report {
+    let mut r = Report::default();
+    r.checked.push(Checked::Namespaces {
+        count: per_ns.len() as u64,
+    });
+    let mut checked: Vec<Checked> = Vec::new();
+    for (place, report) in per_ns {
+        for mut f in report.findings {
+            f.place = Some(place.clone());
+            r.findings.push(f);
+        }
+        for c in report.checked {
+            match checked.iter_mut().find(|k| same_kind(k, &c)) {
+                Some(k) => add(k, &c),
+                None => checked.push(c),
+            }
+        }
+    }
+    checked.retain(|c| !matches!(c, Checked::FileTable(_)));
+    r.checked.extend(checked);
+    r.findings.extend(check_file_nr(system));
+    r.checked.push(Checked::FileTable(Some((
+        system.allocated.saturating_sub(system.free),
+        system.max,
+    ))));
+    r.sort();
+    r
+}
+
+fn same_kind(a: &Checked, b: &Checked) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
+}
+
+/// Sums the counts of two lines of the same kind (the interval is the same for all).
+fn add(into: &mut Checked, c: &Checked) {
+    match (into, c) {
+        (Checked::AcceptQueues { listeners, .. }, Checked::AcceptQueues { listeners: n, .. }) => {
+            *listeners += n
+        }
+        (
+            Checked::Sockets {
+                total,
+                time_wait,
+                close_wait,
+                range,
+            },
+            Checked::Sockets {
+                total: t,
+                time_wait: tw,
+                close_wait: cw,
+                range: r,
+            },
+        ) => {
+            *total += t;
+            *time_wait += tw;
+            *close_wait += cw;
+            // Ranges are per namespace: name one only when they agree.
+            if range != r {
+                *range = None;
+            }
+        }
+        (
+            Checked::ProcessFds {
+                readable,
+                unreadable,
+            },
+            Checked::ProcessFds {
+                readable: r,
+                unreadable: u,
+            },
+        ) => {
+            *readable += r;
+            *unreadable += u;
+        }
+        _ => {}
+    }
+}
+
+/// The cheap look at another namespace (plain `doctor`): how many warning-or-worse findings
+/// its accept queues and TIME_WAIT give, from one dump and no interval.
+pub fn glance(listeners: &[Listener], states: &StateSummary) -> usize {
+    check_accept_queues(listeners, None)
+        .into_iter()
+        .chain(check_time_wait(states))
+        .filter(|f| f.severity >= Severity::Warning)
+        .count()
 }
 
 #[cfg(test)]
@@ -96,6 +167,7 @@ mod tests {
     use crate::doctor::model::Severity;
     use crate::procs::model::{FdUsage, SystemFds};
     use crate::procs::usage::ProcScan;
+    use crate::render::doctor::checked_text;
     use crate::sockets::states::{StateCounter, TimeWaitSettings};
 
     fn evidence(fds: u64, allocated: u64, system: bool) -> HostEvidence {
@@ -137,7 +209,11 @@ mod tests {
     #[test]
     fn every_check_runs_worst_first_and_says_what_it_covered() {
         let r = diagnose_host(&evidence(1024, 1000, true));
-        let ids: Vec<_> = r.findings.iter().map(|f| (f.severity, f.symptom)).collect();
+        let ids: Vec<_> = r
+            .findings
+            .iter()
+            .map(|f| (f.severity, f.symptom.id()))
+            .collect();
         assert_eq!(
             ids,
             [
@@ -147,8 +223,9 @@ mod tests {
             ]
         );
         assert!(r.has_problems());
+        let checked: Vec<String> = r.checked.iter().map(|c| checked_text(c, None)).collect();
         assert_eq!(
-            r.checked,
+            checked,
             [
                 "accept queues of 0 TCP listeners; ListenOverflows/ListenDrops over 2.0 s",
                 "0 TCP sockets, 0 in TIME_WAIT, 0 in CLOSE_WAIT; per-peer use of the ephemeral range 20000-20999",
@@ -162,6 +239,6 @@ mod tests {
         // One namespace: the host-wide file table is left out, and says so.
         let r = diagnose_host(&evidence(10, 1000, false));
         assert_eq!(r.findings.len(), 1);
-        assert!(r.checked[6].contains("skipped"));
+        assert!(checked_text(&r.checked[6], None).contains("skipped"));
     }
 }

@@ -43,14 +43,14 @@ pub fn probe(target: SocketAddr, timeout: Duration) -> io::Result<ProbeResult> {
         // released it (port 0 then: unknown).
         local: local_addr(&sock).filter(|a| a.port() != 0),
         outcome: ProbeOutcome::Connected,
-        connect_ms: None,
-        waited_ms: 0.0,
+        connect_us: None,
+        waited_us: 0,
         errno: None,
     };
     let done = |mut r: ProbeResult, outcome, errno: Option<i32>| {
         r.outcome = outcome;
         r.errno = errno.map(errno_name);
-        r.waited_ms = ms(start.elapsed());
+        r.waited_us = us(start.elapsed());
         Ok(r)
     };
     if rc != 0 {
@@ -67,7 +67,7 @@ pub fn probe(target: SocketAddr, timeout: Duration) -> io::Result<ProbeResult> {
             return done(result, classify(err), Some(err));
         }
     }
-    result.connect_ms = Some(ms(start.elapsed()));
+    result.connect_us = Some(us(start.elapsed()));
     let window = RESET_WINDOW.min(timeout.saturating_sub(start.elapsed()));
     let rev = poll(&sock, libc::POLLIN | libc::POLLRDHUP, window)?;
     if rev & (libc::POLLERR | libc::POLLHUP | libc::POLLIN | libc::POLLRDHUP) != 0 {
@@ -183,8 +183,9 @@ fn so_error(fd: &OwnedFd) -> io::Result<i32> {
     Ok(err)
 }
 
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
+/// A duration in whole microseconds (JSON durations are `_us` integers).
+fn us(d: Duration) -> u64 {
+    d.as_micros().try_into().unwrap_or(u64::MAX)
 }
 
 /// The symbolic name of the errnos a connect can return; the number for others.
@@ -258,7 +259,7 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let r = probe(addr, Duration::from_secs(3)).unwrap();
         assert_eq!(r.outcome, ProbeOutcome::Connected);
-        assert!(r.connect_ms.is_some());
+        assert!(r.connect_us.is_some());
         let local = r.local.unwrap();
         assert_eq!(local.ip(), addr.ip());
         assert_ne!(local.port(), 0);

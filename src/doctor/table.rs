@@ -254,7 +254,54 @@ pub const TABLE: &[Row] = &[
     },
 ];
 
-/// The row with this id. Panics only on a typo in our own code (ids are constants).
+/// Every symptom doctor can name: one per row of [`TABLE`], in the same order. JSON writes it
+/// as the row's kebab-case id (`accept-queue`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Symptom {
+    Refused,
+    TimedOut,
+    Reset,
+    Emfile,
+    Enfile,
+    TimeWait,
+    AcceptQueue,
+    RecvQ,
+    Unreachable,
+    CloseWait,
+    UdpDrops,
+    AddrInUse,
+}
+
+impl Symptom {
+    pub const ALL: [Symptom; 12] = [
+        Symptom::Refused,
+        Symptom::TimedOut,
+        Symptom::Reset,
+        Symptom::Emfile,
+        Symptom::Enfile,
+        Symptom::TimeWait,
+        Symptom::AcceptQueue,
+        Symptom::RecvQ,
+        Symptom::Unreachable,
+        Symptom::CloseWait,
+        Symptom::UdpDrops,
+        Symptom::AddrInUse,
+    ];
+
+    /// The symptom's row (`symptom_order_matches_the_table` keeps the two lists in step).
+    pub fn row(self) -> &'static Row {
+        &TABLE[self as usize]
+    }
+
+    /// The stable id (`accept-queue`).
+    pub fn id(self) -> &'static str {
+        self.row().id
+    }
+}
+
+/// The row with this id, for tests that hold an id as text.
+#[cfg(test)]
 pub fn row(id: &str) -> &'static Row {
     TABLE
         .iter()
@@ -382,6 +429,16 @@ mod tests {
             "recv-q",
         ] {
             assert_eq!(row(id).id, id);
+        }
+    }
+
+    #[test]
+    fn symptom_order_matches_the_table() {
+        assert_eq!(Symptom::ALL.len(), TABLE.len());
+        for (i, s) in Symptom::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+            let json = serde_json::to_value(s).unwrap();
+            assert_eq!(json, TABLE[i].id, "{s:?}");
         }
     }
 

@@ -1,11 +1,11 @@
 //! Reading the probe's own flow out of a capture report (`doctor --capture`): which flow is
-//! ours (client = the probe's local address), and what it says in words. Pure.
+//! ours (client = the probe's local address), and its numbers (`render::doctor` says it in
+//! words). Pure.
 
 use std::net::SocketAddr;
 
-use super::checks::short_ms;
 use super::model::PacketTrace;
-use crate::capture::{CaptureReport, Outcome};
+use crate::capture::CaptureReport;
 
 fn same(a: SocketAddr, b: SocketAddr) -> bool {
     let canon = |s: SocketAddr| match s.ip() {
@@ -37,71 +37,32 @@ pub fn trace_for(
         return PacketTrace {
             outcome: "not-seen".into(),
             syn_attempts: 0,
-            syn_at_ms: Vec::new(),
-            handshake_rtt_ms: None,
+            syn_at_us: Vec::new(),
+            handshake_rtt_us: None,
             reset_by: None,
             tcp_segments,
-            summary: format!(
-                "no packet of the probe was captured ({tcp_segments} TCP segments in all)"
-            ),
         };
     };
     let first = f.syn_times_us.first();
-    let syn_at_ms: Vec<f64> = f
-        .syn_times_us
-        .iter()
-        .map(|t| (t.saturating_sub(first)) as f64 / 1e3)
-        .collect();
-    let rtt = f.handshake_rtt_us.map(|u| u as f64 / 1e3);
-    let by = f.reset_by.map(|s| s.name().to_string());
-    let times = || {
-        syn_at_ms
-            .iter()
-            .map(|m| {
-                let s = format!("{:.1}", m / 1e3);
-                format!("{} s", s.trim_end_matches(".0"))
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let summary = match f.outcome {
-        Outcome::Unanswered | Outcome::Pending | Outcome::Open if rtt.is_none() => format!(
-            "SYN sent {} time(s) (at {}), no reply",
-            f.syn_attempts,
-            times()
-        ),
-        Outcome::Refused => format!(
-            "SYN sent {} time(s), answered by RST from the {}",
-            f.syn_attempts,
-            by.as_deref().unwrap_or("server")
-        ),
-        Outcome::Reset => format!(
-            "handshake done (SYN-ACK after {} ms), then RST from the {}",
-            rtt.map(short_ms).unwrap_or_else(|| "?".into()),
-            by.as_deref().unwrap_or("server")
-        ),
-        _ => format!(
-            "handshake done (SYN-ACK after {} ms, {} SYN(s)), flow {}",
-            rtt.map(short_ms).unwrap_or_else(|| "?".into()),
-            f.syn_attempts,
-            f.outcome.name()
-        ),
-    };
     PacketTrace {
         outcome: f.outcome.name().to_string(),
         syn_attempts: f.syn_attempts,
-        syn_at_ms,
-        handshake_rtt_ms: rtt,
-        reset_by: by,
+        syn_at_us: f
+            .syn_times_us
+            .iter()
+            .map(|t| t.saturating_sub(first))
+            .collect(),
+        handshake_rtt_us: f.handshake_rtt_us,
+        reset_by: f.reset_by.map(|s| s.name().to_string()),
         tcp_segments,
-        summary,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::{CaptureStats, Flow, Side};
+    use crate::capture::{CaptureStats, Flow, Outcome, Side};
+    use crate::render::doctor::trace_summary;
 
     fn flow(
         client: &str,
@@ -163,8 +124,11 @@ mod tests {
         let t = trace_for(&r, Some("127.0.0.1:40001".parse().unwrap()), target);
         assert_eq!(t.outcome, "unanswered");
         assert_eq!(t.syn_attempts, 3);
-        assert_eq!(t.syn_at_ms, vec![0.0, 1000.0, 3000.0]);
-        assert_eq!(t.summary, "SYN sent 3 time(s) (at 0 s, 1 s, 3 s), no reply");
+        assert_eq!(t.syn_at_us, vec![0, 1_000_000, 3_000_000]);
+        assert_eq!(
+            trace_summary(&t),
+            "SYN sent 3 time(s) (at 0 s, 1 s, 3 s), no reply"
+        );
 
         let r = report(vec![flow(
             "127.0.0.1:40002",
@@ -175,7 +139,7 @@ mod tests {
         )]);
         let t = trace_for(&r, Some("127.0.0.1:40002".parse().unwrap()), target);
         assert_eq!(
-            t.summary,
+            trace_summary(&t),
             "SYN sent 1 time(s), answered by RST from the server"
         );
 
@@ -184,7 +148,7 @@ mod tests {
         let t = trace_for(&r, Some("127.0.0.1:1".parse().unwrap()), target);
         assert_eq!(t.outcome, "not-seen");
         assert_eq!(
-            t.summary,
+            trace_summary(&t),
             "no packet of the probe was captured (7 TCP segments in all)"
         );
     }

@@ -227,7 +227,7 @@ impl Collector {
             let mut seen = HashSet::new();
             for f in &report.findings {
                 if seen.insert((f.symptom, f.severity.name())) {
-                    s.findings.push((f.symptom, f.severity.name()));
+                    s.findings.push((f.symptom.id(), f.severity.name()));
                 }
             }
         }
