@@ -306,7 +306,7 @@ fn watch_estimates_time_to_exhaustion_and_stops_on_sigint() {
             "--watch",
             "--interval",
             "200ms",
-            "--json",
+            "--jsonl",
             "--pid",
             &pid,
         ])
@@ -385,7 +385,7 @@ fn watch_with_kinds_says_a_socket_leak_is_tcp() {
         "200ms",
         "--count",
         &SAMPLES.to_string(),
-        "--json",
+        "--jsonl",
         "--pid",
         &leak.pid.to_string(),
     ]);
@@ -453,6 +453,24 @@ fn watch_with_count_ends_with_a_table_summary() {
     assert_eq!(out.matches("--- sample ").count(), 3, "{out}");
     assert!(out.contains("Watched for "), "{out}");
     assert!(!out.contains("stopped by Ctrl-C"), "{out}");
+
+    // --json: one document at the end, the samples and the summary.
+    let v = run_json(&[
+        "fds",
+        "--watch",
+        "--interval",
+        "100ms",
+        "--count",
+        "3",
+        "--json",
+        "--pid",
+        &std::process::id().to_string(),
+    ]);
+    assert_eq!(v["schema_version"], 1, "{v}");
+    assert_eq!(v["samples"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["samples"][2]["sample"], 3, "{v}");
+    assert_eq!(v["samples"][0]["processes"][0]["pid"], std::process::id());
+    assert_eq!(v["summary"]["samples"], 3, "{v}");
 }
 
 #[test]
@@ -739,6 +757,52 @@ fn fds_of_a_server_blocked_in_accept_add_up() {
         out.contains("\nReserved: fd slots taken but not yet open"),
         "{out}"
     );
+
+    // The watch adds up too: with --kinds, fds is what the kinds sum to and the slot is
+    // reserved (it used to show the kernel's count, one more than the kinds).
+    let (code, out, err) = run(&[
+        "fds",
+        "--watch",
+        "--kinds",
+        "--interval",
+        "100ms",
+        "--count",
+        "2",
+        "--jsonl",
+        "--pid",
+        &pid,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let last: Value = serde_json::from_str(out.lines().nth(1).unwrap()).unwrap();
+    let p = &last["processes"][0];
+    assert_eq!(p["fds"], listed, "{p}");
+    assert_eq!(p["reserved"], 1, "{p}");
+    let sum: u64 = p["kinds"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, listed, "{p}");
+    let (code, out, err) = run(&[
+        "fds",
+        "--watch",
+        "--kinds",
+        "--interval",
+        "100ms",
+        "--count",
+        "1",
+        "--pid",
+        &pid,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.contains("ssc-fds-acc"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[2..6], [listed.to_string().as_str(), "1", "64", &pct]);
     drop(c);
 }
 

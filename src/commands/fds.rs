@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{require_pids, unreadable_note, Missing, Outcome, RunError};
+use super::{require_pids, unreadable_note, Missing, RunError};
 use crate::cli::FdsArgs;
 use crate::netns;
 use crate::procs::fdwalk::WalkError;
@@ -22,11 +22,13 @@ use crate::procs::usage::{
     fd_dir_size, read_system, reserved_slots, scan, stat_size_is_count, ProcSelect,
 };
 use crate::render::fds as view;
+use crate::report::Done;
 use crate::sockets::inodes::{index_current_netns, index_netns, ProtoIndex};
 
 const DEFAULT_TOP: usize = 20;
 
-pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
+/// `out` takes the samples of a `--watch` as they come; everything else is in the `Done`.
+pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Done, RunError> {
     let root = args.proc_root.as_str();
     require_pids(root, &args.pids)?;
     let select = ProcSelect {
@@ -46,13 +48,9 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
         return watch(args, root, &select, top, out);
     }
 
-    let mut outcome = Outcome::ok();
+    let mut notes = Vec::new();
     let system = read_system(root)
-        .map_err(|e| {
-            outcome
-                .notes
-                .push(format!("cannot read the system file table: {e}"))
-        })
+        .map_err(|e| notes.push(format!("cannot read the system file table: {e}")))
         .ok();
     let scan = scan(root, &select, false).map_err(RunError::Proc)?;
     let matched = scan.processes.len();
@@ -66,8 +64,8 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let mut reserved = HashMap::new();
     let mut walk_denied = Vec::new();
     if args.kinds {
-        let (index, notes) = socket_index(root, &rows);
-        outcome.notes.extend(notes);
+        let (index, index_notes) = socket_index(root, &rows);
+        notes.extend(index_notes);
         walk_denied = read_rows(root, &mut rows, Some(&index), &mut reserved);
     } else if sockets_read {
         walk_denied = read_rows(root, &mut rows, None, &mut reserved);
@@ -75,7 +73,7 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     unreadable += walk_denied.len();
     // Only the rows shown: a process whose namespace could not be read (the host's PID 1
     // under --netns) is not known to be one of them.
-    outcome.notes.extend(unreadable_note(
+    notes.extend(unreadable_note(
         &denied_rows(&rows, &walk_denied),
         Missing::Fds,
     ));
@@ -88,12 +86,7 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
         sockets_read,
         kinds_read: args.kinds,
     };
-    if args.common.json {
-        view::write_fds_json(out, &report)?;
-    } else {
-        view::write_fds_table(out, &report)?;
-    }
-    Ok(outcome)
+    Ok(Done::new(report).notes(notes))
 }
 
 /// Names of the rows shown (the scan skipped them to stay at one stat per process).
@@ -195,9 +188,10 @@ fn watch_kinds(
         .cloned()
         .collect();
     let (index, mut notes) = socket_index(root, &rows);
-    // A watch ranks by the kernel's count (what the limit sees); the reserved split is not
-    // shown there.
-    let walk_denied = read_rows(root, &mut rows, Some(&index), &mut HashMap::new());
+    // The watch ranked by the kernel's count (what the limit sees); a row read in full
+    // shows its open fds (what the kinds sum to) and its reserved slots apart, as `fds` does.
+    let mut reserved = HashMap::new();
+    let walk_denied = read_rows(root, &mut rows, Some(&index), &mut reserved);
     notes.extend(unreadable_note(
         &denied_rows(&rows, &walk_denied),
         Missing::Fds,
@@ -205,6 +199,8 @@ fn watch_kinds(
     for row in rows {
         if let (Some(kinds), Some(trend)) = (row.kinds, shown.iter_mut().find(|t| t.pid == row.pid))
         {
+            trend.fds = row.fds;
+            trend.reserved = reserved.get(&row.pid).copied();
             tracker.add_kinds(trend, kinds);
         }
     }
@@ -230,7 +226,7 @@ fn watch(
     select: &ProcSelect,
     top: Option<usize>,
     out: &mut dyn Write,
-) -> Result<Outcome, RunError> {
+) -> Result<Done, RunError> {
     // Ctrl-C, SIGTERM and SIGHUP (a closed terminal) end the watch with its summary: a
     // complete report, so exit 0 (README "Exit codes"). A second signal exits at once (130).
     let stop = Arc::new(AtomicBool::new(false));
@@ -248,7 +244,8 @@ fn watch(
     let mut tracker = Tracker::default();
     let mut last;
     let mut samples = 0;
-    let mut outcome = Outcome::ok();
+    let mut notes: Vec<String> = Vec::new();
+    let mut printer = view::WatchPrinter::new(&args.common.output());
     loop {
         let t = start.elapsed().as_secs_f64();
         let scan = scan(root, select, true).map_err(RunError::Proc)?;
@@ -256,10 +253,10 @@ fn watch(
         rank_trends(&mut trends);
         if args.kinds {
             let shown = top.unwrap_or(usize::MAX).min(trends.len());
-            let notes = watch_kinds(root, &scan.processes, &mut tracker, &mut trends[..shown]);
-            for n in notes {
-                if !outcome.notes.contains(&n) {
-                    outcome.notes.push(n);
+            let notes_now = watch_kinds(root, &scan.processes, &mut tracker, &mut trends[..shown]);
+            for n in notes_now {
+                if !notes.contains(&n) {
+                    notes.push(n);
                 }
             }
         }
@@ -276,20 +273,13 @@ fn watch(
                 .cloned()
                 .collect(),
         };
-        if args.common.json {
-            view::write_watch_sample_json(out, &sample)?;
-        } else {
-            view::write_watch_sample_table(out, &sample)?;
-        }
-        out.flush()?;
+        printer.sample(out, sample)?;
         last = trends;
         if args.count.is_some_and(|n| samples >= n) {
             break;
         }
         if !args.pids.is_empty() && matched == 0 {
-            outcome
-                .notes
-                .push("every watched process has exited".to_string());
+            notes.push("every watched process has exited".to_string());
             break;
         }
         // Sleep to the next tick on the watch's own clock (no drift), waking often enough
@@ -317,10 +307,5 @@ fn watch(
         interrupted,
         growing: grew,
     };
-    if args.common.json {
-        view::write_watch_summary_json(out, &summary)?;
-    } else {
-        view::write_watch_summary_table(out, &summary)?;
-    }
-    Ok(outcome)
+    Ok(Done::new(printer.finish(summary)).notes(notes))
 }
