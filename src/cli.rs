@@ -574,6 +574,10 @@ pub struct CaptureArgs {
     /// cannot exhaust memory. Also caps the flows kept for the list (the summary counts all).
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = parse_count)]
     pub max_flows: usize,
+    /// With --json: indent the document for people (it is compact otherwise: a capture of
+    /// 100,000 flows is tens of megabytes).
+    #[arg(long)]
+    pub pretty: bool,
     /// Print the BPF filter this capture would use (with --port/--host/--full) and exit: hand it to
     /// `tcpdump -w` to record the same packets with another tool.
     #[arg(long)]

@@ -137,7 +137,7 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<Done, RunError> {
         Command::Doctor(a) => commands::doctor::run(a, out)?.into(),
         Command::Explain(a) => commands::explain::run(a, out)?.into(),
         Command::Pool(a) => commands::pool::run(a, out)?.into(),
-        Command::Capture(a) => commands::capture::run(a, out)?.into(),
+        Command::Capture(a) => commands::capture::run(a, out)?,
         Command::Fds(a) => commands::fds::run(a, out)?,
         Command::Completions(a) => {
             let shell = match a.shell {
