@@ -960,3 +960,95 @@ fn grow(args: &[String]) {
     });
     child::serve(name, &base.to_string(), |_| {});
 }
+
+/// `--all-netns`: each row names its process's namespace (as `ip netns` names it) and, for a
+/// process in a runtime's cgroup, its container (from the runtime's own metadata).
+#[test]
+fn all_netns_rows_name_their_namespace_and_container() {
+    if !support::require_root("all_netns_rows_name_their_namespace_and_container") {
+        return;
+    }
+    let ns = Netns::new();
+    let c = child::spawn_whole(
+        "fds:accept",
+        &["ssc-fds-where".into(), "64".into()],
+        &ns.path(),
+    );
+    let pid = c.pid.to_string();
+    let inode = std::fs::metadata(ns.path()).unwrap().ino();
+    let v = run_json(&["fds", "--all-netns", "--pid", &pid, "--json"]);
+    let p = find(&v, c.pid);
+    assert_eq!(p["netns"]["name"], ns.name.as_str(), "{p}");
+    assert_eq!(p["netns"]["inode"], inode, "{p}");
+    assert_eq!(p["netns"]["host"], false, "{p}");
+    assert!(p.get("container").is_none(), "{p}");
+    let (code, out, err) = run(&["fds", "--all-netns", "--pid", &pid]);
+    assert_eq!(code, 0, "{err}");
+    let row = out.lines().find(|l| l.contains("ssc-fds-where")).unwrap();
+    assert!(row.ends_with(&format!("  {}", ns.name)), "{out}");
+
+    // A process in a cgroup named as Docker's systemd driver names it, with Docker's
+    // metadata under --fs-root.
+    let root = crate::node::FsRoot::new();
+    let id = format!("{:0>64x}", 0xfd5_0000_u64 + std::process::id() as u64);
+    root.write(
+        &format!("var/lib/docker/containers/{id}/config.v2.json"),
+        r#"{"Name":"/fds-web"}"#,
+    );
+    let cg = crate::node::Cgroup::new(&format!("system.slice/docker-{id}.scope"), &ns.path());
+    let holder = cg.holder.id().to_string();
+    let v = run_json(&[
+        "fds",
+        "--all-netns",
+        "--fs-root",
+        root.dir.to_str().unwrap(),
+        "--pid",
+        &holder,
+        "--json",
+    ]);
+    let p = &v["processes"][0];
+    assert_eq!(p["container"]["runtime"], "docker", "{p}");
+    assert_eq!(p["container"]["id"], id.as_str(), "{p}");
+    assert_eq!(p["container"]["name"], "fds-web", "{p}");
+    assert_eq!(p["netns"]["name"], ns.name.as_str(), "{p}");
+    drop(c);
+}
+
+/// `--by container`: a Podman container's fds against its limit, exactly (its one process,
+/// its fd count, the 4096 limit it was given).
+#[test]
+fn by_container_sums_a_podman_containers_fds() {
+    if !support::require_root("by_container_sums_a_podman_containers_fds") {
+        return;
+    }
+    let name = format!("ssc-fds-{}", std::process::id());
+    let ct = crate::node::Podman::run(&name);
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", ct.pid))
+        .unwrap()
+        .count() as u64;
+    let v = run_json(&["fds", "--by", "container", "--all", "--json"]);
+    let g = v["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["container"]["id"] == ct.id.as_str())
+        .unwrap_or_else(|| panic!("no row for {name}: {v}"));
+    assert_eq!(g["container"]["runtime"], "podman", "{g}");
+    assert_eq!(g["container"]["name"], name.as_str(), "{g}");
+    assert_eq!(g["processes"], 1, "{g}");
+    assert_eq!(g["fds"], fds, "{g}");
+    assert_eq!(g["worst"]["pid"], ct.pid, "{g}");
+    assert_eq!(g["worst"]["soft_limit"], 4096, "{g}");
+    assert_eq!(
+        g["worst_percent_used"].as_f64().unwrap(),
+        fds as f64 * 100.0 / 4096.0
+    );
+    let (code, out, err) = run(&["fds", "--by", "container", "--all"]);
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.contains(&format!("podman/{name}")))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[2..5], ["1", &fds.to_string(), &ct.pid.to_string()]);
+}

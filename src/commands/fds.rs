@@ -7,15 +7,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{require_pids, unreadable_note, Missing, RunError};
-use crate::cli::FdsArgs;
+use crate::cli::{FdsArgs, FdsGroup};
 use crate::netns;
+use crate::procs::container::{Attributor, Container};
+use crate::procs::discover::{discover, Roots};
 use crate::procs::fdwalk::WalkError;
 use crate::procs::growth::{growing, rank_trends, Tracker, Trend};
 use crate::procs::kinds::{read_kinds, KindCounts};
 use crate::procs::model::FdUsage;
 use crate::procs::namespaces::spaces_of;
 use crate::procs::procfile::comm;
-use crate::procs::rank::rank;
+use crate::procs::rank::{by_container, rank};
+use crate::procs::report::FdsByContainer;
 use crate::procs::report::{FdsReport, WatchSample, WatchSummary};
 use crate::procs::unreadable::Denied;
 use crate::procs::usage::{
@@ -23,6 +26,7 @@ use crate::procs::usage::{
 };
 use crate::render::fds as view;
 use crate::report::Done;
+use crate::scope::{NetnsRef, Where};
 use crate::sockets::inodes::{index_current_netns, index_netns, ProtoIndex};
 
 const DEFAULT_TOP: usize = 20;
@@ -55,6 +59,31 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Done, RunError> {
     let scan = scan(root, &select, false).map_err(RunError::Proc)?;
     let matched = scan.processes.len();
     let mut unreadable = scan.unreadable;
+    if args.by == Some(FdsGroup::Container) {
+        let mut procs = scan.processes;
+        fill_names(root, &mut procs);
+        let (containers, attribution_notes) =
+            containers_of(root, &fs_root(args), procs.iter().map(|u| u.pid));
+        notes.extend(attribution_notes);
+        let procs = procs
+            .into_iter()
+            .map(|u| {
+                let c = containers.get(&u.pid).cloned().flatten();
+                (u, c)
+            })
+            .collect();
+        let mut groups = by_container(procs);
+        if let Some(n) = top {
+            groups.truncate(n);
+        }
+        let report = FdsByContainer {
+            system,
+            matched,
+            unreadable,
+            containers: groups,
+        };
+        return Ok(Done::new(report).notes(notes));
+    }
     let mut rows = rank(scan.processes, top);
     fill_names(root, &mut rows);
 
@@ -85,8 +114,83 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Done, RunError> {
         reserved,
         sockets_read,
         kinds_read: args.kinds,
+        places: HashMap::new(),
     };
+    let mut report = report;
+    if args.node.all_netns {
+        report.places = places_of(root, &fs_root(args), &report.processes, &mut notes);
+    }
     Ok(Done::new(report).notes(notes))
+}
+
+fn fs_root(args: &FdsArgs) -> std::path::PathBuf {
+    args.node
+        .fs_root
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("/"))
+}
+
+/// The container of each process, from its `/proc/PID/cgroup` (None: not in one). Returns
+/// the notes of metadata that could not be read.
+fn containers_of(
+    root: &str,
+    fs: &std::path::Path,
+    pids: impl IntoIterator<Item = u32>,
+) -> (HashMap<u32, Option<Container>>, Vec<String>) {
+    let mut a = Attributor::new(fs);
+    let found = pids
+        .into_iter()
+        .map(|pid| {
+            let c = std::fs::read_to_string(format!("{root}/{pid}/cgroup"))
+                .ok()
+                .and_then(|text| a.of_cgroup(&text));
+            (pid, c)
+        })
+        .collect();
+    (found, std::mem::take(&mut a.notes))
+}
+
+/// `--all-netns`: the namespace (named as `ip netns` and Docker name it) and container of
+/// each row shown. A process whose namespace cannot be read has no place.
+fn places_of(
+    root: &str,
+    fs: &std::path::Path,
+    rows: &[FdUsage],
+    notes: &mut Vec<String>,
+) -> HashMap<u32, Where> {
+    use std::os::unix::fs::MetadataExt;
+    let found = discover(&Roots {
+        proc: root.into(),
+        fs: fs.to_path_buf(),
+    });
+    let known: HashMap<u64, NetnsRef> = found
+        .namespaces
+        .iter()
+        .map(|e| {
+            let r = NetnsRef {
+                inode: e.inode,
+                name: e.name.clone(),
+                host: e.host,
+            };
+            (e.inode, r)
+        })
+        .collect();
+    let (mut containers, attribution_notes) = containers_of(root, fs, rows.iter().map(|u| u.pid));
+    notes.extend(attribution_notes);
+    rows.iter()
+        .filter_map(|u| {
+            let inode = std::fs::metadata(format!("{root}/{}/ns/net", u.pid))
+                .ok()?
+                .ino();
+            let netns = known.get(&inode).cloned().unwrap_or(NetnsRef {
+                inode,
+                name: None,
+                host: false,
+            });
+            let container = containers.remove(&u.pid).flatten();
+            Some((u.pid, Where { netns, container }))
+        })
+        .collect()
 }
 
 /// Names of the rows shown (the scan skipped them to stay at one stat per process).

@@ -23,7 +23,7 @@ use super::{escape, new_table, percent, write_json_line, write_table};
 use crate::procs::growth::Trend;
 use crate::procs::kinds::FdKind;
 use crate::procs::model::{FdUsage, SystemFds};
-use crate::procs::report::{FdsReport, WatchSample, WatchSummary};
+use crate::procs::report::{FdsByContainer, FdsReport, WatchSample, WatchSummary};
 use crate::report::{Format, Output, Report, SCHEMA_VERSION};
 
 #[derive(Serialize)]
@@ -33,6 +33,11 @@ struct Row<'a> {
     percent_used: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reserved: Option<u64>,
+    /// `--all-netns`: where the process lives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns: Option<&'a crate::scope::NetnsRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'a crate::procs::container::Container>,
 }
 
 /// The share of the soft limit in use: open fds plus reserved slots, as the kernel counts
@@ -62,10 +67,13 @@ impl Serialize for FdsReport {
             .iter()
             .map(|u| {
                 let reserved = self.reserved.get(&u.pid).copied();
+                let place = self.places.get(&u.pid);
                 Row {
                     usage: u,
                     percent_used: used(u, reserved),
                     reserved,
+                    netns: place.map(|p| &p.netns),
+                    container: place.and_then(|p| p.container.as_ref()),
                 }
             })
             .collect();
@@ -134,6 +142,10 @@ pub fn write_fds_table(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
     if r.sockets_read {
         header.push("Sockets");
     }
+    let with_where = !r.places.is_empty();
+    if with_where {
+        header.push("Where");
+    }
     if r.kinds_read {
         header.extend([
             "TCP",
@@ -147,7 +159,9 @@ pub fn write_fds_table(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
             "Other",
         ]);
     }
-    let right: Vec<usize> = (0..header.len()).filter(|&i| i != 1).collect();
+    let right: Vec<usize> = (0..header.len())
+        .filter(|&i| i != 1 && header[i] != "Where")
+        .collect();
     let mut t = new_table(&header, &right);
     for u in &r.processes {
         let reserved = r.reserved.get(&u.pid).copied();
@@ -168,6 +182,9 @@ pub fn write_fds_table(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
         ]);
         if r.sockets_read {
             row.push(opt(u.sockets));
+        }
+        if with_where {
+            row.push(r.places.get(&u.pid).map_or("-".into(), where_label));
         }
         if r.kinds_read {
             for k in FdKind::ALL {
@@ -193,6 +210,64 @@ pub fn write_fds_table(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `NETNS` or `NETNS CONTAINER` (`host`, `ssc-1 podman/web 3f2a9c0d1e4b`).
+fn where_label(w: &crate::scope::Where) -> String {
+    let netns = escape(&w.netns.label());
+    match &w.container {
+        Some(c) => format!("{netns} {}", super::container_label(c)),
+        None => netns,
+    }
+}
+
+impl Report for FdsByContainer {
+    fn json(&self) -> &dyn erased_serde::Serialize {
+        self
+    }
+    fn table(&self, out: &mut dyn Write, _: &Output) -> io::Result<()> {
+        write_by_container_table(out, self)
+    }
+}
+
+/// One row per container, worst first; processes outside containers are `-`.
+pub fn write_by_container_table(out: &mut dyn Write, r: &FdsByContainer) -> io::Result<()> {
+    writeln!(out, "{}", system_line(&r.system))?;
+    let mut t = new_table(
+        &[
+            "Container",
+            "Processes",
+            "FDs",
+            "Worst PID",
+            "Worst name",
+            "Worst FDs",
+            "Soft",
+            "Used",
+        ],
+        &[1, 2, 3, 5, 6, 7],
+    );
+    for g in &r.containers {
+        let w = g.worst.as_ref();
+        t.add_row(vec![
+            g.container
+                .as_ref()
+                .map_or("-".to_string(), super::container_label),
+            g.processes.to_string(),
+            if g.unreadable > 0 {
+                format!("{} ({} unreadable)", g.fds, g.unreadable)
+            } else {
+                g.fds.to_string()
+            },
+            w.map_or("-".into(), |w| w.pid.to_string()),
+            w.map_or("-".into(), |w| escape(&w.name)),
+            opt(w.and_then(|w| w.fds)),
+            w.map_or("-".into(), |w| limit(w.soft_limit)),
+            g.worst_percent_used
+                .map(percent)
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    write_table(out, &t)
 }
 
 /// "12.5s", "3m20s", "5h12m", "3d04h": the time left until a limit.
@@ -474,6 +549,7 @@ mod tests {
             reserved: Default::default(),
             sockets_read: true,
             kinds_read: true,
+            places: Default::default(),
         }
     }
 
