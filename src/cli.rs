@@ -497,9 +497,23 @@ pub struct FdsArgs {
     /// With --watch, stop after N samples instead of waiting for Ctrl-C.
     #[arg(long, value_name = "N", value_parser = parse_count, requires = "watch")]
     pub count: Option<usize>,
+    /// fds are per process, not per namespace: with --all-netns each row also names its
+    /// process's network namespace and container.
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// One row per container: its processes' fds summed, the process closest to its limit
+    /// and how many processes, worst first (processes outside containers make one row).
+    #[arg(long, value_name = "container", conflicts_with = "watch")]
+    pub by: Option<FdsGroup>,
     /// Read processes from this directory instead of /proc (fake trees in tests).
     #[arg(long, value_name = "DIR", default_value = "/proc", hide = true)]
     pub proc_root: String,
+}
+
+/// How `fds` rows are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FdsGroup {
+    Container,
 }
 
 /// A process id: a whole number of 1 or more.
@@ -672,6 +686,10 @@ pub struct CaptureArgs {
     /// cannot exhaust memory. Also caps the flows kept for the list (the summary counts all).
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = parse_count)]
     pub max_flows: usize,
+    /// With --json: indent the document for people (it is compact otherwise: a capture of
+    /// 100,000 flows is tens of megabytes).
+    #[arg(long)]
+    pub pretty: bool,
     /// Print the BPF filter this capture would use (with --port/--host/--full) and exit: hand it to
     /// `tcpdump -w` to record the same packets with another tool.
     #[arg(long)]

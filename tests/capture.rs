@@ -248,12 +248,25 @@ fn make_handshakes(ns: &Netns) -> Vec<TcpStream> {
     })
 }
 
+/// An `{"addr", "port"}` object as `addr:port` (IPv6 in brackets), to compare with.
+fn ep(e: &Value) -> String {
+    let addr = e["addr"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an {{addr, port}} object: {e}"));
+    let port = e["port"].as_u64().unwrap();
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
+}
+
 fn flows_by_port(v: &Value, port: u16) -> Vec<&Value> {
     v["flows"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["server"].as_str().unwrap().ends_with(&format!(":{port}")))
+        .filter(|f| f["server"]["port"] == port)
         .collect()
 }
 
@@ -288,7 +301,7 @@ fn assert_population(v: &Value) {
     assert_eq!(outcomes(&f9002), vec!["refused"; REFUSED_V4 + REFUSED_V6]);
     let v6 = f9002
         .iter()
-        .filter(|f| f["server"].as_str().unwrap().starts_with("[::1]"))
+        .filter(|f| f["server"]["addr"] == "::1")
         .count();
     assert_eq!(v6, REFUSED_V6);
     for f in &f9002 {
@@ -314,7 +327,7 @@ fn assert_population(v: &Value) {
     let dest = |s: &str| {
         summary
             .iter()
-            .find(|d| d["server"] == s)
+            .find(|d| ep(&d["server"]) == s)
             .unwrap_or_else(|| panic!("no summary for {s}: {v:#}"))
     };
     let d = dest("127.0.0.1:9001");
@@ -340,7 +353,7 @@ fn assert_population(v: &Value) {
         .iter()
         .map(|x| {
             let s = |k: &str| x[k].as_str().unwrap().to_string();
-            (s("server"), s("symptom"), s("text"))
+            (ep(&x["server"]), s("symptom"), s("text"))
         })
         .collect();
     let heads: Vec<(&str, &str)> = verdicts
@@ -386,8 +399,8 @@ fn assert_syns_match_tcpdump(v: &Value, lines: &[String]) {
         };
         let pat = format!(
             " {} > {}: Flags [S],",
-            dotted(f["client"].as_str().unwrap()),
-            dotted(f["server"].as_str().unwrap())
+            dotted(&ep(&f["client"])),
+            dotted(&ep(&f["server"]))
         );
         let n = lines.iter().filter(|l| l.contains(&pat)).count() as u64;
         assert_eq!(f["syn_attempts"].as_u64().unwrap(), n, "{pat}");
@@ -913,7 +926,10 @@ fn broken_fixtures_are_handled_without_a_panic() {
     assert_eq!(v["flows"][0]["outcome"], "refused");
     let (v, _) = read_fixture_json("ipv6-extension-headers.pcap");
     assert_eq!(v["flows"][0]["outcome"], "refused");
-    assert_eq!(v["flows"][0]["server"], "[::1]:9002");
+    assert_eq!(
+        v["flows"][0]["server"],
+        serde_json::json!({"addr": "::1", "port": 9002})
+    );
     // A zero-length packet record.
     let (v, _) = read_fixture_json("zero-length-packet.pcap");
     assert_eq!(v["stats"]["undecoded"], 1);
@@ -1228,4 +1244,177 @@ fn count_and_duration_end_a_capture_on_their_own() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["flows"][0]["outcome"], "refused");
     assert_eq!(v["stats"]["tcp_segments"], 2);
+}
+
+/// `--jsonl`: a flow line as each flow ends (a refused one arrives while the capture still
+/// runs), then one summary line; together they are the population, exactly.
+#[test]
+fn jsonl_streams_each_flow_as_it_ends_then_the_summary() {
+    if !support::require_root("jsonl_streams_each_flow_as_it_ends_then_the_summary") {
+        return;
+    }
+    let ns = Netns::new();
+    let mut child = sockscope()
+        .args(["capture", "--netns", &ns.path(), "-i", "lo", "--jsonl"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut banner = String::new();
+    err.read_line(&mut banner).unwrap();
+    assert!(banner.contains("capturing handshakes"), "{banner}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines() {
+            let _ = tx.send(l.unwrap());
+        }
+    });
+    let keep = make_handshakes(&ns);
+    // Streamed: a finished (refused) flow is written before the capture stops.
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lines.iter().any(|l: &String| l.contains("\"refused\"")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no flow line while capturing: {lines:?}");
+        if let Ok(l) = rx.recv_timeout(left) {
+            lines.push(l);
+        }
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the capture ended early"
+    );
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    drop(keep);
+    assert_eq!(status.code(), Some(0));
+    lines.extend(rx.iter());
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let (last, flows) = parsed.split_last().unwrap();
+    assert_eq!(last["type"], "summary", "{last}");
+    assert_eq!(last["schema_version"], 1);
+    assert!(last.get("flows").is_none(), "{last}");
+    for f in flows {
+        assert_eq!(f["type"], "flow", "{f}");
+        assert_eq!(f["schema_version"], 1);
+    }
+    let v = serde_json::json!({
+        "flows": flows,
+        "summary": last["summary"],
+        "verdicts": last["verdicts"],
+        "stats": last["stats"],
+    });
+    assert_population(&v);
+}
+
+/// `--json` is one compact line unless `--pretty`; both hold the same document, with
+/// addresses as `{addr, port}` objects.
+#[test]
+fn json_is_compact_unless_pretty() {
+    let (code, compact, err) = run(&["capture", "-r", &fixture("lo-en10mb.pcap"), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(compact.lines().count(), 1, "{compact}");
+    let (code, pretty, err) = run(&[
+        "capture",
+        "-r",
+        &fixture("lo-en10mb.pcap"),
+        "--json",
+        "--pretty",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(pretty.lines().count() > 100, "{pretty}");
+    let a: Value = serde_json::from_str(&compact).unwrap();
+    let b: Value = serde_json::from_str(&pretty).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a["schema_version"], 1);
+    assert_eq!(
+        a["summary"][0]["server"],
+        serde_json::json!({"addr": "127.0.0.1", "port": 9001})
+    );
+    assert_eq!(a["flows"][0]["client"]["addr"], "127.0.0.1");
+    // -r with --jsonl: the same flows, one per line, then the summary line.
+    let (code, out, err) = run(&["capture", "-r", &fixture("lo-en10mb.pcap"), "--jsonl"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), a["flows"].as_array().unwrap().len() + 1);
+    assert_eq!(lines.last().unwrap()["summary"], a["summary"]);
+}
+
+/// A -w file that cannot be written (/dev/full fails on the flush) no longer loses the
+/// capture: the report is printed, marked partial with the error, and the exit code is 2
+/// (the output path is the user's).
+#[test]
+fn a_failed_write_keeps_the_report_and_exits_2() {
+    if !support::require_root("a_failed_write_keeps_the_report_and_exits_2") {
+        return;
+    }
+    let ns = Netns::new();
+    let (code, out, err) = run(&[
+        "capture",
+        "--netns",
+        &ns.path(),
+        "-i",
+        "lo",
+        "-w",
+        "/dev/full",
+        "--duration",
+        "300ms",
+        "--json",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    assert_eq!(v["stats"]["partial"], true, "{v}");
+    let e = v["stats"]["read_error"].as_str().unwrap();
+    assert!(e.contains("/dev/full"), "{e}");
+    assert!(err.contains("sockscope: cannot write /dev/full"), "{err}");
+    // The table says it too.
+    let (code, out, _) = run(&[
+        "capture",
+        "--netns",
+        &ns.path(),
+        "-i",
+        "lo",
+        "-w",
+        "/dev/full",
+        "--duration",
+        "300ms",
+    ]);
+    assert_eq!(code, 2);
+    assert!(out.contains("Partial: "), "{out}");
+}
+
+/// A device that disappears during a capture (a veth deleted, a container stopped) ends it
+/// with what was captured, marked partial with libpcap's error, exit 3 (the host's doing).
+#[test]
+fn a_device_that_disappears_keeps_the_report_and_exits_3() {
+    if !support::require_root("a_device_that_disappears_keeps_the_report_and_exits_3") {
+        return;
+    }
+    let ns = Netns::new();
+    let link = |args: &[&str]| {
+        let mut all = vec!["-n", ns.name.as_str(), "link"];
+        all.extend_from_slice(args);
+        support::run_ok("ip", &all);
+    };
+    link(&["add", "ssc0", "type", "veth", "peer", "name", "ssc1"]);
+    link(&["set", "ssc0", "up"]);
+    link(&["set", "ssc1", "up"]);
+    let cap = Running::start(&["capture", "--netns", &ns.path(), "-i", "ssc0", "--json"]);
+    link(&["del", "ssc0"]);
+    let (code, out) = cap.wait(Duration::from_secs(20));
+    assert_eq!(code, 3, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["stats"]["partial"], true, "{v}");
+    let e = v["stats"]["read_error"].as_str().unwrap();
+    assert!(e.contains("read packets from ssc0"), "{e}");
 }

@@ -306,7 +306,7 @@ fn watch_estimates_time_to_exhaustion_and_stops_on_sigint() {
             "--watch",
             "--interval",
             "200ms",
-            "--json",
+            "--jsonl",
             "--pid",
             &pid,
         ])
@@ -385,7 +385,7 @@ fn watch_with_kinds_says_a_socket_leak_is_tcp() {
         "200ms",
         "--count",
         &SAMPLES.to_string(),
-        "--json",
+        "--jsonl",
         "--pid",
         &leak.pid.to_string(),
     ]);
@@ -453,6 +453,24 @@ fn watch_with_count_ends_with_a_table_summary() {
     assert_eq!(out.matches("--- sample ").count(), 3, "{out}");
     assert!(out.contains("Watched for "), "{out}");
     assert!(!out.contains("stopped by Ctrl-C"), "{out}");
+
+    // --json: one document at the end, the samples and the summary.
+    let v = run_json(&[
+        "fds",
+        "--watch",
+        "--interval",
+        "100ms",
+        "--count",
+        "3",
+        "--json",
+        "--pid",
+        &std::process::id().to_string(),
+    ]);
+    assert_eq!(v["schema_version"], 1, "{v}");
+    assert_eq!(v["samples"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["samples"][2]["sample"], 3, "{v}");
+    assert_eq!(v["samples"][0]["processes"][0]["pid"], std::process::id());
+    assert_eq!(v["summary"]["samples"], 3, "{v}");
 }
 
 #[test]
@@ -739,6 +757,52 @@ fn fds_of_a_server_blocked_in_accept_add_up() {
         out.contains("\nReserved: fd slots taken but not yet open"),
         "{out}"
     );
+
+    // The watch adds up too: with --kinds, fds is what the kinds sum to and the slot is
+    // reserved (it used to show the kernel's count, one more than the kinds).
+    let (code, out, err) = run(&[
+        "fds",
+        "--watch",
+        "--kinds",
+        "--interval",
+        "100ms",
+        "--count",
+        "2",
+        "--jsonl",
+        "--pid",
+        &pid,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let last: Value = serde_json::from_str(out.lines().nth(1).unwrap()).unwrap();
+    let p = &last["processes"][0];
+    assert_eq!(p["fds"], listed, "{p}");
+    assert_eq!(p["reserved"], 1, "{p}");
+    let sum: u64 = p["kinds"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, listed, "{p}");
+    let (code, out, err) = run(&[
+        "fds",
+        "--watch",
+        "--kinds",
+        "--interval",
+        "100ms",
+        "--count",
+        "1",
+        "--pid",
+        &pid,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.contains("ssc-fds-acc"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[2..6], [listed.to_string().as_str(), "1", "64", &pct]);
     drop(c);
 }
 
@@ -895,4 +959,96 @@ fn grow(args: &[String]) {
         std::mem::forget(listener);
     });
     child::serve(name, &base.to_string(), |_| {});
+}
+
+/// `--all-netns`: each row names its process's namespace (as `ip netns` names it) and, for a
+/// process in a runtime's cgroup, its container (from the runtime's own metadata).
+#[test]
+fn all_netns_rows_name_their_namespace_and_container() {
+    if !support::require_root("all_netns_rows_name_their_namespace_and_container") {
+        return;
+    }
+    let ns = Netns::new();
+    let c = child::spawn_whole(
+        "fds:accept",
+        &["ssc-fds-where".into(), "64".into()],
+        &ns.path(),
+    );
+    let pid = c.pid.to_string();
+    let inode = std::fs::metadata(ns.path()).unwrap().ino();
+    let v = run_json(&["fds", "--all-netns", "--pid", &pid, "--json"]);
+    let p = find(&v, c.pid);
+    assert_eq!(p["netns"]["name"], ns.name.as_str(), "{p}");
+    assert_eq!(p["netns"]["inode"], inode, "{p}");
+    assert_eq!(p["netns"]["host"], false, "{p}");
+    assert!(p.get("container").is_none(), "{p}");
+    let (code, out, err) = run(&["fds", "--all-netns", "--pid", &pid]);
+    assert_eq!(code, 0, "{err}");
+    let row = out.lines().find(|l| l.contains("ssc-fds-where")).unwrap();
+    assert!(row.ends_with(&format!("  {}", ns.name)), "{out}");
+
+    // A process in a cgroup named as Docker's systemd driver names it, with Docker's
+    // metadata under --fs-root.
+    let root = crate::node::FsRoot::new();
+    let id = format!("{:0>64x}", 0xfd5_0000_u64 + std::process::id() as u64);
+    root.write(
+        &format!("var/lib/docker/containers/{id}/config.v2.json"),
+        r#"{"Name":"/fds-web"}"#,
+    );
+    let cg = crate::node::Cgroup::new(&format!("system.slice/docker-{id}.scope"), &ns.path());
+    let holder = cg.holder.id().to_string();
+    let v = run_json(&[
+        "fds",
+        "--all-netns",
+        "--fs-root",
+        root.dir.to_str().unwrap(),
+        "--pid",
+        &holder,
+        "--json",
+    ]);
+    let p = &v["processes"][0];
+    assert_eq!(p["container"]["runtime"], "docker", "{p}");
+    assert_eq!(p["container"]["id"], id.as_str(), "{p}");
+    assert_eq!(p["container"]["name"], "fds-web", "{p}");
+    assert_eq!(p["netns"]["name"], ns.name.as_str(), "{p}");
+    drop(c);
+}
+
+/// `--by container`: a Podman container's fds against its limit, exactly (its one process,
+/// its fd count, the 4096 limit it was given).
+#[test]
+fn by_container_sums_a_podman_containers_fds() {
+    if !support::require_root("by_container_sums_a_podman_containers_fds") {
+        return;
+    }
+    let name = format!("ssc-fds-{}", std::process::id());
+    let ct = crate::node::Podman::run(&name);
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", ct.pid))
+        .unwrap()
+        .count() as u64;
+    let v = run_json(&["fds", "--by", "container", "--all", "--json"]);
+    let g = v["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["container"]["id"] == ct.id.as_str())
+        .unwrap_or_else(|| panic!("no row for {name}: {v}"));
+    assert_eq!(g["container"]["runtime"], "podman", "{g}");
+    assert_eq!(g["container"]["name"], name.as_str(), "{g}");
+    assert_eq!(g["processes"], 1, "{g}");
+    assert_eq!(g["fds"], fds, "{g}");
+    assert_eq!(g["worst"]["pid"], ct.pid, "{g}");
+    assert_eq!(g["worst"]["soft_limit"], 4096, "{g}");
+    assert_eq!(
+        g["worst_percent_used"].as_f64().unwrap(),
+        fds as f64 * 100.0 / 4096.0
+    );
+    let (code, out, err) = run(&["fds", "--by", "container", "--all"]);
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.contains(&format!("podman/{name}")))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[2..5], ["1", &fds.to_string(), &ct.pid.to_string()]);
 }

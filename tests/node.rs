@@ -13,13 +13,13 @@ use crate::support::{require_root, run_json, run_ok, Netns};
 
 /// A scratch tree standing in for `/` (run/docker/netns, the runtimes' metadata), removed
 /// with its mounts on drop.
-struct FsRoot {
-    dir: PathBuf,
+pub(crate) struct FsRoot {
+    pub(crate) dir: PathBuf,
     mounts: Vec<PathBuf>,
 }
 
 impl FsRoot {
-    fn new() -> FsRoot {
+    pub(crate) fn new() -> FsRoot {
         let dir = std::env::temp_dir().join(format!("ssc-node-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("run")).unwrap();
         // `ip netns` names stay where they are: the tree stands in for / as a whole.
@@ -48,7 +48,7 @@ impl FsRoot {
         p
     }
 
-    fn write(&self, rel: &str, body: &str) {
+    pub(crate) fn write(&self, rel: &str, body: &str) {
         let p = self.dir.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, body).unwrap();
@@ -65,15 +65,15 @@ impl Drop for FsRoot {
 }
 
 /// A cgroup v2 directory named as a runtime names it, holding one process of ours.
-struct Cgroup {
+pub(crate) struct Cgroup {
     dir: PathBuf,
-    holder: std::process::Child,
+    pub(crate) holder: std::process::Child,
 }
 
 impl Cgroup {
     /// Starts `sleep` inside the namespace at `netns` and moves it into `rel` under the
     /// cgroup2 mount (hybrid hosts mount it at /sys/fs/cgroup/unified).
-    fn new(rel: &str, netns: &str) -> Cgroup {
+    pub(crate) fn new(rel: &str, netns: &str) -> Cgroup {
         let base = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
             .into_iter()
             .map(Path::new)
@@ -112,8 +112,8 @@ impl Drop for Cgroup {
 /// removed on drop.
 pub(crate) struct Podman {
     pub(crate) name: String,
-    pub pid: u32,
-    pub id: String,
+    pub(crate) pid: u32,
+    pub(crate) id: String,
 }
 
 const IMAGE: &str = "localhost/sockscope-test-busybox:1";

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use pcap::BreakLoop;
 
-use super::model::{CaptureReport, Segment};
+use super::model::{Broke, CaptureReport, Flow, Segment};
 use super::pcapwrite::PcapWriter;
 use super::pipeline::{ts_us, Pipeline};
 use super::source::{open_live, CaptureError, Live, FULL_SNAPLEN, SNAPLEN, TIMEOUT_MS};
@@ -46,6 +46,9 @@ pub struct CaptureSpec {
     pub immediate: bool,
     /// Send (segment, event) pairs to [`Capture::events`] as they happen.
     pub live_events: bool,
+    /// Send each flow to [`Capture::take_flows`] once it finished (in batches, one per
+    /// kernel block) instead of keeping them for the report.
+    pub stream_flows: bool,
     /// Written one byte when the capture ends on its own, so a caller can block on it (with
     /// signals on the same pipe) instead of polling.
     pub notify_end: Option<Arc<UnixStream>>,
@@ -66,6 +69,7 @@ impl Default for CaptureSpec {
             max_flows: DEFAULT_MAX_FLOWS,
             immediate: false,
             live_events: false,
+            stream_flows: false,
             notify_end: None,
         }
     }
@@ -123,6 +127,7 @@ pub struct Capture {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<Result<CaptureReport, CaptureError>>>,
     events: Option<Receiver<LiveEvent>>,
+    flows: Option<Receiver<Vec<Flow>>>,
     /// libpcap link type of the device (DLT_*).
     pub linktype: i32,
 }
@@ -140,13 +145,21 @@ impl Capture {
         } else {
             (None, None)
         };
+        // Unbounded: every finished flow must reach the output; batches keep it to one send
+        // per kernel block.
+        let (flow_tx, flow_rx) = if spec.stream_flows {
+            let (tx, rx) = mpsc::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let thread = {
             let shared = shared.clone();
             thread::Builder::new()
                 .name("sockscope-capture".into())
                 .spawn(move || {
                     let notify = spec.notify_end.clone();
-                    let report = run(spec, &shared, ready_tx, ev_tx);
+                    let report = run(spec, &shared, ready_tx, ev_tx, flow_tx);
                     if let Some(n) = notify {
                         let _ = (&*n).write_all(b"e");
                     }
@@ -162,6 +175,7 @@ impl Capture {
                 shared,
                 thread: Some(thread),
                 events: ev_rx,
+                flows: flow_rx,
                 linktype,
             }),
             Ok(Err(e)) => {
@@ -184,6 +198,13 @@ impl Capture {
         self.events.take()
     }
 
+    /// Takes the receiver of finished flows (when the spec asked to stream them). Batches
+    /// sent before the capture ended arrive before `stop` returns; the flows still in
+    /// progress at the end are in the report.
+    pub fn take_flows(&mut self) -> Option<Receiver<Vec<Flow>>> {
+        self.flows.take()
+    }
+
     /// Live events dropped because the reader fell behind.
     pub fn lost_events(&self) -> u64 {
         self.shared.lost_events.load(Ordering::Relaxed)
@@ -203,7 +224,8 @@ impl Capture {
     }
 
     /// Stops the capture (packets already in the kernel buffer are still read), closes the
-    /// file and returns what was seen.
+    /// file and returns what was seen. A capture that broke off after it started (the device
+    /// failed, the file could not be written) still returns its report, marked partial.
     pub fn stop(mut self) -> Result<CaptureReport, CaptureError> {
         self.shared.request_stop();
         match self.thread.take().map(|t| t.join()) {
@@ -232,6 +254,7 @@ fn run(
     shared: &Arc<Shared>,
     ready: mpsc::Sender<Result<i32, CaptureError>>,
     events: Option<SyncSender<LiveEvent>>,
+    flows: Option<mpsc::Sender<Vec<Flow>>>,
 ) -> Result<CaptureReport, CaptureError> {
     let opened = (|| {
         netns::enter_opt(spec.netns.as_ref())?;
@@ -272,6 +295,17 @@ fn run(
     let _ = ready.send(Ok(linktype));
 
     let mut pipe = Pipeline::new(linktype, spec.max_flows);
+    if flows.is_some() {
+        pipe.stream_flows();
+    }
+    let send_flows = |pipe: &mut Pipeline| {
+        if let Some(tx) = &flows {
+            let done = pipe.take_finished();
+            if !done.is_empty() {
+                let _ = tx.send(done);
+            }
+        }
+    };
     let deadline = spec.duration.map(|d| Instant::now() + d);
     let limit = spec.count.unwrap_or(u64::MAX);
     let mut sink = Sink {
@@ -302,7 +336,9 @@ fn run(
             .unwrap_or(usize::MAX)
             .min(i32::MAX as usize);
         let want = (limit != u64::MAX).then_some(room);
-        match cap.dispatch(want, |p| sink.packet(&mut pipe, &p)) {
+        let read = cap.dispatch(want, |p| sink.packet(&mut pipe, &p));
+        send_flows(&mut pipe);
+        match read {
             Ok(0) => {
                 if let Some(s) = sink.save.as_mut() {
                     let _ = s.flush();
@@ -313,10 +349,13 @@ fn run(
             // done below.
             Err(_) if shared.stopping() || shared.flush_due.load(Ordering::SeqCst) => {}
             Err(e) => {
-                failure = Some(CaptureError::Pcap {
-                    what: "read packets".into(),
-                    msg: e.to_string(),
-                });
+                failure = Some((
+                    Broke::Device,
+                    CaptureError::Pcap {
+                        what: format!("read packets from {}", spec.device),
+                        msg: e.to_string(),
+                    },
+                ));
                 break;
             }
         }
@@ -356,15 +395,20 @@ fn run(
         .map(|s| (s.received as u64, s.dropped as u64, s.if_dropped as u64));
     if let Some(mut s) = sink.save.take() {
         if let Some(e) = sink.write_error.take().or_else(|| s.flush().err()) {
-            failure.get_or_insert(CaptureError::WriteFile {
-                path: spec.write.clone().unwrap_or_default(),
-                msg: e.to_string(),
-            });
+            failure.get_or_insert((
+                Broke::Write,
+                CaptureError::WriteFile {
+                    path: spec.write.clone().unwrap_or_default(),
+                    msg: e.to_string(),
+                },
+            ));
         }
     }
-    if let Some(e) = failure {
-        return Err(e);
+    // What was captured before it broke off is still worth its report (marked partial).
+    if let Some((why, e)) = failure {
+        pipe.broke(why, e.to_string());
     }
+    send_flows(&mut pipe);
     Ok(pipe.finish(kernel))
 }
 

@@ -124,7 +124,9 @@ impl Side {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Flow {
     /// The side that sent the SYN.
+    #[serde(serialize_with = "endpoint")]
     pub client: SocketAddr,
+    #[serde(serialize_with = "endpoint")]
     pub server: SocketAddr,
     pub outcome: Outcome,
     /// SYNs sent: 1 plus retransmissions.
@@ -243,6 +245,7 @@ impl Serialize for SynTimes {
 /// Per-destination counts and handshake RTT percentiles.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DestSummary {
+    #[serde(serialize_with = "endpoint")]
     pub server: SocketAddr,
     /// Connection attempts (flows), not SYN packets.
     pub attempts: u64,
@@ -292,6 +295,29 @@ pub struct CaptureStats {
     pub partial: bool,
     /// That error, when `partial`.
     pub read_error: Option<String>,
+    /// What broke off, when `partial` (it decides the exit code).
+    #[serde(skip)]
+    pub broke: Option<Broke>,
+}
+
+/// What ended a capture early, leaving a partial report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broke {
+    /// The input file is damaged (`-r`): bad input.
+    Input,
+    /// Writing the `-w` file failed (a full disk, a bad path): the user's output.
+    Write,
+    /// Reading packets from the device failed (it went away, libpcap failed).
+    Device,
+}
+
+/// An address in JSON as everywhere in sockscope: `{"addr": "10.0.0.9", "port": 443}`.
+fn endpoint<S: serde::Serializer>(a: &SocketAddr, s: S) -> Result<S::Ok, S::Error> {
+    crate::sockets::model::Endpoint {
+        addr: a.ip(),
+        port: a.port(),
+    }
+    .serialize(s)
 }
 
 /// What the counts of one destination mean, in the words of the symptom table.
@@ -299,6 +325,7 @@ pub struct CaptureStats {
 pub struct Verdict {
     /// The rule that produced it (`V1`…; README "What it means" lists them).
     pub rule: &'static str,
+    #[serde(serialize_with = "endpoint")]
     pub server: SocketAddr,
     /// The symptom id of `sockscope explain` (refused, timed-out, reset).
     pub symptom: &'static str,

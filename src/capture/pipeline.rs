@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::decode::decode;
-use super::model::{CaptureReport, CaptureStats, Segment};
+use super::model::{Broke, CaptureReport, CaptureStats, Flow, Segment};
 use super::tracker::{Event, Tracker};
 
 pub struct Pipeline {
@@ -74,8 +74,28 @@ impl Pipeline {
 
     /// The input broke off (a damaged file): the report will say it is partial, and why.
     pub fn read_error(&mut self, msg: String) {
+        self.broke(Broke::Input, msg);
+    }
+
+    /// The capture broke off (`why`): the report will say it is partial, and why. The first
+    /// cause is kept.
+    pub fn broke(&mut self, why: Broke, msg: String) {
         self.stats.partial = true;
-        self.stats.read_error.get_or_insert(msg);
+        if self.stats.read_error.is_none() {
+            self.stats.read_error = Some(msg);
+            self.stats.broke = Some(why);
+        }
+    }
+
+    /// Hands out each flow as it finishes ([`Pipeline::take_finished`]) instead of keeping
+    /// a list: `--jsonl` writes them as they end, so no cap applies.
+    pub fn stream_flows(&mut self) {
+        self.tracker.stream_flows();
+    }
+
+    /// The flows finished since the last call (streaming mode).
+    pub fn take_finished(&mut self) -> Vec<Flow> {
+        self.tracker.take_finished()
     }
 
     /// Segments between two loopback addresses so far (they crossed the `lo` device).

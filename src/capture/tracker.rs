@@ -180,6 +180,8 @@ pub struct Tracker {
     pub midstream: u64,
     pub evicted: u64,
     pub flows_omitted: u64,
+    /// Finished flows are handed out ([`Tracker::take_finished`]), not kept: no list cap.
+    stream: bool,
 }
 
 /// Everything the tracker learned, once the capture is over.
@@ -204,7 +206,18 @@ impl Tracker {
             midstream: 0,
             evicted: 0,
             flows_omitted: 0,
+            stream: false,
         }
+    }
+
+    /// See [`super::pipeline::Pipeline::stream_flows`].
+    pub fn stream_flows(&mut self) {
+        self.stream = true;
+    }
+
+    /// The flows finished since the last call, in the order they finished.
+    pub fn take_finished(&mut self) -> Vec<Flow> {
+        std::mem::take(&mut self.finished)
     }
 
     /// Flows begun so far (each first SYN of a connection attempt).
@@ -428,7 +441,7 @@ impl Tracker {
         flow.outcome = outcome;
         flow.evicted = evicted;
         self.summary.add(&flow);
-        if self.finished.len() < self.max_flows {
+        if self.stream || self.finished.len() < self.max_flows {
             self.finished.push(flow);
         } else {
             self.flows_omitted += 1;

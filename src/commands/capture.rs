@@ -1,5 +1,5 @@
-//! `sockscope capture`: live (Capture on its own thread, lines as events arrive, report on
-//! stop) or `-r FILE` (the same analysis offline).
+//! `sockscope capture`: live (Capture on its own thread, lines or flows as they happen, report
+//! on stop) or `-r FILE` (the same analysis offline).
 
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -7,58 +7,59 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Outcome, RunError};
+use super::RunError;
 use crate::capture::filter::capture_filter;
+use crate::capture::model::Broke;
 use crate::capture::offline::read_file;
-use crate::capture::{Capture, CaptureSpec};
+use crate::capture::{Capture, CaptureReport, CaptureSpec};
 use crate::cli::CaptureArgs;
 use crate::exit::ExitCode;
-use crate::render::capture::{event_line, progress_line, write_report_json, write_report_table};
+use crate::render::capture::{end_progress, write_banner, write_progress, CapturePrinter};
+use crate::report::Done;
 
-pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
-    let mut outcome = Outcome::ok();
+/// `out` takes what streams (live lines, `--jsonl` flows); the rest is in the `Done`.
+pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Done, RunError> {
     if args.print_filter {
         writeln!(out, "{}", capture_filter(args.full, args.port, args.host))?;
-        return Ok(outcome);
+        return Ok(Done::streamed());
     }
     if args.full && args.write.is_none() {
         return Err(RunError::Input(
             "--full widens what -w writes: give -w FILE (or --print-filter)".into(),
         ));
     }
+    let mut printer = CapturePrinter::new(&args.common.output(), args.pretty);
+    let mut notes = Vec::new();
     let report = match &args.read {
-        Some(path) => {
-            let report = read_file(path, args.port, args.host, args.max_flows)?;
-            // What was read is still shown; a damaged input is bad input all the same.
-            if let Some(e) = &report.stats.read_error {
-                outcome.notes.push(e.clone());
-                outcome.code = ExitCode::Usage;
-            }
-            report
-        }
-        None => live(args, out, &mut outcome)?,
+        Some(path) => read_file(path, args.port, args.host, args.max_flows)?,
+        None => live(args, out, &mut printer, &mut notes)?,
     };
-    if args.common.json {
-        write_report_json(out, &report)?;
-    } else {
-        // The blank line separates the live event lines from the summary; a file has none.
-        if args.read.is_none() {
-            writeln!(out)?;
-        }
-        write_report_table(out, &report)?;
-    }
-    Ok(outcome)
+    // What was captured is still shown; the exit code says why it is partial: a damaged
+    // input file or an unwritable -w file is the user's (2), a failing device the host's (3).
+    let code = match report.stats.broke {
+        None => ExitCode::Ok,
+        Some(Broke::Input | Broke::Write) => ExitCode::Usage,
+        Some(Broke::Device) => ExitCode::Environment,
+    };
+    notes.extend(report.stats.read_error.clone());
+    let report = printer.finish(out, report, args.read.is_none())?;
+    Ok(Done {
+        report,
+        code,
+        notes,
+    })
 }
 
 fn live(
     args: &CaptureArgs,
     out: &mut dyn Write,
-    outcome: &mut Outcome,
-) -> Result<crate::capture::CaptureReport, RunError> {
+    printer: &mut CapturePrinter,
+    notes: &mut Vec<String>,
+) -> Result<CaptureReport, RunError> {
     // Ctrl-C, SIGTERM and SIGHUP (a closed terminal, a `kill -HUP`) end the capture
     // normally: the file is flushed and closed, the report printed, exit 0. A second one
     // exits at once (130), should stopping ever hang.
-    // Without live lines the main thread sleeps on a pipe that a signal or the end of the
+    // Without live output the main thread sleeps on a pipe that a signal or the end of the
     // capture writes to: no periodic wakeups to cost CPU during a long capture.
     let stop = Arc::new(AtomicBool::new(false));
     let (wake_rx, wake_tx) = UnixStream::pair().map_err(RunError::Output)?;
@@ -70,7 +71,7 @@ fn live(
         signal_hook::low_level::pipe::register(sig, wake_tx.try_clone()?)
             .map_err(RunError::Output)?;
     }
-    let lines = !args.common.json;
+    let lines = printer.wants_events();
     let spec = CaptureSpec {
         device: args.interface.clone(),
         port: args.port,
@@ -85,23 +86,24 @@ fn live(
         // Per-packet wakeups only when someone watches the lines on a terminal.
         immediate: lines && std::io::stdout().is_terminal(),
         live_events: lines,
+        stream_flows: printer.streams_flows(),
         notify_end: Some(Arc::new(wake_tx)),
     };
     let mut cap = Capture::start(&spec)?;
     let events = cap.take_events();
+    let flows = cap.take_flows();
     let link = pcap::Linktype(cap.linktype)
         .get_name()
         .unwrap_or_else(|_| cap.linktype.to_string());
-    eprintln!(
-        "sockscope: capturing handshakes on {} ({link}){}; Ctrl-C to stop",
-        crate::render::escape(&spec.device),
-        spec.netns
-            .as_ref()
-            .map(|n| format!(" in network namespace {n}"))
-            .unwrap_or_default()
+    let netns = spec.netns.as_ref().map(|n| n.to_string());
+    let _ = write_banner(
+        &mut std::io::stderr(),
+        &spec.device,
+        &link,
+        netns.as_deref(),
     );
-    // Without live lines, a terminal on stderr gets a progress line once a second.
-    let progress = !lines && std::io::stderr().is_terminal();
+    // Without live output, a terminal on stderr gets a progress line once a second.
+    let progress = events.is_none() && flows.is_none() && std::io::stderr().is_terminal();
     if progress {
         wake_rx
             .set_read_timeout(Some(Duration::from_secs(1)))
@@ -113,17 +115,22 @@ fn live(
         if stop.load(Ordering::SeqCst) || cap.is_finished() {
             break;
         }
-        match &events {
-            Some(rx) => {
-                if let Ok(ev) = rx.recv_timeout(Duration::from_millis(50)) {
-                    writeln!(out, "{}", event_line(&ev.segment, &ev.event))?;
-                    while let Ok(ev) = rx.try_recv() {
-                        writeln!(out, "{}", event_line(&ev.segment, &ev.event))?;
-                    }
-                    out.flush()?;
+        if let Some(rx) = &events {
+            if let Ok(ev) = rx.recv_timeout(Duration::from_millis(50)) {
+                printer.event(out, &ev)?;
+                while let Ok(ev) = rx.try_recv() {
+                    printer.event(out, &ev)?;
                 }
+                out.flush()?;
             }
-            None => match (&wake_rx).read(&mut [0u8; 1]) {
+        } else if let Some(rx) = &flows {
+            // Batches come once per kernel block; a short wait keeps Ctrl-C prompt.
+            if let Ok(batch) = rx.recv_timeout(Duration::from_millis(100)) {
+                printer.flows(out, &batch)?;
+                out.flush()?;
+            }
+        } else {
+            match (&wake_rx).read(&mut [0u8; 1]) {
                 // A signal (the flag is set before the byte is written) or the end.
                 Ok(_) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -134,24 +141,27 @@ fn live(
                     ) =>
                 {
                     let (frames, attempts) = cap.progress();
-                    eprint!("\r{}", progress_line(frames, attempts, started.elapsed()));
+                    let _ = write_progress(&mut std::io::stderr(), frames, attempts, started);
                     progress_shown = true;
                 }
                 Err(e) => return Err(RunError::Output(e)),
-            },
+            }
         }
     }
     if progress_shown {
-        eprintln!();
+        let _ = end_progress(&mut std::io::stderr());
     }
     let lost = cap.lost_events();
     let report = cap.stop()?;
-    // Events the capture thread produced while it drained its buffer.
+    // What the capture thread produced while it drained its buffer.
     for ev in events.iter().flat_map(|rx| rx.try_iter()) {
-        writeln!(out, "{}", event_line(&ev.segment, &ev.event))?;
+        printer.event(out, &ev)?;
+    }
+    for batch in flows.iter().flat_map(|rx| rx.try_iter()) {
+        printer.flows(out, &batch)?;
     }
     if lost > 0 {
-        outcome.notes.push(format!(
+        notes.push(format!(
             "{lost} live lines skipped because the terminal could not keep up (the report counts everything)"
         ));
     }

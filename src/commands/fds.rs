@@ -6,27 +6,33 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{require_pids, unreadable_note, Missing, Outcome, RunError};
-use crate::cli::FdsArgs;
+use super::{require_pids, unreadable_note, Missing, RunError};
+use crate::cli::{FdsArgs, FdsGroup};
 use crate::netns;
+use crate::procs::container::{Attributor, Container};
+use crate::procs::discover::{discover, Roots};
 use crate::procs::fdwalk::WalkError;
 use crate::procs::growth::{growing, rank_trends, Tracker, Trend};
 use crate::procs::kinds::{read_kinds, KindCounts};
 use crate::procs::model::FdUsage;
 use crate::procs::namespaces::spaces_of;
 use crate::procs::procfile::comm;
-use crate::procs::rank::rank;
+use crate::procs::rank::{by_container, rank};
+use crate::procs::report::FdsByContainer;
 use crate::procs::report::{FdsReport, WatchSample, WatchSummary};
 use crate::procs::unreadable::Denied;
 use crate::procs::usage::{
     fd_dir_size, read_system, reserved_slots, scan, stat_size_is_count, ProcSelect,
 };
 use crate::render::fds as view;
+use crate::report::Done;
+use crate::scope::{NetnsRef, Where};
 use crate::sockets::inodes::{index_current_netns, index_netns, ProtoIndex};
 
 const DEFAULT_TOP: usize = 20;
 
-pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
+/// `out` takes the samples of a `--watch` as they come; everything else is in the `Done`.
+pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Done, RunError> {
     let root = args.proc_root.as_str();
     require_pids(root, &args.pids)?;
     let select = ProcSelect {
@@ -46,17 +52,38 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
         return watch(args, root, &select, top, out);
     }
 
-    let mut outcome = Outcome::ok();
+    let mut notes = Vec::new();
     let system = read_system(root)
-        .map_err(|e| {
-            outcome
-                .notes
-                .push(format!("cannot read the system file table: {e}"))
-        })
+        .map_err(|e| notes.push(format!("cannot read the system file table: {e}")))
         .ok();
     let scan = scan(root, &select, false).map_err(RunError::Proc)?;
     let matched = scan.processes.len();
     let mut unreadable = scan.unreadable;
+    if args.by == Some(FdsGroup::Container) {
+        let mut procs = scan.processes;
+        fill_names(root, &mut procs);
+        let (containers, attribution_notes) =
+            containers_of(root, &fs_root(args), procs.iter().map(|u| u.pid));
+        notes.extend(attribution_notes);
+        let procs = procs
+            .into_iter()
+            .map(|u| {
+                let c = containers.get(&u.pid).cloned().flatten();
+                (u, c)
+            })
+            .collect();
+        let mut groups = by_container(procs);
+        if let Some(n) = top {
+            groups.truncate(n);
+        }
+        let report = FdsByContainer {
+            system,
+            matched,
+            unreadable,
+            containers: groups,
+        };
+        return Ok(Done::new(report).notes(notes));
+    }
     let mut rows = rank(scan.processes, top);
     fill_names(root, &mut rows);
 
@@ -66,8 +93,8 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let mut reserved = HashMap::new();
     let mut walk_denied = Vec::new();
     if args.kinds {
-        let (index, notes) = socket_index(root, &rows);
-        outcome.notes.extend(notes);
+        let (index, index_notes) = socket_index(root, &rows);
+        notes.extend(index_notes);
         walk_denied = read_rows(root, &mut rows, Some(&index), &mut reserved);
     } else if sockets_read {
         walk_denied = read_rows(root, &mut rows, None, &mut reserved);
@@ -75,7 +102,7 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
     unreadable += walk_denied.len();
     // Only the rows shown: a process whose namespace could not be read (the host's PID 1
     // under --netns) is not known to be one of them.
-    outcome.notes.extend(unreadable_note(
+    notes.extend(unreadable_note(
         &denied_rows(&rows, &walk_denied),
         Missing::Fds,
     ));
@@ -87,13 +114,83 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
         reserved,
         sockets_read,
         kinds_read: args.kinds,
+        places: HashMap::new(),
     };
-    if args.common.json {
-        view::write_fds_json(out, &report)?;
-    } else {
-        view::write_fds_table(out, &report)?;
+    let mut report = report;
+    if args.node.all_netns {
+        report.places = places_of(root, &fs_root(args), &report.processes, &mut notes);
     }
-    Ok(outcome)
+    Ok(Done::new(report).notes(notes))
+}
+
+fn fs_root(args: &FdsArgs) -> std::path::PathBuf {
+    args.node
+        .fs_root
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("/"))
+}
+
+/// The container of each process, from its `/proc/PID/cgroup` (None: not in one). Returns
+/// the notes of metadata that could not be read.
+fn containers_of(
+    root: &str,
+    fs: &std::path::Path,
+    pids: impl IntoIterator<Item = u32>,
+) -> (HashMap<u32, Option<Container>>, Vec<String>) {
+    let mut a = Attributor::new(fs);
+    let found = pids
+        .into_iter()
+        .map(|pid| {
+            let c = std::fs::read_to_string(format!("{root}/{pid}/cgroup"))
+                .ok()
+                .and_then(|text| a.of_cgroup(&text));
+            (pid, c)
+        })
+        .collect();
+    (found, std::mem::take(&mut a.notes))
+}
+
+/// `--all-netns`: the namespace (named as `ip netns` and Docker name it) and container of
+/// each row shown. A process whose namespace cannot be read has no place.
+fn places_of(
+    root: &str,
+    fs: &std::path::Path,
+    rows: &[FdUsage],
+    notes: &mut Vec<String>,
+) -> HashMap<u32, Where> {
+    use std::os::unix::fs::MetadataExt;
+    let found = discover(&Roots {
+        proc: root.into(),
+        fs: fs.to_path_buf(),
+    });
+    let known: HashMap<u64, NetnsRef> = found
+        .namespaces
+        .iter()
+        .map(|e| {
+            let r = NetnsRef {
+                inode: e.inode,
+                name: e.name.clone(),
+                host: e.host,
+            };
+            (e.inode, r)
+        })
+        .collect();
+    let (mut containers, attribution_notes) = containers_of(root, fs, rows.iter().map(|u| u.pid));
+    notes.extend(attribution_notes);
+    rows.iter()
+        .filter_map(|u| {
+            let inode = std::fs::metadata(format!("{root}/{}/ns/net", u.pid))
+                .ok()?
+                .ino();
+            let netns = known.get(&inode).cloned().unwrap_or(NetnsRef {
+                inode,
+                name: None,
+                host: false,
+            });
+            let container = containers.remove(&u.pid).flatten();
+            Some((u.pid, Where { netns, container }))
+        })
+        .collect()
 }
 
 /// Names of the rows shown (the scan skipped them to stay at one stat per process).
@@ -195,9 +292,10 @@ fn watch_kinds(
         .cloned()
         .collect();
     let (index, mut notes) = socket_index(root, &rows);
-    // A watch ranks by the kernel's count (what the limit sees); the reserved split is not
-    // shown there.
-    let walk_denied = read_rows(root, &mut rows, Some(&index), &mut HashMap::new());
+    // The watch ranked by the kernel's count (what the limit sees); a row read in full
+    // shows its open fds (what the kinds sum to) and its reserved slots apart, as `fds` does.
+    let mut reserved = HashMap::new();
+    let walk_denied = read_rows(root, &mut rows, Some(&index), &mut reserved);
     notes.extend(unreadable_note(
         &denied_rows(&rows, &walk_denied),
         Missing::Fds,
@@ -205,6 +303,8 @@ fn watch_kinds(
     for row in rows {
         if let (Some(kinds), Some(trend)) = (row.kinds, shown.iter_mut().find(|t| t.pid == row.pid))
         {
+            trend.fds = row.fds;
+            trend.reserved = reserved.get(&row.pid).copied();
             tracker.add_kinds(trend, kinds);
         }
     }
@@ -230,7 +330,7 @@ fn watch(
     select: &ProcSelect,
     top: Option<usize>,
     out: &mut dyn Write,
-) -> Result<Outcome, RunError> {
+) -> Result<Done, RunError> {
     // Ctrl-C, SIGTERM and SIGHUP (a closed terminal) end the watch with its summary: a
     // complete report, so exit 0 (README "Exit codes"). A second signal exits at once (130).
     let stop = Arc::new(AtomicBool::new(false));
@@ -248,7 +348,8 @@ fn watch(
     let mut tracker = Tracker::default();
     let mut last;
     let mut samples = 0;
-    let mut outcome = Outcome::ok();
+    let mut notes: Vec<String> = Vec::new();
+    let mut printer = view::WatchPrinter::new(&args.common.output());
     loop {
         let t = start.elapsed().as_secs_f64();
         let scan = scan(root, select, true).map_err(RunError::Proc)?;
@@ -256,10 +357,10 @@ fn watch(
         rank_trends(&mut trends);
         if args.kinds {
             let shown = top.unwrap_or(usize::MAX).min(trends.len());
-            let notes = watch_kinds(root, &scan.processes, &mut tracker, &mut trends[..shown]);
-            for n in notes {
-                if !outcome.notes.contains(&n) {
-                    outcome.notes.push(n);
+            let notes_now = watch_kinds(root, &scan.processes, &mut tracker, &mut trends[..shown]);
+            for n in notes_now {
+                if !notes.contains(&n) {
+                    notes.push(n);
                 }
             }
         }
@@ -276,20 +377,13 @@ fn watch(
                 .cloned()
                 .collect(),
         };
-        if args.common.json {
-            view::write_watch_sample_json(out, &sample)?;
-        } else {
-            view::write_watch_sample_table(out, &sample)?;
-        }
-        out.flush()?;
+        printer.sample(out, sample)?;
         last = trends;
         if args.count.is_some_and(|n| samples >= n) {
             break;
         }
         if !args.pids.is_empty() && matched == 0 {
-            outcome
-                .notes
-                .push("every watched process has exited".to_string());
+            notes.push("every watched process has exited".to_string());
             break;
         }
         // Sleep to the next tick on the watch's own clock (no drift), waking often enough
@@ -317,10 +411,5 @@ fn watch(
         interrupted,
         growing: grew,
     };
-    if args.common.json {
-        view::write_watch_summary_json(out, &summary)?;
-    } else {
-        view::write_watch_summary_table(out, &summary)?;
-    }
-    Ok(outcome)
+    Ok(Done::new(printer.finish(summary)).notes(notes))
 }

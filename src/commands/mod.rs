@@ -51,8 +51,8 @@ pub fn dispatch(
         Command::Doctor(a) => doctor::run(a)?,
         Command::Explain(a) => explain::run(a, out)?.into(),
         Command::Pool(a) => pool::run(a, out)?.into(),
-        Command::Capture(a) => capture::run(a, out)?.into(),
-        Command::Fds(a) => fds::run(a, out)?.into(),
+        Command::Capture(a) => capture::run(a, out)?,
+        Command::Fds(a) => fds::run(a, out)?,
         Command::Exporter(a) => exporter::run(a)?,
         Command::Completions(_) | Command::GenerateMan { .. } => {
             return Err(RunError::Input(

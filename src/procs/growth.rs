@@ -55,7 +55,13 @@ pub struct Tracker {
 pub struct Trend {
     pub pid: u32,
     pub name: String,
+    /// The kernel's count of the fds in use; with `--watch --kinds`, the open fds (what the
+    /// kinds sum to), the slots reserved but not open being in `reserved`.
     pub fds: Option<u64>,
+    /// Fd slots taken but not open (a blocked `accept()` holds one), when the fds were listed
+    /// (`--watch --kinds`): `fds + reserved` is what the soft limit sees.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<u64>,
     pub soft_limit: Option<u64>,
     pub hard_limit: Option<u64>,
     /// fds/s by least squares over the samples so far; `None` before two samples.
@@ -102,6 +108,7 @@ impl Tracker {
                 pid: u.pid,
                 name: u.name.clone(),
                 fds: u.fds,
+                reserved: None,
                 soft_limit: u.soft_limit,
                 hard_limit: u.hard_limit,
                 rate_per_s: r,
@@ -143,18 +150,25 @@ impl Tracker {
     }
 }
 
+impl Trend {
+    /// The fds the soft limit counts: open ones plus reserved slots.
+    pub fn in_use(&self) -> Option<u64> {
+        self.fds.map(|f| f + self.reserved.unwrap_or(0))
+    }
+}
+
 /// Watch order: soonest to hit its limit first, then the rest by use as in `fds`.
 pub fn rank_trends(trends: &mut [Trend]) {
     trends.sort_by(|a, b| {
         let eta = |t: &Trend| t.seconds_to_limit.unwrap_or(f64::INFINITY);
-        let pct = |t: &Trend| match (t.fds, t.soft_limit) {
+        let pct = |t: &Trend| match (t.in_use(), t.soft_limit) {
             (Some(f), Some(s)) if s > 0 => f as f64 / s as f64,
             _ => -1.0,
         };
         eta(a)
             .total_cmp(&eta(b))
             .then_with(|| pct(b).total_cmp(&pct(a)))
-            .then_with(|| b.fds.cmp(&a.fds))
+            .then_with(|| b.in_use().cmp(&a.in_use()))
             .then_with(|| a.pid.cmp(&b.pid))
     });
 }
@@ -264,6 +278,7 @@ mod tests {
             pid,
             name: String::new(),
             fds: Some(fds),
+            reserved: None,
             soft_limit: Some(100),
             hard_limit: None,
             rate_per_s: None,

@@ -4,8 +4,10 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::container::Container;
 use super::growth::Trend;
 use super::model::{FdUsage, SystemFds};
+use crate::scope::Where;
 
 /// One `fds` run.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +27,34 @@ pub struct FdsReport {
     /// Whether the socket column / kinds were read for the rows.
     pub sockets_read: bool,
     pub kinds_read: bool,
+    /// `--all-netns`: each shown row's network namespace and container, by pid.
+    pub places: HashMap<u32, Where>,
+}
+
+/// `fds --by container`: fd use against the limit, per container.
+#[derive(Debug, Clone, Serialize)]
+pub struct FdsByContainer {
+    pub system: Option<SystemFds>,
+    /// Processes matched (all grouped).
+    pub matched: usize,
+    pub unreadable: usize,
+    /// Worst first: by the share of its limit the worst process uses, then by fds.
+    pub containers: Vec<ContainerFds>,
+}
+
+/// One container's processes (or, with `container` null, those outside any container).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerFds {
+    pub container: Option<Container>,
+    pub processes: usize,
+    /// The fds of its readable processes, summed (the kernel's counts).
+    pub fds: u64,
+    /// Of `processes`, those whose fds could not be read.
+    pub unreadable: usize,
+    /// The process closest to its soft limit (the first to meet EMFILE).
+    pub worst: Option<FdUsage>,
+    /// `worst`'s share of its soft limit, in percent.
+    pub worst_percent_used: Option<f64>,
 }
 
 /// One `--watch` sample.

@@ -4,9 +4,13 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
-use super::{new_table, write_json, write_table};
-use crate::capture::model::{CaptureReport, Flow, Outcome, Segment, Side};
+use serde::Serialize;
+
+use super::{new_table, write_json_line, write_table};
+use crate::capture::model::{Broke, CaptureReport, Flow, Outcome, Segment, Side};
 use crate::capture::tracker::Event;
+use crate::capture::LiveEvent;
+use crate::report::{Format, Output, Report, SCHEMA_VERSION};
 
 /// Flows listed in the table before only the problem ones are shown.
 const ALL_FLOWS_UP_TO: usize = 50;
@@ -163,6 +167,26 @@ pub fn progress_line(frames: u64, attempts: u64, elapsed: std::time::Duration) -
     )
 }
 
+/// Rewrites the progress line in place (stderr, a terminal).
+pub fn write_progress(
+    err: &mut dyn Write,
+    frames: u64,
+    attempts: u64,
+    started: std::time::Instant,
+) -> io::Result<()> {
+    write!(
+        err,
+        "\r{}",
+        progress_line(frames, attempts, started.elapsed())
+    )?;
+    err.flush()
+}
+
+/// Ends the progress line so what follows starts on its own line.
+pub fn end_progress(err: &mut dyn Write) -> io::Result<()> {
+    writeln!(err)
+}
+
 pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<()> {
     let show_all = r.flows.len() <= ALL_FLOWS_UP_TO;
     let shown: Vec<&Flow> = r
@@ -280,10 +304,20 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
         )?;
     }
     if let Some(e) = &s.read_error {
-        writeln!(
-            out,
-            "Partial: the input broke off, this is what came before: {e}"
-        )?;
+        match s.broke {
+            Some(Broke::Write) => writeln!(
+                out,
+                "Partial: the -w file is incomplete (the analysis above is not): {e}"
+            )?,
+            Some(Broke::Device) => writeln!(
+                out,
+                "Partial: reading packets failed, this is what came before: {e}"
+            )?,
+            _ => writeln!(
+                out,
+                "Partial: the input broke off, this is what came before: {e}"
+            )?,
+        }
     }
     if s.evicted > 0 || s.flows_omitted > 0 {
         writeln!(
@@ -295,8 +329,185 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
     Ok(())
 }
 
-pub fn write_report_json(out: &mut dyn Write, r: &CaptureReport) -> io::Result<()> {
-    write_json(out, r)
+/// The stderr line that starts a live capture.
+pub fn write_banner(
+    err: &mut dyn Write,
+    device: &str,
+    link: &str,
+    netns: Option<&str>,
+) -> io::Result<()> {
+    writeln!(
+        err,
+        "sockscope: capturing handshakes on {} ({}){}; Ctrl-C to stop",
+        super::escape(device),
+        super::escape(link),
+        netns
+            .map(|n| format!(" in network namespace {}", super::escape(n)))
+            .unwrap_or_default()
+    )
+}
+
+/// Prints a capture in the format chosen, as it goes and at the end:
+/// - table: a line per handshake event while capturing, then the tables;
+/// - `--jsonl`: a `{"type": "flow", …}` line per flow as it ends, then one
+///   `{"type": "summary", "summary", "verdicts", "stats"}` line;
+/// - `--json`: one document at the end, compact unless `--pretty`.
+pub struct CapturePrinter {
+    format: Format,
+    pretty: bool,
+}
+
+impl CapturePrinter {
+    pub fn new(output: &Output, pretty: bool) -> CapturePrinter {
+        CapturePrinter {
+            format: output.format,
+            pretty,
+        }
+    }
+
+    /// Whether a live capture should send its handshake events (the table's live lines).
+    pub fn wants_events(&self) -> bool {
+        self.format == Format::Table
+    }
+
+    /// Whether flows are written as they end (`--jsonl`).
+    pub fn streams_flows(&self) -> bool {
+        self.format == Format::Jsonl
+    }
+
+    pub fn event(&mut self, out: &mut dyn Write, ev: &LiveEvent) -> io::Result<()> {
+        writeln!(out, "{}", event_line(&ev.segment, &ev.event))
+    }
+
+    /// One line per finished flow.
+    pub fn flows(&mut self, out: &mut dyn Write, flows: &[Flow]) -> io::Result<()> {
+        let mut w = io::BufWriter::with_capacity(64 * 1024, &mut *out);
+        for f in flows {
+            serde_json::to_writer(&mut w, &FlowLine::new(f)).map_err(io::Error::from)?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()
+    }
+
+    /// The end of the output. Flows still in the report are written first when they stream;
+    /// the rest is the report `main` prints (None when written here: a compact `--json`
+    /// document, which `report::print` would pretty-print). `live`: event lines came before.
+    pub fn finish(
+        mut self,
+        out: &mut dyn Write,
+        mut report: CaptureReport,
+        live: bool,
+    ) -> io::Result<Option<Box<dyn Report>>> {
+        match self.format {
+            Format::Table => Ok(Some(Box::new(CaptureTable { report, live }))),
+            Format::Jsonl => {
+                let flows = std::mem::take(&mut report.flows);
+                self.flows(out, &flows)?;
+                Ok(Some(Box::new(SummaryLine(report))))
+            }
+            Format::Json if self.pretty => Ok(Some(Box::new(report))),
+            Format::Json => {
+                write_json_line(out, &Versioned::new(&report))?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// `schema_version` first, then the value's fields (as `report::print` does).
+#[derive(Serialize)]
+struct Versioned<'a, T: Serialize> {
+    schema_version: u32,
+    #[serde(flatten)]
+    value: &'a T,
+}
+
+impl<'a, T: Serialize> Versioned<'a, T> {
+    fn new(value: &'a T) -> Self {
+        Versioned {
+            schema_version: SCHEMA_VERSION,
+            value,
+        }
+    }
+}
+
+/// One `--jsonl` flow line.
+#[derive(Serialize)]
+struct FlowLine<'a> {
+    schema_version: u32,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    flow: &'a Flow,
+}
+
+impl<'a> FlowLine<'a> {
+    fn new(flow: &'a Flow) -> Self {
+        FlowLine {
+            schema_version: SCHEMA_VERSION,
+            kind: "flow",
+            flow,
+        }
+    }
+}
+
+impl Report for CaptureReport {
+    fn json(&self) -> &dyn erased_serde::Serialize {
+        self
+    }
+    fn table(&self, out: &mut dyn Write, _: &Output) -> io::Result<()> {
+        write_report_table(out, self)
+    }
+}
+
+/// The tables, after a blank line when live event lines came before them.
+struct CaptureTable {
+    report: CaptureReport,
+    live: bool,
+}
+
+impl Report for CaptureTable {
+    fn json(&self) -> &dyn erased_serde::Serialize {
+        &self.report
+    }
+    fn table(&self, out: &mut dyn Write, _: &Output) -> io::Result<()> {
+        if self.live {
+            writeln!(out)?;
+        }
+        write_report_table(out, &self.report)
+    }
+}
+
+/// The last `--jsonl` line: everything but the flows, which were written as they ended.
+struct SummaryLine(CaptureReport);
+
+impl Serialize for SummaryLine {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            summary: &'a [crate::capture::DestSummary],
+            verdicts: &'a [crate::capture::Verdict],
+            stats: &'a crate::capture::CaptureStats,
+        }
+        Line {
+            kind: "summary",
+            summary: &self.0.summary,
+            verdicts: &self.0.verdicts,
+            stats: &self.0.stats,
+        }
+        .serialize(s)
+    }
+}
+
+impl Report for SummaryLine {
+    fn json(&self) -> &dyn erased_serde::Serialize {
+        self
+    }
+    fn table(&self, out: &mut dyn Write, _: &Output) -> io::Result<()> {
+        write_report_table(out, &self.0)
+    }
 }
 
 #[cfg(test)]

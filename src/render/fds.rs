@@ -7,19 +7,24 @@
 //!   "anon_inode", "device", "other"}}]}`; `fds`, limits and `percent_used` are null when
 //! unreadable or unlimited. `reserved` (rows whose fds were read) counts fd slots taken but not
 //! open, such as the one a blocked `accept()` holds: `fds` is then the open fds (the kinds sum
-//! to it) and `percent_used` is (fds + reserved) / soft_limit, as EMFILE counts. `--watch --json` writes JSON Lines: `{"type": "sample", …WatchSample}` per sample
-//! and a final `{"type": "summary", …WatchSummary}`; with `--kinds` each shown process also has
-//! `kinds` and `kinds_grew` (the kinds that changed since they were first read).
+//! to it) and `percent_used` is (fds + reserved) / soft_limit, as EMFILE counts.
+//!
+//! `--watch --jsonl` streams `{"schema_version", "type": "sample", …WatchSample}` per sample and
+//! ends with `{"schema_version", "type": "summary", …WatchSummary}`; `--watch --json` prints one
+//! document at the end, `{"schema_version", "samples": [WatchSample…], "summary": WatchSummary}`.
+//! With `--kinds` each shown process also has `kinds`, `kinds_grew` (the kinds that changed
+//! since they were first read) and `reserved`, `fds` then being the open fds the kinds sum to.
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{escape, new_table, percent, write_json, write_table};
+use super::{escape, new_table, percent, write_json_line, write_table};
 use crate::procs::growth::Trend;
 use crate::procs::kinds::FdKind;
 use crate::procs::model::{FdUsage, SystemFds};
-use crate::procs::report::{FdsReport, WatchSample, WatchSummary};
+use crate::procs::report::{FdsByContainer, FdsReport, WatchSample, WatchSummary};
+use crate::report::{Format, Output, Report, SCHEMA_VERSION};
 
 #[derive(Serialize)]
 struct Row<'a> {
@@ -28,6 +33,11 @@ struct Row<'a> {
     percent_used: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reserved: Option<u64>,
+    /// `--all-netns`: where the process lives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns: Option<&'a crate::scope::NetnsRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'a crate::procs::container::Container>,
 }
 
 /// The share of the soft limit in use: open fds plus reserved slots, as the kernel counts
@@ -49,28 +59,41 @@ struct Json<'a> {
     processes: Vec<Row<'a>>,
 }
 
-pub fn write_fds_json(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
-    let processes = r
-        .processes
-        .iter()
-        .map(|u| {
-            let reserved = r.reserved.get(&u.pid).copied();
-            Row {
-                usage: u,
-                percent_used: used(u, reserved),
-                reserved,
-            }
-        })
-        .collect();
-    write_json(
-        out,
-        &Json {
-            system: &r.system,
-            matched: r.matched,
-            unreadable: r.unreadable,
+/// The documented schema (module comment): each row with its share of the limit.
+impl Serialize for FdsReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let processes = self
+            .processes
+            .iter()
+            .map(|u| {
+                let reserved = self.reserved.get(&u.pid).copied();
+                let place = self.places.get(&u.pid);
+                Row {
+                    usage: u,
+                    percent_used: used(u, reserved),
+                    reserved,
+                    netns: place.map(|p| &p.netns),
+                    container: place.and_then(|p| p.container.as_ref()),
+                }
+            })
+            .collect();
+        Json {
+            system: &self.system,
+            matched: self.matched,
+            unreadable: self.unreadable,
             processes,
-        },
-    )
+        }
+        .serialize(s)
+    }
+}
+
+impl Report for FdsReport {
+    fn json(&self) -> &dyn erased_serde::Serialize {
+        self
+    }
+    fn table(&self, out: &mut dyn Write, _: &Output) -> io::Result<()> {
+        write_fds_table(out, self)
+    }
 }
 
 /// The system line: how close the host is to ENFILE.
@@ -119,6 +142,10 @@ pub fn write_fds_table(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
     if r.sockets_read {
         header.push("Sockets");
     }
+    let with_where = !r.places.is_empty();
+    if with_where {
+        header.push("Where");
+    }
     if r.kinds_read {
         header.extend([
             "TCP",
@@ -132,7 +159,9 @@ pub fn write_fds_table(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
             "Other",
         ]);
     }
-    let right: Vec<usize> = (0..header.len()).filter(|&i| i != 1).collect();
+    let right: Vec<usize> = (0..header.len())
+        .filter(|&i| i != 1 && header[i] != "Where")
+        .collect();
     let mut t = new_table(&header, &right);
     for u in &r.processes {
         let reserved = r.reserved.get(&u.pid).copied();
@@ -153,6 +182,9 @@ pub fn write_fds_table(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
         ]);
         if r.sockets_read {
             row.push(opt(u.sockets));
+        }
+        if with_where {
+            row.push(r.places.get(&u.pid).map_or("-".into(), where_label));
         }
         if r.kinds_read {
             for k in FdKind::ALL {
@@ -178,6 +210,64 @@ pub fn write_fds_table(out: &mut dyn Write, r: &FdsReport) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `NETNS` or `NETNS CONTAINER` (`host`, `ssc-1 podman/web 3f2a9c0d1e4b`).
+fn where_label(w: &crate::scope::Where) -> String {
+    let netns = escape(&w.netns.label());
+    match &w.container {
+        Some(c) => format!("{netns} {}", super::container_label(c)),
+        None => netns,
+    }
+}
+
+impl Report for FdsByContainer {
+    fn json(&self) -> &dyn erased_serde::Serialize {
+        self
+    }
+    fn table(&self, out: &mut dyn Write, _: &Output) -> io::Result<()> {
+        write_by_container_table(out, self)
+    }
+}
+
+/// One row per container, worst first; processes outside containers are `-`.
+pub fn write_by_container_table(out: &mut dyn Write, r: &FdsByContainer) -> io::Result<()> {
+    writeln!(out, "{}", system_line(&r.system))?;
+    let mut t = new_table(
+        &[
+            "Container",
+            "Processes",
+            "FDs",
+            "Worst PID",
+            "Worst name",
+            "Worst FDs",
+            "Soft",
+            "Used",
+        ],
+        &[1, 2, 3, 5, 6, 7],
+    );
+    for g in &r.containers {
+        let w = g.worst.as_ref();
+        t.add_row(vec![
+            g.container
+                .as_ref()
+                .map_or("-".to_string(), super::container_label),
+            g.processes.to_string(),
+            if g.unreadable > 0 {
+                format!("{} ({} unreadable)", g.fds, g.unreadable)
+            } else {
+                g.fds.to_string()
+            },
+            w.map_or("-".into(), |w| w.pid.to_string()),
+            w.map_or("-".into(), |w| escape(&w.name)),
+            opt(w.and_then(|w| w.fds)),
+            w.map_or("-".into(), |w| limit(w.soft_limit)),
+            g.worst_percent_used
+                .map(percent)
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    write_table(out, &t)
 }
 
 /// "12.5s", "3m20s", "5h12m", "3d04h": the time left until a limit.
@@ -213,26 +303,27 @@ pub fn kinds_grew_cell(grew: &std::collections::BTreeMap<String, i64>) -> String
 
 fn trends_table(out: &mut dyn Write, trends: &[Trend]) -> io::Result<()> {
     let with_kinds = trends.iter().any(|t| t.kinds_grew.is_some());
-    let mut header = vec![
-        "PID",
-        "Name",
-        "FDs",
-        "Soft",
-        "Used",
-        "Growth/s",
-        "Grew",
-        "Soft limit in",
-    ];
+    // As in `fds`: shown only when some row holds one, with a line saying what it is.
+    let any_reserved = trends.iter().any(|t| t.reserved.is_some_and(|n| n > 0));
+    let mut header = vec!["PID", "Name", "FDs"];
+    if any_reserved {
+        header.push("Reserved");
+    }
+    header.extend(["Soft", "Used", "Growth/s", "Grew", "Soft limit in"]);
     if with_kinds {
         header.push("Grew by kind");
     }
-    let mut t = new_table(&header, &[0, 2, 3, 4, 5, 6, 7]);
+    let right: Vec<usize> = (0..header.len())
+        .filter(|&i| i != 1 && header[i] != "Grew by kind")
+        .collect();
+    let mut t = new_table(&header, &right);
     for tr in trends {
-        let used = match (tr.fds, tr.soft_limit) {
+        // The kernel's count (open + reserved): what the limit and the growth rate see.
+        let used = match (tr.in_use(), tr.soft_limit) {
             (Some(f), Some(s)) if s > 0 => percent(f as f64 * 100.0 / s as f64),
             _ => "-".into(),
         };
-        let grew = match (tr.fds, tr.first_fds) {
+        let grew = match (tr.in_use(), tr.first_fds) {
             (Some(now), Some(first)) => format!("{:+}", now as i64 - first as i64),
             _ => "-".into(),
         };
@@ -242,6 +333,11 @@ fn trends_table(out: &mut dyn Write, trends: &[Trend]) -> io::Result<()> {
             tr.fds
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "unreadable".into()),
+        ];
+        if any_reserved {
+            row.push(opt(tr.reserved));
+        }
+        row.extend([
             limit(tr.soft_limit),
             used,
             tr.rate_per_s
@@ -251,7 +347,7 @@ fn trends_table(out: &mut dyn Write, trends: &[Trend]) -> io::Result<()> {
             tr.seconds_to_limit
                 .map(duration)
                 .unwrap_or_else(|| "-".into()),
-        ];
+        ]);
         if with_kinds {
             row.push(
                 tr.kinds_grew
@@ -262,7 +358,15 @@ fn trends_table(out: &mut dyn Write, trends: &[Trend]) -> io::Result<()> {
         }
         t.add_row(row);
     }
-    write_table(out, &t)
+    write_table(out, &t)?;
+    if any_reserved {
+        writeln!(
+            out,
+            "Reserved: fd slots taken but not yet open (a blocked accept() holds one); not in \
+             FDs or the kinds, but the soft limit counts them, so Used and Grew do too."
+        )?;
+    }
+    Ok(())
 }
 
 pub fn write_watch_sample_table(out: &mut dyn Write, s: &WatchSample) -> io::Result<()> {
@@ -276,37 +380,103 @@ pub fn write_watch_sample_table(out: &mut dyn Write, s: &WatchSample) -> io::Res
     writeln!(out)
 }
 
+/// One line of a `--watch --jsonl` stream: `{"schema_version", "type", …value}`.
 #[derive(Serialize)]
 struct Tagged<'a, T: Serialize> {
+    schema_version: u32,
     #[serde(rename = "type")]
     kind: &'static str,
     #[serde(flatten)]
     value: &'a T,
 }
 
-/// One JSON line per sample.
-pub fn write_watch_sample_json(out: &mut dyn Write, s: &WatchSample) -> io::Result<()> {
-    serde_json::to_writer(
-        &mut *out,
-        &Tagged {
-            kind: "sample",
-            value: s,
-        },
-    )
-    .map_err(io::Error::from)?;
-    out.write_all(b"\n")
+fn tagged<'a, T: Serialize>(kind: &'static str, value: &'a T) -> Tagged<'a, T> {
+    Tagged {
+        schema_version: SCHEMA_VERSION,
+        kind,
+        value,
+    }
 }
 
-pub fn write_watch_summary_json(out: &mut dyn Write, s: &WatchSummary) -> io::Result<()> {
-    serde_json::to_writer(
-        &mut *out,
-        &Tagged {
-            kind: "summary",
-            value: s,
-        },
-    )
-    .map_err(io::Error::from)?;
-    out.write_all(b"\n")
+/// Prints a `--watch` as it goes, in the format chosen: a table per sample, or one JSON line
+/// per sample (`--jsonl`); `--json` keeps the samples for one document at the end.
+pub struct WatchPrinter {
+    format: Format,
+    kept: Vec<WatchSample>,
+}
+
+impl WatchPrinter {
+    pub fn new(output: &Output) -> WatchPrinter {
+        WatchPrinter {
+            format: output.format,
+            kept: Vec::new(),
+        }
+    }
+
+    pub fn sample(&mut self, out: &mut dyn Write, s: WatchSample) -> io::Result<()> {
+        match self.format {
+            Format::Table => write_watch_sample_table(out, &s)?,
+            Format::Jsonl => write_json_line(out, &tagged("sample", &s))?,
+            Format::Json => {
+                self.kept.push(s);
+                return Ok(());
+            }
+        }
+        out.flush()
+    }
+
+    /// The report that ends the watch: the summary (the last line with `--jsonl`), or with
+    /// `--json` the one document `{"samples": […], "summary": {…}}`.
+    pub fn finish(self, summary: WatchSummary) -> WatchEnd {
+        WatchEnd {
+            samples: (self.format == Format::Json).then_some(self.kept),
+            summary,
+        }
+    }
+}
+
+/// The end of a watch (see [`WatchPrinter::finish`]).
+pub struct WatchEnd {
+    samples: Option<Vec<WatchSample>>,
+    summary: WatchSummary,
+}
+
+impl Serialize for WatchEnd {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Document<'a> {
+            samples: &'a [WatchSample],
+            summary: &'a WatchSummary,
+        }
+        #[derive(Serialize)]
+        struct Line<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            #[serde(flatten)]
+            value: &'a WatchSummary,
+        }
+        match &self.samples {
+            Some(samples) => Document {
+                samples,
+                summary: &self.summary,
+            }
+            .serialize(s),
+            None => Line {
+                kind: "summary",
+                value: &self.summary,
+            }
+            .serialize(s),
+        }
+    }
+}
+
+impl Report for WatchEnd {
+    fn json(&self) -> &dyn erased_serde::Serialize {
+        self
+    }
+    fn table(&self, out: &mut dyn Write, _: &Output) -> io::Result<()> {
+        write_watch_summary_table(out, &self.summary)
+    }
 }
 
 pub fn write_watch_summary_table(out: &mut dyn Write, s: &WatchSummary) -> io::Result<()> {
@@ -379,6 +549,7 @@ mod tests {
             reserved: Default::default(),
             sockets_read: true,
             kinds_read: true,
+            places: Default::default(),
         }
     }
 
@@ -413,9 +584,7 @@ mod tests {
 
     #[test]
     fn json_has_the_documented_schema() {
-        let mut buf = Vec::new();
-        write_fds_json(&mut buf, &report()).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        let v = serde_json::to_value(report()).unwrap();
         assert_eq!(v["system"]["max"], 1000);
         assert_eq!(v["unreadable"], 1);
         let p = &v["processes"][0];
@@ -462,9 +631,7 @@ mod tests {
             "{s}"
         );
 
-        let mut buf = Vec::new();
-        write_fds_json(&mut buf, &r).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["processes"][0]["reserved"], 1);
         assert_eq!(v["processes"][0]["fds"], 192);
         assert_eq!(v["processes"][0]["percent_used"], 193.0 * 100.0 / 256.0);
@@ -476,6 +643,83 @@ mod tests {
         write_fds_table(&mut buf, &r).unwrap();
         let s = String::from_utf8(buf).unwrap();
         assert!(!s.contains("Reserved"), "{s}");
+    }
+
+    fn jsonl() -> Output {
+        Output {
+            format: Format::Jsonl,
+            color: false,
+        }
+    }
+
+    /// `--jsonl` streams a line per sample (with the schema version); `--json` keeps them for
+    /// one document at the end, `{samples, summary}`.
+    #[test]
+    fn watch_streams_jsonl_and_gathers_json() {
+        let sample = |n| WatchSample {
+            sample: n,
+            elapsed_s: n as f64,
+            system: None,
+            matched: 1,
+            processes: vec![grower(9, "svc", None)],
+        };
+        let summary = || WatchSummary {
+            samples: 2,
+            elapsed_s: 2.0,
+            interrupted: false,
+            growing: vec![],
+        };
+        let mut buf = Vec::new();
+        let mut p = WatchPrinter::new(&jsonl());
+        p.sample(&mut buf, sample(1)).unwrap();
+        p.sample(&mut buf, sample(2)).unwrap();
+        let end = p.finish(summary());
+        crate::report::print(&end, &jsonl(), &mut buf).unwrap();
+        let lines: Vec<serde_json::Value> = String::from_utf8(buf)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1]["type"], "sample");
+        assert_eq!(lines[1]["sample"], 2);
+        assert_eq!(lines[1]["schema_version"], SCHEMA_VERSION);
+        assert_eq!(lines[2]["type"], "summary");
+        assert_eq!(lines[2]["schema_version"], SCHEMA_VERSION);
+
+        let json = Output {
+            format: Format::Json,
+            color: false,
+        };
+        let mut buf = Vec::new();
+        let mut p = WatchPrinter::new(&json);
+        p.sample(&mut buf, sample(1)).unwrap();
+        p.sample(&mut buf, sample(2)).unwrap();
+        assert!(buf.is_empty(), "nothing before the end");
+        crate::report::print(&p.finish(summary()), &json, &mut buf).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["samples"].as_array().unwrap().len(), 2);
+        assert_eq!(v["samples"][1]["processes"][0]["pid"], 9);
+        assert_eq!(v["summary"]["samples"], 2);
+        assert!(v.get("type").is_none());
+    }
+
+    /// `--watch --kinds` of a server blocked in accept(): FDs is what the kinds sum to, the
+    /// reserved slot has its own column, and Used counts it.
+    #[test]
+    fn watch_rows_show_reserved_slots() {
+        let mut tr = grower(9, "srv", Some(BTreeMap::new()));
+        tr.fds = Some(127);
+        tr.reserved = Some(1);
+        let mut buf = Vec::new();
+        trends_table(&mut buf, &[tr]).unwrap();
+        let out = String::from_utf8(buf).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(header[..5], ["PID", "Name", "FDs", "Reserved", "Soft"]);
+        let row: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(row[2..8], ["127", "1", "256", "50%", "8.00", "+88"]);
+        assert!(lines[2].starts_with("Reserved: fd slots taken"), "{out}");
     }
 
     #[test]
@@ -492,6 +736,7 @@ mod tests {
             pid,
             name: name.into(),
             fds: Some(120),
+            reserved: None,
             soft_limit: Some(256),
             hard_limit: Some(4096),
             rate_per_s: Some(8.0),
@@ -530,9 +775,8 @@ mod tests {
                 "17.0s"
             ]
         );
-        let mut buf = Vec::new();
-        write_watch_summary_json(&mut buf, &s).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        let end = WatchPrinter::new(&jsonl()).finish(s);
+        let v = serde_json::to_value(&end).unwrap();
         assert_eq!(v["type"], "summary");
         assert_eq!(v["growing"][0]["seconds_to_limit"], 17.0);
         assert!(v["growing"][0].get("kinds_grew").is_none());

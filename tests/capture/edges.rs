@@ -256,7 +256,7 @@ fn flow(v: &Value, client_port: u16) -> &Value {
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["client"] == format!("10.0.0.5:{client_port}"))
+        .find(|f| f["client"] == serde_json::json!({"addr": "10.0.0.5", "port": client_port}))
         .unwrap_or_else(|| panic!("no flow from port {client_port}: {v:#}"))
 }
 
