@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod cli;
 pub mod commands;
+pub mod counters;
 pub mod doctor;
 pub mod exit;
 pub mod manpages;
@@ -13,4 +14,5 @@ pub mod render;
 pub mod report;
 pub mod scope;
 pub mod sockets;
+pub mod summary;
 pub mod units;

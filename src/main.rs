@@ -122,9 +122,13 @@ fn output_of(cli: &Cli) -> Output {
         Command::Sockets(a) => a.common.output(),
         Command::Listeners(a) => a.common.output(),
         Command::States(a) => a.common.output(),
+        Command::Summary(a) => a.common.output(),
+        Command::Counters(a) => a.common.output(),
         Command::Doctor(a) => a.common.output(),
         Command::Capture(a) => a.common.output(),
         Command::Fds(a) => a.common.output(),
+        Command::Explain(a) => a.output.output(),
+        Command::Pool(a) => a.output.output(),
         _ => Output::table(),
     }
 }
@@ -134,9 +138,11 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<Done, RunError> {
         Command::Sockets(a) => commands::sockets::run(a, out)?.into(),
         Command::Listeners(a) => commands::listeners::run(a, out)?.into(),
         Command::States(a) => commands::states::run(a)?,
+        Command::Summary(a) => commands::summary::run(a)?,
+        Command::Counters(a) => commands::counters::run(a)?,
         Command::Doctor(a) => commands::doctor::run(a, out)?.into(),
-        Command::Explain(a) => commands::explain::run(a, out)?.into(),
-        Command::Pool(a) => commands::pool::run(a, out)?.into(),
+        Command::Explain(a) => commands::explain::run(a)?,
+        Command::Pool(a) => commands::pool::run(a)?,
         Command::Capture(a) => commands::capture::run(a, out)?.into(),
         Command::Fds(a) => commands::fds::run(a, out)?.into(),
         Command::Completions(a) => {

@@ -2,6 +2,7 @@
 //! needs to finish the run (exit code, notes for stderr) and never print on their own.
 
 pub mod capture;
+pub mod counters;
 pub mod doctor;
 pub mod explain;
 pub mod fds;
@@ -9,6 +10,7 @@ pub mod listeners;
 pub mod pool;
 pub mod sockets;
 pub mod states;
+pub mod summary;
 
 use std::io;
 
@@ -58,6 +60,9 @@ pub enum RunError {
     Output(#[from] io::Error),
     #[error(transparent)]
     Doctor(#[from] crate::doctor::error::DoctorError),
+    /// A kernel file that could not be read (`/proc/net/sockstat`…): an environment error.
+    #[error("{0}")]
+    Unreadable(String),
     /// Input that parses but names nothing real (a pid that does not exist).
     #[error("{0}")]
     Input(String),
