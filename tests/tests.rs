@@ -5,11 +5,13 @@ mod support;
 
 mod capture;
 mod cli;
+mod counters;
 mod doctor;
 mod fds;
 mod node;
 mod sockets;
 mod ssfilter;
+mod summary;
 
 /// Entry point of child processes (see `support::child`); a no-op in a normal test run.
 #[test]
