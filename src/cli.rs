@@ -249,6 +249,13 @@ pub enum Command {
     /// Example: sockscope completions bash > /etc/bash_completion.d/sockscope
     #[command(verbatim_doc_comment)]
     Completions(CompletionsArgs),
+    /// Print completion candidates computed at completion time (called by the scripts that
+    /// `completions` prints): `netns` lists the `ip netns` names.
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(value_name = "WHAT")]
+        what: crate::completions::Dynamic,
+    },
     /// Write the man pages to a directory (used to build man/).
     #[command(hide = true)]
     GenerateMan {
@@ -361,7 +368,11 @@ pub struct SocketsArgs {
     /// closing, unconn (UDP; listening on UDP means unconnected, as in ss -lu); case and - or _
     /// do not matter (ss's ESTAB, LISTEN, UNCONN work too); groups: connected, synchronized,
     /// bucket, big, all. Overrides -l and -a.
-    #[arg(long, value_name = "STATE")]
+    #[arg(long, value_name = "STATE", hide_possible_values = true,
+          value_parser = Completing::new(
+              clap::builder::TypedValueParser::try_map(clap::builder::StringValueParser::new(), |s| s.parse::<StateSel>()),
+              crate::completions::state_names,
+          ))]
     pub state: Vec<StateSel>,
     /// Only sockets with this port at either end.
     #[arg(long, value_name = "N")]
@@ -572,7 +583,11 @@ pub struct DoctorArgs {
 pub struct ExplainArgs {
     /// An errno name (ECONNREFUSED…), number (111) or message ("Connection refused"), a
     /// symptom id (time-wait…) or a phrase ("recv-q").
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", hide_possible_values = true,
+          value_parser = Completing::new(
+              clap::builder::StringValueParser::new(),
+              crate::completions::explain_names,
+          ))]
     pub name: String,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -678,6 +693,47 @@ pub enum Shell {
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     pub shell: Shell,
+}
+
+/// Parses like `inner`, and offers `names` to shell completion (kept out of --help with
+/// `hide_possible_values`): a value the list lacks (an alias, a number) still parses.
+#[derive(Clone)]
+pub struct Completing<P> {
+    inner: P,
+    names: fn() -> Vec<&'static str>,
+}
+
+impl<P> Completing<P> {
+    pub fn new(inner: P, names: fn() -> Vec<&'static str>) -> Self {
+        Completing { inner, names }
+    }
+}
+
+impl<P> clap::builder::TypedValueParser for Completing<P>
+where
+    P: clap::builder::TypedValueParser,
+    P::Value: Send + Sync + Clone + 'static,
+{
+    type Value = P::Value;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        self.inner.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            (self.names)()
+                .into_iter()
+                .map(clap::builder::PossibleValue::new),
+        ))
+    }
 }
 
 /// Words that start an ss command line (`sockscope -tlnp`, `sockscope state established`):

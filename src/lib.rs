@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod cli;
 pub mod commands;
+pub mod completions;
 pub mod counters;
 pub mod doctor;
 pub mod exit;

@@ -211,3 +211,20 @@ fn summary_jsonl_is_one_line() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert!(v["tcp"]["memory"]["bytes"].is_u64());
 }
+
+/// `summary --netns <TAB>`: the bash script asks `sockscope __complete netns`, which names a
+/// namespace that exists right now.
+#[test]
+fn netns_completion_names_a_live_namespace() {
+    if !support::require_root("netns_completion_names_a_live_namespace") {
+        return;
+    }
+    let (code, script, err) = run(&["completions", "bash"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(script.contains("sockscope __complete netns"));
+    assert!(script.contains("time-wait"));
+    let ns = Netns::new();
+    let (code, names, err) = run(&["__complete", "netns"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(names.lines().any(|l| l == ns.name), "{names}");
+}
