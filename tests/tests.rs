@@ -7,6 +7,7 @@ mod capture;
 mod cli;
 mod counters;
 mod doctor;
+mod explain;
 mod fds;
 mod node;
 mod sockets;
