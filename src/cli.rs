@@ -71,6 +71,47 @@ pub enum Command {
     ///   sockscope states
     ///   sockscope states --top 3 --netns pid:4242
     States(StatesArgs),
+    #[command(verbatim_doc_comment)]
+    /// The socket totals on one screen: what `ss -s` shows, and the limit each runs into.
+    ///
+    /// Sockets in use per protocol and family (TCP, UDP, UDP-Lite, raw, IP fragments), ss's
+    /// TCP line (total, estab, closed, orphaned, timewait, with ss's formulas), then TIME_WAIT
+    /// against net.ipv4.tcp_max_tw_buckets, orphans against net.ipv4.tcp_max_orphans, TCP and
+    /// UDP buffer memory (pages and bytes) against net.ipv4.tcp_mem / udp_mem, and the host's
+    /// file handles against fs.file-max. It reads the kernel's counters (/proc/net/sockstat,
+    /// sockstat6, snmp), so it costs the same on a host with ten sockets or a million. The
+    /// kernel keeps orphans, allocated TCP sockets and buffer memory for the whole host: those
+    /// are marked (host), and under --netns they are still the host's (as in ss -s).
+    ///
+    /// --states adds every socket per protocol, state and family, from one sock_diag dump
+    /// (time grows with the socket count, like `ss -tuan`).
+    ///
+    /// Examples:
+    ///   sockscope summary
+    ///   sockscope summary --states --netns pid:4242
+    ///   sockscope summary --json | jq .tcp.time_wait
+    Summary(SummaryArgs),
+    #[command(verbatim_doc_comment)]
+    /// The kernel's TCP, UDP and IP counters, as they change now (nstat done right).
+    ///
+    /// Reads /proc/net/netstat, snmp and snmp6 (of the --netns namespace), waits --interval and
+    /// shows what grew: the counters behind the common symptoms first (ListenOverflows,
+    /// ListenDrops, OutRsts, AttemptFails, EstabResets, TCPAbortOn*, RetransSegs, TCPTimeouts,
+    /// TCPSynRetrans, TCPBacklogDrop, TCPRcvQDrop, Udp/Udp6 RcvbufErrors and InErrors…), each
+    /// with what it means and the `sockscope explain` id it points to, then the rest by name.
+    /// Counters that did not move are hidden (-a shows them). --absolute shows the totals
+    /// since the namespace was created (boot, for the host's) instead. Ctrl-C (or SIGTERM,
+    /// SIGHUP) during the interval ends it early with what moved so far (exit 0). Names are
+    /// nstat's (TcpExtListenOverflows); NAME arguments keep the counters whose name contains
+    /// one of them (case does not matter). Gauges (CurrEstab, RtoMin…) are not counters and
+    /// are left out.
+    ///
+    /// Examples:
+    ///   sockscope counters
+    ///   sockscope counters --interval 10s --netns pid:4242
+    ///   sockscope counters --absolute -a ListenOverflows ListenDrops
+    ///   sockscope counters --json | jq '.counters[] | select(.explain == "accept-queue")'
+    Counters(CountersArgs),
     /// Find what is wrong with sockets and fds on this host, or one service, and how to fix it.
     ///
     /// Without a target it checks the whole host (or the --netns namespace): every listener's
@@ -254,6 +295,13 @@ pub enum Command {
     /// Example: sockscope completions bash > /etc/bash_completion.d/sockscope
     #[command(verbatim_doc_comment)]
     Completions(CompletionsArgs),
+    /// Print completion candidates computed at completion time (called by the scripts that
+    /// `completions` prints): `netns` lists the `ip netns` names.
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(value_name = "WHAT")]
+        what: crate::completions::Dynamic,
+    },
     /// Write the man pages to a directory (used to build man/).
     #[command(hide = true)]
     GenerateMan {
@@ -306,6 +354,27 @@ pub struct SnapshotArgs {
 
 impl CommonArgs {
     /// The output format and colour, resolved once against the environment.
+    pub fn output(&self) -> crate::report::Output {
+        crate::report::Output::resolve(self.json, self.jsonl, self.color)
+    }
+}
+
+/// The output flags alone, for subcommands that look at no namespace (explain, pool): the
+/// same spelling and meaning as in [`CommonArgs`].
+#[derive(Debug, Args, Clone, Default)]
+pub struct OutputArgs {
+    /// Print JSON instead of a table (the schema is documented in the README).
+    #[arg(long)]
+    pub json: bool,
+    /// Print JSON Lines: the whole report as one compact JSON object on one line.
+    #[arg(long, conflicts_with = "json")]
+    pub jsonl: bool,
+    /// Colour in tables (severity): auto is on for a terminal unless NO_COLOR is set.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: crate::report::ColorChoice,
+}
+
+impl OutputArgs {
     pub fn output(&self) -> crate::report::Output {
         crate::report::Output::resolve(self.json, self.jsonl, self.color)
     }
@@ -368,7 +437,11 @@ pub struct SocketsArgs {
     /// closing, unconn (UDP; listening on UDP means unconnected, as in ss -lu); case and - or _
     /// do not matter (ss's ESTAB, LISTEN, UNCONN work too); groups: connected, synchronized,
     /// bucket, big, all. Overrides -l and -a.
-    #[arg(long, value_name = "STATE")]
+    #[arg(long, value_name = "STATE", hide_possible_values = true,
+          value_parser = Completing::new(
+              clap::builder::TypedValueParser::try_map(clap::builder::StringValueParser::new(), |s| s.parse::<StateSel>()),
+              crate::completions::state_names,
+          ))]
     pub state: Vec<StateSel>,
     /// Only sockets with this port at either end.
     #[arg(long, value_name = "N")]
@@ -437,6 +510,34 @@ pub struct StatesArgs {
         requires = "all_netns"
     )]
     pub by: GroupBy,
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Also count every TCP and UDP socket per state and family (one sock_diag dump).
+    #[arg(long)]
+    pub states: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CountersArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// How long to watch the counters: 1s, 500ms, 1m (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::units::parse_positive_duration)]
+    pub interval: std::time::Duration,
+    /// Show the totals since the namespace was created (the host's: since boot) instead of
+    /// what moved during --interval.
+    #[arg(long, conflicts_with = "interval")]
+    pub absolute: bool,
+    /// Show counters that are zero (did not move) too.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only counters whose nstat name contains one of these (ListenOverflows, Udp6, Tcp…).
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
 }
 
 /// The node view: every network namespace at once.
@@ -594,11 +695,14 @@ pub struct ExporterArgs {
 pub struct ExplainArgs {
     /// An errno name (ECONNREFUSED…), number (111) or message ("Connection refused"), a
     /// symptom id (time-wait…) or a phrase ("recv-q").
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", hide_possible_values = true,
+          value_parser = Completing::new(
+              clap::builder::StringValueParser::new(),
+              crate::completions::explain_names,
+          ))]
     pub name: String,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -621,9 +725,8 @@ pub struct PoolArgs {
     /// Round-trip time to the upstream, to price a new connection (TCP + TLS 1.3).
     #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_positive_duration)]
     pub rtt: Option<std::time::Duration>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// A rate of more than zero (`--qps`), with an error that says so for 0, -5 or "lots".
@@ -708,6 +811,47 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
+/// Parses like `inner`, and offers `names` to shell completion (kept out of --help with
+/// `hide_possible_values`): a value the list lacks (an alias, a number) still parses.
+#[derive(Clone)]
+pub struct Completing<P> {
+    inner: P,
+    names: fn() -> Vec<&'static str>,
+}
+
+impl<P> Completing<P> {
+    pub fn new(inner: P, names: fn() -> Vec<&'static str>) -> Self {
+        Completing { inner, names }
+    }
+}
+
+impl<P> clap::builder::TypedValueParser for Completing<P>
+where
+    P: clap::builder::TypedValueParser,
+    P::Value: Send + Sync + Clone + 'static,
+{
+    type Value = P::Value;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        self.inner.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            (self.names)()
+                .into_iter()
+                .map(clap::builder::PossibleValue::new),
+        ))
+    }
+}
+
 /// Words that start an ss command line (`sockscope -tlnp`, `sockscope state established`):
 /// given where a subcommand belongs, they mean `sockscope sockets …`.
 pub fn looks_like_ss(first: &str) -> bool {
@@ -754,7 +898,7 @@ pub fn ss_flag_hint(flag: &str, subcommand: &str) -> Option<String> {
         "-w" | "--raw" => "listing raw sockets is not available yet: sockscope sockets lists \
                            TCP (-t) and UDP (-u)"
             .to_string(),
-        "-s" | "--summary" => "for counts per state, type `sockscope states`".to_string(),
+        "-s" | "--summary" => "for ss -s, type `sockscope summary`".to_string(),
         "-r" | "--resolve" => {
             "sockscope never resolves names: addresses and ports are always numeric".to_string()
         }

@@ -4,6 +4,8 @@
 pub mod capture;
 pub mod cli;
 pub mod commands;
+pub mod completions;
+pub mod counters;
 pub mod doctor;
 pub mod exit;
 pub mod exporter;
@@ -15,4 +17,5 @@ pub mod render;
 pub mod report;
 pub mod scope;
 pub mod sockets;
+pub mod summary;
 pub mod units;

@@ -4,8 +4,8 @@ use std::ffi::OsString;
 use std::io::{self, BufWriter, Write};
 use std::process;
 
-use clap::{CommandFactory, Parser};
-use sockscope::cli::{looks_like_ss, ss_flag_hint, Cli, Command, Shell};
+use clap::Parser;
+use sockscope::cli::{looks_like_ss, ss_flag_hint, Cli, Command};
 use sockscope::commands::{self, RunError};
 use sockscope::exit::ExitCode;
 use sockscope::report::{self, Done};
@@ -124,12 +124,11 @@ fn one_line(text: &str) -> String {
 fn run(cli: &Cli, out: &mut dyn Write) -> Result<Done, RunError> {
     Ok(match &cli.command {
         Command::Completions(a) => {
-            let shell = match a.shell {
-                Shell::Bash => clap_complete::Shell::Bash,
-                Shell::Zsh => clap_complete::Shell::Zsh,
-                Shell::Fish => clap_complete::Shell::Fish,
-            };
-            clap_complete::generate(shell, &mut Cli::command(), "sockscope", out);
+            sockscope::completions::write(a.shell, out).map_err(RunError::Output)?;
+            Done::streamed()
+        }
+        Command::Complete { what } => {
+            sockscope::completions::write_dynamic(*what, out).map_err(RunError::Output)?;
             Done::streamed()
         }
         Command::GenerateMan { dir } => {

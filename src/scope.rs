@@ -128,22 +128,43 @@ where
                 place: places[i].clone(),
                 value,
             }),
-            Err(crate::commands::RunError::Netns(e)) if vanished(&e) => notes.push(format!(
-                "network namespace {} went away during the scan; skipped",
-                places[i].netns.label()
-            )),
+            Err(crate::commands::RunError::Netns(e)) if vanished(&e, &entries[i].path) => notes
+                .push(format!(
+                    "network namespace {} went away during the scan; skipped",
+                    places[i].netns.label()
+                )),
             Err(e) => return Err(e),
         }
     }
     Ok(NodeRun { found, notes })
 }
 
-/// A namespace (or the process holding it) that no longer exists.
-fn vanished(e: &NetnsError) -> bool {
-    matches!(
-        e,
-        NetnsError::NotFound { .. } | NetnsError::NoProcess { .. }
-    ) || matches!(e, NetnsError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOENT))
+/// A namespace (or the process holding it) that no longer exists. Between discovery and
+/// setns a process can exit (its `ns/net` then answers EACCES while it is a zombie, ENOENT
+/// after) and `ip netns del` can unmount a name (the file left behind is no namespace:
+/// EINVAL): each is a namespace that went away, not a privilege or input problem.
+fn vanished(e: &NetnsError, path: &std::path::Path) -> bool {
+    match e {
+        NetnsError::NotFound { .. } | NetnsError::NoProcess { .. } => true,
+        NetnsError::Io { source, .. } => source.raw_os_error() == Some(libc::ENOENT),
+        NetnsError::NotNetns { .. } => !crate::procs::discover::is_nsfs(path),
+        NetnsError::DeniedToRoot { .. } | NetnsError::Permission { .. } => process_gone(path),
+    }
+}
+
+/// For a `PROC/PID/ns/net` path: the process no longer exists or is a zombie.
+fn process_gone(ns_path: &std::path::Path) -> bool {
+    let Some(pid_dir) = ns_path.parent().and_then(|p| p.parent()) else {
+        return false;
+    };
+    match std::fs::read_to_string(pid_dir.join("stat")) {
+        // The state follows the name, which is in parentheses and may hold anything.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
 }
 
 /// The namespace's name and the container its processes belong to: the one holding most of
@@ -184,4 +205,40 @@ pub fn live_roots(fs_root: Option<&PathBuf>) -> Roots {
         r.fs = fs.clone();
     }
     r
+}
+
+#[cfg(test)]
+mod vanish_tests {
+    use super::*;
+
+    /// What a namespace that went away between discovery and setns looks like, told apart
+    /// from a real refusal.
+    #[test]
+    fn a_namespace_gone_mid_scan_is_told_from_a_refusal() {
+        let me = std::path::PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
+        let gone = std::path::PathBuf::from(format!("/proc/{}/ns/net", u32::MAX - 1));
+        let denied = |p: &std::path::Path| NetnsError::DeniedToRoot {
+            spec: p.display().to_string(),
+            path: p.display().to_string(),
+        };
+        assert!(vanished(&denied(&gone), &gone), "an exited process");
+        assert!(
+            !vanished(&denied(&me), &me),
+            "a live process refusing is a refusal"
+        );
+        // `ip netns del` leaves a plain file behind: setns answers EINVAL.
+        let file = std::env::temp_dir().join(format!("ssc-not-netns-{}", std::process::id()));
+        std::fs::write(&file, b"").unwrap();
+        let not = NetnsError::NotNetns {
+            path: file.display().to_string(),
+        };
+        assert!(vanished(&not, &file));
+        let _ = std::fs::remove_file(&file);
+        assert!(!vanished(
+            &NetnsError::NotNetns {
+                path: me.display().to_string()
+            },
+            &me
+        ));
+    }
 }

@@ -435,7 +435,7 @@ fn ss_mistakes_get_the_sockscope_spelling() {
             &["sockets", "-tw"],
             "listing raw sockets is not available yet",
         ),
-        (&["sockets", "-s"], "sockscope states"),
+        (&["sockets", "-s"], "sockscope summary"),
         (&["-tanH"], "--json"),
         (&["sockets", "-N", "x"], "--netns"),
         (&["listeners", "-tlnpa"], "sockscope sockets -a"),

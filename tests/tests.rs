@@ -5,13 +5,16 @@ mod support;
 
 mod capture;
 mod cli;
+mod counters;
 mod doctor;
+mod explain;
 mod exporter;
 mod fds;
 mod node;
 mod snapshot;
 mod sockets;
 mod ssfilter;
+mod summary;
 
 /// Entry point of child processes (see `support::child`); a no-op in a normal test run.
 #[test]

@@ -1,15 +1,13 @@
 //! `sockscope explain NAME`: one row of the doctor's table.
 
-use std::io::Write;
-
-use super::{Outcome, RunError};
+use super::RunError;
 use crate::cli::ExplainArgs;
 use crate::doctor::errnos::message;
 use crate::doctor::error::DoctorError;
 use crate::doctor::table::{closest, covered_errnos, lookup};
-use crate::render::doctor::{write_row_json, write_row_text};
+use crate::report::Done;
 
-pub fn run(args: &ExplainArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
+pub fn run(args: &ExplainArgs) -> Result<Done, RunError> {
     let Some(row) = lookup(&args.name) else {
         // A number is an errno: the closest names by spelling would mean nothing.
         let closest = match args.name.trim().parse::<i32>() {
@@ -41,10 +39,5 @@ pub fn run(args: &ExplainArgs, out: &mut dyn Write) -> Result<Outcome, RunError>
         }
         .into());
     };
-    if args.json {
-        write_row_json(out, row)?;
-    } else {
-        write_row_text(out, row)?;
-    }
-    Ok(Outcome::ok())
+    Ok(Done::new(*row))
 }

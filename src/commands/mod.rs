@@ -2,6 +2,7 @@
 //! needs to finish the run (exit code, notes for stderr) and never print on their own.
 
 pub mod capture;
+pub mod counters;
 pub mod doctor;
 pub mod explain;
 pub mod exporter;
@@ -11,6 +12,7 @@ pub mod pool;
 pub mod snapshot;
 pub mod sockets;
 pub mod states;
+pub mod summary;
 
 use std::io;
 
@@ -28,9 +30,13 @@ pub fn output_of(cli: &crate::cli::Cli) -> crate::report::Output {
         Command::Sockets(a) => a.common.output(),
         Command::Listeners(a) => a.common.output(),
         Command::States(a) => a.common.output(),
+        Command::Summary(a) => a.common.output(),
+        Command::Counters(a) => a.common.output(),
         Command::Doctor(a) => a.common.output(),
         Command::Capture(a) => a.common.output(),
         Command::Fds(a) => a.common.output(),
+        Command::Explain(a) => a.output.output(),
+        Command::Pool(a) => a.output.output(),
         _ => crate::report::Output::table(),
     }
 }
@@ -48,13 +54,15 @@ pub fn dispatch(
         Command::Sockets(a) => sockets::run(a, out)?.into(),
         Command::Listeners(a) => listeners::run(a, out)?.into(),
         Command::States(a) => states::run(a)?,
+        Command::Summary(a) => summary::run(a)?,
+        Command::Counters(a) => counters::run(a)?,
         Command::Doctor(a) => doctor::run(a)?,
-        Command::Explain(a) => explain::run(a, out)?.into(),
-        Command::Pool(a) => pool::run(a, out)?.into(),
+        Command::Explain(a) => explain::run(a)?,
+        Command::Pool(a) => pool::run(a)?,
         Command::Capture(a) => capture::run(a, out)?,
         Command::Fds(a) => fds::run(a, out)?,
         Command::Exporter(a) => exporter::run(a)?,
-        Command::Completions(_) | Command::GenerateMan { .. } => {
+        Command::Completions(_) | Command::Complete { .. } | Command::GenerateMan { .. } => {
             return Err(RunError::Input(
                 "completions and man pages are written by the binary itself".into(),
             ))
@@ -101,6 +109,9 @@ pub enum RunError {
     Output(#[from] io::Error),
     #[error(transparent)]
     Doctor(#[from] crate::doctor::error::DoctorError),
+    /// A kernel file that could not be read (`/proc/net/sockstat`…): an environment error.
+    #[error("{0}")]
+    Unreadable(String),
     /// Input that parses but names nothing real (a pid that does not exist).
     #[error("{0}")]
     Input(String),

@@ -1,14 +1,12 @@
 //! `sockscope pool`: pool size by Little's law against the fd limit.
 
-use std::io::Write;
-
-use super::{Outcome, RunError};
+use super::RunError;
 use crate::cli::PoolArgs;
 use crate::doctor::pool::{plan, PoolInput};
 use crate::exit::ExitCode;
-use crate::render::doctor::{write_json, write_pool_table};
+use crate::report::Done;
 
-pub fn run(args: &PoolArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
+pub fn run(args: &PoolArgs) -> Result<Done, RunError> {
     let (fd_limit, fd_limit_source) = match args.fd_limit {
         Some(n) => (n as u64, "--fd-limit"),
         None => (soft_nofile(), "soft RLIMIT_NOFILE of this shell"),
@@ -23,16 +21,12 @@ pub fn run(args: &PoolArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
         rtt: args.rtt,
     })
     .map_err(|e| RunError::Input(e.to_string()))?;
-    if args.json {
-        write_json(out, &p)?;
+    let code = if p.fits {
+        ExitCode::Ok
     } else {
-        write_pool_table(out, &p)?;
-    }
-    let mut o = Outcome::ok();
-    if !p.fits {
-        o.code = ExitCode::Problems;
-    }
-    Ok(o)
+        ExitCode::Problems
+    };
+    Ok(Done::new(p).code(code))
 }
 
 fn soft_nofile() -> u64 {

@@ -152,7 +152,8 @@ fn named(dir: &Path, prefix: &str, host_ino: Option<u64>, found: &mut BTreeMap<u
     }
 }
 
-fn is_nsfs(path: &Path) -> bool {
+/// Whether `path` is a mounted namespace file (nsfs), as a live namespace's is.
+pub fn is_nsfs(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return false;

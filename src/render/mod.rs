@@ -4,11 +4,15 @@
 
 pub mod capture;
 pub mod columns;
+pub mod counters;
 pub mod doctor;
+pub mod explain;
 pub mod fds;
 pub mod listeners;
+pub mod pool;
 pub mod sockets;
 pub mod states;
+pub mod summary;
 
 use std::io::{self, Write};
 use std::net::IpAddr;

@@ -1,0 +1,63 @@
+//! `sockscope counters`: what the kernel's TCP/UDP/IP counters did over an interval (or since
+//! the namespace began).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::RunError;
+use crate::cli::CountersArgs;
+use crate::counters::{delta, read_all, select, CounterReport, Pick};
+use crate::netns;
+use crate::report::Done;
+
+pub fn run(args: &CountersArgs) -> Result<Done, RunError> {
+    netns::enter_opt(args.common.netns.as_ref())?;
+    let read = || {
+        read_all().map_err(|e| {
+            RunError::Unreadable(format!("cannot read /proc/net/netstat or snmp: {e}"))
+        })
+    };
+    let pick = Pick {
+        zeros: args.all,
+        names: args.names.clone(),
+    };
+    if args.absolute {
+        return Ok(Done::new(CounterReport {
+            mode: "absolute",
+            interval_us: None,
+            interrupted: false,
+            counters: select(&read()?, &pick),
+        }));
+    }
+    // Ctrl-C, SIGTERM and SIGHUP end the interval early with what moved so far: a complete
+    // report, so exit 0. A second signal exits at once (130).
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+            .map_err(RunError::Output)?;
+    }
+    let before = read()?;
+    let start = Instant::now();
+    let _ = crate::render::counters::write_banner(&mut std::io::stderr(), args.interval);
+    while !stop.load(Ordering::Relaxed) {
+        let left = args.interval.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+    let after = read()?;
+    let elapsed = start.elapsed();
+    Ok(Done::new(CounterReport {
+        mode: "delta",
+        interval_us: Some(elapsed.as_micros() as u64),
+        interrupted: stop.load(Ordering::Relaxed),
+        counters: select(&delta(&before, &after), &pick),
+    }))
+}

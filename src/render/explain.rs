@@ -1,0 +1,15 @@
+//! The `explain` report: one row of the doctor's table (its words are in `render::doctor`).
+
+use std::io::{self, Write};
+
+use crate::doctor::table::Row;
+use crate::report::{Output, Report};
+
+impl Report for Row {
+    fn json(&self) -> &dyn erased_serde::Serialize {
+        self
+    }
+    fn table(&self, out: &mut dyn Write, _: &Output) -> io::Result<()> {
+        super::doctor::write_row_text(out, self)
+    }
+}
