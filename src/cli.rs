@@ -264,6 +264,8 @@ pub struct SocketsArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
     pub family: FamilyArgs,
     /// Listening sockets only, as in ss: TCP in LISTEN and unconnected (bound) UDP sockets.
     #[arg(short = 'l', long, conflicts_with = "all")]
@@ -318,10 +320,10 @@ pub struct SocketsArgs {
     pub dst: Option<Cidr>,
     /// Only sockets held by this process; repeat for several. Implies -p. Without --netns,
     /// read in the process's own network namespace.
-    #[arg(long = "pid", value_name = "PID", value_parser = parse_pid)]
+    #[arg(long = "pid", value_name = "PID", value_parser = parse_pid, conflicts_with = "all_netns")]
     pub pids: Vec<u32>,
     /// Only sockets held by processes whose name (/proc/PID/comm) contains SUBSTR. Implies -p.
-    #[arg(long, value_name = "SUBSTR")]
+    #[arg(long, value_name = "SUBSTR", conflicts_with = "all_netns")]
     pub name: Option<String>,
     /// ss's filter: `state established '( dport = :443 or sport = :443 )' dst 10.0.0.0/8`.
     /// State clauses come first and override -l/-a; the expression is ANDed with the other
@@ -334,6 +336,8 @@ pub struct SocketsArgs {
 pub struct ListenersArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub node: NodeArgs,
     #[command(flatten)]
     pub family: FamilyArgs,
     /// Accepted for ss habits (listeners are the listening sockets).

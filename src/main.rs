@@ -131,8 +131,8 @@ fn output_of(cli: &Cli) -> Output {
 
 fn run(cli: &Cli, out: &mut dyn Write) -> Result<Done, RunError> {
     Ok(match &cli.command {
-        Command::Sockets(a) => commands::sockets::run(a, out)?.into(),
-        Command::Listeners(a) => commands::listeners::run(a, out)?.into(),
+        Command::Sockets(a) => commands::sockets::run(a, out, &output_of(cli))?,
+        Command::Listeners(a) => commands::listeners::run(a, out, &output_of(cli))?,
         Command::States(a) => commands::states::run(a)?,
         Command::Doctor(a) => commands::doctor::run(a, out)?.into(),
         Command::Explain(a) => commands::explain::run(a, out)?.into(),

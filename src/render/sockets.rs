@@ -1,10 +1,10 @@
 //! The `sockets` table and JSON.
 
-use std::io::{self, Write};
-
-use super::columns::write_columns;
-use super::{escape, socket_endpoint};
+use super::{container_label, escape, socket_endpoint};
+use crate::report::{Column, Rows};
+use crate::scope::Where;
 use crate::sockets::model::{ProcessRef, Socket, Timer};
+use crate::sockets::placed::{Owner, Placed};
 
 pub struct SocketsView {
     pub processes: bool,
@@ -14,85 +14,77 @@ pub struct SocketsView {
     pub extended: bool,
     /// The timer column (`-o`); `-i` shows it already.
     pub timer: bool,
+    /// Netns and Container columns (`--all-netns`).
+    pub place: bool,
+    /// The address families dumped (4, 6): how wide an endpoint can get.
+    pub families: Vec<u8>,
 }
 
-/// JSON: an array of socket objects, one per line.
-pub fn write_sockets_json(out: &mut dyn Write, sockets: &[Socket]) -> io::Result<()> {
-    let mut array = JsonArray::default();
-    for s in sockets {
-        array.push(out, s)?;
-    }
-    array.finish(out)
-}
-
-/// A JSON array written one element at a time, so a listing can go out as the kernel hands
-/// sockets over instead of being collected first.
-#[derive(Default)]
-pub struct JsonArray {
-    len: usize,
-}
-
-impl JsonArray {
-    pub fn push(&mut self, out: &mut dyn Write, s: &Socket) -> io::Result<()> {
-        out.write_all(if self.len == 0 { b"[\n  " } else { b",\n  " })?;
-        self.len += 1;
-        serde_json::to_writer(&mut *out, s).map_err(io::Error::from)
-    }
-
-    pub fn finish(self, out: &mut dyn Write) -> io::Result<()> {
-        out.write_all(if self.len == 0 { b"[]\n" } else { b"\n]\n" })
+/// The widest endpoint of a family as printed: `255.255.255.255:65535`, or eight full IPv6
+/// groups in brackets with a port.
+pub fn widest_endpoint(families: &[u8]) -> usize {
+    if families.contains(&6) {
+        47
+    } else {
+        21
     }
 }
 
-pub fn write_sockets_table(
-    out: &mut dyn Write,
-    sockets: &[Socket],
-    view: &SocketsView,
-) -> io::Result<()> {
-    let mut header = vec!["Proto", "State", "Recv-Q", "Send-Q", "Local", "Peer"];
-    if view.processes {
-        header.push("Process");
-    }
-    let timer_alone = view.timer && !view.info;
-    if timer_alone {
-        header.push("Timer");
-    }
-    if view.extended {
-        header.extend(["Uid", "Inode"]);
-    }
-    if view.info {
-        header.extend([
-            "RTT ms",
-            "RTTvar",
-            "Retrans",
-            "Cwnd",
-            "Unacked",
-            "Lost",
-            "LastSnd ms",
-            "LastRcv ms",
-            "Timer",
+impl Rows for SocketsView {
+    type Record<'r> = Placed<'r, Socket>;
+
+    fn columns(&self) -> Vec<Column> {
+        let mut c = Vec::new();
+        if self.place {
+            c.extend([Column::left("Netns"), Column::left("Container")]);
+        }
+        let addr = widest_endpoint(&self.families);
+        c.extend([
+            Column::left("Proto"),
+            Column::left("State").widest(11),
+            Column::right("Recv-Q"),
+            Column::right("Send-Q"),
+            Column::left("Local").widest(addr),
+            Column::left("Peer").widest(addr),
         ]);
+        if self.processes {
+            c.push(Column::left("Process"));
+        }
+        let timer_alone = self.timer && !self.info;
+        if timer_alone {
+            c.push(Column::left("Timer"));
+        }
+        if self.extended {
+            c.extend([Column::right("Uid"), Column::right("Inode")]);
+        }
+        if self.info {
+            c.extend(
+                [
+                    "RTT ms",
+                    "RTTvar",
+                    "Retrans",
+                    "Cwnd",
+                    "Unacked",
+                    "Lost",
+                    "LastSnd ms",
+                    "LastRcv ms",
+                ]
+                .map(Column::right),
+            );
+            c.push(Column::left("Timer"));
+        }
+        if self.memory {
+            c.extend(["Rmem", "Rcvbuf", "Wmem", "Sndbuf", "Drops"].map(Column::right));
+        }
+        c
     }
-    if view.memory {
-        header.extend(["Rmem", "Rcvbuf", "Wmem", "Sndbuf", "Drops"]);
-    }
-    let mut right: Vec<usize> = vec![2, 3];
-    let mut next = if view.processes { 7 } else { 6 };
-    next += usize::from(timer_alone);
-    if view.extended {
-        right.extend([next, next + 1]);
-        next += 2;
-    }
-    if view.info {
-        right.extend(next..next + 8);
-        next += 9;
-    }
-    if view.memory {
-        right.extend(next..next + 5);
-    }
-    write_columns(out, &header, &right, sockets.len(), &mut |i, row| {
-        let s = &sockets[i];
-        row.extend([
+
+    fn cells(&self, row: &Placed<'_, Socket>, cells: &mut Vec<String>) {
+        let s = row.item;
+        if self.place {
+            place_cells(row.place, cells);
+        }
+        cells.extend([
             s.proto.name().to_string(),
             s.state.name().to_string(),
             s.recv_q.to_string(),
@@ -100,22 +92,48 @@ pub fn write_sockets_table(
             socket_endpoint(s, &s.local),
             socket_endpoint(s, &s.peer),
         ]);
-        if view.processes {
-            row.push(processes_cell(s.processes.as_deref().unwrap_or(&[])));
+        if self.processes {
+            cells.push(owners_cell(row.owners, s.processes.as_deref()));
         }
-        if timer_alone {
-            row.push(timer_cell(s));
+        if self.timer && !self.info {
+            cells.push(timer_cell(s));
         }
-        if view.extended {
-            row.extend([s.uid.to_string(), s.inode.to_string()]);
+        if self.extended {
+            cells.extend([s.uid.to_string(), s.inode.to_string()]);
         }
-        if view.info {
-            row.extend(info_cells(s));
+        if self.info {
+            cells.extend(info_cells(s));
         }
-        if view.memory {
-            row.extend(memory_cells(s));
+        if self.memory {
+            cells.extend(memory_cells(s));
         }
-    })
+    }
+}
+
+/// The Netns and Container cells of a node-wide row.
+pub fn place_cells(place: Option<&Where>, cells: &mut Vec<String>) {
+    match place {
+        Some(p) => cells.extend([
+            escape(&p.netns.label()),
+            p.container
+                .as_ref()
+                .map_or_else(|| "-".to_string(), container_label),
+        ]),
+        None => cells.extend(["-".to_string(), "-".to_string()]),
+    }
+}
+
+/// The Process cell: the node-wide owners when known, else the socket's own.
+pub fn owners_cell(owners: Option<&[Owner]>, processes: Option<&[ProcessRef]>) -> String {
+    match owners {
+        Some(o) if !o.is_empty() => o
+            .iter()
+            .map(|p| format!("{}({})", escape(&p.name), p.pid))
+            .collect::<Vec<_>>()
+            .join(","),
+        Some(_) => "-".into(),
+        None => processes_cell(processes.unwrap_or(&[])),
+    }
 }
 
 /// `nginx(812),nginx(813)`, names escaped.

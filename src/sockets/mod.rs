@@ -9,6 +9,7 @@ pub mod inodes;
 pub mod listeners;
 pub mod model;
 pub mod node;
+pub mod placed;
 pub mod ssfilter;
 pub mod states;
 pub mod sysctl;
