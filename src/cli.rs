@@ -277,6 +277,18 @@ pub struct SocketsArgs {
     /// Accepted for ss habits: sockscope never resolves names or ports.
     #[arg(short = 'n', long)]
     pub numeric: bool,
+    /// UNIX sockets instead (ss -x): stream, dgram and seqpacket, with their path (@name for
+    /// an abstract one), state, queues, inode and peer's inode; with -p both ends' processes
+    /// (`nginx(12) ⇄ php-fpm(40)`). Takes -l, -a, -n, -p, --state, --netns and --all-netns.
+    #[arg(
+        short = 'x',
+        long,
+        conflicts_with_all = [
+            "tcp", "udp", "ipv4", "ipv6", "info", "memory", "options", "extended", "port",
+            "sport", "dport", "src", "dst", "pids", "name", "filter"
+        ]
+    )]
+    pub unix: bool,
     /// Show the owning process(es): pid and name, from one scan of /proc/*/fd.
     #[arg(short = 'p', long)]
     pub processes: bool,
@@ -633,12 +645,9 @@ pub fn looks_like_ss(first: &str) -> bool {
 
 /// The sockscope spelling for an ss flag that `subcommand` does not take, if there is one.
 pub fn ss_flag_hint(flag: &str, subcommand: &str) -> Option<String> {
-    const TAKES: &str = "sockets takes ss's -t -u -l -a -n -p -i -m -e -o -4 -6";
+    const TAKES: &str = "sockets takes ss's -t -u -x -l -a -n -p -i -m -e -o -4 -6";
     let hint = match flag {
-        "-x" | "--unix" => "listing UNIX sockets is not available yet: sockscope sockets lists \
-                            TCP (-t) and UDP (-u); `sockscope fds --kinds` counts each process's \
-                            UNIX sockets"
-            .to_string(),
+        "-x" | "--unix" => "UNIX sockets are listed by `sockscope sockets -x`".to_string(),
         "-w" | "--raw" => "listing raw sockets is not available yet: sockscope sockets lists \
                            TCP (-t) and UDP (-u)"
             .to_string(),

@@ -1,6 +1,6 @@
 //! `sockets`, `listeners`, `states` against a known population in a private namespace.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::FromRawFd;
@@ -17,7 +17,7 @@ pub fn run_list(args: &[&str]) -> Value {
     assert_eq!(doc["schema_version"], 1, "{doc}");
     let obj = doc.as_object().expect("an object");
     assert_eq!(obj.len(), 2, "{doc}");
-    let key = ["sockets", "listeners", "unix"]
+    let key = ["sockets", "listeners"]
         .into_iter()
         .find(|k| obj.contains_key(*k))
         .unwrap_or_else(|| panic!("no listing in {doc}"));
@@ -731,6 +731,36 @@ pub fn child(role: &str, args: &[String]) -> bool {
             drop(l);
             true
         }
+        "sockets:unix" => {
+            use std::io::Write;
+            use std::os::linux::net::SocketAddrExt;
+            use std::os::unix::net::{self, UnixDatagram, UnixListener, UnixStream};
+            child::enter_netns();
+            let dir = std::path::Path::new(&args[0]);
+            let l = UnixListener::bind(dir.join("l.sock")).unwrap();
+            let client = UnixStream::connect(dir.join("l.sock")).unwrap();
+            let (server, _) = l.accept().unwrap();
+            // Five bytes the server never reads; one connection never accepted.
+            (&client).write_all(b"hello").unwrap();
+            let pending = UnixStream::connect(dir.join("l.sock")).unwrap();
+            // SOCK_SEQPACKET pair: two connected ends, no name.
+            let mut fds = [0; 2];
+            // SAFETY: socketpair fills the two ints it is given.
+            let rc = unsafe {
+                libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, fds.as_mut_ptr())
+            };
+            assert_eq!(rc, 0);
+            let abs = net::SocketAddr::from_abstract_name(args[1].as_bytes()).unwrap();
+            let dgram = UnixDatagram::bind_addr(&abs).unwrap();
+            child::serve("ssc-unix", "", |_| {});
+            drop((l, client, server, pending, dgram));
+            // SAFETY: closing the fds socketpair returned.
+            unsafe {
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+            }
+            true
+        }
         _ => false,
     }
 }
@@ -789,4 +819,119 @@ fn long_listings_stream_in_every_format() {
         assert!(p.starts_with("127.0.0.1:") || p == "0.0.0.0:*", "{r}");
     }
     assert_eq!(rows.iter().filter(|r| r.contains("time-wait")).count(), N);
+}
+
+/// `sockets -x`: UNIX sockets of a child process (a bound listener with an accepted and a
+/// pending connection, a seqpacket pair, an abstract datagram socket) read exactly as `ss -xa`
+/// reads them, with both ends' owners under -p.
+#[test]
+fn unix_sockets_read_like_ss_with_both_ends_owners() {
+    if !support::require_root("unix_sockets_read_like_ss_with_both_ends_owners") {
+        return;
+    }
+    let ns = Netns::new();
+    let dir = std::env::temp_dir().join(format!("ssc-x-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let abs = format!("ssc-x-{}", std::process::id());
+    let c = child::spawn(
+        "sockets:unix",
+        &[dir.display().to_string(), abs.clone()],
+        Some(&ns.path()),
+    );
+    let path = dir.join("l.sock").display().to_string();
+    let n = ns.name.as_str();
+
+    let all = run_list(&["sockets", "-x", "--netns", n, "--json"]);
+    let all = all.as_array().unwrap();
+    // The same sockets, fields and numbers as ss -xa in the namespace.
+    let ours: BTreeSet<String> = all
+        .iter()
+        .map(|s| {
+            let state = match s["state"].as_str().unwrap() {
+                "established" => "ESTAB",
+                "listening" => "LISTEN",
+                "unconn" => "UNCONN",
+                other => panic!("state {other}"),
+            };
+            let netid = match s["type"].as_str().unwrap() {
+                "stream" => "u_str",
+                "dgram" => "u_dgr",
+                "seqpacket" => "u_seq",
+                other => panic!("type {other}"),
+            };
+            format!(
+                "{netid} {state} {} {} {} {} * {}",
+                s["recv_q"],
+                s["send_q"],
+                s["path"].as_str().unwrap_or("*"),
+                s["inode"],
+                s["peer_inode"]
+            )
+        })
+        .collect();
+    let out = ns.exec("ss", &["-xaH"]);
+    let theirs: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(ours, theirs);
+
+    let at = |p: &str, state: &str| {
+        all.iter()
+            .filter(|s| s["path"] == p && s["state"] == state)
+            .collect::<Vec<_>>()
+    };
+    let listener = at(&path, "listening");
+    assert_eq!(listener.len(), 1, "{all:?}");
+    assert_eq!(
+        listener[0]["recv_q"], 1,
+        "one connection waits for accept()"
+    );
+    assert_eq!(listener[0]["type"], "stream");
+    // The accepted end carries the listener's path and holds the 5 unread bytes.
+    let accepted = at(&path, "established");
+    assert_eq!(accepted.len(), 1, "{all:?}");
+    assert_eq!(accepted[0]["recv_q"], 5);
+    let client = all
+        .iter()
+        .find(|s| s["inode"] == accepted[0]["peer_inode"])
+        .unwrap();
+    assert!(client.get("path").is_none(), "{client}");
+    assert_eq!(client["peer_inode"], accepted[0]["inode"]);
+    let abstract_ = at(&format!("@{abs}"), "unconn");
+    assert_eq!(abstract_.len(), 1, "{all:?}");
+    assert_eq!(abstract_[0]["type"], "dgram");
+    let pair: Vec<&Value> = all.iter().filter(|s| s["type"] == "seqpacket").collect();
+    assert_eq!(pair.len(), 2);
+    assert_eq!(pair[0]["peer_inode"], pair[1]["inode"]);
+
+    // -p: both ends' processes.
+    let owned = run_list(&["sockets", "-xp", "--netns", n, "--json"]);
+    let me = serde_json::json!([{"pid": c.pid, "name": "ssc-unix"}]);
+    let acc = owned
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["inode"] == accepted[0]["inode"])
+        .unwrap();
+    assert_eq!((&acc["processes"], &acc["peer_processes"]), (&me, &me));
+    let (code, table, err) = run(&["sockets", "-xp", "--netns", n]);
+    assert_eq!(code, 0, "{err}");
+    let row = table
+        .lines()
+        .find(|l| l.contains(&path) && l.contains("established"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.ends_with(&format!("ssc-unix({0}) ⇄ ssc-unix({0})", c.pid)),
+        "{row}"
+    );
+    assert!(row.starts_with("u_str"), "{row}");
+    // -l: listening and unconnected, as ss -xl.
+    let l = run_list(&["sockets", "-xl", "--netns", n, "--json"]);
+    assert_eq!(l.as_array().unwrap().len(), 2, "{l:#}");
+    // -x is not -t.
+    let (code, _, err) = run(&["sockets", "-x", "-t"]);
+    assert_eq!(code, 2, "{err}");
+    drop(c);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -431,7 +431,11 @@ fn ss_flags_and_state_aliases_on_a_small_population() {
 #[test]
 fn ss_mistakes_get_the_sockscope_spelling() {
     for (args, want) in [
-        (&["-tlx"][..], "listing UNIX sockets is not available yet"),
+        (&["-tlx"][..], "'--tcp' cannot be used with '--unix'"),
+        (
+            &["listeners", "-x"],
+            "UNIX sockets are listed by `sockscope sockets -x`",
+        ),
         (
             &["sockets", "-tw"],
             "listing raw sockets is not available yet",

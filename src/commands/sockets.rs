@@ -1,5 +1,7 @@
 //! `sockscope sockets`.
 
+mod unix;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Write};
 
@@ -16,7 +18,7 @@ use crate::procs::owners::{read_owners, read_owners_of, Owners};
 use crate::procs::procfile::comm;
 use crate::procs::unreadable::Denied;
 use crate::render::escape;
-use crate::render::sockets::SocketsView;
+use crate::render::sockets::{SocketsView, UnixView};
 use crate::report::{Done, Listing, Output};
 use crate::scope::{for_each_netns, live_roots};
 use crate::sockets::filter::{Selection, UserFilter};
@@ -47,6 +49,13 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
             expr: query.expr,
         },
     };
+    if args.unix {
+        let view = UnixView {
+            processes: args.processes,
+            place: args.node.all_netns,
+        };
+        return unix::run(args, Listing::new(out, output, "sockets", view));
+    }
     let by_pid = !args.pids.is_empty() || args.name.is_some();
     let view = SocketsView {
         processes: args.processes || by_pid,

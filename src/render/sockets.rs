@@ -1,10 +1,12 @@
-//! The `sockets` table and JSON.
+//! The `sockets` tables: TCP/UDP and UNIX (`-x`); their JSON is the sockets themselves,
+//! through [`crate::report::Listing`].
 
 use super::{container_label, escape, socket_endpoint};
 use crate::report::{Column, Rows};
 use crate::scope::Where;
 use crate::sockets::model::{ProcessRef, Socket, Timer};
 use crate::sockets::placed::{Owner, Placed};
+use crate::sockets::unix::UnixSocket;
 
 pub struct SocketsView {
     pub processes: bool,
@@ -106,6 +108,65 @@ impl Rows for SocketsView {
         }
         if self.memory {
             cells.extend(memory_cells(s));
+        }
+    }
+}
+
+/// The `sockets -x` table: ss -x's columns, the peer by inode, and with -p both ends' owners.
+pub struct UnixView {
+    pub processes: bool,
+    /// Netns and Container columns (`--all-netns`).
+    pub place: bool,
+}
+
+impl Rows for UnixView {
+    type Record<'r> = Placed<'r, UnixSocket>;
+
+    fn columns(&self) -> Vec<Column> {
+        let mut c = Vec::new();
+        if self.place {
+            c.extend([Column::left("Netns"), Column::left("Container")]);
+        }
+        c.extend([
+            Column::left("Type"),
+            Column::left("State").widest(11),
+            Column::right("Recv-Q"),
+            Column::right("Send-Q"),
+            Column::left("Path"),
+            Column::right("Inode").widest(10),
+            Column::right("Peer").widest(10),
+        ]);
+        if self.processes {
+            c.push(Column::left("Process"));
+        }
+        c
+    }
+
+    fn cells(&self, row: &Placed<'_, UnixSocket>, cells: &mut Vec<String>) {
+        let s = row.item;
+        if self.place {
+            place_cells(row.place, cells);
+        }
+        cells.extend([
+            s.kind.netid().to_string(),
+            s.state.name().to_string(),
+            s.recv_q.to_string(),
+            s.send_q.to_string(),
+            s.path.as_deref().map_or_else(|| "*".to_string(), escape),
+            s.inode.to_string(),
+            if s.peer_inode == 0 {
+                "*".to_string()
+            } else {
+                s.peer_inode.to_string()
+            },
+        ]);
+        if self.processes {
+            let mine = owners_cell(row.owners, s.processes.as_deref());
+            cells.push(match &s.peer_processes {
+                // `nginx(12) ⇄ php-fpm(40)`: who talks to whom over the connection.
+                Some(peer) => format!("{mine} ⇄ {}", processes_cell(peer)),
+                None => mine,
+            });
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod ssfilter;
 pub mod states;
 pub mod sysctl;
 pub mod tcp_info;
+pub mod unix;
 pub mod unix_diag;
 
 use diag::{DiagError, DiagSocket, DumpRequest};
