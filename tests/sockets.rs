@@ -76,7 +76,8 @@ pub fn make_time_wait(server: &TcpListener, n: usize) {
 
 /// Polls `ss` inside the namespace until `state` has `want` sockets (bounded).
 pub fn wait_for_state(ns: &Netns, state: &str, want: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Generous: on a loaded machine (parallel builds) thousands of closes take a while.
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = ns.exec("ss", &["-Htan", "state", state]);
         let n = String::from_utf8_lossy(&out.stdout).lines().count();
@@ -85,7 +86,8 @@ pub fn wait_for_state(ns: &Netns, state: &str, want: usize) {
         }
         assert!(
             Instant::now() < deadline,
-            "{state}: {n} sockets, expected {want}"
+            "{state}: {n} sockets, expected {want} (ss: {})",
+            String::from_utf8_lossy(&out.stderr)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
