@@ -364,6 +364,17 @@ pub struct ListenersArgs {
     /// Only this port; exit 1 if nothing listens on it.
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
+    /// With --port: wait up to DURATION (30s, 500ms…) for something to listen on it, asking
+    /// the kernel every 50 ms; exit 0 as soon as it does, 1 if it never did (a service's
+    /// readiness check in a script).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        requires = "port",
+        conflicts_with = "all_netns",
+        value_parser = crate::units::parse_positive_duration
+    )]
+    pub wait: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]

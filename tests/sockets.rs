@@ -937,3 +937,74 @@ fn unix_sockets_read_like_ss_with_both_ends_owners() {
     drop(c);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `listeners --port N --wait D`: returns as soon as something listens (exit 0, the row
+/// shown), or exits 1 when nothing did within D. No timing is asserted: only that the command
+/// was still waiting when the listener was made, and how it ended.
+#[test]
+fn listeners_wait_for_a_port_to_open() {
+    if !support::require_root("listeners_wait_for_a_port_to_open") {
+        return;
+    }
+    let ns = Netns::new();
+    let mut waiting = support::sockscope()
+        .args([
+            "listeners",
+            "--netns",
+            &ns.name,
+            "--port",
+            "7501",
+            "--wait",
+            "60s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give it time to start polling (not asserted: it would pass either way).
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "exited before anything listened"
+    );
+    let _l = ns.within(|| listen("127.0.0.1:7501", 7));
+    let out = waiting.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert!(
+        rows[0].starts_with("tcp4   127.0.0.1  7501        7"),
+        "{text}"
+    );
+
+    // Nothing on another port: exit 1 once the wait is over, said on stderr.
+    let (code, _, err) = run(&[
+        "listeners",
+        "--netns",
+        &ns.name,
+        "--port",
+        "7502",
+        "--wait",
+        "300ms",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("nothing listens on port 7502 in network namespace")
+            && err.contains("(waited 300ms)"),
+        "{err}"
+    );
+    // Zero, or no port to wait for, is a usage error.
+    for args in [
+        &["listeners", "--port", "7502", "--wait", "0"][..],
+        &["listeners", "--wait", "1s"],
+    ] {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+    }
+}

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use super::sockets::{node_owners_note, NodeOwners};
 use super::{owners_note, protos_families, RunError};
@@ -36,6 +37,18 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
     }
     netns::enter_opt(args.common.netns.as_ref())?;
     let mut found = listeners_here(args)?;
+    if let Some(wait) = args.wait {
+        // The dump is filtered to one port by the kernel: cheap enough to repeat every 50 ms.
+        let deadline = Instant::now() + wait;
+        while found.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+            found = listeners_here(args)?;
+        }
+    }
     let mut notes = Vec::new();
     let wanted: HashSet<u32> = found
         .iter()
@@ -54,12 +67,15 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
     }
     list.finish()?;
     notes.extend(found.iter().filter_map(|l| overflow_note(l, None)));
-    let where_ = args
+    let mut where_ = args
         .common
         .netns
         .as_ref()
         .map(|n| format!(" in network namespace {n}"))
         .unwrap_or_default();
+    if let Some(wait) = args.wait {
+        where_.push_str(&format!(" (waited {})", humanize(wait)));
+    }
     Ok(finish(args, found.is_empty(), &where_, notes))
 }
 
@@ -163,4 +179,17 @@ fn finish(args: &ListenersArgs, none: bool, where_: &str, mut notes: Vec<String>
         ));
     }
     Done::streamed().code(code).notes(notes)
+}
+
+/// A wait as the user typed it, more or less: `30s`, `500ms`, `1.5s`.
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+            .trim_end_matches('0')
+            .to_string()
+    }
 }
