@@ -36,22 +36,20 @@ impl Streamer {
         }
     }
 
-    /// One row's cells; `cells` is left empty for reuse (its strings are taken).
-    pub fn push(&mut self, out: &mut dyn Write, cells: &mut Vec<String>) -> io::Result<()> {
+    /// One row's cells.
+    pub fn push(&mut self, out: &mut dyn Write, cells: &[String]) -> io::Result<()> {
         let Some(widths) = &mut self.widths else {
-            self.held.push(std::mem::take(cells));
+            self.held.push(cells.to_vec());
             if self.held.len() >= CHUNK {
                 // More may come: leave room for the widest declared values.
                 self.start(out, true)?;
             }
             return Ok(());
         };
-        for (w, c) in widths.iter_mut().zip(cells.iter()) {
-            *w = (*w).max(c.chars().count());
+        for (w, c) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(width(c));
         }
-        let r = write_line(out, &mut self.line, cells, widths, &self.right);
-        cells.clear();
-        r
+        write_line(out, &mut self.line, cells, widths, &self.right)
     }
 
     /// Writes whatever is still held (a listing shorter than the chunk: exact widths).
@@ -68,12 +66,12 @@ impl Streamer {
             .iter()
             .map(|c| {
                 let declared = if more { c.widest.unwrap_or(0) } else { 0 };
-                c.name.chars().count().max(declared)
+                width(c.name).max(declared)
             })
             .collect();
         for row in &self.held {
             for (w, c) in widths.iter_mut().zip(row) {
-                *w = (*w).max(c.chars().count());
+                *w = (*w).max(width(c));
             }
         }
         let header: Vec<String> = self.columns.iter().map(|c| c.name.to_string()).collect();
@@ -83,6 +81,24 @@ impl Streamer {
         }
         self.widths = Some(widths);
         Ok(())
+    }
+}
+
+fn spaces(line: &mut String, mut n: usize) {
+    const SPACES: &str = "                                                                ";
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        line.push_str(&SPACES[..k]);
+        n -= k;
+    }
+}
+
+/// Characters, as the terminal counts them for our cells; ASCII (nearly every cell) by length.
+fn width(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
     }
 }
 
@@ -107,13 +123,13 @@ fn write_line(
         if i > 0 {
             line.push_str("  ");
         }
-        let pad = w.saturating_sub(c.chars().count());
+        let pad = w.saturating_sub(width(c));
         if right.contains(&i) {
-            line.extend(std::iter::repeat_n(' ', pad));
+            spaces(line, pad);
             line.push_str(c);
         } else {
             line.push_str(c);
-            line.extend(std::iter::repeat_n(' ', pad));
+            spaces(line, pad);
         }
     }
     let trimmed = line.trim_end();
@@ -135,8 +151,7 @@ mod tests {
             Column::left("Local"),
         ]);
         for row in data {
-            s.push(&mut out, &mut row.map(String::from).to_vec())
-                .unwrap();
+            s.push(&mut out, &row.map(String::from)).unwrap();
         }
         s.finish(&mut out).unwrap();
         assert_eq!(
@@ -155,9 +170,8 @@ mod tests {
         let mut s = Streamer::new(cols);
         let mut out = Vec::new();
         for i in 0..rows {
-            let mut cells = vec![format!("r{i}"), i.to_string()];
-            s.push(&mut out, &mut cells).unwrap();
-            assert!(cells.is_empty());
+            let cells = vec![format!("r{i}"), i.to_string()];
+            s.push(&mut out, &cells).unwrap();
         }
         s.finish(&mut out).unwrap();
         String::from_utf8(out).unwrap()

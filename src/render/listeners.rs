@@ -3,7 +3,7 @@
 
 use super::sockets::{owners_cell, place_cells};
 use super::{percent, socket_endpoint};
-use crate::report::{Column, Rows};
+use crate::report::{Cells, Column, Rows};
 use crate::sockets::listeners::Listener;
 use crate::sockets::placed::Placed;
 
@@ -26,7 +26,7 @@ impl Rows for ListenersView {
         c
     }
 
-    fn cells(&self, row: &Placed<'_, Listener>, cells: &mut Vec<String>) {
+    fn cells(&self, row: &Placed<'_, Listener>, cells: &mut Cells) {
         let l = row.item;
         let s = &l.socket;
         if self.place {
@@ -38,7 +38,7 @@ impl Rows for ListenersView {
             local.truncate(i);
         }
         let dash = || "-".to_string();
-        cells.extend([
+        for c in [
             format!("{}{}", s.proto.name(), s.family),
             local,
             s.local.port.to_string(),
@@ -46,6 +46,8 @@ impl Rows for ListenersView {
             l.accept_queue.map_or_else(dash, |b| b.to_string()),
             l.fill_percent.map_or_else(dash, percent),
             owners_cell(row.owners, s.processes.as_deref()),
-        ]);
+        ] {
+            cells.push(&c);
+        }
     }
 }
