@@ -402,6 +402,8 @@ pub struct SocketsArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
     pub family: FamilyArgs,
     /// Listening sockets only, as in ss: TCP in LISTEN and unconnected (bound) UDP sockets.
     #[arg(short = 'l', long, conflicts_with = "all")]
@@ -413,6 +415,18 @@ pub struct SocketsArgs {
     /// Accepted for ss habits: sockscope never resolves names or ports.
     #[arg(short = 'n', long)]
     pub numeric: bool,
+    /// UNIX sockets instead (ss -x): stream, dgram and seqpacket, with their path (@name for
+    /// an abstract one), state, queues, inode and peer's inode; with -p both ends' processes
+    /// (`nginx(12) ⇄ php-fpm(40)`). Takes -l, -a, -n, -p, --state, --netns and --all-netns.
+    #[arg(
+        short = 'x',
+        long,
+        conflicts_with_all = [
+            "tcp", "udp", "ipv4", "ipv6", "info", "memory", "options", "extended", "port",
+            "sport", "dport", "src", "dst", "pids", "name", "filter"
+        ]
+    )]
+    pub unix: bool,
     /// Show the owning process(es): pid and name, from one scan of /proc/*/fd.
     #[arg(short = 'p', long)]
     pub processes: bool,
@@ -460,10 +474,10 @@ pub struct SocketsArgs {
     pub dst: Option<Cidr>,
     /// Only sockets held by this process; repeat for several. Implies -p. Without --netns,
     /// read in the process's own network namespace.
-    #[arg(long = "pid", value_name = "PID", value_parser = parse_pid)]
+    #[arg(long = "pid", value_name = "PID", value_parser = parse_pid, conflicts_with = "all_netns")]
     pub pids: Vec<u32>,
     /// Only sockets held by processes whose name (/proc/PID/comm) contains SUBSTR. Implies -p.
-    #[arg(long, value_name = "SUBSTR")]
+    #[arg(long, value_name = "SUBSTR", conflicts_with = "all_netns")]
     pub name: Option<String>,
     /// ss's filter: `state established '( dport = :443 or sport = :443 )' dst 10.0.0.0/8`.
     /// State clauses come first and override -l/-a; the expression is ANDed with the other
@@ -476,6 +490,8 @@ pub struct SocketsArgs {
 pub struct ListenersArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub node: NodeArgs,
     #[command(flatten)]
     pub family: FamilyArgs,
     /// Accepted for ss habits (listeners are the listening sockets).
@@ -490,6 +506,17 @@ pub struct ListenersArgs {
     /// Only this port; exit 1 if nothing listens on it.
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
+    /// With --port: wait up to DURATION (30s, 500ms…) for something to listen on it, asking
+    /// the kernel every 50 ms; exit 0 as soon as it does, 1 if it never did (a service's
+    /// readiness check in a script).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        requires = "port",
+        conflicts_with = "all_netns",
+        value_parser = crate::units::parse_positive_duration
+    )]
+    pub wait: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -889,12 +916,9 @@ pub fn looks_like_ss(first: &str) -> bool {
 
 /// The sockscope spelling for an ss flag that `subcommand` does not take, if there is one.
 pub fn ss_flag_hint(flag: &str, subcommand: &str) -> Option<String> {
-    const TAKES: &str = "sockets takes ss's -t -u -l -a -n -p -i -m -e -o -4 -6";
+    const TAKES: &str = "sockets takes ss's -t -u -x -l -a -n -p -i -m -e -o -4 -6";
     let hint = match flag {
-        "-x" | "--unix" => "listing UNIX sockets is not available yet: sockscope sockets lists \
-                            TCP (-t) and UDP (-u); `sockscope fds --kinds` counts each process's \
-                            UNIX sockets"
-            .to_string(),
+        "-x" | "--unix" => "UNIX sockets are listed by `sockscope sockets -x`".to_string(),
         "-w" | "--raw" => "listing raw sockets is not available yet: sockscope sockets lists \
                            TCP (-t) and UDP (-u)"
             .to_string(),

@@ -145,6 +145,179 @@ fn versioned(report: &dyn Report) -> Versioned<'_> {
     }
 }
 
+/// A listing that streams: records go out as a command finds them, so a dump of 100k sockets
+/// is never held whole. Commands push records; the format is decided here, once:
+///
+/// - `--json`: one document, `{"schema_version": 1, "<key>": [` then one record per line, then
+///   `]}`: the same shape as every other report (`jq '.sockets[]'`), written as it comes.
+/// - `--jsonl`: one record per line and nothing else (`jq -c 'select(…)'` as it streams); each
+///   line is exactly an element of `--json`'s array (no `schema_version` on records).
+/// - a table: the first [`crate::render::columns::CHUNK`] rows are held to measure the columns;
+///   a short listing is therefore aligned exactly, a long one from that chunk and the widest
+///   values its [`Rows`] declares, then each row is written as it arrives.
+///
+/// Reusable by any command: implement [`Rows`] for a view in `render/` (its columns and how a
+/// record fills them) and push records into [`Listing::new`].
+pub struct Listing<'w, V: Rows> {
+    // A concrete buffer: serde and the table writer make many small writes, which through
+    // `dyn Write` alone would each be a dynamic call.
+    out: io::BufWriter<&'w mut dyn Write>,
+    key: &'static str,
+    view: V,
+    how: How,
+    cells: Cells,
+}
+
+/// One row's cells, their strings kept from row to row: a 100k-row table formats into the
+/// same few buffers instead of allocating every cell.
+#[derive(Default)]
+pub struct Cells {
+    v: Vec<String>,
+    n: usize,
+}
+
+impl Cells {
+    /// The next cell, empty, to write into (`write!(cells.cell(), …)`).
+    pub fn cell(&mut self) -> &mut String {
+        if self.n == self.v.len() {
+            self.v.push(String::new());
+        }
+        let c = &mut self.v[self.n];
+        c.clear();
+        self.n += 1;
+        c
+    }
+
+    /// A cell with this text.
+    pub fn push(&mut self, text: &str) {
+        self.cell().push_str(text);
+    }
+
+    /// The cells of the row so far.
+    pub fn row(&self) -> &[String] {
+        &self.v[..self.n]
+    }
+
+    pub fn clear(&mut self) {
+        self.n = 0;
+    }
+}
+
+/// What a streamed listing's records look like as table rows: the renderer's half.
+pub trait Rows {
+    /// The record pushed (borrowing what the command holds, hence the lifetime).
+    type Record<'r>: Serialize;
+    /// The columns, in order.
+    fn columns(&self) -> Vec<Column>;
+    /// Pushes one record's cells, one per column, escaped for a terminal.
+    fn cells(&self, record: &Self::Record<'_>, cells: &mut Cells);
+}
+
+/// One table column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    pub name: &'static str,
+    /// Numbers align right.
+    pub right: bool,
+    /// The widest value the column can hold, when it is known and small (an IPv4 endpoint is
+    /// at most 21 characters): used once a listing outgrows its first chunk, so rows that
+    /// come later still line up.
+    pub widest: Option<usize>,
+}
+
+impl Column {
+    pub fn left(name: &'static str) -> Column {
+        Column {
+            name,
+            right: false,
+            widest: None,
+        }
+    }
+    pub fn right(name: &'static str) -> Column {
+        Column {
+            name,
+            right: true,
+            widest: None,
+        }
+    }
+    pub fn widest(mut self, w: usize) -> Column {
+        self.widest = Some(w);
+        self
+    }
+}
+
+enum How {
+    Json { n: usize },
+    Jsonl,
+    Table(crate::render::columns::Streamer),
+}
+
+impl<'w, V: Rows> Listing<'w, V> {
+    /// Starts a listing of `key` (`"sockets"`) records in the chosen format.
+    pub fn new(
+        out: &'w mut dyn Write,
+        output: &Output,
+        key: &'static str,
+        view: V,
+    ) -> Listing<'w, V> {
+        let how = match output.format {
+            Format::Json => How::Json { n: 0 },
+            Format::Jsonl => How::Jsonl,
+            Format::Table => How::Table(crate::render::columns::Streamer::new(view.columns())),
+        };
+        Listing {
+            out: io::BufWriter::with_capacity(64 * 1024, out),
+            key,
+            view,
+            how,
+            cells: Cells::default(),
+        }
+    }
+
+    /// Writes (or, for the first rows of a table, holds) one record.
+    pub fn push(&mut self, record: &V::Record<'_>) -> io::Result<()> {
+        match &mut self.how {
+            How::Json { n } => {
+                if *n == 0 {
+                    write!(
+                        self.out,
+                        "{{\"schema_version\":{SCHEMA_VERSION},\"{}\":[\n  ",
+                        self.key
+                    )?;
+                } else {
+                    self.out.write_all(b",\n  ")?;
+                }
+                *n += 1;
+                serde_json::to_writer(&mut self.out, record).map_err(io::Error::from)
+            }
+            How::Jsonl => {
+                serde_json::to_writer(&mut self.out, record).map_err(io::Error::from)?;
+                self.out.write_all(b"\n")
+            }
+            How::Table(t) => {
+                self.cells.clear();
+                self.view.cells(record, &mut self.cells);
+                t.push(&mut self.out, self.cells.row())
+            }
+        }
+    }
+
+    /// Ends the listing: closes the JSON document, or writes a table's held rows.
+    pub fn finish(mut self) -> io::Result<()> {
+        match &mut self.how {
+            How::Json { n: 0 } => writeln!(
+                self.out,
+                "{{\"schema_version\":{SCHEMA_VERSION},\"{}\":[]}}",
+                self.key
+            )?,
+            How::Json { .. } => self.out.write_all(b"\n]}\n")?,
+            How::Jsonl => {}
+            How::Table(t) => t.finish(&mut self.out)?,
+        }
+        self.out.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +372,48 @@ mod tests {
         assert_eq!(doc["schema_version"], 1);
         assert_eq!(doc["count"], 3);
         assert!(printed(Format::Json).contains('\n'), "pretty for --json");
+    }
+
+    struct TinyRows;
+
+    impl Rows for TinyRows {
+        type Record<'r> = Tiny;
+        fn columns(&self) -> Vec<Column> {
+            vec![Column::right("Count")]
+        }
+        fn cells(&self, r: &Tiny, cells: &mut Cells) {
+            cells.push(&r.count.to_string());
+        }
+    }
+
+    fn listed(format: Format, n: u32) -> String {
+        let mut out = Vec::new();
+        let output = Output {
+            format,
+            color: false,
+        };
+        let mut l = Listing::new(&mut out, &output, "tiny", TinyRows);
+        for count in 0..n {
+            l.push(&Tiny { count }).unwrap();
+        }
+        l.finish().unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_listing_streams_in_three_formats() {
+        assert_eq!(
+            listed(Format::Json, 2),
+            "{\"schema_version\":1,\"tiny\":[\n  {\"count\":0},\n  {\"count\":1}\n]}\n"
+        );
+        assert_eq!(
+            listed(Format::Json, 0),
+            "{\"schema_version\":1,\"tiny\":[]}\n"
+        );
+        let doc: serde_json::Value = serde_json::from_str(&listed(Format::Json, 3)).unwrap();
+        assert_eq!(doc["tiny"][2]["count"], 2);
+        assert_eq!(listed(Format::Jsonl, 2), "{\"count\":0}\n{\"count\":1}\n");
+        assert_eq!(listed(Format::Jsonl, 0), "");
+        assert_eq!(listed(Format::Table, 2), "Count\n    0\n    1\n");
     }
 }

@@ -408,3 +408,170 @@ fn states_all_netns_names_every_namespace_and_container() {
     let (code, _, err) = crate::support::run(&["states", "--all-netns", "--netns", &a.name]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// Polls until something listens on TCP `port` inside the namespace at `path` (bounded).
+fn wait_listening(path: &str, port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = run_ok(
+            "nsenter",
+            &[
+                &format!("--net={path}"),
+                "ss",
+                "-Htln",
+                &format!("sport = :{port}"),
+            ],
+        );
+        if !out.stdout.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on {port} in {path}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sockets_and_listeners_across_the_node_name_namespace_container_and_owners() {
+    if !require_root("sockets_and_listeners_across_the_node_name_namespace_container_and_owners") {
+        return;
+    }
+    let me = std::process::id();
+    let a = Netns::new();
+    let b = Netns::new();
+    let c = Podman::run(&format!("ssc-node-{me}-web"));
+    // Below the ephemeral range, so no other test's connection can hold them.
+    const PORT: u16 = 17301;
+    const OTHER: u16 = 17302;
+    let _la = a.within(|| listen(&format!("127.0.0.1:{PORT}"), 16));
+    let _lb = b.within(|| {
+        (
+            listen(&format!("127.0.0.1:{PORT}"), 32),
+            listen(&format!("127.0.0.1:{OTHER}"), 8),
+        )
+    });
+    // A listener held by a process of the container (busybox nc in it).
+    run_ok(
+        "podman",
+        &[
+            "exec",
+            "-d",
+            &c.name,
+            "/bin/busybox",
+            "nc",
+            "-l",
+            "-p",
+            &PORT.to_string(),
+        ],
+    );
+    wait_listening(&c.netns(), PORT);
+
+    let doc = run_json(&[
+        "listeners",
+        "--all-netns",
+        "--port",
+        &PORT.to_string(),
+        "--json",
+    ]);
+    assert_eq!(doc["schema_version"], 1);
+    let rows = doc["listeners"].as_array().unwrap();
+    // Exactly our three (other namespaces on the node listen elsewhere).
+    assert_eq!(rows.len(), 3, "{doc:#}");
+    let at = |ns: u64| {
+        rows.iter()
+            .find(|r| r["netns"]["inode"] == ns)
+            .unwrap_or_else(|| panic!("no listener in namespace {ns}: {doc:#}"))
+    };
+    let ra = at(inode(&a.path()));
+    assert_eq!(ra["netns"]["name"], a.name.as_str());
+    assert_eq!(ra["netns"]["host"], false);
+    assert_eq!(ra["backlog"], 16);
+    assert!(ra.get("container").is_none(), "{ra}");
+    assert_eq!(
+        ra["processes"],
+        serde_json::json!([{"pid": me, "name": proc_name(me)}])
+    );
+    let rb = at(inode(&b.path()));
+    assert_eq!(
+        (&rb["netns"]["name"], &rb["backlog"]),
+        (&Value::from(b.name.as_str()), &Value::from(32))
+    );
+    let rc = at(inode(&c.netns()));
+    assert_eq!(rc["container"]["runtime"], "podman");
+    assert_eq!(rc["container"]["name"], c.name.as_str());
+    assert_eq!(rc["container"]["id"], c.id.as_str());
+    let owners = rc["processes"].as_array().unwrap();
+    assert_eq!(owners.len(), 1, "{rc}");
+    assert_eq!(owners[0]["container"]["name"], c.name.as_str(), "{rc}");
+    assert_eq!(owners[0]["container"]["id"], c.id.as_str());
+
+    // The table: a row per namespace, named, with the container the way people say it.
+    let (code, table, err) =
+        crate::support::run(&["listeners", "--all-netns", "--port", &PORT.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(
+        lines[0].starts_with("Netns") && lines[0].contains("Container"),
+        "{table}"
+    );
+    for ns in [&a.name, &b.name] {
+        let l = lines
+            .iter()
+            .find(|l| l.starts_with(ns.as_str()))
+            .unwrap_or_else(|| panic!("{table}"));
+        assert!(l.contains(&format!("({me})")), "{l}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("podman/{} {}", c.name, &c.id[..12]))),
+        "{table}"
+    );
+
+    // sockets: the same node view, one row per socket; -p owners matched by inode.
+    let socks = run_json(&[
+        "sockets",
+        "--all-netns",
+        "-p",
+        "-t",
+        "--sport",
+        &OTHER.to_string(),
+        "--json",
+    ]);
+    let socks = socks["sockets"].as_array().unwrap();
+    assert_eq!(socks.len(), 1, "{socks:?}");
+    assert_eq!(socks[0]["netns"]["name"], b.name.as_str());
+    assert_eq!(socks[0]["processes"][0]["pid"], me);
+    assert_eq!(socks[0]["send_q"], 8);
+    let ports = run_json(&[
+        "sockets",
+        "--all-netns",
+        "-t",
+        "-l",
+        "--sport",
+        &PORT.to_string(),
+        "--json",
+    ]);
+    assert_eq!(ports["sockets"].as_array().unwrap().len(), 3, "{ports:#}");
+    assert!(ports["sockets"][0].get("processes").is_none());
+
+    // Nothing anywhere: exit 1, said for the whole node.
+    let (code, _, err) = crate::support::run(&["listeners", "--all-netns", "--port", "17399"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("nothing listens on port 17399 in any network namespace on the node"),
+        "{err}"
+    );
+    let (code, _, err) = crate::support::run(&["sockets", "--all-netns", "--netns", &a.name]);
+    assert_eq!(code, 2, "{err}");
+}
+
+fn proc_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap()
+        .trim_end()
+        .to_string()
+}

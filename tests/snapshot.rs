@@ -96,8 +96,8 @@ fn replays_give_the_recorded_reports_byte_for_byte() {
     let (code, out, err) = run(&["sockets", "--json", "--from", from, "sport", "= :8403"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 1, "{v:#}");
-    assert_eq!(v[0]["proto"], "udp", "{v:#}");
+    assert_eq!(v["sockets"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(v["sockets"][0]["proto"], "udp", "{v:#}");
     // A probe cannot be replayed, nor can a namespace be entered: usage errors.
     for bad in [
         &["doctor", "--from", from, "127.0.0.1:8401"][..],

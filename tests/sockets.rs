@@ -1,6 +1,6 @@
 //! `sockets`, `listeners`, `states` against a known population in a private namespace.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::FromRawFd;
@@ -9,6 +9,20 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{self, child, run, run_json, Netns};
+
+/// Runs a `sockets` or `listeners` listing with `--json` and returns its records: the
+/// document is `{"schema_version": 1, "sockets"|"listeners": [...]}`.
+pub fn run_list(args: &[&str]) -> Value {
+    let doc = run_json(args);
+    assert_eq!(doc["schema_version"], 1, "{doc}");
+    let obj = doc.as_object().expect("an object");
+    assert_eq!(obj.len(), 2, "{doc}");
+    let key = ["sockets", "listeners"]
+        .into_iter()
+        .find(|k| obj.contains_key(*k))
+        .unwrap_or_else(|| panic!("no listing in {doc}"));
+    doc[key].clone()
+}
 
 /// A TCP listener with an explicit backlog (std's `bind` always uses 128).
 pub fn listen(addr: &str, backlog: i32) -> TcpListener {
@@ -62,7 +76,8 @@ pub fn make_time_wait(server: &TcpListener, n: usize) {
 
 /// Polls `ss` inside the namespace until `state` has `want` sockets (bounded).
 pub fn wait_for_state(ns: &Netns, state: &str, want: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Generous: on a loaded machine (parallel builds) thousands of closes take a while.
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = ns.exec("ss", &["-Htan", "state", state]);
         let n = String::from_utf8_lossy(&out.stdout).lines().count();
@@ -71,7 +86,8 @@ pub fn wait_for_state(ns: &Netns, state: &str, want: usize) {
         }
         assert!(
             Instant::now() < deadline,
-            "{state}: {n} sockets, expected {want}"
+            "{state}: {n} sockets, expected {want} (ss: {})",
+            String::from_utf8_lossy(&out.stderr)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -130,7 +146,7 @@ fn sockets_states_and_listeners_match_a_known_population() {
     let me = std::process::id();
 
     // Every socket, by state.
-    let all = run_json(&["sockets", "--netns", ns, "--json"]);
+    let all = run_list(&["sockets", "--netns", ns, "--json"]);
     let tcp = |st: &str| count_by(&all, |s| s["proto"] == "tcp" && s["state"] == st);
     assert_eq!(tcp("listening"), 3);
     assert_eq!(tcp("established"), 410);
@@ -150,14 +166,14 @@ fn sockets_states_and_listeners_match_a_known_population() {
     assert_eq!(full["family"], 4);
 
     // Kernel-side state filter and user-side port/address filters.
-    let tw = run_json(&["sockets", "--netns", ns, "--state", "time-wait", "--json"]);
+    let tw = run_list(&["sockets", "--netns", ns, "--state", "time-wait", "--json"]);
     assert_eq!(tw.as_array().unwrap().len(), 500);
     assert!(tw
         .as_array()
         .unwrap()
         .iter()
         .all(|s| s["peer"]["port"] == 8001));
-    let two = run_json(&[
+    let two = run_list(&[
         "sockets",
         "--netns",
         ns,
@@ -169,7 +185,7 @@ fn sockets_states_and_listeners_match_a_known_population() {
     ]);
     // 3 TCP listeners, 500 TIME_WAIT, and the unconnected UDP socket (listening, for UDP).
     assert_eq!(two.as_array().unwrap().len(), 504);
-    let connected = run_json(&[
+    let connected = run_list(&[
         "sockets",
         "--netns",
         ns,
@@ -179,20 +195,20 @@ fn sockets_states_and_listeners_match_a_known_population() {
         "--json",
     ]);
     assert_eq!(connected.as_array().unwrap().len(), 910);
-    let dport = run_json(&["sockets", "--netns", ns, "--dport", "8003", "--json"]);
+    let dport = run_list(&["sockets", "--netns", ns, "--dport", "8003", "--json"]);
     assert_eq!(dport.as_array().unwrap().len(), 5);
-    let sport = run_json(&["sockets", "--netns", ns, "--sport", "8003", "--json"]);
+    let sport = run_list(&["sockets", "--netns", ns, "--sport", "8003", "--json"]);
     assert_eq!(sport.as_array().unwrap().len(), 6);
-    let port = run_json(&["sockets", "--netns", ns, "--port", "8003", "--json"]);
+    let port = run_list(&["sockets", "--netns", ns, "--port", "8003", "--json"]);
     assert_eq!(port.as_array().unwrap().len(), 11);
-    let v6 = run_json(&["sockets", "--netns", ns, "-6", "--json"]);
+    let v6 = run_list(&["sockets", "--netns", ns, "-6", "--json"]);
     assert_eq!(v6.as_array().unwrap().len(), 1);
     assert_eq!(v6[0]["local"]["addr"], "::1");
     assert_eq!(v6[0]["local"]["port"], 8002);
     assert_eq!(v6[0]["send_q"], 16);
-    let src = run_json(&["sockets", "--netns", ns, "--src", "::1/128", "--json"]);
+    let src = run_list(&["sockets", "--netns", ns, "--src", "::1/128", "--json"]);
     assert_eq!(src.as_array().unwrap().len(), 1);
-    let dst = run_json(&[
+    let dst = run_list(&[
         "sockets",
         "--netns",
         ns,
@@ -203,13 +219,13 @@ fn sockets_states_and_listeners_match_a_known_population() {
         "--json",
     ]);
     assert_eq!(dst.as_array().unwrap().len(), 410);
-    let udp = run_json(&["sockets", "--netns", ns, "--udp", "--json"]);
+    let udp = run_list(&["sockets", "--netns", ns, "--udp", "--json"]);
     assert_eq!(udp.as_array().unwrap().len(), 1);
     assert_eq!(udp[0]["state"], "unconn");
     assert_eq!(udp[0]["local"]["port"], 5353);
 
     // Owners: every socket with an inode here is ours (time-wait and queued children have none).
-    let owned = run_json(&[
+    let owned = run_list(&[
         "sockets",
         "--netns",
         ns,
@@ -231,7 +247,7 @@ fn sockets_states_and_listeners_match_a_known_population() {
     );
 
     // tcp_info and timers.
-    let info = run_json(&[
+    let info = run_list(&[
         "sockets",
         "--netns",
         ns,
@@ -249,7 +265,7 @@ fn sockets_states_and_listeners_match_a_known_population() {
         assert_eq!(s["info"]["lost"], 0);
         assert!(s["info"]["cwnd"].as_u64().unwrap() >= 1);
     }
-    let twi = run_json(&[
+    let twi = run_list(&[
         "sockets",
         "--netns",
         ns,
@@ -265,7 +281,7 @@ fn sockets_states_and_listeners_match_a_known_population() {
         .all(|s| s["timer"]["kind"] == "time-wait"));
 
     // listeners: sorted by port, queue fill, owners.
-    let l = run_json(&["listeners", "--netns", ns, "--json"]);
+    let l = run_list(&["listeners", "--netns", ns, "--json"]);
     let ports: Vec<u64> = l
         .as_array()
         .unwrap()
@@ -399,7 +415,7 @@ fn listeners_port_names_the_owner_or_exits_1() {
     // The whole process inside the namespace, so `pid:PID` (which follows the main thread)
     // really names it.
     let web = child::spawn_whole("sockets:listen", &["127.0.0.1:9000".into()], &ns.path());
-    let v = run_json(&[
+    let v = run_list(&[
         "listeners",
         "--netns",
         &ns.path(),
@@ -415,7 +431,7 @@ fn listeners_port_names_the_owner_or_exits_1() {
     assert!(table.contains(&format!("ssc-web({})", web.pid)), "{table}");
 
     // The namespace of a process works like its name.
-    let v = run_json(&[
+    let v = run_list(&[
         "listeners",
         "--netns",
         &format!("pid:{}", web.pid),
@@ -491,7 +507,7 @@ fn memory_shows_buffers_and_the_drops_of_a_full_udp_socket() {
         (sink, udp_rcvbuf_errors() - before)
     });
     assert!(dropped > 100, "only {dropped} datagrams dropped");
-    let v = run_json(&["sockets", "--netns", &ns.path(), "-u", "-m", "--json"]);
+    let v = run_list(&["sockets", "--netns", &ns.path(), "-u", "-m", "--json"]);
     let s = v
         .as_array()
         .unwrap()
@@ -515,7 +531,7 @@ fn memory_shows_buffers_and_the_drops_of_a_full_udp_socket() {
         "{table}"
     );
     assert!(table.contains(&format!(" {dropped}\n")), "{table}");
-    let v = run_json(&["sockets", "--netns", &ns.path(), "-u", "--json"]);
+    let v = run_list(&["sockets", "--netns", &ns.path(), "-u", "--json"]);
     assert!(v[0].get("mem").is_none(), "{v:#}");
     drop(sink);
 }
@@ -542,7 +558,7 @@ fn sockets_of_one_program_are_read_in_its_own_namespace() {
     .map(String::from);
     let owner = child::spawn_whole("fds:hold", &args, &ns.path());
     let pid = owner.pid.to_string();
-    let v = run_json(&["sockets", "--pid", &pid, "--json"]);
+    let v = run_list(&["sockets", "--pid", &pid, "--json"]);
     let socks = v.as_array().unwrap();
     let count = |proto: &str, state: &str| {
         socks
@@ -562,7 +578,7 @@ fn sockets_of_one_program_are_read_in_its_own_namespace() {
         );
     }
     // By name, with the kernel filters on top.
-    let v = run_json(&[
+    let v = run_list(&[
         "sockets",
         "--name",
         "ssc-own",
@@ -576,7 +592,7 @@ fn sockets_of_one_program_are_read_in_its_own_namespace() {
     assert!(socks.iter().any(|s| s["local"]["port"] == port));
     // Told to look in another namespace: none of the child's sockets are there.
     let other = Netns::new();
-    let v = run_json(&["sockets", "--pid", &pid, "--netns", &other.path(), "--json"]);
+    let v = run_list(&["sockets", "--pid", &pid, "--netns", &other.path(), "--json"]);
     assert_eq!(v, serde_json::json!([]));
     // The table names the owner.
     let (code, table, err) = run(&["sockets", "--pid", &pid, "-u"]);
@@ -620,7 +636,7 @@ fn udp_states_and_dual_stack_listeners_read_like_ss() {
     let n = ns.name.as_str();
 
     // UDP states by ss's names: two unconnected, one connected.
-    let udp = run_json(&["sockets", "--netns", n, "-u", "--json"]);
+    let udp = run_list(&["sockets", "--netns", n, "-u", "--json"]);
     let state = |port: u64| {
         udp.as_array()
             .unwrap()
@@ -637,7 +653,7 @@ fn udp_states_and_dual_stack_listeners_read_like_ss() {
         normalize_ss(&ss_one(&ns, "udp", "-uanH"))
     );
     // "listening" for UDP is what ss -lu lists: the unconnected sockets.
-    let listening = run_json(&[
+    let listening = run_list(&[
         "sockets",
         "--netns",
         n,
@@ -649,7 +665,7 @@ fn udp_states_and_dual_stack_listeners_read_like_ss() {
     let ss_l = ss_one(&ns, "udp", "-lunH");
     assert_eq!(ss_l.lines().count(), 2);
     assert_eq!(normalize_ours(&listening), normalize_ss(&ss_l));
-    let l = run_json(&["listeners", "--netns", n, "-u", "--json"]);
+    let l = run_list(&["listeners", "--netns", n, "-u", "--json"]);
     assert_eq!(l.as_array().unwrap().len(), 2, "{l:#}");
     let (code, table, _) = run(&["sockets", "--netns", n, "-u"]);
     assert_eq!(code, 0);
@@ -662,7 +678,7 @@ fn udp_states_and_dual_stack_listeners_read_like_ss() {
     );
 
     // The dual-stack listener: v6only false, shown as `*` like ss, found for IPv4.
-    let all = run_json(&["sockets", "--netns", n, "-t", "--json"]);
+    let all = run_list(&["sockets", "--netns", n, "-t", "--json"]);
     let v6only = |port: u64| {
         all.as_array()
             .unwrap()
@@ -685,8 +701,9 @@ fn udp_states_and_dual_stack_listeners_read_like_ss() {
     );
     let (code, out, err) = run(&["listeners", "--netns", n, "-4", "--port", "6300", "--json"]);
     assert_eq!(code, 0, "{err}");
-    let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 1, "{v:#}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let v = &doc["listeners"];
+    assert_eq!(v.as_array().unwrap().len(), 1, "{doc:#}");
     assert_eq!(v[0]["family"], 6);
     assert_eq!(v[0]["v6only"], false);
     let (code, table, _) = run(&["listeners", "--netns", n, "-4", "--port", "6300"]);
@@ -716,6 +733,278 @@ pub fn child(role: &str, args: &[String]) -> bool {
             drop(l);
             true
         }
+        "sockets:unix" => {
+            use std::io::Write;
+            use std::os::linux::net::SocketAddrExt;
+            use std::os::unix::net::{self, UnixDatagram, UnixListener, UnixStream};
+            child::enter_netns();
+            let dir = std::path::Path::new(&args[0]);
+            let l = UnixListener::bind(dir.join("l.sock")).unwrap();
+            let client = UnixStream::connect(dir.join("l.sock")).unwrap();
+            let (server, _) = l.accept().unwrap();
+            // Five bytes the server never reads; one connection never accepted.
+            (&client).write_all(b"hello").unwrap();
+            let pending = UnixStream::connect(dir.join("l.sock")).unwrap();
+            // SOCK_SEQPACKET pair: two connected ends, no name.
+            let mut fds = [0; 2];
+            // SAFETY: socketpair fills the two ints it is given.
+            let rc = unsafe {
+                libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, fds.as_mut_ptr())
+            };
+            assert_eq!(rc, 0);
+            let abs = net::SocketAddr::from_abstract_name(args[1].as_bytes()).unwrap();
+            let dgram = UnixDatagram::bind_addr(&abs).unwrap();
+            child::serve("ssc-unix", "", |_| {});
+            drop((l, client, server, pending, dgram));
+            // SAFETY: closing the fds socketpair returned.
+            unsafe {
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+            }
+            true
+        }
         _ => false,
+    }
+}
+
+/// A listing longer than the table's measured first chunk streams: every row is written,
+/// columns still line up (widths from the chunk and the address families), and `--jsonl`
+/// gives exactly `--json`'s records, one per line.
+#[test]
+fn long_listings_stream_in_every_format() {
+    if !support::require_root("long_listings_stream_in_every_format") {
+        return;
+    }
+    const N: usize = 2100; // more than render::columns::CHUNK (2048)
+    let ns = Netns::new();
+    ns.sysctl("net.ipv4.tcp_tw_reuse", "0");
+    let _l = ns.within(|| {
+        let l = listen("127.0.0.1:7400", 128);
+        make_time_wait(&l, N);
+        l
+    });
+    wait_for_state(&ns, "time-wait", N);
+    let n = ns.name.as_str();
+
+    let records = run_list(&["sockets", "--netns", n, "-t", "--json"]);
+    let records = records.as_array().unwrap();
+    assert_eq!(records.len(), N + 1);
+    let (code, lines, err) = run(&["sockets", "--netns", n, "-t", "--jsonl"]);
+    assert_eq!(code, 0, "{err}");
+    // The same records (TIME_WAIT timers tick between the two runs: compared without them).
+    let key = |v: &Value| {
+        let mut v = v.clone();
+        v.as_object_mut().unwrap().remove("timer");
+        v.to_string()
+    };
+    let mut jsonl: Vec<String> = lines
+        .lines()
+        .map(|l| key(&serde_json::from_str(l).unwrap()))
+        .collect();
+    let mut json: Vec<String> = records.iter().map(key).collect();
+    jsonl.sort();
+    json.sort();
+    assert!(jsonl == json, "--jsonl and --json differ");
+
+    let (code, table, err) = run(&["sockets", "--netns", n, "-t"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), N + 2, "header, the listener and {N} TIME_WAIT");
+    let local = rows[0].find("Local").unwrap();
+    let peer = rows[0].find("Peer").unwrap();
+    // Room for an IPv6 endpoint was left (-t dumps both families), so nothing overflows.
+    assert!(peer - local >= 47 + 2, "{}", rows[0]);
+    for r in &rows[1..] {
+        assert!(r.starts_with("tcp  "), "{r}");
+        assert_eq!(&r[local..local + 10], "127.0.0.1:", "{r}");
+        let p = &r[peer..];
+        assert!(p.starts_with("127.0.0.1:") || p == "0.0.0.0:*", "{r}");
+    }
+    assert_eq!(rows.iter().filter(|r| r.contains("time-wait")).count(), N);
+}
+
+/// `sockets -x`: UNIX sockets of a child process (a bound listener with an accepted and a
+/// pending connection, a seqpacket pair, an abstract datagram socket) read exactly as `ss -xa`
+/// reads them, with both ends' owners under -p.
+#[test]
+fn unix_sockets_read_like_ss_with_both_ends_owners() {
+    if !support::require_root("unix_sockets_read_like_ss_with_both_ends_owners") {
+        return;
+    }
+    let ns = Netns::new();
+    let dir = std::env::temp_dir().join(format!("ssc-x-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let abs = format!("ssc-x-{}", std::process::id());
+    let c = child::spawn(
+        "sockets:unix",
+        &[dir.display().to_string(), abs.clone()],
+        Some(&ns.path()),
+    );
+    let path = dir.join("l.sock").display().to_string();
+    let n = ns.name.as_str();
+
+    let all = run_list(&["sockets", "-x", "--netns", n, "--json"]);
+    let all = all.as_array().unwrap();
+    // The same sockets, fields and numbers as ss -xa in the namespace.
+    let ours: BTreeSet<String> = all
+        .iter()
+        .map(|s| {
+            let state = match s["state"].as_str().unwrap() {
+                "established" => "ESTAB",
+                "listening" => "LISTEN",
+                "unconn" => "UNCONN",
+                other => panic!("state {other}"),
+            };
+            let netid = match s["type"].as_str().unwrap() {
+                "stream" => "u_str",
+                "dgram" => "u_dgr",
+                "seqpacket" => "u_seq",
+                other => panic!("type {other}"),
+            };
+            format!(
+                "{netid} {state} {} {} {} {} * {}",
+                s["recv_q"],
+                s["send_q"],
+                s["path"].as_str().unwrap_or("*"),
+                s["inode"],
+                s["peer_inode"]
+            )
+        })
+        .collect();
+    let out = ns.exec("ss", &["-xaH"]);
+    let theirs: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(ours, theirs);
+
+    let at = |p: &str, state: &str| {
+        all.iter()
+            .filter(|s| s["path"] == p && s["state"] == state)
+            .collect::<Vec<_>>()
+    };
+    let listener = at(&path, "listening");
+    assert_eq!(listener.len(), 1, "{all:?}");
+    assert_eq!(
+        listener[0]["recv_q"], 1,
+        "one connection waits for accept()"
+    );
+    assert_eq!(listener[0]["type"], "stream");
+    // The accepted end carries the listener's path and holds the 5 unread bytes.
+    let accepted = at(&path, "established");
+    assert_eq!(accepted.len(), 1, "{all:?}");
+    assert_eq!(accepted[0]["recv_q"], 5);
+    let client = all
+        .iter()
+        .find(|s| s["inode"] == accepted[0]["peer_inode"])
+        .unwrap();
+    assert!(client.get("path").is_none(), "{client}");
+    assert_eq!(client["peer_inode"], accepted[0]["inode"]);
+    let abstract_ = at(&format!("@{abs}"), "unconn");
+    assert_eq!(abstract_.len(), 1, "{all:?}");
+    assert_eq!(abstract_[0]["type"], "dgram");
+    let pair: Vec<&Value> = all.iter().filter(|s| s["type"] == "seqpacket").collect();
+    assert_eq!(pair.len(), 2);
+    assert_eq!(pair[0]["peer_inode"], pair[1]["inode"]);
+
+    // -p: both ends' processes.
+    let owned = run_list(&["sockets", "-xp", "--netns", n, "--json"]);
+    let me = serde_json::json!([{"pid": c.pid, "name": "ssc-unix"}]);
+    let acc = owned
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["inode"] == accepted[0]["inode"])
+        .unwrap();
+    assert_eq!((&acc["processes"], &acc["peer_processes"]), (&me, &me));
+    let (code, table, err) = run(&["sockets", "-xp", "--netns", n]);
+    assert_eq!(code, 0, "{err}");
+    let row = table
+        .lines()
+        .find(|l| l.contains(&path) && l.contains("established"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.ends_with(&format!("ssc-unix({0}) ⇄ ssc-unix({0})", c.pid)),
+        "{row}"
+    );
+    assert!(row.starts_with("u_str"), "{row}");
+    // -l: listening and unconnected, as ss -xl.
+    let l = run_list(&["sockets", "-xl", "--netns", n, "--json"]);
+    assert_eq!(l.as_array().unwrap().len(), 2, "{l:#}");
+    // -x is not -t.
+    let (code, _, err) = run(&["sockets", "-x", "-t"]);
+    assert_eq!(code, 2, "{err}");
+    drop(c);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `listeners --port N --wait D`: returns as soon as something listens (exit 0, the row
+/// shown), or exits 1 when nothing did within D. No timing is asserted: only that the command
+/// was still waiting when the listener was made, and how it ended.
+#[test]
+fn listeners_wait_for_a_port_to_open() {
+    if !support::require_root("listeners_wait_for_a_port_to_open") {
+        return;
+    }
+    let ns = Netns::new();
+    let mut waiting = support::sockscope()
+        .args([
+            "listeners",
+            "--netns",
+            &ns.name,
+            "--port",
+            "7501",
+            "--wait",
+            "60s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give it time to start polling (not asserted: it would pass either way).
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "exited before anything listened"
+    );
+    let _l = ns.within(|| listen("127.0.0.1:7501", 7));
+    let out = waiting.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert!(
+        rows[0].starts_with("tcp4   127.0.0.1  7501        7"),
+        "{text}"
+    );
+
+    // Nothing on another port: exit 1 once the wait is over, said on stderr.
+    let (code, _, err) = run(&[
+        "listeners",
+        "--netns",
+        &ns.name,
+        "--port",
+        "7502",
+        "--wait",
+        "300ms",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("nothing listens on port 7502 in network namespace")
+            && err.contains("(waited 300ms)"),
+        "{err}"
+    );
+    // Zero, or no port to wait for, is a usage error.
+    for args in [
+        &["listeners", "--port", "7502", "--wait", "0"][..],
+        &["listeners", "--wait", "1s"],
+    ] {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
     }
 }

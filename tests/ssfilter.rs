@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::sockets::listen;
-use crate::support::{self, run, run_json, run_ok, Netns};
+use crate::sockets::run_list;
+use crate::support::{self, run, run_ok, Netns};
 
 /// A tiny seeded generator (Knuth's MMIX LCG): the same population and expressions every run.
 struct Lcg(u64);
@@ -309,7 +310,7 @@ fn filter_language_selects_what_ss_selects() {
         let theirs = ss_sockets(&ns, &words);
         let mut args = vec!["sockets", "-t", "--netns", &ns.name, "--json"];
         args.extend_from_slice(&words);
-        let ours = our_sockets(&run_json(&args));
+        let ours = our_sockets(&run_list(&args));
         let what = format!("expression {i} (seed {seed:#x}): {}", words.join(" "));
         assert_eq!(
             ours.keys().collect::<Vec<_>>(),
@@ -357,7 +358,7 @@ fn ss_flags_and_state_aliases_on_a_small_population() {
     let n = |args: &[&str]| {
         let mut all = vec!["sockets", "--netns", ns.name.as_str(), "--json"];
         all.extend_from_slice(args);
-        run_json(&all).as_array().unwrap().len()
+        run_list(&all).as_array().unwrap().len()
     };
     // Default: every state (like ss -a); -l: TCP LISTEN and unconnected UDP, as ss -l.
     assert_eq!(n(&[]), 1 + 1 + 6 + 4);
@@ -398,10 +399,10 @@ fn ss_flags_and_state_aliases_on_a_small_population() {
     assert_eq!(n(&["--dport", "7000", "state", "time-wait"]), 4);
 
     // A top-level ss cluster runs sockets.
-    let top = run_json(&["-tln", "--netns", &ns.name, "--json"]);
+    let top = run_list(&["-tln", "--netns", &ns.name, "--json"]);
     assert_eq!(
         top,
-        run_json(&["sockets", "-tln", "--netns", &ns.name, "--json"])
+        run_list(&["sockets", "-tln", "--netns", &ns.name, "--json"])
     );
     assert_eq!(top[0]["local"]["port"], 7000);
 
@@ -430,7 +431,11 @@ fn ss_flags_and_state_aliases_on_a_small_population() {
 #[test]
 fn ss_mistakes_get_the_sockscope_spelling() {
     for (args, want) in [
-        (&["-tlx"][..], "listing UNIX sockets is not available yet"),
+        (&["-tlx"][..], "'--tcp' cannot be used with '--unix'"),
+        (
+            &["listeners", "-x"],
+            "UNIX sockets are listed by `sockscope sockets -x`",
+        ),
         (
             &["sockets", "-tw"],
             "listing raw sockets is not available yet",

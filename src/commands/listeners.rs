@@ -2,20 +2,85 @@
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::time::{Duration, Instant};
 
-use super::{owners_note, protos_families, Outcome, RunError};
+use super::sockets::{node_owners_note, NodeOwners};
+use super::{owners_note, protos_families, RunError};
 use crate::cli::ListenersArgs;
 use crate::exit::ExitCode;
 use crate::netns;
 use crate::procs::owners::read_owners;
-use crate::render::listeners::{write_listeners_json, write_listeners_table};
+use crate::render::escape;
+use crate::render::listeners::ListenersView;
 use crate::render::socket_endpoint;
+use crate::report::{Done, Listing, Output};
+use crate::scope::{for_each_netns, live_roots, Where};
 use crate::sockets::filter::{Selection, UserFilter};
-use crate::sockets::listeners::{is_listener, sort_listeners, takes_ipv4, to_listener};
+use crate::sockets::listeners::{
+    is_listener, order_key, sort_listeners, takes_ipv4, to_listener, Listener,
+};
 use crate::sockets::model::TcpState;
+use crate::sockets::placed::Placed;
 use crate::sockets::{for_each_socket, Extras};
 
-pub fn run(args: &ListenersArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
+pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result<Done, RunError> {
+    let list = Listing::new(
+        out,
+        output,
+        "listeners",
+        ListenersView {
+            place: args.node.all_netns,
+        },
+    );
+    if args.node.all_netns {
+        return node(args, list);
+    }
+    netns::enter_opt(args.common.netns.as_ref())?;
+    let mut found = listeners_here(args)?;
+    if let Some(wait) = args.wait {
+        // The dump is filtered to one port by the kernel: cheap enough to repeat every 50 ms.
+        let deadline = Instant::now() + wait;
+        while found.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+            found = listeners_here(args)?;
+        }
+    }
+    let mut notes = Vec::new();
+    let wanted: HashSet<u32> = found
+        .iter()
+        .map(|l| l.socket.inode)
+        .filter(|&i| i != 0)
+        .collect();
+    let owners = read_owners("/proc", Some(&wanted)).map_err(RunError::Proc)?;
+    for l in &mut found {
+        l.socket.processes = Some(owners.get(l.socket.inode));
+    }
+    notes.extend(owners_note(&owners.denied, found.iter().map(|l| &l.socket)));
+    sort_listeners(&mut found);
+    let mut list = list;
+    for l in &found {
+        list.push(&Placed::bare(l))?;
+    }
+    list.finish()?;
+    notes.extend(found.iter().filter_map(|l| overflow_note(l, None)));
+    let mut where_ = args
+        .common
+        .netns
+        .as_ref()
+        .map(|n| format!(" in network namespace {n}"))
+        .unwrap_or_default();
+    if let Some(wait) = args.wait {
+        where_.push_str(&format!(" (waited {})", humanize(wait)));
+    }
+    Ok(finish(args, found.is_empty(), &where_, notes))
+}
+
+/// The selection and filter of the listeners of the calling thread's namespace.
+fn listeners_here(args: &ListenersArgs) -> Result<Vec<Listener>, RunError> {
     let (protos, mut families) = protos_families(&args.family);
     // A dual-stack listener (`[::]` with IPV6_V6ONLY off) takes IPv4 connections, but it is an
     // AF_INET6 socket: an AF_INET dump (and the kernel's family filter) never shows it. For
@@ -34,54 +99,97 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write) -> Result<Outcome, RunErro
             ..Default::default()
         },
     };
-    netns::enter_opt(args.common.netns.as_ref())?;
     let mut found = Vec::new();
     for_each_socket(&sel, Extras::default(), &mut |s| {
         if is_listener(&s) && (!v4_only || s.family == 4 || takes_ipv4(&s)) {
             found.push(to_listener(s))
         }
     })?;
-    let mut outcome = Outcome::ok();
-    let wanted: HashSet<u32> = found
+    Ok(found)
+}
+
+/// `--all-netns`: the listeners of every namespace, sorted by port across the node (so
+/// `--port N` answers who listens on N anywhere), then their owners from one host-wide walk
+/// limited to the listeners' inodes (unique on the host).
+fn node(args: &ListenersArgs, mut list: Listing<'_, ListenersView>) -> Result<Done, RunError> {
+    let roots = live_roots(args.node.fs_root.as_ref());
+    let run = for_each_netns(&roots, || listeners_here(args))?;
+    let mut notes = run.notes;
+    let mut rows: Vec<(&Where, Listener)> = run
+        .found
         .iter()
-        .map(|l| l.socket.inode)
+        .flat_map(|f| f.value.iter().map(move |l| (&f.place, l.clone())))
+        .collect();
+    rows.sort_by_key(|(w, l)| (order_key(l), w.netns.inode));
+    let wanted: HashSet<u32> = rows
+        .iter()
+        .map(|(_, l)| l.socket.inode)
         .filter(|&i| i != 0)
         .collect();
     let owners = read_owners("/proc", Some(&wanted)).map_err(RunError::Proc)?;
-    for l in &mut found {
-        l.socket.processes = Some(owners.get(l.socket.inode));
+    let mut named = NodeOwners::new(&roots);
+    let mut unowned_in = HashSet::new();
+    for (place, l) in &rows {
+        let held = named.of(&owners, l.socket.inode);
+        if l.socket.inode != 0 && held.is_empty() {
+            unowned_in.insert(place.netns.inode);
+        }
+        list.push(&Placed {
+            item: l,
+            place: Some(place),
+            owners: Some(&held),
+        })?;
     }
-    outcome
-        .notes
-        .extend(owners_note(&owners.denied, found.iter().map(|l| &l.socket)));
-    sort_listeners(&mut found);
+    list.finish()?;
+    notes.append(&mut named.attributor.notes);
+    notes.extend(node_owners_note(&owners.denied, &unowned_in));
+    notes.extend(rows.iter().filter_map(|(p, l)| overflow_note(l, Some(p))));
+    Ok(finish(
+        args,
+        rows.is_empty(),
+        " in any network namespace on the node",
+        notes,
+    ))
+}
 
-    if args.common.json {
-        write_listeners_json(out, &found)?;
-    } else {
-        write_listeners_table(out, &found)?;
+/// A full accept queue, said on stderr.
+fn overflow_note(l: &Listener, place: Option<&Where>) -> Option<String> {
+    if !l.overflowing() {
+        return None;
     }
-    for l in found.iter().filter(|l| l.overflowing()) {
-        outcome.notes.push(format!(
-            "accept queue full on {} ({} waiting, backlog {}): the kernel drops new \
-             handshakes there; sockscope explain accept-queue",
-            socket_endpoint(&l.socket, &l.socket.local),
-            l.accept_queue.unwrap_or(0),
-            l.backlog.unwrap_or(0)
+    Some(format!(
+        "accept queue full on {}{} ({} waiting, backlog {}): the kernel drops new \
+         handshakes there; sockscope explain accept-queue",
+        socket_endpoint(&l.socket, &l.socket.local),
+        place
+            .map(|p| format!(" in network namespace {}", escape(&p.netns.label())))
+            .unwrap_or_default(),
+        l.accept_queue.unwrap_or(0),
+        l.backlog.unwrap_or(0)
+    ))
+}
+
+/// `--port N` with nothing listening on it is the problem the user asked about: exit 1.
+fn finish(args: &ListenersArgs, none: bool, where_: &str, mut notes: Vec<String>) -> Done {
+    let mut code = ExitCode::Ok;
+    if let (Some(port), true) = (args.port, none) {
+        code = ExitCode::Problems;
+        notes.push(format!(
+            "nothing listens on port {port}{where_}: a connect() there is refused (RST)"
         ));
     }
-    if let Some(port) = args.port {
-        if found.is_empty() {
-            outcome.code = ExitCode::Problems;
-            outcome.notes.push(format!(
-                "nothing listens on port {port}{}: a connect() there is refused (RST)",
-                args.common
-                    .netns
-                    .as_ref()
-                    .map(|n| format!(" in network namespace {n}"))
-                    .unwrap_or_default()
-            ));
-        }
+    Done::streamed().code(code).notes(notes)
+}
+
+/// A wait as the user typed it, more or less: `30s`, `500ms`, `1.5s`.
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+            .trim_end_matches('0')
+            .to_string()
     }
-    Ok(outcome)
 }

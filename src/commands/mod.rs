@@ -51,8 +51,8 @@ pub fn dispatch(
     use crate::cli::Command;
     Ok(match &cli.command {
         Command::Snapshot(a) => snapshot::run(a)?,
-        Command::Sockets(a) => sockets::run(a, out)?.into(),
-        Command::Listeners(a) => listeners::run(a, out)?.into(),
+        Command::Sockets(a) => sockets::run(a, out, &output_of(cli))?,
+        Command::Listeners(a) => listeners::run(a, out, &output_of(cli))?,
         Command::States(a) => states::run(a)?,
         Command::Summary(a) => summary::run(a)?,
         Command::Counters(a) => counters::run(a)?,

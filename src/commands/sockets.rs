@@ -1,6 +1,8 @@
 //! `sockscope sockets`.
 
-use std::collections::BTreeSet;
+mod unix;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Write};
 
 use super::{
@@ -8,18 +10,24 @@ use super::{
 };
 use crate::cli::SocketsArgs;
 use crate::netns;
+use crate::procs::container::{Attributor, Container};
+use crate::procs::discover::Roots;
 use crate::procs::fdwalk::list_pids;
 use crate::procs::namespaces::spaces_of;
-use crate::procs::owners::{read_owners, read_owners_of};
+use crate::procs::owners::{read_owners, read_owners_of, Owners};
 use crate::procs::procfile::comm;
+use crate::procs::unreadable::Denied;
 use crate::render::escape;
-use crate::render::sockets::{write_sockets_json, write_sockets_table, JsonArray, SocketsView};
+use crate::render::sockets::{SocketsView, UnixView};
+use crate::report::{Done, Listing, Output};
+use crate::scope::{for_each_netns, live_roots};
 use crate::sockets::filter::{Selection, UserFilter};
 use crate::sockets::model::{Socket, TcpState};
+use crate::sockets::placed::{Owner, Placed};
 use crate::sockets::ssfilter;
 use crate::sockets::{for_each_socket, Extras};
 
-pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError> {
+pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<Done, RunError> {
     // The filter words are input: checked before any syscall.
     let query = ssfilter::parse(&args.filter).map_err(|e| RunError::Input(e.to_string()))?;
     let (mut protos, families) = protos_families(&args.family);
@@ -41,54 +49,199 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write) -> Result<Outcome, RunError>
             expr: query.expr,
         },
     };
-    if !args.pids.is_empty() || args.name.is_some() {
-        return by_process(args, &sel, out);
+    if args.unix {
+        let view = UnixView {
+            processes: args.processes,
+            place: args.node.all_netns,
+        };
+        return unix::run(args, Listing::new(out, output, "sockets", view));
+    }
+    let by_pid = !args.pids.is_empty() || args.name.is_some();
+    let view = SocketsView {
+        processes: args.processes || by_pid,
+        info: args.info,
+        memory: args.memory,
+        extended: args.extended,
+        timer: args.options,
+        place: args.node.all_netns,
+        families: sel.families.clone(),
+    };
+    let list = Listing::new(out, output, "sockets", view);
+    if by_pid {
+        return by_process(args, &sel, list);
+    }
+    if args.node.all_netns {
+        return node(args, &sel, list);
     }
     netns::enter_opt(args.common.netns.as_ref())?;
-    if args.common.json && !args.processes {
-        // Nothing to join: stream each socket straight out, memory flat at any table size.
-        let mut array = JsonArray::default();
+    if !args.processes {
+        // Nothing to join: each socket goes straight out, memory flat at any table size.
+        let mut list = list;
         let mut failed = None;
         for_each_socket(&sel, extras(args), &mut |s| {
             if failed.is_none() {
-                failed = array.push(out, &s).err();
+                failed = list.push(&Placed::bare(&s)).err();
             }
         })?;
         if let Some(e) = failed {
             return Err(e.into());
         }
-        array.finish(out)?;
-        return Ok(Outcome::ok());
+        list.finish()?;
+        return Ok(Done::streamed());
     }
-    let mut outcome = Outcome::ok();
+    // The fd walk behind owners (nearly all kernel time) does not depend on the dump, so both
+    // run at once; the walk then maps every socket inode on the host, not only the ones shown,
+    // which costs little next to reading the links.
     let mut sockets = Vec::new();
-    if args.processes {
-        // The fd walk behind owners (nearly all kernel time) does not depend on the dump, so
-        // both run at once; the walk then maps every socket inode on the host, not only the
-        // ones shown, which costs little next to reading the links.
-        let (dumped, owners) = std::thread::scope(|scope| {
-            let walk = scope.spawn(|| read_owners("/proc", None));
-            let dumped = for_each_socket(&sel, extras(args), &mut |s| sockets.push(s));
-            (dumped, walk.join())
+    let (dumped, owners) = std::thread::scope(|scope| {
+        let walk = scope.spawn(|| read_owners("/proc", None));
+        let dumped = for_each_socket(&sel, extras(args), &mut |s| sockets.push(s));
+        (dumped, walk.join())
+    });
+    dumped?;
+    let owners = match owners {
+        Ok(r) => r.map_err(RunError::Proc)?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    for s in &mut sockets {
+        s.processes = Some(if s.inode == 0 {
+            Vec::new()
+        } else {
+            owners.get(s.inode)
         });
-        dumped?;
-        let owners = match owners {
-            Ok(r) => r.map_err(RunError::Proc)?,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        for s in &mut sockets {
-            s.processes = Some(if s.inode == 0 {
-                Vec::new()
-            } else {
-                owners.get(s.inode)
-            });
-        }
-        outcome.notes.extend(owners_note(&owners.denied, &sockets));
-    } else {
-        for_each_socket(&sel, extras(args), &mut |s| sockets.push(s))?;
     }
-    write(args, out, &sockets, args.processes)?;
-    Ok(outcome)
+    let note = owners_note(&owners.denied, &sockets);
+    write_all(list, &sockets)?;
+    Ok(Done::streamed().notes(note))
+}
+
+/// `--all-netns`: every namespace's sockets (dumped on parallel workers), each row with its
+/// namespace and container. With -p the fd walk runs once for the host, next to the dumps:
+/// fds are not per namespace, and a socket inode is unique on the host, so one map serves
+/// every namespace; each owner is named with its own container.
+fn node(
+    args: &SocketsArgs,
+    sel: &Selection,
+    mut list: Listing<'_, SocketsView>,
+) -> Result<Done, RunError> {
+    let roots = live_roots(args.node.fs_root.as_ref());
+    let (run, owners) = std::thread::scope(|scope| {
+        let walk = args
+            .processes
+            .then(|| scope.spawn(|| read_owners("/proc", None)));
+        let run = for_each_netns(&roots, || {
+            let mut v = Vec::new();
+            for_each_socket(sel, extras(args), &mut |s| v.push(s))?;
+            Ok(v)
+        });
+        (run, walk.map(|w| w.join()))
+    });
+    let run = run?;
+    let mut notes = run.notes;
+    let Some(owners) = owners else {
+        for f in &run.found {
+            for s in &f.value {
+                list.push(&Placed {
+                    item: s,
+                    place: Some(&f.place),
+                    owners: None,
+                })?;
+            }
+        }
+        list.finish()?;
+        return Ok(Done::streamed().notes(notes));
+    };
+    let owners = match owners {
+        Ok(r) => r.map_err(RunError::Proc)?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let mut named = NodeOwners::new(&roots);
+    let mut unowned_in = HashSet::new();
+    for f in &run.found {
+        for s in &f.value {
+            let held = named.of(&owners, s.inode);
+            if s.inode != 0 && held.is_empty() {
+                unowned_in.insert(f.place.netns.inode);
+            }
+            list.push(&Placed {
+                item: s,
+                place: Some(&f.place),
+                owners: Some(&held),
+            })?;
+        }
+    }
+    list.finish()?;
+    notes.append(&mut named.attributor.notes);
+    notes.extend(node_owners_note(&owners.denied, &unowned_in));
+    Ok(Done::streamed().notes(notes))
+}
+
+/// Owners named with their containers, each process's cgroup read once.
+pub(super) struct NodeOwners {
+    proc: std::path::PathBuf,
+    pub attributor: Attributor,
+    containers: HashMap<u32, Option<Container>>,
+}
+
+impl NodeOwners {
+    pub fn new(roots: &Roots) -> NodeOwners {
+        NodeOwners {
+            proc: roots.proc.clone(),
+            attributor: Attributor::new(&roots.fs),
+            containers: HashMap::new(),
+        }
+    }
+
+    /// The processes holding `inode`, with their containers.
+    pub fn of(&mut self, owners: &Owners, inode: u32) -> Vec<Owner> {
+        if inode == 0 {
+            return Vec::new();
+        }
+        let Some(held) = owners.by_inode.get(&inode) else {
+            return Vec::new();
+        };
+        held.iter()
+            .map(|p| Owner {
+                pid: p.pid,
+                name: p.name.clone(),
+                container: self.container(p.pid),
+            })
+            .collect()
+    }
+
+    fn container(&mut self, pid: u32) -> Option<Container> {
+        if let Some(c) = self.containers.get(&pid) {
+            return c.clone();
+        }
+        let c = std::fs::read_to_string(self.proc.join(format!("{pid}/cgroup")))
+            .ok()
+            .and_then(|text| self.attributor.of_cgroup(&text));
+        self.containers.insert(pid, c.clone());
+        c
+    }
+}
+
+/// The unreadable-process note for a node-wide view: the refused processes that could hold an
+/// unowned socket shown, i.e. those in a namespace where one was shown (or in an unknown one).
+pub(super) fn node_owners_note(denied: &[Denied], unowned_in: &HashSet<u64>) -> Option<String> {
+    let mut could: Vec<Denied> = denied
+        .iter()
+        .filter(|d| d.netns.is_none_or(|n| unowned_in.contains(&n)))
+        .cloned()
+        .collect();
+    if unowned_in.is_empty() {
+        could.clear();
+    }
+    could.sort_by_key(|d| d.pid);
+    could.dedup_by_key(|d| d.pid);
+    unreadable_note(&could, Missing::Owners)
+}
+
+fn write_all(mut list: Listing<'_, SocketsView>, sockets: &[Socket]) -> io::Result<()> {
+    for s in sockets {
+        list.push(&Placed::bare(s))?;
+    }
+    list.finish()
 }
 
 /// The state mask, as ss decides it: state words (`--state`, and the filter's `state` and
@@ -113,34 +266,14 @@ fn extras(args: &SocketsArgs) -> Extras {
     }
 }
 
-fn write(
-    args: &SocketsArgs,
-    out: &mut dyn Write,
-    sockets: &[Socket],
-    owners: bool,
-) -> io::Result<()> {
-    if args.common.json {
-        write_sockets_json(out, sockets)
-    } else {
-        let view = SocketsView {
-            processes: owners,
-            info: args.info,
-            memory: args.memory,
-            extended: args.extended,
-            timer: args.options,
-        };
-        write_sockets_table(out, sockets, &view)
-    }
-}
-
 /// `--pid` / `--name`: the sockets those processes hold. Only their fds are read (not every
 /// process's, as -p must), and each namespace they hold sockets in is dumped, entered from a
 /// worker thread, unless --netns names one.
 fn by_process(
     args: &SocketsArgs,
     sel: &Selection,
-    out: &mut dyn Write,
-) -> Result<Outcome, RunError> {
+    list: Listing<'_, SocketsView>,
+) -> Result<Done, RunError> {
     const ROOT: &str = "/proc";
     require_pids(ROOT, &args.pids)?;
     let mut outcome = Outcome::ok();
@@ -206,6 +339,6 @@ fn by_process(
             }
         }
     }
-    write(args, out, &sockets, true)?;
-    Ok(outcome)
+    write_all(list, &sockets)?;
+    Ok(outcome.into())
 }

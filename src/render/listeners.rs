@@ -1,42 +1,53 @@
-//! The `listeners` table and JSON.
+//! The `listeners` table (its JSON is the listeners themselves, through
+//! [`crate::report::Listing`]).
 
-use std::io::{self, Write};
-
-use super::sockets::processes_cell;
-use super::{new_table, percent, socket_endpoint, write_json, write_table};
+use super::sockets::{owners_cell, place_cells};
+use super::{percent, socket_endpoint};
+use crate::report::{Cells, Column, Rows};
 use crate::sockets::listeners::Listener;
+use crate::sockets::placed::Placed;
 
-pub fn write_listeners_json(out: &mut dyn Write, v: &[Listener]) -> io::Result<()> {
-    write_json(out, v)
+pub struct ListenersView {
+    /// Netns and Container columns (`--all-netns`).
+    pub place: bool,
 }
 
-pub fn write_listeners_table(out: &mut dyn Write, v: &[Listener]) -> io::Result<()> {
-    let mut t = new_table(
-        &[
-            "Proto", "Local", "Port", "Backlog", "Accept-Q", "Fill", "Process",
-        ],
-        &[2, 3, 4, 5],
-    );
-    for l in v {
+impl Rows for ListenersView {
+    type Record<'r> = Placed<'r, Listener>;
+
+    fn columns(&self) -> Vec<Column> {
+        let mut c = Vec::new();
+        if self.place {
+            c.extend([Column::left("Netns"), Column::left("Container")]);
+        }
+        c.extend([Column::left("Proto"), Column::left("Local")]);
+        c.extend(["Port", "Backlog", "Accept-Q", "Fill"].map(Column::right));
+        c.push(Column::left("Process"));
+        c
+    }
+
+    fn cells(&self, row: &Placed<'_, Listener>, cells: &mut Cells) {
+        let l = row.item;
         let s = &l.socket;
+        if self.place {
+            place_cells(row.place, cells);
+        }
         let mut local = socket_endpoint(s, &s.local);
         // The port has its own column; show just the address.
         if let Some(i) = local.rfind(':') {
             local.truncate(i);
         }
-        t.add_row(vec![
+        let dash = || "-".to_string();
+        for c in [
             format!("{}{}", s.proto.name(), s.family),
             local,
             s.local.port.to_string(),
-            l.backlog
-                .map(|b| b.to_string())
-                .unwrap_or_else(|| "-".into()),
-            l.accept_queue
-                .map(|b| b.to_string())
-                .unwrap_or_else(|| "-".into()),
-            l.fill_percent.map(percent).unwrap_or_else(|| "-".into()),
-            processes_cell(s.processes.as_deref().unwrap_or(&[])),
-        ]);
+            l.backlog.map_or_else(dash, |b| b.to_string()),
+            l.accept_queue.map_or_else(dash, |b| b.to_string()),
+            l.fill_percent.map_or_else(dash, percent),
+            owners_cell(row.owners, s.processes.as_deref()),
+        ] {
+            cells.push(&c);
+        }
     }
-    write_table(out, &t)
 }

@@ -1,10 +1,15 @@
-//! The `sockets` table and JSON.
+//! The `sockets` tables: TCP/UDP and UNIX (`-x`); their JSON is the sockets themselves,
+//! through [`crate::report::Listing`].
 
-use std::io::{self, Write};
+use std::fmt::Write;
+use std::net::IpAddr;
 
-use super::columns::write_columns;
-use super::{escape, socket_endpoint};
-use crate::sockets::model::{ProcessRef, Socket, Timer};
+use super::{container_label, escape};
+use crate::report::{Cells, Column, Rows};
+use crate::scope::Where;
+use crate::sockets::model::{Endpoint, ProcessRef, Socket, Timer};
+use crate::sockets::placed::{Owner, Placed};
+use crate::sockets::unix::UnixSocket;
 
 pub struct SocketsView {
     pub processes: bool,
@@ -14,108 +19,203 @@ pub struct SocketsView {
     pub extended: bool,
     /// The timer column (`-o`); `-i` shows it already.
     pub timer: bool,
+    /// Netns and Container columns (`--all-netns`).
+    pub place: bool,
+    /// The address families dumped (4, 6): how wide an endpoint can get.
+    pub families: Vec<u8>,
 }
 
-/// JSON: an array of socket objects, one per line.
-pub fn write_sockets_json(out: &mut dyn Write, sockets: &[Socket]) -> io::Result<()> {
-    let mut array = JsonArray::default();
-    for s in sockets {
-        array.push(out, s)?;
-    }
-    array.finish(out)
-}
-
-/// A JSON array written one element at a time, so a listing can go out as the kernel hands
-/// sockets over instead of being collected first.
-#[derive(Default)]
-pub struct JsonArray {
-    len: usize,
-}
-
-impl JsonArray {
-    pub fn push(&mut self, out: &mut dyn Write, s: &Socket) -> io::Result<()> {
-        out.write_all(if self.len == 0 { b"[\n  " } else { b",\n  " })?;
-        self.len += 1;
-        serde_json::to_writer(&mut *out, s).map_err(io::Error::from)
-    }
-
-    pub fn finish(self, out: &mut dyn Write) -> io::Result<()> {
-        out.write_all(if self.len == 0 { b"[]\n" } else { b"\n]\n" })
+/// The widest endpoint of a family as printed: `255.255.255.255:65535`, or eight full IPv6
+/// groups in brackets with a port.
+pub fn widest_endpoint(families: &[u8]) -> usize {
+    if families.contains(&6) {
+        47
+    } else {
+        21
     }
 }
 
-pub fn write_sockets_table(
-    out: &mut dyn Write,
-    sockets: &[Socket],
-    view: &SocketsView,
-) -> io::Result<()> {
-    let mut header = vec!["Proto", "State", "Recv-Q", "Send-Q", "Local", "Peer"];
-    if view.processes {
-        header.push("Process");
-    }
-    let timer_alone = view.timer && !view.info;
-    if timer_alone {
-        header.push("Timer");
-    }
-    if view.extended {
-        header.extend(["Uid", "Inode"]);
-    }
-    if view.info {
-        header.extend([
-            "RTT ms",
-            "RTTvar",
-            "Retrans",
-            "Cwnd",
-            "Unacked",
-            "Lost",
-            "LastSnd ms",
-            "LastRcv ms",
-            "Timer",
-        ]);
-    }
-    if view.memory {
-        header.extend(["Rmem", "Rcvbuf", "Wmem", "Sndbuf", "Drops"]);
-    }
-    let mut right: Vec<usize> = vec![2, 3];
-    let mut next = if view.processes { 7 } else { 6 };
-    next += usize::from(timer_alone);
-    if view.extended {
-        right.extend([next, next + 1]);
-        next += 2;
-    }
-    if view.info {
-        right.extend(next..next + 8);
-        next += 9;
-    }
-    if view.memory {
-        right.extend(next..next + 5);
-    }
-    write_columns(out, &header, &right, sockets.len(), &mut |i, row| {
-        let s = &sockets[i];
-        row.extend([
-            s.proto.name().to_string(),
-            s.state.name().to_string(),
-            s.recv_q.to_string(),
-            s.send_q.to_string(),
-            socket_endpoint(s, &s.local),
-            socket_endpoint(s, &s.peer),
-        ]);
-        if view.processes {
-            row.push(processes_cell(s.processes.as_deref().unwrap_or(&[])));
+impl Rows for SocketsView {
+    type Record<'r> = Placed<'r, Socket>;
+
+    fn columns(&self) -> Vec<Column> {
+        let mut c = Vec::new();
+        if self.place {
+            c.extend([Column::left("Netns"), Column::left("Container")]);
         }
+        let addr = widest_endpoint(&self.families);
+        c.extend([
+            Column::left("Proto"),
+            Column::left("State").widest(11),
+            Column::right("Recv-Q"),
+            Column::right("Send-Q"),
+            Column::left("Local").widest(addr),
+            Column::left("Peer").widest(addr),
+        ]);
+        if self.processes {
+            c.push(Column::left("Process"));
+        }
+        let timer_alone = self.timer && !self.info;
         if timer_alone {
-            row.push(timer_cell(s));
+            c.push(Column::left("Timer"));
         }
-        if view.extended {
-            row.extend([s.uid.to_string(), s.inode.to_string()]);
+        if self.extended {
+            c.extend([Column::right("Uid"), Column::right("Inode")]);
         }
-        if view.info {
-            row.extend(info_cells(s));
+        if self.info {
+            c.extend(
+                [
+                    "RTT ms",
+                    "RTTvar",
+                    "Retrans",
+                    "Cwnd",
+                    "Unacked",
+                    "Lost",
+                    "LastSnd ms",
+                    "LastRcv ms",
+                ]
+                .map(Column::right),
+            );
+            c.push(Column::left("Timer"));
         }
-        if view.memory {
-            row.extend(memory_cells(s));
+        if self.memory {
+            c.extend(["Rmem", "Rcvbuf", "Wmem", "Sndbuf", "Drops"].map(Column::right));
         }
-    })
+        c
+    }
+
+    fn cells(&self, row: &Placed<'_, Socket>, cells: &mut Cells) {
+        let s = row.item;
+        if self.place {
+            place_cells(row.place, cells);
+        }
+        // Written into reused buffers: this runs once per socket of a 100k-row table.
+        cells.push(s.proto.name());
+        cells.push(s.state.name());
+        let _ = write!(cells.cell(), "{}", s.recv_q);
+        let _ = write!(cells.cell(), "{}", s.send_q);
+        write_endpoint(cells.cell(), s, &s.local);
+        write_endpoint(cells.cell(), s, &s.peer);
+        if self.processes {
+            cells.push(&owners_cell(row.owners, s.processes.as_deref()));
+        }
+        if self.timer && !self.info {
+            cells.push(&timer_cell(s));
+        }
+        if self.extended {
+            let _ = write!(cells.cell(), "{}", s.uid);
+            let _ = write!(cells.cell(), "{}", s.inode);
+        }
+        if self.info {
+            info_cells(s).iter().for_each(|c| cells.push(c));
+        }
+        if self.memory {
+            memory_cells(s).iter().for_each(|c| cells.push(c));
+        }
+    }
+}
+
+/// [`socket_endpoint`] written into `out` (no allocation): `addr:port`, IPv6 in brackets,
+/// port 0 as `*`, a dual-stack `[::]` as `*`.
+pub fn write_endpoint(out: &mut String, s: &Socket, e: &Endpoint) {
+    let _ = match e.addr {
+        _ if s.dual_stack() && e.addr.is_unspecified() => write!(out, "*"),
+        IpAddr::V4(a) => write!(out, "{a}"),
+        IpAddr::V6(a) => write!(out, "[{a}]"),
+    };
+    let _ = match e.port {
+        0 => write!(out, ":*"),
+        p => write!(out, ":{p}"),
+    };
+}
+
+/// The `sockets -x` table: ss -x's columns, the peer by inode, and with -p both ends' owners.
+pub struct UnixView {
+    pub processes: bool,
+    /// Netns and Container columns (`--all-netns`).
+    pub place: bool,
+}
+
+impl Rows for UnixView {
+    type Record<'r> = Placed<'r, UnixSocket>;
+
+    fn columns(&self) -> Vec<Column> {
+        let mut c = Vec::new();
+        if self.place {
+            c.extend([Column::left("Netns"), Column::left("Container")]);
+        }
+        c.extend([
+            Column::left("Type"),
+            Column::left("State").widest(11),
+            Column::right("Recv-Q"),
+            Column::right("Send-Q"),
+            Column::left("Path"),
+            Column::right("Inode").widest(10),
+            Column::right("Peer").widest(10),
+        ]);
+        if self.processes {
+            c.push(Column::left("Process"));
+        }
+        c
+    }
+
+    fn cells(&self, row: &Placed<'_, UnixSocket>, cells: &mut Cells) {
+        let s = row.item;
+        if self.place {
+            place_cells(row.place, cells);
+        }
+        cells.push(s.kind.netid());
+        cells.push(s.state.name());
+        let _ = write!(cells.cell(), "{}", s.recv_q);
+        let _ = write!(cells.cell(), "{}", s.send_q);
+        cells.push(&s.path.as_deref().map_or_else(|| "*".to_string(), escape));
+        let _ = write!(cells.cell(), "{}", s.inode);
+        match s.peer_inode {
+            0 => cells.push("*"),
+            p => {
+                let _ = write!(cells.cell(), "{p}");
+            }
+        }
+        if self.processes {
+            let mine = owners_cell(row.owners, s.processes.as_deref());
+            cells.push(&match &s.peer_processes {
+                // `nginx(12) ⇄ php-fpm(40)`: who talks to whom over the connection.
+                Some(peer) => format!("{mine} ⇄ {}", processes_cell(peer)),
+                None => mine,
+            });
+        }
+    }
+}
+
+/// The Netns and Container cells of a node-wide row.
+pub fn place_cells(place: Option<&Where>, cells: &mut Cells) {
+    match place {
+        Some(p) => {
+            cells.push(&escape(&p.netns.label()));
+            cells.push(
+                &p.container
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), container_label),
+            );
+        }
+        None => {
+            cells.push("-");
+            cells.push("-");
+        }
+    }
+}
+
+/// The Process cell: the node-wide owners when known, else the socket's own.
+pub fn owners_cell(owners: Option<&[Owner]>, processes: Option<&[ProcessRef]>) -> String {
+    match owners {
+        Some(o) if !o.is_empty() => o
+            .iter()
+            .map(|p| format!("{}({})", escape(&p.name), p.pid))
+            .collect::<Vec<_>>()
+            .join(","),
+        Some(_) => "-".into(),
+        None => processes_cell(processes.unwrap_or(&[])),
+    }
 }
 
 /// `nginx(812),nginx(813)`, names escaped.
@@ -185,5 +285,53 @@ fn timer_cell(s: &Socket) -> String {
         Some(Timer::Keepalive { expires_ms }) => format!("keepalive({expires_ms}ms)"),
         Some(Timer::TimeWait { expires_ms }) => format!("time-wait({expires_ms}ms)"),
         Some(Timer::Probe { expires_ms }) => format!("probe({expires_ms}ms)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::socket_endpoint;
+    use crate::sockets::model::{Proto, TcpState};
+
+    #[test]
+    fn written_endpoints_read_like_socket_endpoint() {
+        let mut s = Socket {
+            proto: Proto::Tcp,
+            family: 6,
+            state: TcpState::Listening,
+            local: Endpoint {
+                addr: "::".parse().unwrap(),
+                port: 6300,
+            },
+            peer: Endpoint {
+                addr: "::".parse().unwrap(),
+                port: 0,
+            },
+            recv_q: 0,
+            send_q: 0,
+            uid: 0,
+            inode: 0,
+            timer: None,
+            info: None,
+            processes: None,
+            mem: None,
+            v6only: Some(true),
+        };
+        for (v6only, local) in [(Some(true), "[::]:6300"), (Some(false), "*:6300")] {
+            s.v6only = v6only;
+            for e in [s.local, s.peer] {
+                let mut out = String::new();
+                write_endpoint(&mut out, &s, &e);
+                assert_eq!(out, socket_endpoint(&s, &e));
+            }
+            let mut out = String::new();
+            write_endpoint(&mut out, &s, &s.local);
+            assert_eq!(out, local);
+        }
+        s.local.addr = "127.0.0.1".parse().unwrap();
+        let mut out = String::new();
+        write_endpoint(&mut out, &s, &s.local);
+        assert_eq!(out, "127.0.0.1:6300");
     }
 }

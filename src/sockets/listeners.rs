@@ -68,15 +68,13 @@ impl Listener {
 
 /// Sorted by port, then TCP before UDP, IPv4 before IPv6, then address.
 pub fn sort_listeners(v: &mut [Listener]) {
-    v.sort_by(|a, b| {
-        let (a, b) = (&a.socket, &b.socket);
-        (a.local.port, a.proto as u8, a.family, a.local.addr).cmp(&(
-            b.local.port,
-            b.proto as u8,
-            b.family,
-            b.local.addr,
-        ))
-    });
+    v.sort_by_key(order_key);
+}
+
+/// The order of [`sort_listeners`], for listings that sort listeners among other things.
+pub fn order_key(l: &Listener) -> (u16, u8, u8, std::net::IpAddr) {
+    let s = &l.socket;
+    (s.local.port, s.proto as u8, s.family, s.local.addr)
 }
 
 #[cfg(test)]

@@ -9,10 +9,12 @@ pub mod inodes;
 pub mod listeners;
 pub mod model;
 pub mod node;
+pub mod placed;
 pub mod ssfilter;
 pub mod states;
 pub mod sysctl;
 pub mod tcp_info;
+pub mod unix;
 pub mod unix_diag;
 
 use diag::{DiagError, DiagSocket, DumpRequest};

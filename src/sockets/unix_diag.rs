@@ -1,7 +1,7 @@
-//! The UNIX-socket side of sock_diag: the inode of every AF_UNIX socket in the calling thread's
-//! network namespace (`unix_diag`), so `fds --kinds` can tell a UNIX socket from a TCP one.
-//!
-//! Only inodes are needed, so the request asks for no attributes and the parse reads one field.
+//! The UNIX-socket side of sock_diag (`unix_diag`), in the calling thread's network namespace:
+//! the inode of every AF_UNIX socket, so `fds --kinds` can tell a UNIX socket from a TCP one
+//! (no attributes asked for, one field read), and whole sockets for `sockets -x` (bound name,
+//! peer inode, queue lengths).
 
 use std::io;
 
@@ -12,24 +12,137 @@ use netlink_packet_sock_diag::unix::{ShowFlags, StateFlags, UnixRequest};
 use netlink_packet_sock_diag::SockDiagMessage;
 
 use super::diag::{walk_batch, Batch, DiagError};
+use super::model::TcpState;
+use super::unix::{name_of, UnixKind, UnixSocket};
 
 /// `struct unix_diag_msg`: family, type, state, pad (4 bytes), ino (u32), cookie (8 bytes).
 const UNIX_DIAG_MSG_LEN: usize = 16;
 
+// Attribute types (`enum` in linux/unix_diag.h).
+const UNIX_DIAG_NAME: u16 = 0;
+const UNIX_DIAG_PEER: u16 = 2;
+const UNIX_DIAG_RQLEN: u16 = 4;
+
 /// Calls `each(inode)` for every UNIX socket in the calling thread's network namespace.
 pub fn for_each_unix_inode(each: &mut dyn FnMut(u32)) -> Result<(), DiagError> {
+    dump(u32::MAX, ShowFlags::empty(), &mut |payload| {
+        each(parse_inode(payload)?);
+        Ok(())
+    })
+}
+
+/// Calls `each` for every UNIX socket whose state is in `states` (a mask of `1 << state`,
+/// the kernel's TCP numbering: LISTEN 10, ESTABLISHED 1, CLOSE 7 for unconnected), with its
+/// bound name, peer inode and queue lengths.
+pub fn for_each_unix_socket(
+    states: u32,
+    each: &mut dyn FnMut(UnixSocket),
+) -> Result<(), DiagError> {
+    dump(
+        states,
+        ShowFlags::NAME | ShowFlags::PEER | ShowFlags::RQLEN,
+        &mut |payload| {
+            if let Some(s) = parse_unix_socket(payload)? {
+                each(s);
+            }
+            Ok(())
+        },
+    )
+}
+
+/// One `unix_diag_msg` with its attributes; `None` for a socket type sockscope does not know.
+pub fn parse_unix_socket(payload: &[u8]) -> Result<Option<UnixSocket>, DiagError> {
+    let inode = parse_inode(payload)?;
+    let Some(kind) = UnixKind::from_kernel(payload[1]) else {
+        return Ok(None);
+    };
+    let state = match TcpState::from_kernel(payload[2]) {
+        // Not connected (a datagram socket, or a stream socket before connect): ss's UNCONN.
+        TcpState::Close => TcpState::Unconn,
+        s => s,
+    };
+    let mut s = UnixSocket {
+        proto: "unix",
+        kind,
+        state,
+        path: None,
+        recv_q: 0,
+        send_q: 0,
+        inode,
+        peer_inode: 0,
+        processes: None,
+        peer_processes: None,
+    };
+    let mut attrs = &payload[UNIX_DIAG_MSG_LEN..];
+    while attrs.len() >= 4 {
+        let len = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if len < 4 || len > attrs.len() {
+            return Err(DiagError::Decode(format!(
+                "unix_diag attribute of {len} bytes with {} left",
+                attrs.len()
+            )));
+        }
+        let data = &attrs[4..len];
+        let u32_at = |i: usize| {
+            data.get(i..i + 4)
+                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        match kind {
+            UNIX_DIAG_NAME => s.path = name_of(data),
+            UNIX_DIAG_PEER => s.peer_inode = u32_at(0).unwrap_or(0),
+            UNIX_DIAG_RQLEN => {
+                s.recv_q = u32_at(0).unwrap_or(0);
+                s.send_q = u32_at(4).unwrap_or(0);
+            }
+            _ => {}
+        }
+        let step = (len + 3) & !3;
+        if step >= attrs.len() {
+            break;
+        }
+        attrs = &attrs[step..];
+    }
+    Ok(Some(s))
+}
+
+fn parse_inode(payload: &[u8]) -> Result<u32, DiagError> {
+    if payload.len() < UNIX_DIAG_MSG_LEN {
+        return Err(DiagError::Decode(format!(
+            "unix_diag_msg of {} bytes, expected at least {UNIX_DIAG_MSG_LEN}",
+            payload.len()
+        )));
+    }
+    Ok(u32::from_ne_bytes([
+        payload[4], payload[5], payload[6], payload[7],
+    ]))
+}
+
+/// One unix_diag dump through the host: the request, then every message's payload to `each`.
+/// A recording keeps the full dump (every state, every attribute sockscope reads), so either
+/// question can be answered from a snapshot.
+fn dump(
+    states: u32,
+    show: ShowFlags,
+    each: &mut dyn FnMut(&[u8]) -> Result<(), DiagError>,
+) -> Result<(), DiagError> {
     let seq = 1;
-    let packet = build_request(seq);
+    let packet = build_request(seq, states, show);
+    let full = build_request(
+        seq,
+        u32::MAX,
+        ShowFlags::NAME | ShowFlags::PEER | ShowFlags::RQLEN,
+    );
     let ask = crate::host::DiagAsk {
         proto: "unix",
         family: 0,
         packet: &packet,
         seq,
-        full: &packet,
+        full: &full,
     };
     let mut end = 0;
     crate::host::current().sock_diag(&ask, &mut |buf, seq| {
-        Ok(match parse_unix_batch(buf, seq, each)? {
+        Ok(match parse_batch(buf, seq, each)? {
             None => false,
             Some(errno) => {
                 end = errno;
@@ -52,17 +165,17 @@ pub fn for_each_unix_inode(each: &mut dyn FnMut(u32)) -> Result<(), DiagError> {
     }
 }
 
-fn build_request(seq: u32) -> Vec<u8> {
+fn build_request(seq: u32, states: u32, show: ShowFlags) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     header.sequence_number = seq;
     let mut msg = NetlinkMessage::new(
         header,
         NetlinkPayload::from(SockDiagMessage::UnixRequest(UnixRequest {
-            // Every state: listening, connected, and unconnected (TCP_CLOSE = 7) sockets.
-            state_flags: StateFlags::from_bits_retain(u32::MAX),
+            // u32::MAX is every state: listening, connected, unconnected (TCP_CLOSE = 7).
+            state_flags: StateFlags::from_bits_retain(states),
             inode: 0,
-            show_flags: ShowFlags::empty(),
+            show_flags: show,
             cookie: [0xff; 8],
         })),
     );
@@ -78,18 +191,18 @@ pub fn parse_unix_batch(
     seq: u32,
     each: &mut dyn FnMut(u32),
 ) -> Result<Option<i32>, DiagError> {
-    let batch = walk_batch(buf, seq, &mut |payload| {
-        if payload.len() < UNIX_DIAG_MSG_LEN {
-            return Err(DiagError::Decode(format!(
-                "unix_diag_msg of {} bytes, expected at least {UNIX_DIAG_MSG_LEN}",
-                payload.len()
-            )));
-        }
-        each(u32::from_ne_bytes([
-            payload[4], payload[5], payload[6], payload[7],
-        ]));
+    parse_batch(buf, seq, &mut |payload| {
+        each(parse_inode(payload)?);
         Ok(())
-    })?;
+    })
+}
+
+fn parse_batch(
+    buf: &[u8],
+    seq: u32,
+    each: &mut dyn FnMut(&[u8]) -> Result<(), DiagError>,
+) -> Result<Option<i32>, DiagError> {
+    let batch = walk_batch(buf, seq, each)?;
     Ok(match batch {
         Batch::More => None,
         Batch::Done => Some(0),
@@ -155,5 +268,77 @@ mod tests {
         let mut found = false;
         for_each_unix_inode(&mut |i| found |= i == ino).unwrap();
         assert!(found);
+    }
+
+    fn attr(kind: u16, data: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
+        b.extend_from_slice(&kind.to_ne_bytes());
+        b.extend_from_slice(data);
+        while b.len() % 4 != 0 {
+            b.push(0);
+        }
+        b
+    }
+
+    #[test]
+    fn parses_name_peer_and_queues() {
+        let mut msg = vec![
+            1u8, // AF_UNIX
+            2,   // SOCK_DGRAM
+            7,   // TCP_CLOSE: unconnected
+            0,
+        ];
+        msg.extend(77u32.to_ne_bytes()); // udiag_ino
+        msg.extend([0xffu8; 8]);
+        msg.extend(attr(UNIX_DIAG_NAME, b"\0sock\0scope")); // abstract, 10 bytes: padded
+        msg.extend(attr(UNIX_DIAG_PEER, &78u32.to_ne_bytes()));
+        let mut rq = 3u32.to_ne_bytes().to_vec();
+        rq.extend(9u32.to_ne_bytes());
+        msg.extend(attr(UNIX_DIAG_RQLEN, &rq));
+        msg.extend(attr(99, b"future")); // unknown: skipped
+        let s = parse_unix_socket(&msg).unwrap().unwrap();
+        assert_eq!(s.kind, UnixKind::Dgram);
+        assert_eq!(s.state, TcpState::Unconn);
+        assert_eq!(s.path.as_deref(), Some("@sock@scope"));
+        assert_eq!((s.inode, s.peer_inode, s.recv_q, s.send_q), (77, 78, 3, 9));
+        msg[1] = 3; // SOCK_RAW: not a UNIX type sockscope lists
+        assert_eq!(parse_unix_socket(&msg).unwrap(), None);
+        let mut bad = msg.clone();
+        bad.extend([200u8, 0, 0, 0]); // an attribute longer than what is left
+        bad[1] = 1;
+        assert!(parse_unix_socket(&bad).is_err());
+    }
+
+    #[test]
+    fn dump_reads_a_bound_listener_and_a_pair() {
+        let dir = std::env::temp_dir().join(format!("ssc-ud-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("l.sock");
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let ino = |fd: i32| {
+            std::fs::metadata(format!("/proc/self/fd/{fd}"))
+                .unwrap()
+                .ino() as u32
+        };
+        use std::os::fd::AsRawFd;
+        let (il, ia, ib) = (ino(l.as_raw_fd()), ino(a.as_raw_fd()), ino(b.as_raw_fd()));
+        let mut got = Vec::new();
+        for_each_unix_socket(u32::MAX, &mut |s| {
+            if [il, ia, ib].contains(&s.inode) {
+                got.push(s)
+            }
+        })
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        got.sort_by_key(|s| s.inode);
+        assert_eq!(got.len(), 3, "{got:?}");
+        let listener = got.iter().find(|s| s.inode == il).unwrap();
+        assert_eq!(listener.state, TcpState::Listening);
+        assert_eq!(listener.path.as_deref(), path.to_str());
+        let end = got.iter().find(|s| s.inode == ia).unwrap();
+        assert_eq!((end.state, end.peer_inode), (TcpState::Established, ib));
+        assert_eq!(end.path, None);
     }
 }
