@@ -89,7 +89,7 @@ fn every_netns(args: &DoctorArgs) -> Result<Done, RunError> {
         };
         Ok(collect_host(&plan)?)
     })?;
-    let system = read_system("/proc").map_err(|e| DoctorError::Proc {
+    let system = read_system(crate::host::PROC).map_err(|e| DoctorError::Proc {
         what: "/proc/sys/fs/file-nr".into(),
         source: e,
     })?;

@@ -15,7 +15,7 @@ use crate::summary::{summarize, Inputs, StateTally};
 pub fn run(args: &SummaryArgs) -> Result<Done, RunError> {
     // The host's own limits and file table first: a private namespace does not show them.
     let limits = read_host_limits();
-    let files = read_system("/proc").ok();
+    let files = read_system(crate::host::PROC).ok();
     netns::enter_opt(args.common.netns.as_ref())?;
     let proc_err = |e| RunError::Unreadable(format!("cannot read /proc/net/sockstat or snmp: {e}"));
     let sockstat = read_sockstat().map_err(proc_err)?;

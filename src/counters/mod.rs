@@ -20,7 +20,7 @@ pub type Raw = BTreeMap<String, u64>;
 pub fn read_all() -> io::Result<Raw> {
     let mut raw = Raw::new();
     for file in ["netstat", "snmp"] {
-        let text = std::fs::read_to_string(format!("/proc/thread-self/net/{file}"))?;
+        let text = crate::host::proc_text(&format!("thread-self/net/{file}"))?;
         // `Section.Field` → nstat's `SectionField`.
         raw.extend(
             parse_counters(&text)
@@ -29,7 +29,7 @@ pub fn read_all() -> io::Result<Raw> {
                 .map(|(k, v)| (k.replacen('.', "", 1), v)),
         );
     }
-    if let Ok(text) = std::fs::read_to_string("/proc/thread-self/net/snmp6") {
+    if let Ok(text) = crate::host::proc_text("thread-self/net/snmp6") {
         raw.extend(parse_snmp6(&text));
     }
     Ok(raw)

@@ -127,6 +127,13 @@ pub fn set_current(host: &'static dyn Host) -> bool {
     CURRENT.set(host).is_ok()
 }
 
+/// A text file under the proc root (`thread-self/net/snmp`, `sys/net/ipv4/tcp_mem`), read
+/// through the current host so snapshots record and replay it.
+pub fn proc_text(rel: &str) -> io::Result<String> {
+    let bytes = current().read_file(&format!("{PROC}/{rel}"))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// An `io::Error` from the errno a recording kept.
 pub fn errno_error(errno: i32) -> io::Error {
     io::Error::from_raw_os_error(errno)

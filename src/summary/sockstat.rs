@@ -20,9 +20,9 @@ impl Sockstat {
 
 /// Reads sockstat and (when IPv6 is enabled) sockstat6 in the calling thread's namespace.
 pub fn read_sockstat() -> io::Result<Sockstat> {
-    let mut s = parse_sockstat(&std::fs::read_to_string("/proc/thread-self/net/sockstat")?);
+    let mut s = parse_sockstat(&crate::host::proc_text("thread-self/net/sockstat")?);
     // Absent when IPv6 is disabled: then there are no IPv6 sockets, which is not an error.
-    if let Ok(text) = std::fs::read_to_string("/proc/thread-self/net/sockstat6") {
+    if let Ok(text) = crate::host::proc_text("thread-self/net/sockstat6") {
         s.0.extend(parse_sockstat(&text).0);
     }
     Ok(s)
@@ -48,7 +48,7 @@ pub fn parse_sockstat(text: &str) -> Sockstat {
 
 /// `Tcp: CurrEstab` (ESTABLISHED plus CLOSE-WAIT, per namespace), as `ss -s` prints it.
 pub fn read_curr_estab() -> io::Result<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/net/snmp")?;
+    let text = crate::host::proc_text("thread-self/net/snmp")?;
     Ok(crate::doctor::counters::parse_counters(&text).get("Tcp.CurrEstab"))
 }
 
@@ -63,7 +63,7 @@ pub struct HostLimits {
 }
 
 pub fn read_host_limits() -> HostLimits {
-    let sys = |name: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).ok();
+    let sys = |name: &str| crate::host::proc_text(&format!("sys/net/ipv4/{name}")).ok();
     HostLimits {
         tcp_mem: sys("tcp_mem").as_deref().and_then(parse_triple),
         udp_mem: sys("udp_mem").as_deref().and_then(parse_triple),
