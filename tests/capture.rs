@@ -452,6 +452,7 @@ fn maybe_save_fixture(file: &TempPath, name: &str) {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn live_handshake_outcomes_on_lo_and_the_file_reads_back_identically() {
     if !support::require_root("live_handshake_outcomes_on_lo_and_the_file_reads_back_identically") {
         return;
@@ -484,6 +485,7 @@ fn live_handshake_outcomes_on_lo_and_the_file_reads_back_identically() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn live_capture_on_any_device_uses_linux_sll() {
     if !support::require_root("live_capture_on_any_device_uses_linux_sll") {
         return;
@@ -500,6 +502,7 @@ fn live_capture_on_any_device_uses_linux_sll() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn live_lines_explain_each_event() {
     if !support::require_root("live_lines_explain_each_event") {
         return;
@@ -537,6 +540,7 @@ fn live_lines_explain_each_event() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn sigint_mid_capture_leaves_a_complete_file() {
     if !support::require_root("sigint_mid_capture_leaves_a_complete_file") {
         return;
@@ -623,6 +627,7 @@ fn poll_records(path: &Path, want: usize) -> Option<Vec<Record>> {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn sighup_and_sigterm_end_a_capture_like_sigint() {
     if !support::require_root("sighup_and_sigterm_end_a_capture_like_sigint") {
         return;
@@ -656,6 +661,7 @@ fn sighup_and_sigterm_end_a_capture_like_sigint() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn a_file_being_written_can_be_followed() {
     if !support::require_root("a_file_being_written_can_be_followed") {
         return;
@@ -682,6 +688,7 @@ fn a_file_being_written_can_be_followed() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn full_writes_every_packet_whole_and_analyses_the_same() {
     if !support::require_root("full_writes_every_packet_whole_and_analyses_the_same") {
         return;
@@ -774,6 +781,7 @@ fn full_writes_every_packet_whole_and_analyses_the_same() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn unknown_device_lists_the_real_ones() {
     if !support::require_root("unknown_device_lists_the_real_ones") {
         return;
@@ -793,6 +801,7 @@ fn unknown_device_lists_the_real_ones() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn without_cap_net_raw_the_error_names_it() {
     if !support::require_root("without_cap_net_raw_the_error_names_it") {
         return;
@@ -1089,6 +1098,7 @@ fn regenerate_derived_fixtures() {
 
 /// The library API `doctor --capture` uses: start in a namespace, make traffic, stop.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn capture_api_start_stop_in_a_namespace() {
     if !support::require_root("capture_api_start_stop_in_a_namespace") {
         return;
@@ -1131,6 +1141,7 @@ fn capture_api_start_stop_in_a_namespace() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn json_capture_shows_progress_on_a_terminal() {
     if !support::require_root("json_capture_shows_progress_on_a_terminal") {
         return;
@@ -1180,6 +1191,7 @@ fn json_capture_shows_progress_on_a_terminal() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn count_and_duration_end_a_capture_on_their_own() {
     if !support::require_root("count_and_duration_end_a_capture_on_their_own") {
         return;
@@ -1249,6 +1261,7 @@ fn count_and_duration_end_a_capture_on_their_own() {
 /// `--jsonl`: a flow line as each flow ends (a refused one arrives while the capture still
 /// runs), then one summary line; together they are the population, exactly.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn jsonl_streams_each_flow_as_it_ends_then_the_summary() {
     if !support::require_root("jsonl_streams_each_flow_as_it_ends_then_the_summary") {
         return;
@@ -1354,6 +1367,7 @@ fn json_is_compact_unless_pretty() {
 /// capture: the report is printed, marked partial with the error, and the exit code is 2
 /// (the output path is the user's).
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn a_failed_write_keeps_the_report_and_exits_2() {
     if !support::require_root("a_failed_write_keeps_the_report_and_exits_2") {
         return;
@@ -1396,6 +1410,7 @@ fn a_failed_write_keeps_the_report_and_exits_2() {
 /// A device that disappears during a capture (a veth deleted, a container stopped) ends it
 /// with what was captured, marked partial with libpcap's error, exit 3 (the host's doing).
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn a_device_that_disappears_keeps_the_report_and_exits_3() {
     if !support::require_root("a_device_that_disappears_keeps_the_report_and_exits_3") {
         return;

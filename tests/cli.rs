@@ -279,3 +279,53 @@ fn explain_takes_numbers_names_without_e_and_pasted_messages() {
         "{err}"
     );
 }
+
+/// Every live test (one that calls `require_root`) is marked `#[ignore = "needs root…"]`, so
+/// that without root `cargo test` reports it as ignored, with the reason and a count at the
+/// end, instead of passing it; `scripts/test` runs them all with `--include-ignored`.
+#[test]
+fn every_live_test_is_marked_needs_root() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut files = vec![root.clone()];
+    let mut unmarked = Vec::new();
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if p.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            if l.trim() != "#[test]" {
+                continue;
+            }
+            let mut j = i + 1;
+            while j < lines.len() && lines[j].trim_start().starts_with("#[") {
+                j += 1;
+            }
+            let attrs = &lines[i + 1..j];
+            // The body runs to the first line that is a lone closing brace at the fn's indent.
+            let indent = lines[i].len() - lines[i].trim_start().len();
+            let end = (j..lines.len())
+                .find(|&k| lines[k].len() == indent + 1 && lines[k].trim() == "}")
+                .unwrap_or(lines.len());
+            // Spelled in two halves so this test's own body does not count as a live test.
+            let call = concat!("require_", "root(");
+            let live = lines[j..end].iter().any(|b| b.contains(call));
+            let marked = attrs
+                .iter()
+                .any(|a| a.trim_start().starts_with("#[ignore = \"needs root"));
+            if live && !marked {
+                unmarked.push(format!("{}: {}", p.display(), lines[j].trim()));
+            }
+        }
+    }
+    assert!(
+        unmarked.is_empty(),
+        "live tests without #[ignore = \"needs root: …\"]:\n{}",
+        unmarked.join("\n")
+    );
+}

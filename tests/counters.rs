@@ -84,6 +84,7 @@ fn counter(v: &Value, name: &str) -> Option<u64> {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn counters_over_an_interval_count_exactly_what_happened() {
     if !support::require_root("counters_over_an_interval_count_exactly_what_happened") {
         return;

@@ -60,6 +60,7 @@ fn background(ns: &Netns, stop: Arc<AtomicBool>, f: fn()) -> std::thread::JoinHa
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn healthy_namespace_has_no_findings_and_exits_0() {
     if !support::require_root("healthy_namespace_has_no_findings_and_exits_0") {
         return;
@@ -126,6 +127,7 @@ fn healthy_namespace_has_no_findings_and_exits_0() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn nothing_listening_is_refused() {
     if !support::require_root("nothing_listening_is_refused") {
         return;
@@ -173,6 +175,7 @@ fn nothing_listening_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn dropped_syns_time_out_behind_a_listener() {
     if !support::require_root("dropped_syns_time_out_behind_a_listener") {
         return;
@@ -260,6 +263,7 @@ fn dropped_syns_time_out_behind_a_listener() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn linger_zero_server_is_reset() {
     if !support::require_root("linger_zero_server_is_reset") {
         return;
@@ -303,6 +307,7 @@ fn linger_zero_server_is_reset() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn process_at_its_fd_limit_is_emfile() {
     if !support::require_root("process_at_its_fd_limit_is_emfile") {
         return;
@@ -343,6 +348,7 @@ fn process_at_its_fd_limit_is_emfile() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn overflowing_accept_queue_is_named_with_its_counters() {
     if !support::require_root("overflowing_accept_queue_is_named_with_its_counters") {
         return;
@@ -427,6 +433,7 @@ fn overflowing_accept_queue_is_named_with_its_counters() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn close_wait_pile_up_is_named_with_its_owner() {
     if !support::require_root("close_wait_pile_up_is_named_with_its_owner") {
         return;
@@ -469,6 +476,7 @@ fn close_wait_pile_up_is_named_with_its_owner() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn full_udp_receive_buffer_drops_are_named_with_the_socket() {
     if !support::require_root("full_udp_receive_buffer_drops_are_named_with_the_socket") {
         return;
@@ -507,6 +515,7 @@ fn full_udp_receive_buffer_drops_are_named_with_the_socket() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn time_wait_exhausting_a_narrow_port_range() {
     if !support::require_root("time_wait_exhausting_a_narrow_port_range") {
         return;
@@ -581,6 +590,7 @@ fn nft_rules(ns: &Netns, rules: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn firewall_reject_in_front_of_a_listener_is_named_not_blamed_on_the_bind_address() {
     if !support::require_root(
         "firewall_reject_in_front_of_a_listener_is_named_not_blamed_on_the_bind_address",
@@ -660,6 +670,7 @@ fn firewall_reject_in_front_of_a_listener_is_named_not_blamed_on_the_bind_addres
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn an_ipv6_only_listener_refusing_ipv4_is_named_and_a_dual_stack_one_connects() {
     if !support::require_root(
         "an_ipv6_only_listener_refusing_ipv4_is_named_and_a_dual_stack_one_connects",
@@ -707,6 +718,7 @@ fn unacked(fd: &impl AsRawFd) -> i32 {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn a_stuck_reader_is_named_with_its_unread_bytes() {
     if !support::require_root("a_stuck_reader_is_named_with_its_unread_bytes") {
         return;
@@ -872,6 +884,7 @@ fn ns_inode(path: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn all_netns_names_the_namespace_container_and_process_of_each_finding() {
     if !support::require_root("all_netns_names_the_namespace_container_and_process_of_each_finding")
     {
@@ -975,6 +988,7 @@ fn all_netns_names_the_namespace_container_and_process_of_each_finding() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn severity_is_coloured_with_color_always_even_under_no_color() {
     if !support::require_root("severity_is_coloured_with_color_always_even_under_no_color") {
         return;

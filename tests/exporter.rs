@@ -249,6 +249,7 @@ impl Prometheus {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn prometheus_scrapes_exact_numbers_and_the_accept_queue_alert_fires() {
     if !support::require_root("prometheus_scrapes_exact_numbers_and_the_accept_queue_alert_fires") {
         return;
@@ -325,6 +326,7 @@ fn prometheus_scrapes_exact_numbers_and_the_accept_queue_alert_fires() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn textfile_output_is_read_by_node_exporter() {
     if !support::require_root("textfile_output_is_read_by_node_exporter") {
         return;
@@ -436,6 +438,7 @@ fn garbage(i: usize, rng: &mut Lcg) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn garbage_requests_get_4xx_or_a_close_and_slow_clients_block_nothing() {
     if !support::require_root("garbage_requests_get_4xx_or_a_close_and_slow_clients_block_nothing")
     {

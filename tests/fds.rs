@@ -90,6 +90,7 @@ fn kind(p: &Value, k: &str) -> i64 {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn fds_counts_kinds_and_limits_are_exact() {
     if !support::require_root("fds_counts_kinds_and_limits_are_exact") {
         return;
@@ -254,6 +255,7 @@ fn fds_counts_kinds_and_limits_are_exact() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn socket_index_reads_another_namespace() {
     if !support::require_root("socket_index_reads_another_namespace") {
         return;
@@ -280,6 +282,7 @@ fn socket_index_reads_another_namespace() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn watch_estimates_time_to_exhaustion_and_stops_on_sigint() {
     if !support::require_root("watch_estimates_time_to_exhaustion_and_stops_on_sigint") {
         return;
@@ -355,6 +358,7 @@ fn watch_estimates_time_to_exhaustion_and_stops_on_sigint() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn watch_with_kinds_says_a_socket_leak_is_tcp() {
     if !support::require_root("watch_with_kinds_says_a_socket_leak_is_tcp") {
         return;
@@ -630,6 +634,7 @@ fn unreadable_notes(err: &str) -> Vec<&str> {
 /// Inside a test namespace no unreadable process of the host (PID 1 here refuses even root)
 /// can own what is shown: no subcommand mentions one.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn netns_runs_do_not_mention_processes_outside_the_namespace() {
     if !support::require_root("netns_runs_do_not_mention_processes_outside_the_namespace") {
         return;
@@ -666,6 +671,7 @@ fn netns_runs_do_not_mention_processes_outside_the_namespace() {
 /// A socket whose owner cannot be read (the user is not root, the owner is): the note is
 /// said once, in the one wording, naming processes and the privilege.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn unowned_socket_shown_to_another_user_gets_one_note() {
     if !support::require_root("unowned_socket_shown_to_another_user_gets_one_note") {
         return;
@@ -703,6 +709,7 @@ fn unowned_socket_shown_to_another_user_gets_one_note() {
 /// accept4 reserved, `ls` does not. `fds` must add up (fds = what ls lists = the kinds' sum),
 /// show the slot as reserved, and still count it against the soft limit.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn fds_of_a_server_blocked_in_accept_add_up() {
     if !support::require_root("fds_of_a_server_blocked_in_accept_add_up") {
         return;
@@ -964,6 +971,7 @@ fn grow(args: &[String]) {
 /// `--all-netns`: each row names its process's namespace (as `ip netns` names it) and, for a
 /// process in a runtime's cgroup, its container (from the runtime's own metadata).
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn all_netns_rows_name_their_namespace_and_container() {
     if !support::require_root("all_netns_rows_name_their_namespace_and_container") {
         return;
@@ -1017,6 +1025,7 @@ fn all_netns_rows_name_their_namespace_and_container() {
 /// `--by container`: a Podman container's fds against its limit, exactly (its one process,
 /// its fd count, the 4096 limit it was given).
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn by_container_sums_a_podman_containers_fds() {
     if !support::require_root("by_container_sums_a_podman_containers_fds") {
         return;

@@ -275,6 +275,7 @@ fn inode(path: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn states_all_netns_names_every_namespace_and_container() {
     if !require_root("states_all_netns_names_every_namespace_and_container") {
         return;
@@ -434,6 +435,7 @@ fn wait_listening(path: &str, port: u16) {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn sockets_and_listeners_across_the_node_name_namespace_container_and_owners() {
     if !require_root("sockets_and_listeners_across_the_node_name_namespace_container_and_owners") {
         return;

@@ -137,6 +137,7 @@ fn count_by(v: &Value, f: impl Fn(&Value) -> bool) -> usize {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn sockets_states_and_listeners_match_a_known_population() {
     if !support::require_root("sockets_states_and_listeners_match_a_known_population") {
         return;
@@ -407,6 +408,7 @@ fn normalize_ss(text: &str) -> BTreeMap<Tuple, usize> {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn listeners_port_names_the_owner_or_exits_1() {
     if !support::require_root("listeners_port_names_the_owner_or_exits_1") {
         return;
@@ -447,6 +449,7 @@ fn listeners_port_names_the_owner_or_exits_1() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn bad_namespaces_and_privileges_are_environment_errors() {
     if !support::require_root("bad_namespaces_and_privileges_are_environment_errors") {
         return;
@@ -489,6 +492,7 @@ fn udp_rcvbuf_errors() -> u64 {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn memory_shows_buffers_and_the_drops_of_a_full_udp_socket() {
     if !support::require_root("memory_shows_buffers_and_the_drops_of_a_full_udp_socket") {
         return;
@@ -537,6 +541,7 @@ fn memory_shows_buffers_and_the_drops_of_a_full_udp_socket() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn sockets_of_one_program_are_read_in_its_own_namespace() {
     if !support::require_root("sockets_of_one_program_are_read_in_its_own_namespace") {
         return;
@@ -613,6 +618,7 @@ fn ss_one(ns: &Netns, proto: &str, flags: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn udp_states_and_dual_stack_listeners_read_like_ss() {
     if !support::require_root("udp_states_and_dual_stack_listeners_read_like_ss") {
         return;
@@ -771,6 +777,7 @@ pub fn child(role: &str, args: &[String]) -> bool {
 /// columns still line up (widths from the chunk and the address families), and `--jsonl`
 /// gives exactly `--json`'s records, one per line.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn long_listings_stream_in_every_format() {
     if !support::require_root("long_listings_stream_in_every_format") {
         return;
@@ -827,6 +834,7 @@ fn long_listings_stream_in_every_format() {
 /// pending connection, a seqpacket pair, an abstract datagram socket) read exactly as `ss -xa`
 /// reads them, with both ends' owners under -p.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn unix_sockets_read_like_ss_with_both_ends_owners() {
     if !support::require_root("unix_sockets_read_like_ss_with_both_ends_owners") {
         return;
@@ -942,6 +950,7 @@ fn unix_sockets_read_like_ss_with_both_ends_owners() {
 /// shown), or exits 1 when nothing did within D. No timing is asserted: only that the command
 /// was still waiting when the listener was made, and how it ended.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn listeners_wait_for_a_port_to_open() {
     if !support::require_root("listeners_wait_for_a_port_to_open") {
         return;

@@ -275,6 +275,7 @@ fn gen_expr(rng: &mut Lcg, depth: usize, out: &mut Vec<String>) {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn filter_language_selects_what_ss_selects() {
     if !support::require_root("filter_language_selects_what_ss_selects") {
         return;
@@ -333,6 +334,7 @@ fn filter_language_selects_what_ss_selects() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn ss_flags_and_state_aliases_on_a_small_population() {
     if !support::require_root("ss_flags_and_state_aliases_on_a_small_population") {
         return;

@@ -65,6 +65,7 @@ fn settle(ns: &Netns) {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn summary_counts_a_known_population_exactly_as_ss_s_does() {
     if !support::require_root("summary_counts_a_known_population_exactly_as_ss_s_does") {
         return;
@@ -215,6 +216,7 @@ fn summary_jsonl_is_one_line() {
 /// `summary --netns <TAB>`: the bash script asks `sockscope __complete netns`, which names a
 /// namespace that exists right now.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn netns_completion_names_a_live_namespace() {
     if !support::require_root("netns_completion_names_a_live_namespace") {
         return;

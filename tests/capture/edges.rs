@@ -384,6 +384,7 @@ fn edge_connect_time_and_rtt_are_both_reported_and_a_client_abort_is_aborted() {
 
 /// Item 1, live: `capture -c 1` ends on the SYN of a connection the listener answers.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn live_count_1_ends_on_a_pending_syn() {
     if !support::require_root("live_count_1_ends_on_a_pending_syn") {
         return;
@@ -417,6 +418,7 @@ fn live_count_1_ends_on_a_pending_syn() {
 /// Item 11, live: a stale server connection on the four-tuple answers the SYN with a
 /// challenge ACK, the client's RST kills it, the retransmitted SYN connects.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn live_challenge_ack_is_one_flow_with_two_attempts() {
     if !support::require_root("live_challenge_ack_is_one_flow_with_two_attempts") {
         return;
