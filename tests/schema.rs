@@ -196,6 +196,16 @@ fn schemas_reject_the_old_shapes() {
     counts.remove("time_wait");
     counts["established"] = 1.5.into();
     assert!(!states.is_valid(&Value::Object(counts)));
+    // A watch's time in float seconds (as `fds --watch` wrote it before).
+    let line = validator("fds", Some("line"));
+    let mut summary = serde_json::json!({
+        "schema_version": 1, "type": "summary", "samples": 2, "elapsed_us": 200_000,
+        "interrupted": false, "growing": []
+    });
+    assert!(line.is_valid(&summary));
+    summary.as_object_mut().unwrap().remove("elapsed_us");
+    summary["elapsed_s"] = 0.2.into();
+    assert!(!line.is_valid(&summary));
     // A process without its name.
     let process = validator("common", Some("process"));
     assert!(process.is_valid(&serde_json::json!({"pid": 1, "name": "init"})));
@@ -423,6 +433,19 @@ fn live_diagnoses_and_fds_match_their_schemas() {
         1,
     );
     assert_eq!(doc["probe"]["outcome"], "refused", "{doc}");
+    let doc = check_doc_code(
+        "doctor",
+        &[
+            "doctor",
+            "--netns",
+            ns,
+            "127.0.0.1:9",
+            "--capture",
+            "--json",
+        ],
+        1,
+    );
+    assert_eq!(doc["capture"]["outcome"], "refused", "{doc}");
     let doc = check_doc_code(
         "doctor",
         &["doctor", "--netns", ns, "127.0.0.1:8001", "--json"],
