@@ -11,6 +11,7 @@ mod explain;
 mod exporter;
 mod fds;
 mod node;
+mod schema;
 mod snapshot;
 mod sockets;
 mod ssfilter;

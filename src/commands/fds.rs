@@ -368,7 +368,7 @@ fn watch(
         let matched = trends.len();
         let sample = WatchSample {
             sample: samples,
-            elapsed_s: t,
+            elapsed_us: (t * 1e6) as u64,
             system: read_system(root).ok(),
             matched,
             processes: trends
@@ -407,7 +407,7 @@ fn watch(
     }
     let summary = WatchSummary {
         samples,
-        elapsed_s: start.elapsed().as_secs_f64(),
+        elapsed_us: start.elapsed().as_micros() as u64,
         interrupted,
         growing: grew,
     };

@@ -61,7 +61,8 @@ pub struct ContainerFds {
 #[derive(Debug, Clone, Serialize)]
 pub struct WatchSample {
     pub sample: usize,
-    pub elapsed_s: f64,
+    /// Since the watch began, in µs (durations in JSON are integer `_us`).
+    pub elapsed_us: u64,
     pub system: Option<SystemFds>,
     /// How many processes matched (the rows are the first `--top` of them).
     pub matched: usize,
@@ -72,7 +73,7 @@ pub struct WatchSample {
 #[derive(Debug, Clone, Serialize)]
 pub struct WatchSummary {
     pub samples: usize,
-    pub elapsed_s: f64,
+    pub elapsed_us: u64,
     /// True when Ctrl-C (SIGINT) ended the watch.
     pub interrupted: bool,
     /// Processes with a positive growth rate at the last sample, soonest exhaustion first.

@@ -574,4 +574,17 @@ mod tests {
              +63.000 s, +127.000 s and 2 more"
         );
     }
+
+    /// The report tables of recorded captures (read from the fixtures, not built by hand, so
+    /// a new field in the flow model does not break the test).
+    #[test]
+    fn capture_tables() {
+        for name in ["ipv4", "edge-fast-syn-retransmits", "edge-challenge-ack"] {
+            let path = format!("{}/fixtures/pcap/{name}.pcap", env!("CARGO_MANIFEST_DIR"));
+            let r = crate::capture::offline::read_file(path.as_ref(), None, None, 100_000).unwrap();
+            let mut out = Vec::new();
+            write_report_table(&mut out, &r).unwrap();
+            insta::assert_snapshot!(format!("capture_{name}"), String::from_utf8(out).unwrap());
+        }
+    }
 }

@@ -64,3 +64,59 @@ pub fn write_counters(out: &mut dyn Write, r: &CounterReport) -> io::Result<()> 
     }
     write_table(out, &t)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::Counter;
+
+    fn render(r: &CounterReport) -> String {
+        let mut out = Vec::new();
+        write_counters(&mut out, r).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn counters_tables() {
+        let counters = vec![
+            Counter {
+                name: "TcpExtListenOverflows".into(),
+                value: 3,
+                meaning: Some("handshakes completed while a listener's accept queue was full: connection dropped"),
+                explain: Some("accept-queue"),
+            },
+            Counter {
+                name: "TcpOutRsts".into(),
+                value: 5,
+                meaning: Some("RSTs sent"),
+                explain: Some("refused"),
+            },
+            Counter {
+                name: "IpExtInOctets".into(),
+                value: 1544,
+                meaning: None,
+                explain: None,
+            },
+        ];
+        let delta = CounterReport {
+            mode: "delta",
+            interval_us: Some(1_000_412),
+            interrupted: false,
+            counters: counters.clone(),
+        };
+        insta::assert_snapshot!("counters_delta", render(&delta));
+        let interrupted = CounterReport {
+            interrupted: true,
+            counters: vec![],
+            ..delta
+        };
+        insta::assert_snapshot!("counters_interrupted_none", render(&interrupted));
+        let absolute = CounterReport {
+            mode: "absolute",
+            interval_us: None,
+            interrupted: false,
+            counters,
+        };
+        insta::assert_snapshot!("counters_absolute", render(&absolute));
+    }
+}

@@ -13,3 +13,18 @@ impl Report for Row {
         super::doctor::write_row_text(out, self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explain_tables() {
+        for id in ["refused", "accept-queue", "time-wait"] {
+            let row = crate::doctor::table::lookup(id).unwrap();
+            let mut out = Vec::new();
+            row.table(&mut out, &Output::table()).unwrap();
+            insta::assert_snapshot!(format!("explain_{id}"), String::from_utf8(out).unwrap());
+        }
+    }
+}

@@ -373,7 +373,9 @@ pub fn write_watch_sample_table(out: &mut dyn Write, s: &WatchSample) -> io::Res
     writeln!(
         out,
         "--- sample {} at +{:.1}s: {} process(es) ---",
-        s.sample, s.elapsed_s, s.matched
+        s.sample,
+        s.elapsed_us as f64 / 1e6,
+        s.matched
     )?;
     writeln!(out, "{}", system_line(&s.system))?;
     trends_table(out, &s.processes)?;
@@ -483,7 +485,7 @@ pub fn write_watch_summary_table(out: &mut dyn Write, s: &WatchSummary) -> io::R
     writeln!(
         out,
         "Watched for {:.1}s ({} samples){}.",
-        s.elapsed_s,
+        s.elapsed_us as f64 / 1e6,
         s.samples,
         if s.interrupted {
             ", stopped by Ctrl-C"
@@ -658,14 +660,14 @@ mod tests {
     fn watch_streams_jsonl_and_gathers_json() {
         let sample = |n| WatchSample {
             sample: n,
-            elapsed_s: n as f64,
+            elapsed_us: n as u64 * 1_000_000,
             system: None,
             matched: 1,
             processes: vec![grower(9, "svc", None)],
         };
         let summary = || WatchSummary {
             samples: 2,
-            elapsed_s: 2.0,
+            elapsed_us: 2000000,
             interrupted: false,
             growing: vec![],
         };
@@ -753,7 +755,7 @@ mod tests {
         let grower = grower(9, "leak\x1b[31m", None);
         let s = WatchSummary {
             samples: 11,
-            elapsed_s: 10.0,
+            elapsed_us: 10000000,
             interrupted: true,
             growing: vec![grower],
         };
@@ -793,7 +795,7 @@ mod tests {
         let tr = |pid, grew| grower(pid, "svc", grew);
         let s = WatchSummary {
             samples: 11,
-            elapsed_s: 10.0,
+            elapsed_us: 10000000,
             interrupted: false,
             growing: vec![tr(9, Some(grew)), tr(10, None)],
         };
@@ -807,5 +809,76 @@ mod tests {
             "{out}"
         );
         assert!(lines[4].ends_with("17.0s  -"), "{out}");
+    }
+
+    fn render(f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
+        let mut out = Vec::new();
+        f(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fds_tables() {
+        let r = report();
+        insta::assert_snapshot!("fds_plain", render(|o| write_fds_table(o, &r)));
+        let mut r = report();
+        r.reserved.insert(7, 1);
+        let place = crate::render::sockets::tests::place();
+        r.places.insert(7, place.clone());
+        insta::assert_snapshot!("fds_reserved_all_netns", render(|o| write_fds_table(o, &r)));
+
+        let worst = report().processes[0].clone();
+        let by = FdsByContainer {
+            system: report().system,
+            matched: 5,
+            unreadable: 1,
+            containers: vec![
+                crate::procs::report::ContainerFds {
+                    container: place.container.clone(),
+                    processes: 3,
+                    fds: 400,
+                    unreadable: 0,
+                    worst: Some(worst),
+                    worst_percent_used: Some(75.0),
+                },
+                crate::procs::report::ContainerFds {
+                    container: None,
+                    processes: 2,
+                    fds: 12,
+                    unreadable: 1,
+                    worst: None,
+                    worst_percent_used: None,
+                },
+            ],
+        };
+        insta::assert_snapshot!(
+            "fds_by_container",
+            render(|o| write_by_container_table(o, &by))
+        );
+
+        let mut grew = BTreeMap::new();
+        grew.insert("tcp".to_string(), 80);
+        grew.insert("pipe".to_string(), -2);
+        let sample = WatchSample {
+            sample: 3,
+            elapsed_us: 2000000,
+            system: report().system,
+            matched: 2,
+            processes: vec![grower(9, "leak", Some(grew)), grower(10, "steady", None)],
+        };
+        insta::assert_snapshot!(
+            "fds_watch_sample",
+            render(|o| write_watch_sample_table(o, &sample))
+        );
+        let summary = WatchSummary {
+            samples: 3,
+            elapsed_us: 2000000,
+            interrupted: true,
+            growing: sample.processes.clone(),
+        };
+        insta::assert_snapshot!(
+            "fds_watch_summary",
+            render(|o| write_watch_summary_table(o, &summary))
+        );
     }
 }

@@ -51,3 +51,76 @@ impl Rows for ListenersView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::sockets::tests::{place, sock, table};
+    use crate::sockets::model::{ProcessRef, Proto, TcpState};
+    use crate::sockets::placed::Owner;
+
+    #[test]
+    fn listeners_tables() {
+        let owned = |s: crate::sockets::model::Socket, q: Option<u32>, b: Option<u32>| {
+            let mut s = s;
+            s.processes = Some(vec![ProcessRef {
+                pid: 4242,
+                name: "api".into(),
+            }]);
+            Listener {
+                socket: s,
+                backlog: b,
+                accept_queue: q,
+                fill_percent: q.zip(b).map(|(q, b)| q as f64 * 100.0 / b as f64),
+            }
+        };
+        let mut dual = sock(Proto::Tcp, TcpState::Listening, "[::]:443", "[::]:0");
+        dual.v6only = Some(false);
+        let ls = [
+            owned(
+                sock(
+                    Proto::Tcp,
+                    TcpState::Listening,
+                    "127.0.0.1:8080",
+                    "0.0.0.0:0",
+                ),
+                Some(5),
+                Some(4),
+            ),
+            owned(dual, Some(0), Some(4096)),
+            owned(
+                sock(Proto::Tcp, TcpState::Listening, "[::1]:8002", "[::]:0"),
+                Some(1),
+                Some(16),
+            ),
+            owned(
+                sock(Proto::Udp, TcpState::Unconn, "0.0.0.0:5353", "0.0.0.0:0"),
+                None,
+                None,
+            ),
+        ];
+        let rows: Vec<Placed<Listener>> = ls.iter().map(Placed::bare).collect();
+        insta::assert_snapshot!(
+            "listeners_plain",
+            table(ListenersView { place: false }, &rows)
+        );
+        let place = place();
+        let owners = vec![Owner {
+            pid: 4242,
+            name: "api".into(),
+            container: place.container.clone(),
+        }];
+        let rows: Vec<Placed<Listener>> = ls
+            .iter()
+            .map(|l| Placed {
+                item: l,
+                place: Some(&place),
+                owners: Some(&owners),
+            })
+            .collect();
+        insta::assert_snapshot!(
+            "listeners_all_netns",
+            table(ListenersView { place: true }, &rows)
+        );
+    }
+}

@@ -289,7 +289,7 @@ fn timer_cell(s: &Socket) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::render::socket_endpoint;
     use crate::sockets::model::{Proto, TcpState};
@@ -333,5 +333,212 @@ mod tests {
         let mut out = String::new();
         write_endpoint(&mut out, &s, &s.local);
         assert_eq!(out, "127.0.0.1:6300");
+    }
+
+    pub(crate) fn sock(proto: Proto, state: TcpState, local: &str, peer: &str) -> Socket {
+        let l: std::net::SocketAddr = local.parse().unwrap();
+        let p: std::net::SocketAddr = peer.parse().unwrap();
+        Socket {
+            proto,
+            family: if l.is_ipv6() { 6 } else { 4 },
+            state,
+            local: Endpoint {
+                addr: l.ip(),
+                port: l.port(),
+            },
+            peer: Endpoint {
+                addr: p.ip(),
+                port: p.port(),
+            },
+            recv_q: 0,
+            send_q: 0,
+            uid: 1000,
+            inode: 4242,
+            timer: None,
+            info: None,
+            processes: None,
+            mem: None,
+            v6only: l.is_ipv6().then_some(true),
+        }
+    }
+
+    pub(crate) fn place() -> Where {
+        Where {
+            netns: crate::scope::NetnsRef {
+                inode: 4026532281,
+                name: Some("web".into()),
+                host: false,
+            },
+            container: Some(crate::procs::container::Container {
+                runtime: crate::procs::cgroup::Runtime::Podman,
+                id: "0123456789abcdef0123".into(),
+                name: Some("api".into()),
+                pod: None,
+                pod_namespace: None,
+            }),
+        }
+    }
+
+    /// Renders records through the streamed table writer, as `sockets` does.
+    pub(crate) fn table<V: Rows>(view: V, rows: &[V::Record<'_>]) -> String {
+        let mut out = Vec::new();
+        let mut l =
+            crate::report::Listing::new(&mut out, &crate::report::Output::table(), "sockets", view);
+        for r in rows {
+            l.push(r).unwrap();
+        }
+        l.finish().unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn population() -> Vec<Socket> {
+        let mut listen = sock(
+            Proto::Tcp,
+            TcpState::Listening,
+            "127.0.0.1:8080",
+            "0.0.0.0:0",
+        );
+        listen.send_q = 128;
+        listen.recv_q = 3;
+        listen.processes = Some(vec![ProcessRef {
+            pid: 4242,
+            name: "api".into(),
+        }]);
+        let mut dual = sock(Proto::Tcp, TcpState::Listening, "[::]:443", "[::]:0");
+        dual.v6only = Some(false);
+        let mut est = sock(
+            Proto::Tcp,
+            TcpState::Established,
+            "10.0.0.5:51234",
+            "10.0.0.9:5432",
+        );
+        est.send_q = 1448;
+        est.timer = Some(Timer::Retransmit {
+            expires_ms: 204,
+            retransmits: 2,
+        });
+        est.info = Some(crate::sockets::model::TcpInfo {
+            rtt_us: Some(1250),
+            rttvar_us: Some(500),
+            retrans: Some(1),
+            cwnd: Some(10),
+            unacked: Some(1),
+            lost: Some(0),
+            last_data_sent_ms: Some(12),
+            last_data_recv_ms: Some(40),
+            ..Default::default()
+        });
+        est.mem = Some(crate::sockets::model::SockMem {
+            rmem_alloc: 0,
+            rcvbuf: 131072,
+            wmem_alloc: 1448,
+            sndbuf: 87040,
+            drops: Some(0),
+            ..Default::default()
+        });
+        est.processes = Some(vec![ProcessRef {
+            pid: 77,
+            name: "worker\x1b[31m".into(),
+        }]);
+        let mut tw = sock(
+            Proto::Tcp,
+            TcpState::TimeWait,
+            "[2001:db8::1]:40000",
+            "[2001:db8::2]:80",
+        );
+        tw.v6only = None;
+        tw.timer = Some(Timer::TimeWait { expires_ms: 59000 });
+        let udp = sock(Proto::Udp, TcpState::Unconn, "0.0.0.0:5353", "0.0.0.0:0");
+        vec![listen, dual, est, tw, udp]
+    }
+
+    fn view(all: bool) -> SocketsView {
+        SocketsView {
+            processes: all,
+            info: all,
+            memory: all,
+            extended: all,
+            timer: all,
+            place: false,
+            families: vec![4, 6],
+        }
+    }
+
+    #[test]
+    fn sockets_tables() {
+        let socks = population();
+        let rows: Vec<Placed<Socket>> = socks.iter().map(Placed::bare).collect();
+        insta::assert_snapshot!("sockets_plain", table(view(false), &rows));
+        insta::assert_snapshot!("sockets_p_i_m_e", table(view(true), &rows));
+        let place = place();
+        let owners = vec![Owner {
+            pid: 4242,
+            name: "api".into(),
+            container: place.container.clone(),
+        }];
+        let rows: Vec<Placed<Socket>> = socks
+            .iter()
+            .map(|s| Placed {
+                item: s,
+                place: Some(&place),
+                owners: Some(&owners),
+            })
+            .collect();
+        let v = SocketsView {
+            place: true,
+            processes: true,
+            ..view(false)
+        };
+        insta::assert_snapshot!("sockets_all_netns", table(v, &rows));
+    }
+
+    #[test]
+    fn unix_table() {
+        let unix = |kind, state, path: Option<&str>, inode, peer| UnixSocket {
+            proto: "unix",
+            kind,
+            state,
+            path: path.map(String::from),
+            recv_q: 0,
+            send_q: 0,
+            inode,
+            peer_inode: peer,
+            processes: Some(vec![ProcessRef {
+                pid: 11479,
+                name: "php-fpm".into(),
+            }]),
+            peer_processes: None,
+        };
+        use crate::sockets::unix::UnixKind;
+        let mut conn = unix(
+            UnixKind::Stream,
+            TcpState::Established,
+            Some("/tmp/app/l.sock"),
+            1189523,
+            1188539,
+        );
+        conn.recv_q = 5;
+        conn.peer_processes = Some(vec![ProcessRef {
+            pid: 11552,
+            name: "nginx".into(),
+        }]);
+        let socks = [
+            unix(
+                UnixKind::Stream,
+                TcpState::Listening,
+                Some("/tmp/app/l.sock"),
+                1188000,
+                0,
+            ),
+            conn,
+            unix(UnixKind::Dgram, TcpState::Unconn, Some("@abstract"), 7, 0),
+            unix(UnixKind::Seqpacket, TcpState::Unconn, None, 8, 0),
+        ];
+        let rows: Vec<Placed<UnixSocket>> = socks.iter().map(Placed::bare).collect();
+        let v = UnixView {
+            processes: true,
+            place: false,
+        };
+        insta::assert_snapshot!("sockets_unix", table(v, &rows));
     }
 }

@@ -156,3 +156,140 @@ pub fn write_node_states_table(out: &mut dyn Write, n: &NodeStates) -> io::Resul
         n.states.get(TcpState::Listening),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::sockets::tests::place;
+    use crate::sockets::model::Endpoint;
+    use crate::sockets::node::PlaceStates;
+    use crate::sockets::states::{
+        Ephemeral, EphemeralUse, PeerCount, StateCounts, TimeWaitSettings,
+    };
+
+    fn counts(pairs: &[(TcpState, u64)]) -> StateCounts {
+        let mut c = StateCounts::default();
+        for &(s, n) in pairs {
+            c.0[s as usize] = n;
+        }
+        c
+    }
+
+    fn ephemeral(busiest: bool) -> Ephemeral {
+        Ephemeral {
+            low: 32768,
+            high: 60999,
+            size: 28232,
+            busiest: busiest.then(|| EphemeralUse {
+                peer: Endpoint {
+                    addr: "10.0.0.9".parse().unwrap(),
+                    port: 5432,
+                },
+                ports_used: 21000,
+                time_wait: 20500,
+                percent: 74.38,
+            }),
+        }
+    }
+
+    fn summary() -> StateSummary {
+        let peer = PeerCount {
+            addr: "10.0.0.9".parse().unwrap(),
+            total: 21003,
+            time_wait: 20500,
+        };
+        StateSummary {
+            total: 21010,
+            states: counts(&[
+                (TcpState::Established, 500),
+                (TcpState::TimeWait, 20500),
+                (TcpState::CloseWait, 7),
+                (TcpState::Listening, 3),
+            ]),
+            top_peers: vec![
+                peer.clone(),
+                PeerCount {
+                    addr: "::1".parse().unwrap(),
+                    total: 4,
+                    time_wait: 0,
+                },
+            ],
+            top_time_wait: vec![peer],
+            ephemeral: Some(ephemeral(true)),
+            settings: TimeWaitSettings {
+                tcp_tw_reuse: Some(2),
+                tcp_max_tw_buckets: Some(262144),
+            },
+        }
+    }
+
+    fn render(f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
+        let mut out = Vec::new();
+        f(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn states_tables() {
+        let s = summary();
+        insta::assert_snapshot!(
+            "states_one_namespace",
+            render(|o| write_states_table(o, &s))
+        );
+        let empty = StateSummary {
+            total: 0,
+            states: StateCounts::default(),
+            top_peers: vec![],
+            top_time_wait: vec![],
+            ephemeral: None,
+            settings: TimeWaitSettings::default(),
+        };
+        insta::assert_snapshot!(
+            "states_empty_unreadable",
+            render(|o| write_states_table(o, &empty))
+        );
+
+        let busy = place();
+        let mut host = place();
+        host.netns = crate::scope::NetnsRef {
+            inode: 4026531840,
+            name: None,
+            host: true,
+        };
+        host.container = None;
+        let node = NodeStates {
+            by: "netns",
+            total: 21014,
+            states: counts(&[
+                (TcpState::Established, 502),
+                (TcpState::TimeWait, 20500),
+                (TcpState::CloseWait, 7),
+                (TcpState::Listening, 5),
+            ]),
+            places: vec![
+                PlaceStates {
+                    netns: vec![busy.netns.clone()],
+                    container: busy.container.clone(),
+                    total: 21010,
+                    states: s.states.clone(),
+                    top_peers: s.top_peers.clone(),
+                    top_time_wait: s.top_time_wait.clone(),
+                    ephemeral: Some(ephemeral(true)),
+                },
+                PlaceStates {
+                    netns: vec![host.netns.clone()],
+                    container: None,
+                    total: 4,
+                    states: counts(&[(TcpState::Established, 2), (TcpState::Listening, 2)]),
+                    top_peers: vec![],
+                    top_time_wait: vec![],
+                    ephemeral: Some(ephemeral(false)),
+                },
+            ],
+        };
+        insta::assert_snapshot!(
+            "states_all_netns",
+            render(|o| write_node_states_table(o, &node))
+        );
+    }
+}

@@ -156,4 +156,65 @@ mod tests {
         assert_eq!(bytes(349 * 4096), "1.4 MiB");
         assert_eq!(bytes(3 << 30), "3.0 GiB");
     }
+
+    #[test]
+    fn summary_tables() {
+        use crate::procs::model::SystemFds;
+        use crate::render::sockets::tests::sock;
+        use crate::sockets::model::TcpState;
+        use crate::summary::sockstat::{parse_sockstat, HostLimits};
+        use crate::summary::{summarize, Inputs};
+        let inputs = |states| {
+            Inputs {
+            sockstat: parse_sockstat(
+                "sockets: used 18\nTCP: inuse 6 orphan 1 tw 3 alloc 7 mem 100\nUDP: inuse 3 mem 4\n\
+                 RAW: inuse 1\nFRAG: inuse 0 memory 0\nTCP6: inuse 1\nUDP6: inuse 2\nRAW6: inuse 0\n\
+                 FRAG6: inuse 0 memory 0\n",
+            ),
+            curr_estab: 2,
+            limits: HostLimits {
+                tcp_mem: Some([100, 200, 400]),
+                udp_mem: None,
+                tcp_max_orphans: Some(4096),
+                page_size: 4096,
+            },
+            max_tw_buckets: Some(262144),
+            files: Some(SystemFds {
+                allocated: 500,
+                free: 0,
+                max: 1000,
+                nr_open: None,
+            }),
+            states,
+        }
+        };
+        let render = |s: &Summary| {
+            let mut out = Vec::new();
+            write_summary(&mut out, s).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        insta::assert_snapshot!("summary_plain", render(&summarize(inputs(None))));
+        let mut tally = StateTally::default();
+        for (proto, state, local, peer) in [
+            (
+                Proto::Tcp,
+                TcpState::Established,
+                "127.0.0.1:1",
+                "127.0.0.1:2",
+            ),
+            (Proto::Tcp, TcpState::Established, "[::1]:1", "[::1]:2"),
+            (Proto::Tcp, TcpState::TimeWait, "127.0.0.1:3", "127.0.0.1:2"),
+            (Proto::Tcp, TcpState::Listening, "0.0.0.0:2", "0.0.0.0:0"),
+            (Proto::Udp, TcpState::Unconn, "[::]:53", "[::]:0"),
+            (
+                Proto::Udp,
+                TcpState::Established,
+                "127.0.0.1:5",
+                "127.0.0.1:53",
+            ),
+        ] {
+            tally.add(&sock(proto, state, local, peer));
+        }
+        insta::assert_snapshot!("summary_states", render(&summarize(inputs(Some(tally)))));
+    }
 }
