@@ -89,8 +89,8 @@ fn every_netns(args: &DoctorArgs) -> Result<Done, RunError> {
         };
         Ok(collect_host(&plan)?)
     })?;
-    let system = read_system("/proc").map_err(|e| DoctorError::Proc {
-        what: "/proc/sys/fs/file-nr".into(),
+    let system = read_system(crate::host::PROC).map_err(|e| DoctorError::Proc {
+        what: format!("{}/sys/fs/file-nr", crate::host::PROC),
         source: e,
     })?;
     let mut notes = run.notes;

@@ -97,6 +97,9 @@ pub trait Host: Send + Sync {
     fn sockprotoname(&self, path: &str) -> Option<Vec<u8>>;
     /// Whether `root` is a procfs mount.
     fn is_procfs(&self, root: &str) -> bool;
+    /// Whether `path` is a mounted namespace file (nsfs): a file under /run/netns that is not
+    /// one (left over from a crash) is a plain tmpfs file and must not be entered.
+    fn is_nsfs(&self, path: &str) -> bool;
     /// `uname -r`.
     fn kernel_release(&self) -> Option<String>;
     /// Runs one sock_diag dump in the calling thread's network namespace.
