@@ -346,6 +346,10 @@ pub struct SnapshotArgs {
     /// doctor's time between its two readings of the kernel's counters.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::units::parse_duration)]
     pub interval: std::time::Duration,
+    /// Also record the whole node: every network namespace and the container behind each, as
+    /// `states --all-netns` and `doctor --all-netns` see them (replay with --all-netns).
+    #[command(flatten)]
+    pub node: NodeArgs,
     /// Also write each recorded command's JSON report into DIR (tests compare replays with
     /// them).
     #[arg(long, value_name = "DIR", hide = true)]
@@ -634,7 +638,7 @@ pub struct FdsArgs {
     #[arg(long, value_name = "container", conflicts_with = "watch")]
     pub by: Option<FdsGroup>,
     /// Read processes from this directory instead of /proc (fake trees in tests).
-    #[arg(long, value_name = "DIR", default_value = "/proc", hide = true)]
+    #[arg(long, value_name = "DIR", default_value = crate::host::PROC, hide = true)]
     pub proc_root: String,
 }
 

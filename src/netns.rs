@@ -29,7 +29,7 @@ impl NetnsSpec {
         match self {
             NetnsSpec::Name(name) => Path::new("/run/netns").join(name),
             NetnsSpec::Path(path) => path.clone(),
-            NetnsSpec::Pid(pid) => PathBuf::from(format!("/proc/{pid}/ns/net")),
+            NetnsSpec::Pid(pid) => PathBuf::from(format!("{}/{pid}/ns/net", crate::host::PROC)),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::host::{self, Host};
 use crate::netns::{self, NetnsError, NetnsSpec};
 use crate::procs::container::{Attributor, Container};
 use crate::procs::discover::{discover, NetnsEntry, Roots};
@@ -87,13 +88,16 @@ where
     T: Send,
     F: Fn() -> Result<T, crate::commands::RunError> + Sync,
 {
-    let discovery = discover(roots);
+    // Discovery and attribution read through the run's host, so a snapshot recorded with
+    // --all-netns replays the node it saw.
+    let host = host::current();
+    let discovery = discover(host, roots);
     let mut notes = discovery.notes;
-    let mut attributor = Attributor::new(&roots.fs);
+    let mut attributor = Attributor::new(host, &roots.fs);
     let places: Vec<Where> = discovery
         .namespaces
         .iter()
-        .map(|e| place_of(e, roots, &mut attributor))
+        .map(|e| place_of(host, e, roots, &mut attributor))
         .collect();
     notes.append(&mut attributor.notes);
 
@@ -147,7 +151,7 @@ fn vanished(e: &NetnsError, path: &std::path::Path) -> bool {
     match e {
         NetnsError::NotFound { .. } | NetnsError::NoProcess { .. } => true,
         NetnsError::Io { source, .. } => source.raw_os_error() == Some(libc::ENOENT),
-        NetnsError::NotNetns { .. } => !crate::procs::discover::is_nsfs(path),
+        NetnsError::NotNetns { .. } => !crate::host::current().is_nsfs(&path.to_string_lossy()),
         NetnsError::DeniedToRoot { .. } | NetnsError::Permission { .. } => process_gone(path),
     }
 }
@@ -169,13 +173,14 @@ fn process_gone(ns_path: &std::path::Path) -> bool {
 
 /// The namespace's name and the container its processes belong to: the one holding most of
 /// them (a Kubernetes pod's pause process shares the namespace with the app containers).
-fn place_of(e: &NetnsEntry, roots: &Roots, attributor: &mut Attributor) -> Where {
+fn place_of(host: &dyn Host, e: &NetnsEntry, roots: &Roots, attributor: &mut Attributor) -> Where {
     let mut counts: Vec<(Container, usize)> = Vec::new();
     for pid in &e.pids {
-        let Ok(text) = std::fs::read_to_string(roots.proc.join(format!("{pid}/cgroup"))) else {
+        let path = roots.proc.join(format!("{pid}/cgroup"));
+        let Ok(bytes) = host.read_file(&path.to_string_lossy()) else {
             continue;
         };
-        let Some(c) = attributor.of_cgroup(&text) else {
+        let Some(c) = attributor.of_cgroup(&String::from_utf8_lossy(&bytes)) else {
             continue;
         };
         match counts.iter_mut().find(|(k, _)| k.id == c.id) {

@@ -20,7 +20,12 @@ pub(crate) struct FsRoot {
 
 impl FsRoot {
     pub(crate) fn new() -> FsRoot {
-        let dir = std::env::temp_dir().join(format!("ssc-node-{}", std::process::id()));
+        FsRoot::tagged("node")
+    }
+
+    /// A tree of its own per test (`tag`), so tests running side by side do not share one.
+    pub(crate) fn tagged(tag: &str) -> FsRoot {
+        let dir = std::env::temp_dir().join(format!("ssc-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("run")).unwrap();
         // `ip netns` names stay where they are: the tree stands in for / as a whole.
         std::os::unix::fs::symlink("/run/netns", dir.join("run/netns")).unwrap();
@@ -33,7 +38,7 @@ impl FsRoot {
     }
 
     /// A new network namespace kept alive only by a bind mount at `rel`.
-    fn bind_netns(&mut self, rel: &str) -> String {
+    pub(crate) fn bind_netns(&mut self, rel: &str) -> String {
         let path = self.dir.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"").unwrap();
@@ -214,7 +219,7 @@ pub(crate) fn within<T: Send>(path: &str, f: impl FnOnce() -> T + Send) -> T {
 
 /// `n` TIME_WAIT sockets inside the namespace at `path` (tcp_tw_reuse off there, so each
 /// connection leaves one), plus the listener they went to, which is returned.
-fn populate(path: &str, n: usize) -> TcpListener {
+pub(crate) fn populate(path: &str, n: usize) -> TcpListener {
     run_ok(
         "nsenter",
         &[

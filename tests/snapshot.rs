@@ -99,10 +99,12 @@ fn replays_give_the_recorded_reports_byte_for_byte() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["sockets"].as_array().unwrap().len(), 1, "{v:#}");
     assert_eq!(v["sockets"][0]["proto"], "udp", "{v:#}");
-    // A probe cannot be replayed, nor can a namespace be entered: usage errors.
+    // A probe cannot be replayed, nor can a namespace be entered, nor the node view asked of
+    // a one-namespace snapshot: usage errors.
     for bad in [
         &["doctor", "--from", from, "127.0.0.1:8401"][..],
         &["states", "--from", from, "--all-netns"][..],
+        &["doctor", "--from", from, "--all-netns"][..],
         &["states", "--from", from, "--netns", &ns.name][..],
         &["fds", "--from", from, "--watch", "--count", "1"][..],
     ] {
@@ -111,6 +113,107 @@ fn replays_give_the_recorded_reports_byte_for_byte() {
         assert!(err.starts_with("sockscope: "), "{err}");
     }
     drop(keep);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The namespace's place in a node-view report.
+fn place_of(doc: &serde_json::Value, inode: u64) -> Option<&serde_json::Value> {
+    doc["places"].as_array()?.iter().find(|p| {
+        p["netns"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n["inode"] == inode))
+    })
+}
+
+fn inode_of(path: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().ino()
+}
+
+/// `snapshot --all-netns` records the node: a named namespace, a Docker-style bind-mounted one
+/// under the `--fs-root` tree and a real Podman container. Replayed after all three are gone,
+/// `states --all-netns` and `doctor --all-netns` print what they printed while recording.
+#[test]
+fn all_netns_snapshot_replays_the_node_after_it_is_gone() {
+    if !support::require_root("all_netns_snapshot_replays_the_node_after_it_is_gone") {
+        return;
+    }
+    let pid = std::process::id();
+    let ns = Netns::new();
+    ns.sysctl("net.ipv4.tcp_tw_reuse", "0");
+    let keep = ns.within(|| {
+        let l = crate::sockets::listen("127.0.0.1:0", 128);
+        crate::sockets::make_time_wait(&l, 7);
+        l
+    });
+    crate::sockets::wait_for_state(&ns, "time-wait", 7);
+    let mut root = crate::node::FsRoot::tagged("snapnode");
+    let docker_id = format!("{:0>64x}", 0x5eed_1000_u64 + pid as u64);
+    let docker_ns = root.bind_netns(&format!("run/docker/netns/{}", &docker_id[..12]));
+    let keep_docker = crate::node::populate(&docker_ns, 3);
+    let podman = crate::node::Podman::run(&format!("ssc-snap-{pid}-api"));
+    let keep_podman = crate::node::populate(&podman.netns(), 5);
+    let (ns_ino, docker_ino, podman_ino) = (
+        inode_of(&ns.path()),
+        inode_of(&docker_ns),
+        inode_of(&podman.netns()),
+    );
+
+    let dir = tmp("node");
+    let snap = dir.join("node.tar.zst");
+    let reports = dir.join("reports");
+    let fs_root = root.dir.display().to_string();
+    let (code, _, err) = run(&[
+        "snapshot",
+        "--all-netns",
+        "--fs-root",
+        &fs_root,
+        "--interval",
+        "100ms",
+        "--reports",
+        reports.to_str().unwrap(),
+        snap.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let recorded = |name: &str| std::fs::read_to_string(reports.join(name)).unwrap();
+    let states = recorded("states-all-netns.json");
+    let doc: serde_json::Value = serde_json::from_str(&states).unwrap();
+    let tw = |ino: u64| place_of(&doc, ino).map(|p| p["states"]["time-wait"].clone());
+    assert_eq!(tw(ns_ino), Some(7.into()), "{doc:#}");
+    assert_eq!(tw(docker_ino), Some(3.into()), "{doc:#}");
+    assert_eq!(tw(podman_ino), Some(5.into()), "{doc:#}");
+    let docker_name = format!("docker/{}", &docker_id[..12]);
+    assert_eq!(
+        place_of(&doc, docker_ino).unwrap()["netns"][0]["name"],
+        docker_name.as_str()
+    );
+    let p = place_of(&doc, podman_ino).unwrap();
+    assert_eq!(p["container"]["name"], podman.name.as_str(), "{p:#}");
+    assert_eq!(p["container"]["id"], podman.id.as_str(), "{p:#}");
+
+    // The node is gone: the replay reads only the snapshot.
+    drop((keep, keep_docker, keep_podman));
+    drop(podman);
+    drop(root);
+    drop(ns);
+    let from = snap.to_str().unwrap();
+    let (code, replayed, err) = run(&["states", "--all-netns", "--json", "--from", from]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(replayed, states, "states --all-netns replayed differently");
+    let (code, replayed, err) = run(&["doctor", "--all-netns", "--json", "--from", from]);
+    assert!(code == 0 || code == 1, "{err}");
+    assert_eq!(
+        replayed,
+        recorded("doctor-all-netns.json"),
+        "doctor --all-netns replayed differently"
+    );
+    let (code, replayed, err) = run(&["doctor", "--json", "--from", from]);
+    assert!(code == 0 || code == 1, "{err}");
+    assert_eq!(
+        replayed,
+        recorded("doctor.json"),
+        "doctor replayed differently"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -132,6 +235,8 @@ fn manifest() -> Manifest {
         netns: None,
         commands: vec![],
         interval_us: 0,
+        all_netns: false,
+        fs_root: None,
     }
 }
 
@@ -190,6 +295,10 @@ fn hostile_snapshot_content_is_escaped() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["processes"][0]["fds"], 1, "one fd listed: {v:#}");
+    // Recorded without --all-netns: the node view is not in it, and says how to get it.
+    let (code, _, err) = run(&["states", "--all-netns", "--from", snap.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("snapshot --all-netns"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

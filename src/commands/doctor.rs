@@ -90,7 +90,7 @@ fn every_netns(args: &DoctorArgs) -> Result<Done, RunError> {
         Ok(collect_host(&plan)?)
     })?;
     let system = read_system(crate::host::PROC).map_err(|e| DoctorError::Proc {
-        what: "/proc/sys/fs/file-nr".into(),
+        what: format!("{}/sys/fs/file-nr", crate::host::PROC),
         source: e,
     })?;
     let mut notes = run.notes;

@@ -25,7 +25,7 @@ pub fn run(args: &ExporterArgs) -> Result<Done, RunError> {
             None => None,
         },
         top: args.top,
-        proc_root: "/proc".into(),
+        proc_root: crate::host::PROC.into(),
     };
     match (&args.listen, &args.textfile) {
         (Some(addr), _) => {

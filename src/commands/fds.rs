@@ -137,13 +137,15 @@ fn containers_of(
     fs: &std::path::Path,
     pids: impl IntoIterator<Item = u32>,
 ) -> (HashMap<u32, Option<Container>>, Vec<String>) {
-    let mut a = Attributor::new(fs);
+    let host = crate::host::current();
+    let mut a = Attributor::new(host, fs);
     let found = pids
         .into_iter()
         .map(|pid| {
-            let c = std::fs::read_to_string(format!("{root}/{pid}/cgroup"))
+            let c = host
+                .read_file(&format!("{root}/{pid}/cgroup"))
                 .ok()
-                .and_then(|text| a.of_cgroup(&text));
+                .and_then(|text| a.of_cgroup(&String::from_utf8_lossy(&text)));
             (pid, c)
         })
         .collect();
@@ -159,10 +161,13 @@ fn places_of(
     notes: &mut Vec<String>,
 ) -> HashMap<u32, Where> {
     use std::os::unix::fs::MetadataExt;
-    let found = discover(&Roots {
-        proc: root.into(),
-        fs: fs.to_path_buf(),
-    });
+    let found = discover(
+        crate::host::current(),
+        &Roots {
+            proc: root.into(),
+            fs: fs.to_path_buf(),
+        },
+    );
     let known: HashMap<u64, NetnsRef> = found
         .namespaces
         .iter()

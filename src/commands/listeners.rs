@@ -55,7 +55,7 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
         .map(|l| l.socket.inode)
         .filter(|&i| i != 0)
         .collect();
-    let owners = read_owners("/proc", Some(&wanted)).map_err(RunError::Proc)?;
+    let owners = read_owners(crate::host::PROC, Some(&wanted)).map_err(RunError::Proc)?;
     for l in &mut found {
         l.socket.processes = Some(owners.get(l.socket.inode));
     }
@@ -126,7 +126,7 @@ fn node(args: &ListenersArgs, mut list: Listing<'_, ListenersView>) -> Result<Do
         .map(|(_, l)| l.socket.inode)
         .filter(|&i| i != 0)
         .collect();
-    let owners = read_owners("/proc", Some(&wanted)).map_err(RunError::Proc)?;
+    let owners = read_owners(crate::host::PROC, Some(&wanted)).map_err(RunError::Proc)?;
     let mut named = NodeOwners::new(&roots);
     let mut unowned_in = HashSet::new();
     for (place, l) in &rows {

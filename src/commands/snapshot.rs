@@ -19,29 +19,50 @@ use crate::netns;
 use crate::report::{self, Done};
 
 /// The commands a snapshot records, by the name of their report file, as command lines
-/// (doctor's --interval is added).
-const RECORDED: [(&str, &[&str]); 5] = [
-    ("sockets", &["sockets", "-p", "-i", "-m", "--json"]),
-    ("listeners", &["listeners", "--json"]),
-    ("states", &["states", "--json"]),
-    ("fds", &["fds", "--all", "--kinds", "--json"]),
-    ("doctor", &["doctor", "--json"]),
+/// (doctor's --interval is added), and whether they are the node view's (`--all-netns` only).
+const RECORDED: [(&str, &[&str], bool); 7] = [
+    ("sockets", &["sockets", "-p", "-i", "-m", "--json"], false),
+    ("listeners", &["listeners", "--json"], false),
+    ("states", &["states", "--json"], false),
+    ("fds", &["fds", "--all", "--kinds", "--json"], false),
+    ("doctor", &["doctor", "--json"], false),
+    (
+        "states-all-netns",
+        &["states", "--all-netns", "--json"],
+        true,
+    ),
+    (
+        "doctor-all-netns",
+        &["doctor", "--all-netns", "--json"],
+        true,
+    ),
 ];
+
+/// The commands that read the node view (plain doctor glances at the other namespaces too).
+fn reads_node(words: &[&str]) -> bool {
+    matches!(words.first(), Some(&"states") | Some(&"doctor"))
+}
 
 /// Sets the run's host from `--from`, once the command is one that can be replayed. A
 /// snapshot recorded with `--netns` replays as that namespace: the command gets its --netns
-/// back (entering it only selects the recorded namespace).
+/// back (entering it only selects the recorded namespace). One recorded with `--all-netns`
+/// replays the node view, under the `--fs-root` it was recorded with.
 pub fn use_snapshot(command: &mut Command) -> Result<(), RunError> {
-    let (common, cannot) = match command {
-        Command::Sockets(a) => (&mut a.common, None),
-        Command::Listeners(a) => (&mut a.common, None),
-        Command::States(a) => (&mut a.common, a.node.all_netns.then_some("--all-netns")),
-        Command::Fds(a) => (&mut a.common, a.watch.then_some("--watch")),
+    let (common, node, cannot) = match command {
+        Command::Sockets(a) => (&mut a.common, None, None),
+        Command::Listeners(a) => (&mut a.common, None, None),
+        Command::States(a) => (&mut a.common, Some(&mut a.node), None),
+        Command::Fds(a) => (&mut a.common, None, a.watch.then_some("--watch")),
         Command::Doctor(a) => (
             &mut a.common,
+            Some(&mut a.node),
             (a.target.is_some() || a.port.is_some()).then_some("a probe (HOST:PORT, --port)"),
         ),
-        Command::Capture(a) => (&mut a.common, Some("capture (it reads pcap files: -r)")),
+        Command::Capture(a) => (
+            &mut a.common,
+            None,
+            Some("capture (it reads pcap files: -r)"),
+        ),
         _ => return Ok(()),
     };
     let Some(from) = common.from.clone() else {
@@ -53,6 +74,18 @@ pub fn use_snapshot(command: &mut Command) -> Result<(), RunError> {
         )));
     }
     let replay = SnapshotHost::open(&from).map_err(|e| RunError::Input(e.to_string()))?;
+    if let Some(node) = node {
+        if node.all_netns && !replay.manifest.all_netns {
+            return Err(RunError::Input(
+                "--all-netns: this snapshot holds one network namespace; record the whole node \
+                 with `sockscope snapshot --all-netns FILE`"
+                    .into(),
+            ));
+        }
+        if node.fs_root.is_none() {
+            node.fs_root = replay.manifest.fs_root.as_ref().map(Into::into);
+        }
+    }
     if let Some(spec) = &replay.manifest.netns {
         common.netns = Some(
             spec.parse()
@@ -80,17 +113,24 @@ pub fn run(args: &SnapshotArgs) -> Result<Done, RunError> {
         std::fs::create_dir_all(dir)?;
     }
     let netns_arg = args.netns.as_ref().map(|n| n.to_string());
+    let fs_root = args.node.fs_root.as_ref().map(|p| p.display().to_string());
     let interval = format!("{}ms", args.interval.as_millis());
     let mut notes = Vec::new();
     let mut commands = Vec::new();
-    for (name, words) in RECORDED {
+    for (name, words, node_only) in RECORDED {
+        if node_only && !args.node.all_netns {
+            continue;
+        }
         let mut line: Vec<&str> = vec!["sockscope"];
         line.extend_from_slice(words);
-        if name == "doctor" {
+        if words[0] == "doctor" {
             line.extend(["--interval", &interval]);
         }
         if let Some(spec) = &netns_arg {
             line.extend(["--netns", spec]);
+        }
+        if let (Some(root), true) = (&fs_root, reads_node(words)) {
+            line.extend(["--fs-root", root]);
         }
         commands.push(line[1..].join(" "));
         rec.rewind();
@@ -119,6 +159,8 @@ pub fn run(args: &SnapshotArgs) -> Result<Done, RunError> {
         netns: args.netns.as_ref().map(|n| n.to_string()),
         commands,
         interval_us: args.interval.as_micros() as u64,
+        all_netns: args.node.all_netns,
+        fs_root,
     };
     let size = write_archive(&args.file, &manifest, rec.take())
         .map_err(|e| RunError::Output(io::Error::other(e.to_string())))?;

@@ -94,7 +94,7 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
     // which costs little next to reading the links.
     let mut sockets = Vec::new();
     let (dumped, owners) = std::thread::scope(|scope| {
-        let walk = scope.spawn(|| read_owners("/proc", None));
+        let walk = scope.spawn(|| read_owners(crate::host::PROC, None));
         let dumped = for_each_socket(&sel, extras(args), &mut |s| sockets.push(s));
         (dumped, walk.join())
     });
@@ -128,7 +128,7 @@ fn node(
     let (run, owners) = std::thread::scope(|scope| {
         let walk = args
             .processes
-            .then(|| scope.spawn(|| read_owners("/proc", None)));
+            .then(|| scope.spawn(|| read_owners(crate::host::PROC, None)));
         let run = for_each_netns(&roots, || {
             let mut v = Vec::new();
             for_each_socket(sel, extras(args), &mut |s| v.push(s))?;
@@ -179,7 +179,7 @@ fn node(
 /// Owners named with their containers, each process's cgroup read once.
 pub(super) struct NodeOwners {
     proc: std::path::PathBuf,
-    pub attributor: Attributor,
+    pub attributor: Attributor<'static>,
     containers: HashMap<u32, Option<Container>>,
 }
 
@@ -187,7 +187,7 @@ impl NodeOwners {
     pub fn new(roots: &Roots) -> NodeOwners {
         NodeOwners {
             proc: roots.proc.clone(),
-            attributor: Attributor::new(&roots.fs),
+            attributor: Attributor::new(crate::host::current(), &roots.fs),
             containers: HashMap::new(),
         }
     }
@@ -274,7 +274,7 @@ fn by_process(
     sel: &Selection,
     list: Listing<'_, SocketsView>,
 ) -> Result<Done, RunError> {
-    const ROOT: &str = "/proc";
+    const ROOT: &str = crate::host::PROC;
     require_pids(ROOT, &args.pids)?;
     let mut outcome = Outcome::ok();
     let mut pids = args.pids.clone();

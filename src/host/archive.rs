@@ -33,6 +33,13 @@ pub struct Manifest {
     pub commands: Vec<String>,
     /// doctor's interval between its two counter readings, microseconds.
     pub interval_us: u64,
+    /// Recorded with `--all-netns`: the whole node (every namespace, the containers).
+    #[serde(default)]
+    pub all_netns: bool,
+    /// The tree that stood in for `/` (the hidden `--fs-root` of tests): the recorded paths
+    /// under /run and the runtimes' metadata start with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_root: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -142,14 +142,12 @@ impl Host for LiveHost {
 
     fn is_procfs(&self, root: &str) -> bool {
         const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-        let Ok(path) = CString::new(root) else {
-            return false;
-        };
-        // SAFETY: statfs fills a plain struct we own.
-        unsafe {
-            let mut st: libc::statfs = std::mem::zeroed();
-            libc::statfs(path.as_ptr(), &mut st) == 0 && st.f_type as i64 == PROC_SUPER_MAGIC
-        }
+        fs_magic(root) == Some(PROC_SUPER_MAGIC)
+    }
+
+    fn is_nsfs(&self, path: &str) -> bool {
+        const NSFS_MAGIC: i64 = 0x6e73_6673;
+        fs_magic(path) == Some(NSFS_MAGIC)
     }
 
     fn kernel_release(&self) -> Option<String> {
@@ -185,6 +183,16 @@ impl Host for LiveHost {
 
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d)
+    }
+}
+
+/// The `statfs` type of the filesystem holding `path`.
+fn fs_magic(path: &str) -> Option<i64> {
+    let path = CString::new(path).ok()?;
+    // SAFETY: statfs fills a plain struct we own; the path is NUL-terminated.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        (libc::statfs(path.as_ptr(), &mut st) == 0).then_some(st.f_type as i64)
     }
 }
 

@@ -9,13 +9,16 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::live::live_dump;
-use super::tape::{dump_key, reading, Answer, Bytes, Cursors, Dump, Kind, Tape};
+use super::tape::{
+    dump_key, reading, scoped, set_entered, Answer, Bytes, Cursors, Dump, Kind, Tape,
+};
 use super::{errno_error, errno_of, BatchFn, DiagAsk, Host, LinkFn, LiveHost, Meta, PROC};
 use crate::netns::{NetnsError, NetnsSpec};
 use crate::sockets::diag::{walk_batch, Batch, DiagError};
 
 pub struct RecordingHost {
     live: LiveHost,
+    main_netns: u64,
     tape: Mutex<Tape>,
     cursors: Cursors,
 }
@@ -36,6 +39,7 @@ impl RecordingHost {
             .unwrap_or(0);
         RecordingHost {
             live,
+            main_netns,
             tape: Mutex::new(Tape {
                 main_netns,
                 self_pid: std::process::id(),
@@ -55,8 +59,27 @@ impl RecordingHost {
         std::mem::take(&mut *self.tape.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The recorded reading for this asking of `key`, or a live one, recorded.
+    /// The recorded reading for this asking of `key` (in the calling thread's namespace),
+    /// or a live one, recorded.
     fn answer<T: Clone>(
+        &self,
+        kind: Kind,
+        key: &str,
+        list: fn(&mut Tape) -> &mut BTreeMap<String, Vec<T>>,
+        live: impl FnOnce() -> T,
+    ) -> T {
+        let key = scoped(self.main_netns, key);
+        self.answer_as(kind, &key, list, live)
+    }
+
+    fn keep_netns(&self, path: String, ino: Answer<u64>) -> Answer<u64> {
+        let mut tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
+        tape.netns.entry(path).or_default().push(ino);
+        ino
+    }
+
+    /// [`Self::answer`] under the key as given.
+    fn answer_as<T: Clone>(
         &self,
         kind: Kind,
         key: &str,
@@ -206,6 +229,15 @@ impl Host for RecordingHost {
         )
     }
 
+    fn is_nsfs(&self, path: &str) -> bool {
+        self.answer(
+            Kind::Nsfs,
+            path,
+            |t| &mut t.nsfs,
+            || self.live.is_nsfs(path),
+        )
+    }
+
     fn kernel_release(&self) -> Option<String> {
         let i = self.cursors.next(Kind::Release, "");
         let mut tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
@@ -224,7 +256,8 @@ impl Host for RecordingHost {
             .map(|m| m.ino)
             .unwrap_or(0);
         let key = dump_key(netns, ask.proto, ask.family);
-        let dump = self.answer(
+        // Keyed by the namespace already.
+        let dump = self.answer_as(
             Kind::Dump,
             &key,
             |t| &mut t.dumps,
@@ -245,15 +278,28 @@ impl Host for RecordingHost {
     }
 
     fn enter_netns(&self, spec: &NetnsSpec) -> Result<(), NetnsError> {
-        self.live.enter_netns(spec)?;
+        // Keyed by path alone: a worker enters one namespace after another.
         let shown = spec.path().display().to_string();
-        self.answer(
-            Kind::Netns,
-            &shown,
-            |t| &mut t.netns,
-            || io_answer(self.live.stat(&shown).map(|m| m.ino)),
-        )
-        .ok();
+        let i = self.cursors.next(Kind::Netns, &shown);
+        let recorded = {
+            let tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
+            tape.netns.get(&shown).and_then(|l| l.get(i)).cloned()
+        };
+        let entered = self.live.enter_netns(spec);
+        let ino = match (&entered, recorded) {
+            (_, Some(ino)) => ino,
+            // A namespace gone before it was entered is recorded gone, so a replay skips it
+            // with the same note.
+            (Err(e), None) => self.keep_netns(shown, Err(netns_errno(e))),
+            (Ok(()), None) => {
+                let ino = io_answer(self.live.stat(&shown).map(|m| m.ino));
+                self.keep_netns(shown, ino)
+            }
+        };
+        entered?;
+        if let Ok(ino) = ino {
+            set_entered(ino);
+        }
         Ok(())
     }
 
@@ -262,18 +308,34 @@ impl Host for RecordingHost {
     }
 
     fn now(&self) -> Duration {
-        let i = self.cursors.next(Kind::Clock, "");
+        let key = scoped(self.main_netns, "");
+        let i = self.cursors.next(Kind::Clock, &key);
         let mut tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&us) = tape.clock.get(i) {
+        let list = if key.is_empty() {
+            &mut tape.clock
+        } else {
+            tape.clocks.entry(key.into_owned()).or_default()
+        };
+        if let Some(&us) = list.get(i) {
             return Duration::from_micros(us);
         }
         let now = self.live.now();
-        tape.clock.push(now.as_micros() as u64);
+        list.push(now.as_micros() as u64);
         now
     }
 
     fn sleep(&self, d: Duration) {
         self.live.sleep(d)
+    }
+}
+
+/// The errno a failed entering is recorded as: ENOENT for a namespace or process gone.
+fn netns_errno(e: &NetnsError) -> i32 {
+    match e {
+        NetnsError::NotFound { .. } | NetnsError::NoProcess { .. } => libc::ENOENT,
+        NetnsError::Permission { .. } | NetnsError::DeniedToRoot { .. } => libc::EPERM,
+        NetnsError::NotNetns { .. } => libc::EINVAL,
+        NetnsError::Io { source, .. } => errno_of(source),
     }
 }
 

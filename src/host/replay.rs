@@ -2,22 +2,17 @@
 //! question never recorded is answered as a live host answers for something absent (ENOENT):
 //! the collectors already treat that as a process gone or a file missing.
 
-use std::cell::Cell;
+use std::borrow::Cow;
 use std::io;
 use std::path::Path;
 use std::time::Duration;
 
 use super::archive::{read_archive, ArchiveError, Manifest};
 use super::record::{replayed, serve_dump};
-use super::tape::{dump_key, reading, Cursors, Kind, Tape};
+use super::tape::{dump_key, entered, reading, scoped, set_entered, Cursors, Kind, Tape};
 use super::{errno_error, BatchFn, DiagAsk, Host, LinkFn, Meta};
 use crate::netns::{NetnsError, NetnsSpec};
 use crate::sockets::diag::DiagError;
-
-thread_local! {
-    /// The namespace a worker thread "entered" (`run_in`), by inode.
-    static NETNS: Cell<Option<u64>> = const { Cell::new(None) };
-}
 
 pub struct SnapshotHost {
     pub manifest: Manifest,
@@ -41,13 +36,20 @@ impl SnapshotHost {
     }
 }
 
+impl SnapshotHost {
+    /// The key a question was recorded under, from the namespace this thread "entered".
+    fn key<'a>(&self, key: &'a str) -> Cow<'a, str> {
+        scoped(self.tape.main_netns, key)
+    }
+}
+
 fn absent() -> io::Error {
     errno_error(libc::ENOENT)
 }
 
 impl Host for SnapshotHost {
     fn read_file(&self, path: &str) -> io::Result<Vec<u8>> {
-        replayed(&self.cursors, Kind::File, path, &self.tape.files)
+        replayed(&self.cursors, Kind::File, &self.key(path), &self.tape.files)
             .ok_or_else(absent)?
             .map(|b| b.0)
             .map_err(errno_error)
@@ -61,19 +63,24 @@ impl Host for SnapshotHost {
     }
 
     fn stat(&self, path: &str) -> io::Result<Meta> {
-        replayed(&self.cursors, Kind::Stat, path, &self.tape.stats)
+        replayed(&self.cursors, Kind::Stat, &self.key(path), &self.tape.stats)
             .ok_or_else(absent)?
             .map_err(errno_error)
     }
 
     fn exists(&self, path: &str) -> io::Result<()> {
-        replayed(&self.cursors, Kind::Exists, path, &self.tape.exists)
-            .ok_or_else(absent)?
-            .map_err(errno_error)
+        replayed(
+            &self.cursors,
+            Kind::Exists,
+            &self.key(path),
+            &self.tape.exists,
+        )
+        .ok_or_else(absent)?
+        .map_err(errno_error)
     }
 
     fn list_dir(&self, path: &str) -> io::Result<Vec<Vec<u8>>> {
-        replayed(&self.cursors, Kind::Dir, path, &self.tape.dirs)
+        replayed(&self.cursors, Kind::Dir, &self.key(path), &self.tape.dirs)
             .ok_or_else(absent)?
             .map(|v| v.into_iter().map(|b| b.0).collect())
             .map_err(errno_error)
@@ -81,8 +88,9 @@ impl Host for SnapshotHost {
 
     fn fd_links(&self, root: &str, pid: u32, each: &mut LinkFn) -> Result<(), i32> {
         let key = format!("{root}/{pid}");
+        let key = self.key(&key);
         let i = self.cursors.next(Kind::Links, &key);
-        let list = self.tape.fd_links.get(&key).ok_or(libc::ENOENT)?;
+        let list = self.tape.fd_links.get(key.as_ref()).ok_or(libc::ENOENT)?;
         let links = list.get(i).or(list.last()).ok_or(libc::ENOENT)?;
         for (fd, t) in links.as_ref().map_err(|e| *e)? {
             each(*fd, t.as_ref().map(|b| b.0.as_slice()).map_err(|e| *e));
@@ -92,8 +100,13 @@ impl Host for SnapshotHost {
 
     fn count_fd_entries(&self, root: &str, pid: u32) -> Result<u64, i32> {
         let key = format!("{root}/{pid}");
-        replayed(&self.cursors, Kind::Count, &key, &self.tape.fd_counts)
-            .unwrap_or(Err(libc::ENOENT))
+        replayed(
+            &self.cursors,
+            Kind::Count,
+            &self.key(&key),
+            &self.tape.fd_counts,
+        )
+        .unwrap_or(Err(libc::ENOENT))
     }
 
     fn nofile(&self, pid: u32) -> io::Result<(Option<u64>, Option<u64>)> {
@@ -101,7 +114,7 @@ impl Host for SnapshotHost {
         replayed(
             &self.cursors,
             Kind::Nofile,
-            &pid.to_string(),
+            &self.key(&pid.to_string()),
             &self.tape.nofile,
         )
         .unwrap_or(Err(libc::ESRCH))
@@ -109,13 +122,28 @@ impl Host for SnapshotHost {
     }
 
     fn sockprotoname(&self, path: &str) -> Option<Vec<u8>> {
-        replayed(&self.cursors, Kind::Xattr, path, &self.tape.xattrs)
-            .flatten()
-            .map(|b| b.0)
+        replayed(
+            &self.cursors,
+            Kind::Xattr,
+            &self.key(path),
+            &self.tape.xattrs,
+        )
+        .flatten()
+        .map(|b| b.0)
     }
 
     fn is_procfs(&self, root: &str) -> bool {
-        replayed(&self.cursors, Kind::Procfs, root, &self.tape.procfs).unwrap_or(false)
+        replayed(
+            &self.cursors,
+            Kind::Procfs,
+            &self.key(root),
+            &self.tape.procfs,
+        )
+        .unwrap_or(false)
+    }
+
+    fn is_nsfs(&self, path: &str) -> bool {
+        replayed(&self.cursors, Kind::Nsfs, &self.key(path), &self.tape.nsfs).unwrap_or(false)
     }
 
     fn kernel_release(&self) -> Option<String> {
@@ -127,7 +155,7 @@ impl Host for SnapshotHost {
     }
 
     fn sock_diag(&self, ask: &DiagAsk, each: &mut BatchFn) -> Result<(), DiagError> {
-        let netns = NETNS.with(|n| n.get()).unwrap_or(self.tape.main_netns);
+        let netns = entered().unwrap_or(self.tape.main_netns);
         let key = dump_key(netns, ask.proto, ask.family);
         let family = match ask.family {
             0 => String::new(),
@@ -158,10 +186,16 @@ impl Host for SnapshotHost {
         let shown = spec.path().display().to_string();
         match replayed(&self.cursors, Kind::Netns, &shown, &self.tape.netns) {
             Some(Ok(ino)) => {
-                NETNS.with(|n| n.set(Some(ino)));
+                set_entered(ino);
                 Ok(())
             }
-            _ => Err(NetnsError::Io {
+            // Gone when it was recorded: gone now, as the live host would say.
+            Some(Err(errno)) => Err(NetnsError::Io {
+                spec: spec.to_string(),
+                path: shown,
+                source: errno_error(errno),
+            }),
+            None => Err(NetnsError::Io {
                 spec: spec.to_string(),
                 path: shown,
                 source: io::Error::other(
@@ -176,7 +210,13 @@ impl Host for SnapshotHost {
     }
 
     fn now(&self) -> Duration {
-        let us = reading(Some(&self.tape.clock), self.cursors.next(Kind::Clock, ""));
+        let key = self.key("");
+        let list = if key.is_empty() {
+            Some(&self.tape.clock)
+        } else {
+            self.tape.clocks.get(key.as_ref())
+        };
+        let us = reading(list, self.cursors.next(Kind::Clock, &key));
         Duration::from_micros(us.unwrap_or(0))
     }
 

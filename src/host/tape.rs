@@ -2,6 +2,8 @@
 //! by what was asked (a path, a pid, a dump). Plain data; serialised as JSON inside the
 //! archive, the dumps beside it as raw netlink bytes.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -79,6 +81,13 @@ pub struct Tape {
     pub netns: BTreeMap<String, Vec<Answer<u64>>>,
     /// Clock readings, microseconds.
     pub clock: Vec<u64>,
+    /// Clock readings of threads inside another namespace (`--all-netns` workers run side by
+    /// side, so one list would interleave them differently each run), keyed "net:[INODE]".
+    #[serde(default)]
+    pub clocks: BTreeMap<String, Vec<u64>>,
+    /// Whether a path is a mounted namespace file (nsfs), for the node view's discovery.
+    #[serde(default)]
+    pub nsfs: BTreeMap<String, Vec<bool>>,
     /// The namespace the run started in.
     pub main_netns: u64,
     /// The recording sockscope's own pid (the observer, left out of a namespace's processes).
@@ -97,6 +106,7 @@ pub enum Kind {
     Nofile,
     Xattr,
     Procfs,
+    Nsfs,
     Release,
     Dump,
     Netns,
@@ -131,4 +141,30 @@ pub fn reading<T: Clone>(list: Option<&Vec<T>>, index: usize) -> Option<T> {
 /// The archive entry name of a dump's key, made safe as a file name.
 pub fn dump_key(netns: u64, proto: &str, family: u8) -> String {
     format!("{netns}/{proto}/{family}")
+}
+
+thread_local! {
+    /// The namespace the calling thread entered through a recording or replaying host, by
+    /// inode; `None` until it enters one.
+    static ENTERED: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// The namespace the calling thread entered, if it entered one.
+pub fn entered() -> Option<u64> {
+    ENTERED.with(|n| n.get())
+}
+
+/// Notes the namespace the calling thread is now in.
+pub fn set_entered(ino: u64) {
+    ENTERED.with(|n| n.set(Some(ino)));
+}
+
+/// The key a question is recorded under: as asked in the run's own namespace, prefixed with
+/// `net:[INODE]` in any other (`/proc/thread-self/net/*` and `/proc/sys/net/*` answer for the
+/// reader's namespace, and the node view reads them in every one).
+pub fn scoped(main_netns: u64, key: &str) -> Cow<'_, str> {
+    match entered() {
+        Some(ino) if ino != main_netns => Cow::Owned(format!("net:[{ino}]{key}")),
+        _ => Cow::Borrowed(key),
+    }
 }

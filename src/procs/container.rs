@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::cgroup::{parse_cgroup, ContainerRef, Origin, Runtime};
+use crate::host::Host;
 
 /// A container as shown to the user. `name`, `pod` and `pod_namespace` come from metadata and
 /// are untrusted text: escape before printing.
@@ -36,8 +37,10 @@ impl Container {
 /// broken one must not cost the scan its memory).
 const MAX_METADATA: u64 = 8 << 20;
 
-/// Looks containers up under a root directory (`/` live; a fixture tree in tests), once each.
-pub struct Attributor {
+/// Looks containers up under a root directory (`/` live; a fixture tree in tests), once each,
+/// through the run's host (a snapshot replays the metadata it recorded).
+pub struct Attributor<'h> {
+    host: &'h dyn Host,
     root: PathBuf,
     cache: HashMap<String, Container>,
     podman_names: Option<HashMap<String, String>>,
@@ -45,9 +48,10 @@ pub struct Attributor {
     pub notes: Vec<String>,
 }
 
-impl Attributor {
-    pub fn new(root: impl Into<PathBuf>) -> Attributor {
+impl<'h> Attributor<'h> {
+    pub fn new(host: &'h dyn Host, root: impl Into<PathBuf>) -> Attributor<'h> {
         Attributor {
+            host,
             root: root.into(),
             cache: HashMap::new(),
             podman_names: None,
@@ -97,7 +101,7 @@ impl Attributor {
             .join("var/lib/docker/containers")
             .join(&c.id)
             .join("config.v2.json");
-        let v = read_json(&path)?;
+        let v = read_json(self.host, &path)?;
         c.name = v["Name"]
             .as_str()
             .map(|n| n.trim_start_matches('/').to_string());
@@ -127,7 +131,7 @@ impl Attributor {
             .root
             .join("var/lib/containers/storage/overlay-containers/containers.json");
         let mut names = HashMap::new();
-        if let Ok(serde_json::Value::Array(list)) = read_json(&path) {
+        if let Ok(serde_json::Value::Array(list)) = read_json(self.host, &path) {
             for e in list {
                 if let (Some(id), Some(name)) = (e["id"].as_str(), e["names"][0].as_str()) {
                     names.insert(id.to_string(), name.to_string());
@@ -165,10 +169,10 @@ impl Attributor {
         let mut last = "no metadata found".to_string();
         for rel in candidates {
             let path = self.root.join(rel);
-            if !path.exists() {
+            if self.host.stat(&path.to_string_lossy()).is_err() {
                 continue;
             }
-            match read_json(&path) {
+            match read_json(self.host, &path) {
                 Ok(v) => {
                     kubernetes_labels(c, &v["annotations"]);
                     return Ok(());
@@ -205,15 +209,20 @@ fn kubernetes_labels(c: &mut Container, map: &serde_json::Value) {
     }
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.len() > MAX_METADATA {
+fn read_json(host: &dyn Host, path: &Path) -> Result<serde_json::Value, String> {
+    let shown = path.to_string_lossy();
+    let meta = host
+        .stat(&shown)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.size > MAX_METADATA {
         return Err(format!(
             "{}: larger than {MAX_METADATA} bytes",
             path.display()
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = host
+        .read_file(&shown)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_slice(&bytes).map_err(|e| format!("{}: not valid JSON ({e})", path.display()))
 }
 
@@ -261,7 +270,7 @@ mod tests {
             format!("var/lib/docker/containers/{ID}/config.v2.json"),
             r#"{"Name":"/web","Config":{"Labels":{"io.kubernetes.pod.name":"web-7d9f","io.kubernetes.pod.namespace":"shop","io.kubernetes.container.name":"nginx"}}}"#,
         )]);
-        let mut a = Attributor::new(&d.0);
+        let mut a = Attributor::new(crate::host::current(), &d.0);
         let c = a
             .of_cgroup(&format!("0::/system.slice/docker-{ID}.scope"))
             .unwrap();
@@ -279,7 +288,7 @@ mod tests {
             format!("run/containerd/io.containerd.runtime.v2.task/k8s.io/{ID}/config.json"),
             r#"{"ociVersion":"1.1.0","annotations":{"io.kubernetes.cri.sandbox-name":"web-7d9f","io.kubernetes.cri.sandbox-namespace":"shop","io.kubernetes.cri.container-name":"nginx"}}"#,
         )]);
-        let mut a = Attributor::new(&d.0);
+        let mut a = Attributor::new(crate::host::current(), &d.0);
         let c = a
             .of_cgroup(&format!(
                 "0::/kubepods.slice/kubepods-pod0a1b2c3d_4e5f_6071_8293_a4b5c6d7e8f9.slice/cri-containerd-{ID}.scope"
@@ -307,7 +316,7 @@ mod tests {
             format!("run/containers/storage/overlay-containers/{ID}/userdata/config.json"),
             r#"{"annotations":{"io.kubernetes.pod.name":"db-0","io.kubernetes.pod.namespace":"data","io.kubernetes.container.name":"postgres"}}"#,
         )]);
-        let mut a = Attributor::new(&d.0);
+        let mut a = Attributor::new(crate::host::current(), &d.0);
         let c = a
             .of_cgroup(&format!("0::/kubepods.slice/crio-{ID}.scope"))
             .unwrap();
@@ -323,7 +332,7 @@ mod tests {
             "var/lib/containers/storage/overlay-containers/containers.json".to_string(),
             &format!(r#"[{{"id":"{ID}","names":["api"]}},{{"id":"x","names":[]}}]"#),
         )]);
-        let mut a = Attributor::new(&d.0);
+        let mut a = Attributor::new(crate::host::current(), &d.0);
         let c = a
             .of_cgroup(&format!("0::/libpod_parent/libpod-{ID}"))
             .unwrap();
@@ -340,7 +349,7 @@ mod tests {
             format!("var/lib/docker/containers/{ID}/config.v2.json"),
             r#"{"Name":"/web","Con"#,
         )]);
-        let mut a = Attributor::new(&d.0);
+        let mut a = Attributor::new(crate::host::current(), &d.0);
         for _ in 0..3 {
             let c = a.of_cgroup(&format!("0::/docker/{ID}")).unwrap();
             assert_eq!((c.id.as_str(), c.name.as_deref()), (ID, None));
@@ -349,7 +358,7 @@ mod tests {
         assert!(a.notes[0].contains("not valid JSON"), "{:?}", a.notes);
 
         let empty = tree(&[]);
-        let mut a = Attributor::new(&empty.0);
+        let mut a = Attributor::new(crate::host::current(), &empty.0);
         let c = a
             .of_cgroup(&format!(
                 "0::/kubepods/pod0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9/{ID}"
@@ -365,7 +374,7 @@ mod tests {
             format!("var/lib/docker/containers/{ID}/config.v2.json"),
             "{\"Name\":\"/evil\\u001b[2J\\\"name\"}",
         )]);
-        let mut a = Attributor::new(&d.0);
+        let mut a = Attributor::new(crate::host::current(), &d.0);
         let c = a.of_cgroup(&format!("0::/docker/{ID}")).unwrap();
         assert_eq!(c.name.as_deref(), Some("evil\u{1b}[2J\"name"));
     }

@@ -5,13 +5,15 @@
 //! elsewhere.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-/// The filesystems the node view reads: `/proc`, and `/` for `/run/netns`, `/run/docker/netns`
-/// and the container runtimes' metadata (a fixture tree in tests).
+use crate::host::{Host, PROC};
+
+/// The filesystems the node view reads, through the run's host: the proc root, and `/` for
+/// `/run/netns`, `/run/docker/netns` and the container runtimes' metadata (a fixture tree in
+/// tests).
 #[derive(Debug, Clone)]
 pub struct Roots {
     pub proc: PathBuf,
@@ -21,7 +23,7 @@ pub struct Roots {
 impl Default for Roots {
     fn default() -> Self {
         Roots {
-            proc: PathBuf::from("/proc"),
+            proc: PathBuf::from(PROC),
             fs: PathBuf::from("/"),
         }
     }
@@ -62,22 +64,23 @@ pub struct Discovery {
     pub notes: Vec<String>,
 }
 
-/// `statfs` magic of nsfs: a file under /run/netns that is not a mounted namespace (left over
-/// from a crash) is a plain tmpfs file, and must not be entered.
-const NSFS_MAGIC: i64 = 0x6e73_6673;
+/// `path` as the host's questions take it.
+fn text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
 
-pub fn discover(roots: &Roots) -> Discovery {
+pub fn discover(host: &dyn Host, roots: &Roots) -> Discovery {
     let mut found: BTreeMap<u64, NetnsEntry> = BTreeMap::new();
     let mut notes = Vec::new();
     let mut mount_spaces = BTreeSet::new();
+    let ino_of = |p: &Path| host.stat(&text(p)).ok().map(|m| m.ino);
     // PID 1's namespace is the host's; where PID 1 is protected (even from root, as on these
     // machines), kthreadd's: kernel threads always live in the initial namespace.
     let host_ino = ["1", "2"]
         .iter()
-        .find_map(|p| std::fs::metadata(roots.proc.join(p).join("ns/net")).ok())
-        .map(|m| m.ino());
+        .find_map(|p| ino_of(&roots.proc.join(p).join("ns/net")));
 
-    let pids = match super::fdwalk::list_pids(&roots.proc.to_string_lossy()) {
+    let pids = match super::fdwalk::list_pids(&text(&roots.proc)) {
         Ok(p) => p,
         Err(e) => {
             notes.push(format!(
@@ -90,26 +93,27 @@ pub fn discover(roots: &Roots) -> Discovery {
     for pid in pids {
         let ns = roots.proc.join(format!("{pid}/ns/net"));
         // A process that exits now, or a kernel thread we may not look at: skipped.
-        let Ok(m) = std::fs::metadata(&ns) else {
+        let Some(ino) = ino_of(&ns) else {
             continue;
         };
-        let e = found.entry(m.ino()).or_insert_with(|| NetnsEntry {
-            inode: m.ino(),
+        let e = found.entry(ino).or_insert_with(|| NetnsEntry {
+            inode: ino,
             name: None,
-            host: Some(m.ino()) == host_ino,
+            host: Some(ino) == host_ino,
             path: ns,
             pids: Vec::new(),
         });
         e.pids.push(pid);
         // Bind-mounted namespaces: one mountinfo per mount namespace is enough.
-        if let Ok(mnt) = std::fs::metadata(roots.proc.join(format!("{pid}/ns/mnt"))) {
-            if mount_spaces.insert(mnt.ino()) {
-                bind_mounts(roots, pid, &mut found);
+        if let Some(mnt) = ino_of(&roots.proc.join(format!("{pid}/ns/mnt"))) {
+            if mount_spaces.insert(mnt) {
+                bind_mounts(host, roots, pid, &mut found);
             }
         }
     }
     for (dir, prefix) in [("netns", ""), ("docker/netns", "docker/")] {
         named(
+            host,
             &roots.fs.join("run").join(dir),
             prefix,
             host_ino,
@@ -122,25 +126,32 @@ pub fn discover(roots: &Roots) -> Discovery {
 }
 
 /// Namespaces with a name: files in `dir` that are mounted nsfs entries.
-fn named(dir: &Path, prefix: &str, host_ino: Option<u64>, found: &mut BTreeMap<u64, NetnsEntry>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+fn named(
+    host: &dyn Host,
+    dir: &Path,
+    prefix: &str,
+    host_ino: Option<u64>,
+    found: &mut BTreeMap<u64, NetnsEntry>,
+) {
+    let Ok(mut names) = host.list_dir(&text(dir)) else {
         return;
     };
-    let mut entries: Vec<_> = entries.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let path = e.path();
-        if !is_nsfs(&path) {
+    names.sort();
+    for file in names {
+        let file = String::from_utf8_lossy(&file).into_owned();
+        let path = dir.join(&file);
+        let shown = text(&path);
+        if !host.is_nsfs(&shown) {
             continue;
         }
-        let Ok(m) = std::fs::metadata(&path) else {
+        let Ok(m) = host.stat(&shown) else {
             continue;
         };
-        let name = format!("{prefix}{}", e.file_name().to_string_lossy());
-        let entry = found.entry(m.ino()).or_insert_with(|| NetnsEntry {
-            inode: m.ino(),
+        let name = format!("{prefix}{file}");
+        let entry = found.entry(m.ino).or_insert_with(|| NetnsEntry {
+            inode: m.ino,
             name: None,
-            host: Some(m.ino()) == host_ino,
+            host: Some(m.ino) == host_ino,
             path: path.clone(),
             pids: Vec::new(),
         });
@@ -152,26 +163,13 @@ fn named(dir: &Path, prefix: &str, host_ino: Option<u64>, found: &mut BTreeMap<u
     }
 }
 
-/// Whether `path` is a mounted namespace file (nsfs), as a live namespace's is.
-pub fn is_nsfs(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs writes into the zeroed struct we own; the path is NUL-terminated.
-    unsafe {
-        let mut s: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut s) == 0 && s.f_type as i64 == NSFS_MAGIC
-    }
-}
-
 /// Network namespaces bind-mounted in `pid`'s mount namespace (nsfs mounts whose root is
-/// `net:[INODE]`), reached through `/proc/PID/root` so other mount namespaces work too.
-fn bind_mounts(roots: &Roots, pid: u32, found: &mut BTreeMap<u64, NetnsEntry>) {
-    let Ok(text) = std::fs::read_to_string(roots.proc.join(format!("{pid}/mountinfo"))) else {
+/// `net:[INODE]`), reached through `ROOT/PID/root` so other mount namespaces work too.
+fn bind_mounts(host: &dyn Host, roots: &Roots, pid: u32, found: &mut BTreeMap<u64, NetnsEntry>) {
+    let Ok(bytes) = host.read_file(&text(&roots.proc.join(format!("{pid}/mountinfo")))) else {
         return;
     };
-    for (inode, mount_point) in parse_nsfs_mounts(&text) {
+    for (inode, mount_point) in parse_nsfs_mounts(&String::from_utf8_lossy(&bytes)) {
         found.entry(inode).or_insert_with(|| NetnsEntry {
             inode,
             name: None,
@@ -261,7 +259,8 @@ broken line
     /// The host's namespace is found, marked, and listed first; our own is among them.
     #[test]
     fn finds_the_live_namespaces() {
-        let d = discover(&Roots::default());
+        use std::os::unix::fs::MetadataExt;
+        let d = discover(crate::host::current(), &Roots::default());
         let own = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
         let me = d
             .namespaces

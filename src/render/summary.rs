@@ -88,7 +88,7 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
             f.max,
             percent(f.percent_used)
         ),
-        None => "/proc/sys/fs/file-nr unreadable".to_string(),
+        None => "fs.file-nr unreadable".to_string(),
     };
     for (label, value) in [
         (

@@ -28,7 +28,7 @@ pub fn run(args: &SocketsArgs, mut list: Listing<'_, UnixView>) -> Result<Done, 
         let (run, owners) = std::thread::scope(|scope| {
             let walk = args
                 .processes
-                .then(|| scope.spawn(|| read_owners("/proc", None)));
+                .then(|| scope.spawn(|| read_owners(crate::host::PROC, None)));
             (for_each_netns(&roots, dump), walk.map(|w| w.join()))
         });
         let run = run?;
@@ -63,7 +63,7 @@ pub fn run(args: &SocketsArgs, mut list: Listing<'_, UnixView>) -> Result<Done, 
     let (sockets, owners) = std::thread::scope(|scope| {
         let walk = args
             .processes
-            .then(|| scope.spawn(|| read_owners("/proc", None)));
+            .then(|| scope.spawn(|| read_owners(crate::host::PROC, None)));
         (dump(), walk.map(|w| w.join()))
     });
     let owners = joined(owners)?;
