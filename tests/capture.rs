@@ -1418,3 +1418,104 @@ fn a_device_that_disappears_keeps_the_report_and_exits_3() {
     let e = v["stats"]["read_error"].as_str().unwrap();
     assert!(e.contains("read packets from ssc0"), "{e}");
 }
+
+/// Roles of the child processes the capture tests name (see `support::child`).
+pub fn child(role: &str, args: &[String]) -> bool {
+    use crate::support::child;
+    match role {
+        // A listener that accepts and holds every connection.
+        "capture:listen" => {
+            child::enter_netns();
+            let l = TcpListener::bind(&args[0]).unwrap();
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                while let Ok((s, _)) = l.accept() {
+                    held.push(s);
+                }
+            });
+            child::serve("ssc-capsrv", "", |_| {});
+            true
+        }
+        // Connects on request: `connect` holds the connection, `connect-close` closes it.
+        "capture:connect" => {
+            let addr: SocketAddr = args[0].parse().unwrap();
+            let mut held = Vec::new();
+            child::serve("ssc-capcli", "", |line| {
+                let s = TcpStream::connect(addr).unwrap();
+                if line == "connect" {
+                    held.push(s);
+                }
+            });
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Polls (bounded) until `ss` in the namespace lists exactly `want` sockets for `filter`.
+fn wait_for_ss(ns: &Netns, filter: &[&str], want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut args = vec!["-Htn"];
+        args.extend_from_slice(filter);
+        let out = ns.exec("ss", &args);
+        let n = String::from_utf8_lossy(&out.stdout).lines().count();
+        if n == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ss {filter:?}: {n} sockets, want {want}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A live capture names the processes behind both local ends of a loopback flow (the client's
+/// socket and the server's accepted socket), from sock_diag dumps and one fd walk; a client
+/// that closed before the end dump leaves its end local but unnamed, its server still named.
+#[test]
+fn live_flows_name_their_local_processes() {
+    if !support::require_root("live_flows_name_their_local_processes") {
+        return;
+    }
+    let ns = Netns::new();
+    let path = ns.path();
+    let srv = support::child::spawn("capture:listen", &["127.0.0.1:9031".into()], Some(&path));
+    let mut cli = support::child::spawn("capture:connect", &["127.0.0.1:9031".into()], Some(&path));
+    let cap = Running::start(&[
+        "capture", "--netns", &path, "-i", "lo", "--port", "9031", "--json",
+    ]);
+    cli.send("connect");
+    wait_for_ss(&ns, &["state", "established", "( dport = :9031 )"], 1);
+    cli.send("connect-close");
+    wait_for_ss(&ns, &["state", "close-wait", "( sport = :9031 )"], 1);
+    let (code, out) = cap.interrupt();
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let flows = v["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 2, "{out}");
+    let server = serde_json::json!([{"pid": srv.pid, "name": "ssc-capsrv"}]);
+    let client = serde_json::json!([{"pid": cli.pid, "name": "ssc-capcli"}]);
+    for f in flows {
+        assert_eq!(f["local"], "both", "{f}");
+        assert_eq!(f["server_processes"], server, "{f}");
+    }
+    let held: Vec<&Value> = flows
+        .iter()
+        .filter(|f| f.get("client_processes").is_some())
+        .collect();
+    assert_eq!(held.len(), 1, "{out}");
+    assert_eq!(held[0]["client_processes"], client, "{out}");
+    assert_eq!(held[0]["outcome"], "established", "{out}");
+}
+
+/// `-r`: a file may come from another host; nothing in it is named.
+#[test]
+fn files_name_no_processes() {
+    let (v, _) = read_fixture_json("lo-en10mb.pcap");
+    for f in v["flows"].as_array().unwrap() {
+        assert!(f.get("local").is_none(), "{f}");
+        assert!(f.get("client_processes").is_none(), "{f}");
+    }
+}

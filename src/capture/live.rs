@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use pcap::BreakLoop;
 
+use super::local::{dump_namespace, name_report, SocketIndex};
 use super::model::{Broke, CaptureReport, Flow, Segment};
 use super::pcapwrite::PcapWriter;
 use super::pipeline::{ts_us, Pipeline};
@@ -49,6 +50,9 @@ pub struct CaptureSpec {
     /// Send each flow to [`Capture::take_flows`] once it finished (in batches, one per
     /// kernel block) instead of keeping them for the report.
     pub stream_flows: bool,
+    /// Name the local processes of the flows (sock_diag dumps of the namespace at the start
+    /// and the end, then one fd walk): see [`super::local`].
+    pub name_processes: bool,
     /// Written one byte when the capture ends on its own, so a caller can block on it (with
     /// signals on the same pipe) instead of polling.
     pub notify_end: Option<Arc<UnixStream>>,
@@ -70,6 +74,7 @@ impl Default for CaptureSpec {
             immediate: false,
             live_events: false,
             stream_flows: false,
+            name_processes: false,
             notify_end: None,
         }
     }
@@ -292,6 +297,15 @@ fn run(
         }
     };
     let linktype = cap.get_datalink().0;
+    // The start dump, before traffic made after `start` returns: it knows the listeners
+    // (and sockets) that may be gone by the end.
+    let mut sockets = SocketIndex::default();
+    let mut local_notes = Vec::new();
+    if spec.name_processes {
+        if let Err(e) = dump_namespace(&mut sockets) {
+            local_notes.push(format!("local processes of the flows not named: {e}"));
+        }
+    }
     let _ = ready.send(Ok(linktype));
 
     let mut pipe = Pipeline::new(linktype, spec.max_flows);
@@ -409,7 +423,16 @@ fn run(
         pipe.broke(why, e.to_string());
     }
     send_flows(&mut pipe);
-    Ok(pipe.finish(kernel))
+    let mut report = pipe.finish(kernel);
+    // The end dump, still in the capture's namespace: the connections opened meanwhile.
+    if spec.name_processes && local_notes.is_empty() && !report.flows.is_empty() {
+        match dump_namespace(&mut sockets) {
+            Ok(()) => name_report(&mut report, &sockets),
+            Err(e) => local_notes.push(format!("local processes of the flows not named: {e}")),
+        }
+    }
+    report.local_notes.splice(0..0, local_notes);
+    Ok(report)
 }
 
 /// Which packets the kernel's `received` counts twice: those that crossed a loopback device,

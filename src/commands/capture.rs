@@ -42,6 +42,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Done, RunError> {
         Some(Broke::Device) => ExitCode::Environment,
     };
     notes.extend(report.stats.read_error.clone());
+    notes.extend(report.local_notes.iter().cloned());
     let report = printer.finish(out, report, args.read.is_none())?;
     Ok(Done {
         report,
@@ -87,6 +88,7 @@ fn live(
         immediate: lines && std::io::stdout().is_terminal(),
         live_events: lines,
         stream_flows: printer.streams_flows(),
+        name_processes: true,
         notify_end: Some(Arc::new(wake_tx)),
     };
     let mut cap = Capture::start(&spec)?;

@@ -1,12 +1,14 @@
 //! `capture` output: one line per handshake event while capturing, then the flows, the
 //! per-destination summary and libpcap's counters (or all of it as JSON).
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use serde::Serialize;
 
 use super::{new_table, write_json_line, write_table};
+use crate::capture::local::LocalProcess;
 use crate::capture::model::{Broke, CaptureReport, Flow, Outcome, Segment, Side};
 use crate::capture::tracker::Event;
 use crate::capture::LiveEvent;
@@ -102,6 +104,47 @@ pub fn micros(us: u64) -> String {
     }
 }
 
+/// The processes holding one end of a flow: `nginx(4242)`, with the container when in one:
+/// `nginx(4242) in podman/web 3f2a9c…`. Names are untrusted text: escaped.
+pub fn processes_label(ps: &[LocalProcess]) -> String {
+    ps.iter()
+        .map(|p| {
+            let c = p
+                .container
+                .as_ref()
+                .map(|c| format!(" in {}", super::container_label(c)))
+                .unwrap_or_default();
+            format!("{}({}){c}", super::escape(&p.name), p.pid)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An address with the processes behind it, when known.
+fn addr_of(a: &SocketAddr, ps: Option<&[LocalProcess]>) -> String {
+    match ps {
+        Some(ps) if !ps.is_empty() => format!("{a} {}", processes_label(ps)),
+        _ => addr(a),
+    }
+}
+
+/// The server processes named for each destination (all of its flows' that were named,
+/// distinct, in first-seen order).
+fn servers_named(r: &CaptureReport) -> HashMap<SocketAddr, Vec<String>> {
+    let mut named: HashMap<SocketAddr, Vec<String>> = HashMap::new();
+    for (i, f) in r.flows.iter().enumerate() {
+        let Some(l) = r.local.get(&i).filter(|l| !l.server_processes.is_empty()) else {
+            continue;
+        };
+        let label = processes_label(&l.server_processes);
+        let v = named.entry(f.server).or_default();
+        if !v.contains(&label) {
+            v.push(label);
+        }
+    }
+    named
+}
+
 fn opt_micros(us: Option<u64>) -> String {
     us.map(micros).unwrap_or_else(|| "-".into())
 }
@@ -189,10 +232,12 @@ pub fn end_progress(err: &mut dyn Write) -> io::Result<()> {
 
 pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<()> {
     let show_all = r.flows.len() <= ALL_FLOWS_UP_TO;
-    let shown: Vec<&Flow> = r
+    // With their index in the report, which keys their local processes.
+    let shown: Vec<(usize, &Flow)> = r
         .flows
         .iter()
-        .filter(|f| show_all || is_problem(f.outcome))
+        .enumerate()
+        .filter(|(_, f)| show_all || is_problem(f.outcome))
         .take(PROBLEM_ROWS)
         .collect();
     if r.flows.is_empty() {
@@ -211,10 +256,11 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
             ],
             &[3, 4, 5, 6],
         );
-        for f in &shown {
+        for &(i, f) in &shown {
+            let local = r.local.get(&i);
             t.add_row(vec![
-                addr(&f.client),
-                addr(&f.server),
+                addr_of(&f.client, local.map(|l| &l.client_processes[..])),
+                addr_of(&f.server, local.map(|l| &l.server_processes[..])),
                 f.outcome.name().to_string(),
                 f.syn_attempts.to_string(),
                 opt_micros(f.connect_us),
@@ -256,9 +302,14 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
             ],
             &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
         );
+        let named = servers_named(r);
         for d in &r.summary {
+            let server = match named.get(&d.server) {
+                Some(labels) => format!("{} {}", d.server, labels.join("; ")),
+                None => addr(&d.server),
+            };
             t.add_row(vec![
-                addr(&d.server),
+                server,
                 d.attempts.to_string(),
                 d.established.to_string(),
                 d.closed.to_string(),
