@@ -135,6 +135,7 @@ pub struct Capture {
     flows: Option<Receiver<Vec<Flow>>>,
     /// libpcap link type of the device (DLT_*).
     pub linktype: i32,
+    start_sockets: Option<SocketIndex>,
 }
 
 impl Capture {
@@ -143,7 +144,7 @@ impl Capture {
     pub fn start(spec: &CaptureSpec) -> Result<Capture, CaptureError> {
         let spec = spec.clone();
         let shared = Arc::new(Shared::default());
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<i32, CaptureError>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(i32, SocketIndex), CaptureError>>();
         let (ev_tx, ev_rx) = if spec.live_events {
             let (tx, rx) = mpsc::sync_channel(65_536);
             (Some(tx), Some(rx))
@@ -176,12 +177,13 @@ impl Capture {
                 })?
         };
         match ready_rx.recv() {
-            Ok(Ok(linktype)) => Ok(Capture {
+            Ok(Ok((linktype, start_sockets))) => Ok(Capture {
                 shared,
                 thread: Some(thread),
                 events: ev_rx,
                 flows: flow_rx,
                 linktype,
+                start_sockets: Some(start_sockets),
             }),
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -208,6 +210,12 @@ impl Capture {
     /// progress at the end are in the report.
     pub fn take_flows(&mut self) -> Option<Receiver<Vec<Flow>>> {
         self.flows.take()
+    }
+
+    /// The sockets of the namespace when the capture started (empty unless the spec asked to
+    /// name processes): enough to name the listener a SYN goes to in the live lines.
+    pub fn take_start_sockets(&mut self) -> SocketIndex {
+        self.start_sockets.take().unwrap_or_default()
     }
 
     /// Live events dropped because the reader fell behind.
@@ -257,7 +265,7 @@ impl Drop for Capture {
 fn run(
     spec: CaptureSpec,
     shared: &Arc<Shared>,
-    ready: mpsc::Sender<Result<i32, CaptureError>>,
+    ready: mpsc::Sender<Result<(i32, SocketIndex), CaptureError>>,
     events: Option<SyncSender<LiveEvent>>,
     flows: Option<mpsc::Sender<Vec<Flow>>>,
 ) -> Result<CaptureReport, CaptureError> {
@@ -306,7 +314,7 @@ fn run(
             local_notes.push(format!("local processes of the flows not named: {e}"));
         }
     }
-    let _ = ready.send(Ok(linktype));
+    let _ = ready.send(Ok((linktype, sockets.clone())));
 
     let mut pipe = Pipeline::new(linktype, spec.max_flows);
     if flows.is_some() {

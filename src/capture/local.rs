@@ -59,12 +59,14 @@ pub struct Ends {
 }
 
 /// The TCP sockets of a namespace, indexed by what a flow can be matched with.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SocketIndex {
     /// (local, peer) → inode, for connected sockets of every state but LISTEN.
     by_tuple: HashMap<(SocketAddr, SocketAddr), u32>,
     /// Local address → inode of a listener (the address may be a wildcard).
     listeners: HashMap<SocketAddr, u32>,
+    /// The inode of the namespace dumped: its processes are walked first.
+    netns: Option<u64>,
 }
 
 impl SocketIndex {
@@ -121,6 +123,15 @@ impl SocketIndex {
         }
     }
 
+    /// The inodes of the listeners (for an owner walk naming them).
+    pub fn listener_inodes(&self) -> HashSet<u32> {
+        self.listeners
+            .values()
+            .copied()
+            .filter(|&i| i != 0)
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_tuple.is_empty() && self.listeners.is_empty()
     }
@@ -130,6 +141,10 @@ impl SocketIndex {
 /// state) to `index`.
 pub fn dump_namespace(index: &mut SocketIndex) -> Result<(), crate::sockets::diag::DiagError> {
     use crate::sockets::diag::{DiagSocket, DumpRequest};
+    use std::os::unix::fs::MetadataExt;
+    index.netns = std::fs::metadata("/proc/thread-self/ns/net")
+        .ok()
+        .map(|m| m.ino());
     let mut diag = DiagSocket::open()?;
     for family in [4, 6] {
         let req = DumpRequest {
@@ -144,6 +159,38 @@ pub fn dump_namespace(index: &mut SocketIndex) -> Result<(), crate::sockets::dia
     Ok(())
 }
 
+/// The owners of `want` among the processes with a thread in the dumped namespace: in a
+/// container's namespace a few fd tables, where the whole host may hold hundreds of thousands
+/// of fds (a walk of seconds). A socket held only by processes with no thread left in the
+/// namespace (made by a thread that left it) stays unnamed.
+fn owners_of(index: &SocketIndex, want: &HashSet<u32>) -> std::io::Result<Owners> {
+    use crate::procs::owners::read_owners_of;
+    if want.is_empty() {
+        return Ok(Owners::default());
+    }
+    let all = crate::procs::fdwalk::list_pids("/proc")?;
+    let Some(netns) = index.netns else {
+        return Ok(read_owners_of("/proc", &all, Some(want)));
+    };
+    let inside: Vec<u32> = all
+        .into_iter()
+        .filter(|&pid| has_thread_in(pid, netns))
+        .collect();
+    Ok(read_owners_of("/proc", &inside, Some(want)))
+}
+
+/// Whether a thread of `pid` is in the network namespace `netns` (a process may have moved
+/// one thread only, with setns).
+fn has_thread_in(pid: u32, netns: u64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .flatten()
+        .any(|t| std::fs::metadata(t.path().join("ns/net")).is_ok_and(|m| m.ino() == netns))
+}
+
 /// Names the flows of a finished live capture: matched against `index` (the dumps), their
 /// owners read with one fd walk (only when some end matched a socket with an owner to find).
 pub fn name_report(report: &mut super::model::CaptureReport, index: &SocketIndex) {
@@ -152,22 +199,66 @@ pub fn name_report(report: &mut super::model::CaptureReport, index: &SocketIndex
         return;
     }
     let want = wanted(&matched);
-    let owners = if want.is_empty() {
-        Owners::default()
-    } else {
-        match crate::procs::owners::read_owners("/proc", Some(&want)) {
-            Ok(o) => o,
-            Err(e) => {
-                report.local_notes.push(format!(
-                    "local processes of the flows not named: /proc: {e}"
-                ));
-                Owners::default()
-            }
+    let owners = match owners_of(index, &want) {
+        Ok(o) => o,
+        Err(e) => {
+            report.local_notes.push(format!(
+                "local processes of the flows not named: /proc: {e}"
+            ));
+            Owners::default()
         }
     };
     let mut attributor = Attributor::new("/");
     report.local = name_flows(&matched, &owners, &mut container_reader(&mut attributor));
     report.local_notes.append(&mut attributor.notes);
+}
+
+/// The processes of a namespace's listeners when a capture started, for its live lines: a SYN
+/// is named by the listener it goes to, without waiting for the capture's end.
+#[derive(Debug, Default)]
+pub struct ListenerNames {
+    index: SocketIndex,
+    by_inode: HashMap<u32, Vec<LocalProcess>>,
+}
+
+impl ListenerNames {
+    /// One fd walk for the listeners' inodes, and their processes' containers. Nothing is
+    /// named when the walk fails (the report still names what it can).
+    pub fn read(index: SocketIndex) -> ListenerNames {
+        let want = index.listener_inodes();
+        if want.is_empty() {
+            return ListenerNames::default();
+        }
+        let Ok(owners) = owners_of(&index, &want) else {
+            return ListenerNames::default();
+        };
+        let mut attributor = Attributor::new("/");
+        let mut container_of = container_reader(&mut attributor);
+        let by_inode = owners
+            .by_inode
+            .iter()
+            .map(|(&inode, held)| {
+                let procs = held
+                    .iter()
+                    .map(|p| LocalProcess {
+                        pid: p.pid,
+                        name: p.name.clone(),
+                        container: container_of(p.pid),
+                    })
+                    .collect();
+                (inode, procs)
+            })
+            .collect();
+        ListenerNames { index, by_inode }
+    }
+
+    /// The processes of the listener that takes connections to `server` (empty: none known).
+    pub fn server(&self, server: SocketAddr) -> &[LocalProcess] {
+        self.index
+            .listener(server)
+            .and_then(|i| self.by_inode.get(&i))
+            .map_or(&[], |v| &v[..])
+    }
 }
 
 /// An IPv4-mapped IPv6 address (a dual-stack socket's view of an IPv4 peer) as the IPv4

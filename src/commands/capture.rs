@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::RunError;
 use crate::capture::filter::capture_filter;
+use crate::capture::local::ListenerNames;
 use crate::capture::model::Broke;
 use crate::capture::offline::read_file;
 use crate::capture::{Capture, CaptureReport, CaptureSpec};
@@ -92,6 +93,12 @@ fn live(
         notify_end: Some(Arc::new(wake_tx)),
     };
     let mut cap = Capture::start(&spec)?;
+    let start_sockets = cap.take_start_sockets();
+    if lines {
+        // Packets are already being captured: the walk delays the first lines, not the
+        // capture. Done before the banner, so traffic made after it is named.
+        printer.name_listeners(ListenerNames::read(start_sockets));
+    }
     let events = cap.take_events();
     let flows = cap.take_flows();
     let link = pcap::Linktype(cap.linktype)

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use super::{new_table, write_json_line, write_table};
-use crate::capture::local::LocalProcess;
+use crate::capture::local::{FlowLocal, ListenerNames, LocalProcess};
 use crate::capture::model::{Broke, CaptureReport, Flow, Outcome, Segment, Side};
 use crate::capture::tracker::Event;
 use crate::capture::LiveEvent;
@@ -406,6 +406,8 @@ pub fn write_banner(
 pub struct CapturePrinter {
     format: Format,
     pretty: bool,
+    /// Names the listener each new attempt goes to in the live lines.
+    listeners: Option<ListenerNames>,
 }
 
 impl CapturePrinter {
@@ -413,6 +415,7 @@ impl CapturePrinter {
         CapturePrinter {
             format: output.format,
             pretty,
+            listeners: None,
         }
     }
 
@@ -426,8 +429,26 @@ impl CapturePrinter {
         self.format == Format::Jsonl
     }
 
+    /// Live lines name the listener a first SYN goes to, as these knew it at the start.
+    pub fn name_listeners(&mut self, names: ListenerNames) {
+        self.listeners = Some(names);
+    }
+
     pub fn event(&mut self, out: &mut dyn Write, ev: &LiveEvent) -> io::Result<()> {
-        writeln!(out, "{}", event_line(&ev.segment, &ev.event))
+        let to = match (&self.listeners, ev.event) {
+            (Some(l), Event::Syn { attempt: 1 }) => l.server(ev.segment.dst),
+            _ => &[],
+        };
+        if to.is_empty() {
+            writeln!(out, "{}", event_line(&ev.segment, &ev.event))
+        } else {
+            writeln!(
+                out,
+                "{} to {}",
+                event_line(&ev.segment, &ev.event),
+                processes_label(to)
+            )
+        }
     }
 
     /// One line per finished flow.
@@ -444,7 +465,7 @@ impl CapturePrinter {
     /// the rest is the report `main` prints (None when written here: a compact `--json`
     /// document, which `report::print` would pretty-print). `live`: event lines came before.
     pub fn finish(
-        mut self,
+        self,
         out: &mut dyn Write,
         mut report: CaptureReport,
         live: bool,
@@ -453,7 +474,17 @@ impl CapturePrinter {
             Format::Table => Ok(Some(Box::new(CaptureTable { report, live }))),
             Format::Jsonl => {
                 let flows = std::mem::take(&mut report.flows);
-                self.flows(out, &flows)?;
+                let local = std::mem::take(&mut report.local);
+                let mut w = io::BufWriter::with_capacity(64 * 1024, &mut *out);
+                for (i, f) in flows.iter().enumerate() {
+                    let line = FlowLine {
+                        local: local.get(&i),
+                        ..FlowLine::new(f)
+                    };
+                    serde_json::to_writer(&mut w, &line).map_err(io::Error::from)?;
+                    w.write_all(b"\n")?;
+                }
+                w.flush()?;
                 Ok(Some(Box::new(SummaryLine(report))))
             }
             Format::Json if self.pretty => Ok(Some(Box::new(report))),
@@ -490,6 +521,8 @@ struct FlowLine<'a> {
     kind: &'static str,
     #[serde(flatten)]
     flow: &'a Flow,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    local: Option<&'a FlowLocal>,
 }
 
 impl<'a> FlowLine<'a> {
@@ -498,6 +531,7 @@ impl<'a> FlowLine<'a> {
             schema_version: SCHEMA_VERSION,
             kind: "flow",
             flow,
+            local: None,
         }
     }
 }
