@@ -626,6 +626,37 @@ mod tests {
     }
 
     #[test]
+    fn processes_are_named_with_their_containers_and_escaped() {
+        use crate::procs::cgroup::Runtime;
+        use crate::procs::container::Container;
+        let ps = [
+            LocalProcess {
+                pid: 4242,
+                name: "nginx".into(),
+                container: Some(Container {
+                    runtime: Runtime::Podman,
+                    id: "3f2a9c0123456789abcdef".into(),
+                    name: Some("web".into()),
+                    pod: None,
+                    pod_namespace: None,
+                }),
+            },
+            LocalProcess {
+                pid: 7,
+                name: "evil\x1b[2J".into(),
+                container: None,
+            },
+        ];
+        let l = processes_label(&ps);
+        assert!(
+            l.starts_with("nginx(4242) in podman/web 3f2a9c012345, evil"),
+            "{l}"
+        );
+        assert!(!l.contains('\x1b'), "{l}");
+        assert!(l.ends_with("(7)"), "{l}");
+    }
+
+    #[test]
     fn progress_reads_as_a_sentence() {
         assert_eq!(
             progress_line(12_345, 678, std::time::Duration::from_millis(83_900)),
