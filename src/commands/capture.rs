@@ -95,9 +95,11 @@ fn live(
     let mut cap = Capture::start(&spec)?;
     let start_sockets = cap.take_start_sockets();
     if lines {
-        // Packets are already being captured: the walk delays the first lines, not the
-        // capture. Done before the banner, so traffic made after it is named.
-        printer.name_listeners(ListenerNames::read(start_sockets));
+        // Packets are already being captured: the fd walk (seconds on a host with hundreds
+        // of thousands of fds) delays at most the first SYN's line, never the capture.
+        printer.name_listeners(std::thread::spawn(move || {
+            ListenerNames::read(start_sockets)
+        }));
     }
     let events = cap.take_events();
     let flows = cap.take_flows();

@@ -407,7 +407,15 @@ pub struct CapturePrinter {
     format: Format,
     pretty: bool,
     /// Names the listener each new attempt goes to in the live lines.
-    listeners: Option<ListenerNames>,
+    listeners: Listeners,
+}
+
+/// The listeners' names: read on another thread while the capture starts, waited for at the
+/// first SYN that needs them.
+enum Listeners {
+    None,
+    Reading(std::thread::JoinHandle<ListenerNames>),
+    Read(ListenerNames),
 }
 
 impl CapturePrinter {
@@ -415,7 +423,7 @@ impl CapturePrinter {
         CapturePrinter {
             format: output.format,
             pretty,
-            listeners: None,
+            listeners: Listeners::None,
         }
     }
 
@@ -429,14 +437,21 @@ impl CapturePrinter {
         self.format == Format::Jsonl
     }
 
-    /// Live lines name the listener a first SYN goes to, as these knew it at the start.
-    pub fn name_listeners(&mut self, names: ListenerNames) {
-        self.listeners = Some(names);
+    /// Live lines name the listener a first SYN goes to, as these knew it at the start
+    /// (read by `reading`, joined at the first SYN).
+    pub fn name_listeners(&mut self, reading: std::thread::JoinHandle<ListenerNames>) {
+        self.listeners = Listeners::Reading(reading);
     }
 
     pub fn event(&mut self, out: &mut dyn Write, ev: &LiveEvent) -> io::Result<()> {
-        let to = match (&self.listeners, ev.event) {
-            (Some(l), Event::Syn { attempt: 1 }) => l.server(ev.segment.dst),
+        let first_syn = ev.event == Event::Syn { attempt: 1 };
+        if first_syn && matches!(self.listeners, Listeners::Reading(_)) {
+            if let Listeners::Reading(h) = std::mem::replace(&mut self.listeners, Listeners::None) {
+                self.listeners = Listeners::Read(h.join().unwrap_or_default());
+            }
+        }
+        let to = match &self.listeners {
+            Listeners::Read(l) if first_syn => l.server(ev.segment.dst),
             _ => &[],
         };
         if to.is_empty() {
