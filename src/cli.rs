@@ -202,7 +202,10 @@ pub enum Command {
     /// (--full: every TCP packet of the matched connections, whole). -r reads any pcap or
     /// pcapng file (tcpdump's too) and analyses it the same way, the capture ending at its
     /// last packet; a damaged file is analysed up to the damage, marked partial, and exits 2.
-    /// Needs CAP_NET_RAW for live captures.
+    /// A live capture names the local process (and container) at each end of a flow that is
+    /// a socket on this host, matched by its four-tuple against the namespace's sockets at
+    /// the start and the end (an end gone or in TIME_WAIT by then stays unnamed); -r names
+    /// nothing. Needs CAP_NET_RAW for live captures.
     ///
     /// Examples:
     ///   sockscope capture --port 443 --duration 30s

@@ -463,7 +463,7 @@ fn live_handshake_outcomes_on_lo_and_the_file_reads_back_identically() {
 
     // -r analyses the file to the same flows and summary.
     let offline = support::run_json(&["capture", "-r", file.s(), "--json"]);
-    assert_eq!(offline["flows"], live["flows"]);
+    assert_eq!(offline["flows"], unnamed(&live["flows"]));
     assert_eq!(offline["summary"], live["summary"]);
     assert_eq!(
         offline["stats"]["tcp_segments"],
@@ -484,6 +484,18 @@ fn live_handshake_outcomes_on_lo_and_the_file_reads_back_identically() {
     maybe_save_fixture(&file, "lo-en10mb.pcap");
 }
 
+/// Flows without what a live capture adds about their local ends (a file has none).
+fn unnamed(flows: &Value) -> Value {
+    let mut flows = flows.clone();
+    for f in flows.as_array_mut().unwrap() {
+        let f = f.as_object_mut().unwrap();
+        for k in ["local", "client_processes", "server_processes"] {
+            f.remove(k);
+        }
+    }
+    flows
+}
+
 #[test]
 #[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn live_capture_on_any_device_uses_linux_sll() {
@@ -496,7 +508,7 @@ fn live_capture_on_any_device_uses_linux_sll() {
     let (linktype, _) = pcapfile::read(&bytes);
     assert_eq!(linktype, pcapfile::LINUX_SLL);
     let offline = support::run_json(&["capture", "-r", file.s(), "--json"]);
-    assert_eq!(offline["flows"], live["flows"]);
+    assert_eq!(offline["flows"], unnamed(&live["flows"]));
     assert_syns_match_tcpdump(&live, &tcpdump_lines(file.s()));
     maybe_save_fixture(&file, "any-linux-sll.pcap");
 }
@@ -655,7 +667,7 @@ fn sighup_and_sigterm_end_a_capture_like_sigint() {
         let (_, recs) = pcapfile::read(&std::fs::read(&file.0).unwrap());
         assert_eq!(recs.len(), 8, "signal {sig}");
         let offline = support::run_json(&["capture", "-r", file.s(), "--json"]);
-        assert_eq!(offline["flows"], live["flows"]);
+        assert_eq!(offline["flows"], unnamed(&live["flows"]));
         assert_eq!(offline["stats"]["received"], 8);
     }
 }
@@ -747,7 +759,7 @@ fn full_writes_every_packet_whole_and_analyses_the_same() {
     }
     // Reading the full file back (data segments included) gives the live flows exactly.
     let offline = support::run_json(&["capture", "-r", full_file.s(), "--json"]);
-    assert_eq!(offline["flows"], full_v["flows"]);
+    assert_eq!(offline["flows"], unnamed(&full_v["flows"]));
     assert_eq!(offline["summary"], full_v["summary"]);
     assert_eq!(full_v["flows"][0]["outcome"], "closed");
 
@@ -1432,4 +1444,164 @@ fn a_device_that_disappears_keeps_the_report_and_exits_3() {
     assert_eq!(v["stats"]["partial"], true, "{v}");
     let e = v["stats"]["read_error"].as_str().unwrap();
     assert!(e.contains("read packets from ssc0"), "{e}");
+}
+
+/// Roles of the child processes the capture tests name (see `support::child`).
+pub fn child(role: &str, args: &[String]) -> bool {
+    use crate::support::child;
+    match role {
+        // A listener that accepts and holds every connection.
+        "capture:listen" => {
+            child::enter_netns();
+            let l = TcpListener::bind(&args[0]).unwrap();
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                while let Ok((s, _)) = l.accept() {
+                    held.push(s);
+                }
+            });
+            child::serve("ssc-capsrv", "", |_| {});
+            true
+        }
+        // Connects on request: `connect` holds the connection, `connect-close` closes it.
+        "capture:connect" => {
+            let addr: SocketAddr = args[0].parse().unwrap();
+            let mut held = Vec::new();
+            child::serve("ssc-capcli", "", |line| {
+                let s = TcpStream::connect(addr).unwrap();
+                if line == "connect" {
+                    held.push(s);
+                }
+            });
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Polls (bounded) until `ss` in the namespace lists exactly `want` sockets for `filter`.
+fn wait_for_ss(ns: &Netns, filter: &[&str], want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut args = vec!["-Htn"];
+        args.extend_from_slice(filter);
+        let out = ns.exec("ss", &args);
+        let n = String::from_utf8_lossy(&out.stdout).lines().count();
+        if n == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ss {filter:?}: {n} sockets, want {want}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A live capture names the processes behind both local ends of a loopback flow (the client's
+/// socket and the server's accepted socket), from sock_diag dumps and one fd walk; a client
+/// that closed before the end dump leaves its end local but unnamed, its server still named.
+#[test]
+fn live_flows_name_their_local_processes() {
+    if !support::require_root("live_flows_name_their_local_processes") {
+        return;
+    }
+    let ns = Netns::new();
+    let path = ns.path();
+    let srv = support::child::spawn("capture:listen", &["127.0.0.1:9031".into()], Some(&path));
+    let mut cli = support::child::spawn("capture:connect", &["127.0.0.1:9031".into()], Some(&path));
+    let cap = Running::start(&[
+        "capture", "--netns", &path, "-i", "lo", "--port", "9031", "--json",
+    ]);
+    cli.send("connect");
+    wait_for_ss(&ns, &["state", "established", "( dport = :9031 )"], 1);
+    cli.send("connect-close");
+    wait_for_ss(&ns, &["state", "close-wait", "( sport = :9031 )"], 1);
+    let (code, out) = cap.interrupt();
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let flows = v["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 2, "{out}");
+    let server = serde_json::json!([{"pid": srv.pid, "name": "ssc-capsrv"}]);
+    let client = serde_json::json!([{"pid": cli.pid, "name": "ssc-capcli"}]);
+    for f in flows {
+        assert_eq!(f["local"], "both", "{f}");
+        assert_eq!(f["server_processes"], server, "{f}");
+    }
+    let held: Vec<&Value> = flows
+        .iter()
+        .filter(|f| f.get("client_processes").is_some())
+        .collect();
+    assert_eq!(held.len(), 1, "{out}");
+    assert_eq!(held[0]["client_processes"], client, "{out}");
+    assert_eq!(held[0]["outcome"], "established", "{out}");
+}
+
+/// `-r`: a file may come from another host; nothing in it is named.
+#[test]
+fn files_name_no_processes() {
+    let (v, _) = read_fixture_json("lo-en10mb.pcap");
+    for f in v["flows"].as_array().unwrap() {
+        assert!(f.get("local").is_none(), "{f}");
+        assert!(f.get("client_processes").is_none(), "{f}");
+    }
+}
+
+/// The table names the listener in the live line of a first SYN (from the start-of-capture
+/// dump), and both ends in the flow and destination rows; `--jsonl` names the flows still open
+/// at the end (written then).
+#[test]
+fn live_lines_tables_and_jsonl_name_local_processes() {
+    if !support::require_root("live_lines_tables_and_jsonl_name_local_processes") {
+        return;
+    }
+    let ns = Netns::new();
+    let path = ns.path();
+    let srv = support::child::spawn("capture:listen", &["127.0.0.1:9032".into()], Some(&path));
+    let mut cli = support::child::spawn("capture:connect", &["127.0.0.1:9032".into()], Some(&path));
+    let cap = Running::start(&["capture", "--netns", &path, "-i", "lo", "--port", "9032"]);
+    cli.send("connect");
+    wait_for_ss(&ns, &["state", "established", "( dport = :9032 )"], 1);
+    let (code, out) = cap.interrupt();
+    assert_eq!(code, 0, "{out}");
+    let syn = out
+        .lines()
+        .find(|l| l.contains("SYN      (attempt 1)"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        syn.ends_with(&format!("(attempt 1) to ssc-capsrv({})", srv.pid)),
+        "{out}"
+    );
+    let client = format!("ssc-capcli({})", cli.pid);
+    let server = format!("127.0.0.1:9032 ssc-capsrv({})", srv.pid);
+    let row = out
+        .lines()
+        .find(|l| l.contains("established") && l.contains(&client))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains(&server), "{out}");
+    let dest = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Destination"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(dest.starts_with(&server), "{out}");
+
+    let cap = Running::start(&[
+        "capture", "--netns", &path, "-i", "lo", "--port", "9032", "--jsonl",
+    ]);
+    cli.send("connect");
+    wait_for_ss(&ns, &["state", "established", "( dport = :9032 )"], 2);
+    let (code, out) = cap.interrupt();
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0]["local"], "both", "{out}");
+    assert_eq!(lines[0]["client_processes"][0]["pid"], cli.pid, "{out}");
+    assert_eq!(
+        lines[0]["server_processes"][0]["name"], "ssc-capsrv",
+        "{out}"
+    );
 }

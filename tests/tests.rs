@@ -26,7 +26,8 @@ fn child_main() {
     let handled = sockets::child(&role, &args)
         || doctor::child(&role, &args)
         || fds::child(&role, &args)
-        || exporter::child(&role, &args);
+        || exporter::child(&role, &args)
+        || capture::child(&role, &args);
     assert!(handled, "unknown child role {role}");
     std::process::exit(0);
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use pcap::BreakLoop;
 
+use super::local::{dump_namespace, name_report, SocketIndex};
 use super::model::{Broke, CaptureReport, Flow, Segment};
 use super::pcapwrite::PcapWriter;
 use super::pipeline::{ts_us, Pipeline};
@@ -49,6 +50,9 @@ pub struct CaptureSpec {
     /// Send each flow to [`Capture::take_flows`] once it finished (in batches, one per
     /// kernel block) instead of keeping them for the report.
     pub stream_flows: bool,
+    /// Name the local processes of the flows (sock_diag dumps of the namespace at the start
+    /// and the end, then one fd walk): see [`super::local`].
+    pub name_processes: bool,
     /// Written one byte when the capture ends on its own, so a caller can block on it (with
     /// signals on the same pipe) instead of polling.
     pub notify_end: Option<Arc<UnixStream>>,
@@ -70,6 +74,7 @@ impl Default for CaptureSpec {
             immediate: false,
             live_events: false,
             stream_flows: false,
+            name_processes: false,
             notify_end: None,
         }
     }
@@ -130,6 +135,7 @@ pub struct Capture {
     flows: Option<Receiver<Vec<Flow>>>,
     /// libpcap link type of the device (DLT_*).
     pub linktype: i32,
+    start_sockets: Option<SocketIndex>,
 }
 
 impl Capture {
@@ -138,7 +144,7 @@ impl Capture {
     pub fn start(spec: &CaptureSpec) -> Result<Capture, CaptureError> {
         let spec = spec.clone();
         let shared = Arc::new(Shared::default());
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<i32, CaptureError>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(i32, SocketIndex), CaptureError>>();
         let (ev_tx, ev_rx) = if spec.live_events {
             let (tx, rx) = mpsc::sync_channel(65_536);
             (Some(tx), Some(rx))
@@ -171,12 +177,13 @@ impl Capture {
                 })?
         };
         match ready_rx.recv() {
-            Ok(Ok(linktype)) => Ok(Capture {
+            Ok(Ok((linktype, start_sockets))) => Ok(Capture {
                 shared,
                 thread: Some(thread),
                 events: ev_rx,
                 flows: flow_rx,
                 linktype,
+                start_sockets: Some(start_sockets),
             }),
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -203,6 +210,12 @@ impl Capture {
     /// progress at the end are in the report.
     pub fn take_flows(&mut self) -> Option<Receiver<Vec<Flow>>> {
         self.flows.take()
+    }
+
+    /// The sockets of the namespace when the capture started (empty unless the spec asked to
+    /// name processes): enough to name the listener a SYN goes to in the live lines.
+    pub fn take_start_sockets(&mut self) -> SocketIndex {
+        self.start_sockets.take().unwrap_or_default()
     }
 
     /// Live events dropped because the reader fell behind.
@@ -252,7 +265,7 @@ impl Drop for Capture {
 fn run(
     spec: CaptureSpec,
     shared: &Arc<Shared>,
-    ready: mpsc::Sender<Result<i32, CaptureError>>,
+    ready: mpsc::Sender<Result<(i32, SocketIndex), CaptureError>>,
     events: Option<SyncSender<LiveEvent>>,
     flows: Option<mpsc::Sender<Vec<Flow>>>,
 ) -> Result<CaptureReport, CaptureError> {
@@ -292,7 +305,16 @@ fn run(
         }
     };
     let linktype = cap.get_datalink().0;
-    let _ = ready.send(Ok(linktype));
+    // The start dump, before traffic made after `start` returns: it knows the listeners
+    // (and sockets) that may be gone by the end.
+    let mut sockets = SocketIndex::default();
+    let mut local_notes = Vec::new();
+    if spec.name_processes {
+        if let Err(e) = dump_namespace(&mut sockets) {
+            local_notes.push(format!("local processes of the flows not named: {e}"));
+        }
+    }
+    let _ = ready.send(Ok((linktype, sockets.clone())));
 
     let mut pipe = Pipeline::new(linktype, spec.max_flows);
     if flows.is_some() {
@@ -409,7 +431,16 @@ fn run(
         pipe.broke(why, e.to_string());
     }
     send_flows(&mut pipe);
-    Ok(pipe.finish(kernel))
+    let mut report = pipe.finish(kernel);
+    // The end dump, still in the capture's namespace: the connections opened meanwhile.
+    if spec.name_processes && local_notes.is_empty() && !report.flows.is_empty() {
+        match dump_namespace(&mut sockets) {
+            Ok(()) => name_report(&mut report, &sockets),
+            Err(e) => local_notes.push(format!("local processes of the flows not named: {e}")),
+        }
+    }
+    report.local_notes.splice(0..0, local_notes);
+    Ok(report)
 }
 
 /// Which packets the kernel's `received` counts twice: those that crossed a loopback device,

@@ -7,6 +7,7 @@
 pub mod decode;
 pub mod filter;
 pub mod live;
+pub mod local;
 pub mod model;
 pub mod offline;
 pub mod pcapng;

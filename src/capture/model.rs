@@ -1,9 +1,12 @@
 //! Plain data of a capture: decoded TCP segments, flows with their handshake outcome, the
 //! per-destination summary and libpcap's counters. No I/O, no formatting.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use serde::Serialize;
+
+use super::local::FlowLocal;
 
 /// The TCP flags sockscope cares about, as the bits of the TCP header's flag byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -333,11 +336,72 @@ pub struct Verdict {
 }
 
 /// What a capture produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureReport {
     pub flows: Vec<Flow>,
     pub summary: Vec<DestSummary>,
     /// Destinations with refused, unanswered or reset connections, explained.
     pub verdicts: Vec<Verdict>,
     pub stats: CaptureStats,
+    /// The local ends of flows and their processes, by index in `flows` (live captures
+    /// only; see [`super::local`]). In JSON, flattened into each flow.
+    pub local: HashMap<usize, FlowLocal>,
+    /// Why flows could not be named (a failed dump), for stderr.
+    pub local_notes: Vec<String>,
+}
+
+impl CaptureReport {
+    /// A report without local processes (a file, a test).
+    pub fn new(
+        flows: Vec<Flow>,
+        summary: Vec<DestSummary>,
+        verdicts: Vec<Verdict>,
+        stats: CaptureStats,
+    ) -> CaptureReport {
+        CaptureReport {
+            flows,
+            summary,
+            verdicts,
+            stats,
+            local: HashMap::new(),
+            local_notes: Vec::new(),
+        }
+    }
+}
+
+/// A flow with what is known of its local ends, as one JSON object.
+#[derive(Serialize)]
+pub struct FlowJson<'a> {
+    #[serde(flatten)]
+    pub flow: &'a Flow,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub local: Option<&'a FlowLocal>,
+}
+
+impl Serialize for CaptureReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Flows<'a>(&'a CaptureReport);
+        impl Serialize for Flows<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.flows.iter().enumerate().map(|(i, flow)| FlowJson {
+                    flow,
+                    local: self.0.local.get(&i),
+                }))
+            }
+        }
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            flows: Flows<'a>,
+            summary: &'a [DestSummary],
+            verdicts: &'a [Verdict],
+            stats: &'a CaptureStats,
+        }
+        Doc {
+            flows: Flows(self),
+            summary: &self.summary,
+            verdicts: &self.verdicts,
+            stats: &self.stats,
+        }
+        .serialize(s)
+    }
 }

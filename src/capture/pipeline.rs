@@ -136,12 +136,8 @@ impl Pipeline {
         stats.midstream = r.midstream;
         stats.evicted = r.evicted;
         stats.flows_omitted = r.flows_omitted;
-        CaptureReport {
-            verdicts: super::verdict::verdicts(&r.summary),
-            flows: r.flows,
-            summary: r.summary,
-            stats,
-        }
+        let verdicts = super::verdict::verdicts(&r.summary);
+        CaptureReport::new(r.flows, r.summary, verdicts, stats)
     }
 }
 

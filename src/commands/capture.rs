@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::RunError;
 use crate::capture::filter::capture_filter;
+use crate::capture::local::ListenerNames;
 use crate::capture::model::Broke;
 use crate::capture::offline::read_file;
 use crate::capture::{Capture, CaptureReport, CaptureSpec};
@@ -42,6 +43,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Done, RunError> {
         Some(Broke::Device) => ExitCode::Environment,
     };
     notes.extend(report.stats.read_error.clone());
+    notes.extend(report.local_notes.iter().cloned());
     let report = printer.finish(out, report, args.read.is_none())?;
     Ok(Done {
         report,
@@ -87,9 +89,18 @@ fn live(
         immediate: lines && std::io::stdout().is_terminal(),
         live_events: lines,
         stream_flows: printer.streams_flows(),
+        name_processes: true,
         notify_end: Some(Arc::new(wake_tx)),
     };
     let mut cap = Capture::start(&spec)?;
+    let start_sockets = cap.take_start_sockets();
+    if lines {
+        // Packets are already being captured: the fd walk (seconds on a host with hundreds
+        // of thousands of fds) delays at most the first SYN's line, never the capture.
+        printer.name_listeners(std::thread::spawn(move || {
+            ListenerNames::read(start_sockets)
+        }));
+    }
     let events = cap.take_events();
     let flows = cap.take_flows();
     let link = pcap::Linktype(cap.linktype)

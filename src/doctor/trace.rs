@@ -91,15 +91,15 @@ mod tests {
     }
 
     fn report(flows: Vec<Flow>) -> CaptureReport {
-        CaptureReport {
+        CaptureReport::new(
             flows,
-            summary: Vec::new(),
-            verdicts: Vec::new(),
-            stats: CaptureStats {
+            Vec::new(),
+            Vec::new(),
+            CaptureStats {
                 tcp_segments: 7,
                 ..Default::default()
             },
-        }
+        )
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! `capture` output: one line per handshake event while capturing, then the flows, the
 //! per-destination summary and libpcap's counters (or all of it as JSON).
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use serde::Serialize;
 
 use super::{new_table, write_json_line, write_table};
+use crate::capture::local::{FlowLocal, ListenerNames, LocalProcess};
 use crate::capture::model::{Broke, CaptureReport, Flow, Outcome, Segment, Side};
 use crate::capture::tracker::Event;
 use crate::capture::LiveEvent;
@@ -102,6 +104,47 @@ pub fn micros(us: u64) -> String {
     }
 }
 
+/// The processes holding one end of a flow: `nginx(4242)`, with the container when in one:
+/// `nginx(4242) in podman/web 3f2a9c…`. Names are untrusted text: escaped.
+pub fn processes_label(ps: &[LocalProcess]) -> String {
+    ps.iter()
+        .map(|p| {
+            let c = p
+                .container
+                .as_ref()
+                .map(|c| format!(" in {}", super::container_label(c)))
+                .unwrap_or_default();
+            format!("{}({}){c}", super::escape(&p.name), p.pid)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An address with the processes behind it, when known.
+fn addr_of(a: &SocketAddr, ps: Option<&[LocalProcess]>) -> String {
+    match ps {
+        Some(ps) if !ps.is_empty() => format!("{a} {}", processes_label(ps)),
+        _ => addr(a),
+    }
+}
+
+/// The server processes named for each destination (all of its flows' that were named,
+/// distinct, in first-seen order).
+fn servers_named(r: &CaptureReport) -> HashMap<SocketAddr, Vec<String>> {
+    let mut named: HashMap<SocketAddr, Vec<String>> = HashMap::new();
+    for (i, f) in r.flows.iter().enumerate() {
+        let Some(l) = r.local.get(&i).filter(|l| !l.server_processes.is_empty()) else {
+            continue;
+        };
+        let label = processes_label(&l.server_processes);
+        let v = named.entry(f.server).or_default();
+        if !v.contains(&label) {
+            v.push(label);
+        }
+    }
+    named
+}
+
 fn opt_micros(us: Option<u64>) -> String {
     us.map(micros).unwrap_or_else(|| "-".into())
 }
@@ -189,10 +232,12 @@ pub fn end_progress(err: &mut dyn Write) -> io::Result<()> {
 
 pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<()> {
     let show_all = r.flows.len() <= ALL_FLOWS_UP_TO;
-    let shown: Vec<&Flow> = r
+    // With their index in the report, which keys their local processes.
+    let shown: Vec<(usize, &Flow)> = r
         .flows
         .iter()
-        .filter(|f| show_all || is_problem(f.outcome))
+        .enumerate()
+        .filter(|(_, f)| show_all || is_problem(f.outcome))
         .take(PROBLEM_ROWS)
         .collect();
     if r.flows.is_empty() {
@@ -211,10 +256,11 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
             ],
             &[3, 4, 5, 6],
         );
-        for f in &shown {
+        for &(i, f) in &shown {
+            let local = r.local.get(&i);
             t.add_row(vec![
-                addr(&f.client),
-                addr(&f.server),
+                addr_of(&f.client, local.map(|l| &l.client_processes[..])),
+                addr_of(&f.server, local.map(|l| &l.server_processes[..])),
                 f.outcome.name().to_string(),
                 f.syn_attempts.to_string(),
                 opt_micros(f.connect_us),
@@ -256,9 +302,14 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
             ],
             &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
         );
+        let named = servers_named(r);
         for d in &r.summary {
+            let server = match named.get(&d.server) {
+                Some(labels) => format!("{} {}", d.server, labels.join("; ")),
+                None => addr(&d.server),
+            };
             t.add_row(vec![
-                addr(&d.server),
+                server,
                 d.attempts.to_string(),
                 d.established.to_string(),
                 d.closed.to_string(),
@@ -355,6 +406,16 @@ pub fn write_banner(
 pub struct CapturePrinter {
     format: Format,
     pretty: bool,
+    /// Names the listener each new attempt goes to in the live lines.
+    listeners: Listeners,
+}
+
+/// The listeners' names: read on another thread while the capture starts, waited for at the
+/// first SYN that needs them.
+enum Listeners {
+    None,
+    Reading(std::thread::JoinHandle<ListenerNames>),
+    Read(ListenerNames),
 }
 
 impl CapturePrinter {
@@ -362,6 +423,7 @@ impl CapturePrinter {
         CapturePrinter {
             format: output.format,
             pretty,
+            listeners: Listeners::None,
         }
     }
 
@@ -375,8 +437,33 @@ impl CapturePrinter {
         self.format == Format::Jsonl
     }
 
+    /// Live lines name the listener a first SYN goes to, as these knew it at the start
+    /// (read by `reading`, joined at the first SYN).
+    pub fn name_listeners(&mut self, reading: std::thread::JoinHandle<ListenerNames>) {
+        self.listeners = Listeners::Reading(reading);
+    }
+
     pub fn event(&mut self, out: &mut dyn Write, ev: &LiveEvent) -> io::Result<()> {
-        writeln!(out, "{}", event_line(&ev.segment, &ev.event))
+        let first_syn = ev.event == Event::Syn { attempt: 1 };
+        if first_syn && matches!(self.listeners, Listeners::Reading(_)) {
+            if let Listeners::Reading(h) = std::mem::replace(&mut self.listeners, Listeners::None) {
+                self.listeners = Listeners::Read(h.join().unwrap_or_default());
+            }
+        }
+        let to = match &self.listeners {
+            Listeners::Read(l) if first_syn => l.server(ev.segment.dst),
+            _ => &[],
+        };
+        if to.is_empty() {
+            writeln!(out, "{}", event_line(&ev.segment, &ev.event))
+        } else {
+            writeln!(
+                out,
+                "{} to {}",
+                event_line(&ev.segment, &ev.event),
+                processes_label(to)
+            )
+        }
     }
 
     /// One line per finished flow.
@@ -393,7 +480,7 @@ impl CapturePrinter {
     /// the rest is the report `main` prints (None when written here: a compact `--json`
     /// document, which `report::print` would pretty-print). `live`: event lines came before.
     pub fn finish(
-        mut self,
+        self,
         out: &mut dyn Write,
         mut report: CaptureReport,
         live: bool,
@@ -402,7 +489,17 @@ impl CapturePrinter {
             Format::Table => Ok(Some(Box::new(CaptureTable { report, live }))),
             Format::Jsonl => {
                 let flows = std::mem::take(&mut report.flows);
-                self.flows(out, &flows)?;
+                let local = std::mem::take(&mut report.local);
+                let mut w = io::BufWriter::with_capacity(64 * 1024, &mut *out);
+                for (i, f) in flows.iter().enumerate() {
+                    let line = FlowLine {
+                        local: local.get(&i),
+                        ..FlowLine::new(f)
+                    };
+                    serde_json::to_writer(&mut w, &line).map_err(io::Error::from)?;
+                    w.write_all(b"\n")?;
+                }
+                w.flush()?;
                 Ok(Some(Box::new(SummaryLine(report))))
             }
             Format::Json if self.pretty => Ok(Some(Box::new(report))),
@@ -439,6 +536,8 @@ struct FlowLine<'a> {
     kind: &'static str,
     #[serde(flatten)]
     flow: &'a Flow,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    local: Option<&'a FlowLocal>,
 }
 
 impl<'a> FlowLine<'a> {
@@ -447,6 +546,7 @@ impl<'a> FlowLine<'a> {
             schema_version: SCHEMA_VERSION,
             kind: "flow",
             flow,
+            local: None,
         }
     }
 }
@@ -538,6 +638,37 @@ mod tests {
         let l = event_line(&seg, &Event::Refused);
         assert!(l.ends_with("10.0.0.9:443 → 10.0.0.5:51234  RST      → refused (nothing listens there, or a firewall rejects)"), "{l}");
         assert!(l.contains(".000123  "), "{l}");
+    }
+
+    #[test]
+    fn processes_are_named_with_their_containers_and_escaped() {
+        use crate::procs::cgroup::Runtime;
+        use crate::procs::container::Container;
+        let ps = [
+            LocalProcess {
+                pid: 4242,
+                name: "nginx".into(),
+                container: Some(Container {
+                    runtime: Runtime::Podman,
+                    id: "3f2a9c0123456789abcdef".into(),
+                    name: Some("web".into()),
+                    pod: None,
+                    pod_namespace: None,
+                }),
+            },
+            LocalProcess {
+                pid: 7,
+                name: "evil\x1b[2J".into(),
+                container: None,
+            },
+        ];
+        let l = processes_label(&ps);
+        assert!(
+            l.starts_with("nginx(4242) in podman/web 3f2a9c012345, evil"),
+            "{l}"
+        );
+        assert!(!l.contains('\x1b'), "{l}");
+        assert!(l.ends_with("(7)"), "{l}");
     }
 
     #[test]

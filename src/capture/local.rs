@@ -1,0 +1,506 @@
+//! Which ends of the captured flows are sockets on this host, and whose: the flows' 4-tuples
+//! matched against sock_diag dumps of the capture's namespace (taken when it starts and when it
+//! ends), then the matched inodes joined with their owners (one fd walk) and containers.
+//!
+//! Kept beside the flows, not in them: a `Flow` costs no allocation on the hot path, and
+//! naming happens once, after the capture.
+//!
+//! A socket gone before the end dump (a connection that opened and closed in between) or
+//! held by no process (TIME_WAIT, a connection not yet accepted) leaves its end unnamed; a
+//! server end falls back to the listener on its address, which is the process that serves it.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+use super::model::Flow;
+use crate::procs::container::{Attributor, Container};
+use crate::procs::owners::Owners;
+use crate::sockets::model::{Proto, Socket, TcpState};
+
+/// A process holding one end of a flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalProcess {
+    pub pid: u32,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
+}
+
+/// Which end of a flow is a socket on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalEnd {
+    Client,
+    Server,
+    /// Both: a connection inside the namespace (loopback).
+    Both,
+}
+
+/// What is known of a flow's local ends. In JSON, flattened into the flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowLocal {
+    pub local: LocalEnd,
+    /// The processes holding the client's socket (empty: the end is local but held by no
+    /// process that could be read, e.g. in TIME_WAIT).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub client_processes: Vec<LocalProcess>,
+    /// The processes holding the server's socket, or its listener.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_processes: Vec<LocalProcess>,
+}
+
+/// The inodes of a flow's ends found in the dumps (0: found, but held by no fd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ends {
+    pub client: Option<u32>,
+    pub server: Option<u32>,
+}
+
+/// The TCP sockets of a namespace, indexed by what a flow can be matched with.
+#[derive(Debug, Default, Clone)]
+pub struct SocketIndex {
+    /// (local, peer) → inode, for connected sockets of every state but LISTEN.
+    by_tuple: HashMap<(SocketAddr, SocketAddr), u32>,
+    /// Local address → inode of a listener (the address may be a wildcard).
+    listeners: HashMap<SocketAddr, u32>,
+    /// The inode of the namespace dumped: its processes are walked first.
+    netns: Option<u64>,
+}
+
+impl SocketIndex {
+    /// Adds one socket of a dump. A later dump's socket on the same tuple replaces an earlier
+    /// one only when it has an owner (the end dump's TIME_WAIT must not hide the start
+    /// dump's owned socket).
+    pub fn add(&mut self, s: &Socket) {
+        if s.proto != Proto::Tcp {
+            return;
+        }
+        let local = plain(SocketAddr::new(s.local.addr, s.local.port));
+        if s.state == TcpState::Listening {
+            let e = self.listeners.entry(local).or_insert(s.inode);
+            if *e == 0 {
+                *e = s.inode;
+            }
+            return;
+        }
+        let peer = plain(SocketAddr::new(s.peer.addr, s.peer.port));
+        let e = self.by_tuple.entry((local, peer)).or_insert(s.inode);
+        if *e == 0 {
+            *e = s.inode;
+        }
+    }
+
+    /// The listener that takes connections to `server`: on its exact address, else on the
+    /// wildcard of its family (a dual-stack `[::]` listener also takes IPv4).
+    pub fn listener(&self, server: SocketAddr) -> Option<u32> {
+        let server = plain(server);
+        let port = server.port();
+        let any4 = SocketAddr::new(IpAddr::from([0u8; 4]), port);
+        let any6 = SocketAddr::new(IpAddr::from([0u16; 8]), port);
+        let tries: &[SocketAddr] = if server.is_ipv4() {
+            &[server, any4, any6]
+        } else {
+            &[server, any6]
+        };
+        tries.iter().find_map(|a| self.listeners.get(a).copied())
+    }
+
+    /// Matches a flow's ends. The server end is its accepted socket when a process holds it,
+    /// else the listener on its address.
+    pub fn ends(&self, client: SocketAddr, server: SocketAddr) -> Ends {
+        let (client, server) = (plain(client), plain(server));
+        let c = self.by_tuple.get(&(client, server)).copied();
+        let accepted = self.by_tuple.get(&(server, client)).copied();
+        let s = match accepted {
+            Some(inode) if inode != 0 => Some(inode),
+            _ => self.listener(server).or(accepted),
+        };
+        Ends {
+            client: c,
+            server: s,
+        }
+    }
+
+    /// The inodes of the listeners (for an owner walk naming them).
+    pub fn listener_inodes(&self) -> HashSet<u32> {
+        self.listeners
+            .values()
+            .copied()
+            .filter(|&i| i != 0)
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_tuple.is_empty() && self.listeners.is_empty()
+    }
+}
+
+/// Adds the TCP sockets of the calling thread's network namespace (both families, every
+/// state) to `index`.
+pub fn dump_namespace(index: &mut SocketIndex) -> Result<(), crate::sockets::diag::DiagError> {
+    use crate::sockets::diag::{DiagSocket, DumpRequest};
+    use std::os::unix::fs::MetadataExt;
+    index.netns = std::fs::metadata("/proc/thread-self/ns/net")
+        .ok()
+        .map(|m| m.ino());
+    let mut diag = DiagSocket::open()?;
+    for family in [4, 6] {
+        let req = DumpRequest {
+            proto: Proto::Tcp,
+            family,
+            states: crate::sockets::all_states_mask(),
+            tcp_info: false,
+            memory: false,
+        };
+        diag.dump(&req, &mut |s| index.add(&s))?;
+    }
+    Ok(())
+}
+
+/// The owners of `want` among the processes with a thread in the dumped namespace: in a
+/// container's namespace a few fd tables, where the whole host may hold hundreds of thousands
+/// of fds (a walk of seconds). A socket held only by processes with no thread left in the
+/// namespace (made by a thread that left it) stays unnamed.
+fn owners_of(index: &SocketIndex, want: &HashSet<u32>) -> std::io::Result<Owners> {
+    use crate::procs::owners::read_owners_of;
+    if want.is_empty() {
+        return Ok(Owners::default());
+    }
+    let all = crate::procs::fdwalk::list_pids("/proc")?;
+    let Some(netns) = index.netns else {
+        return Ok(read_owners_of("/proc", &all, Some(want)));
+    };
+    let inside: Vec<u32> = all
+        .into_iter()
+        .filter(|&pid| has_thread_in(pid, netns))
+        .collect();
+    Ok(read_owners_of("/proc", &inside, Some(want)))
+}
+
+/// Whether a thread of `pid` is in the network namespace `netns` (a process may have moved
+/// one thread only, with setns).
+fn has_thread_in(pid: u32, netns: u64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .flatten()
+        .any(|t| std::fs::metadata(t.path().join("ns/net")).is_ok_and(|m| m.ino() == netns))
+}
+
+/// Names the flows of a finished live capture: matched against `index` (the dumps), their
+/// owners read with one fd walk (only when some end matched a socket with an owner to find).
+pub fn name_report(report: &mut super::model::CaptureReport, index: &SocketIndex) {
+    let matched = match_flows(&report.flows, index);
+    if matched.is_empty() {
+        return;
+    }
+    let want = wanted(&matched);
+    let owners = match owners_of(index, &want) {
+        Ok(o) => o,
+        Err(e) => {
+            report.local_notes.push(format!(
+                "local processes of the flows not named: /proc: {e}"
+            ));
+            Owners::default()
+        }
+    };
+    let mut attributor = Attributor::new("/");
+    report.local = name_flows(&matched, &owners, &mut container_reader(&mut attributor));
+    report.local_notes.append(&mut attributor.notes);
+}
+
+/// The processes of a namespace's listeners when a capture started, for its live lines: a SYN
+/// is named by the listener it goes to, without waiting for the capture's end.
+#[derive(Debug, Default)]
+pub struct ListenerNames {
+    index: SocketIndex,
+    by_inode: HashMap<u32, Vec<LocalProcess>>,
+}
+
+impl ListenerNames {
+    /// One fd walk for the listeners' inodes, and their processes' containers. Nothing is
+    /// named when the walk fails (the report still names what it can).
+    pub fn read(index: SocketIndex) -> ListenerNames {
+        let want = index.listener_inodes();
+        if want.is_empty() {
+            return ListenerNames::default();
+        }
+        let Ok(owners) = owners_of(&index, &want) else {
+            return ListenerNames::default();
+        };
+        let mut attributor = Attributor::new("/");
+        let mut container_of = container_reader(&mut attributor);
+        let by_inode = owners
+            .by_inode
+            .iter()
+            .map(|(&inode, held)| {
+                let procs = held
+                    .iter()
+                    .map(|p| LocalProcess {
+                        pid: p.pid,
+                        name: p.name.clone(),
+                        container: container_of(p.pid),
+                    })
+                    .collect();
+                (inode, procs)
+            })
+            .collect();
+        ListenerNames { index, by_inode }
+    }
+
+    /// The processes of the listener that takes connections to `server` (empty: none known).
+    pub fn server(&self, server: SocketAddr) -> &[LocalProcess] {
+        self.index
+            .listener(server)
+            .and_then(|i| self.by_inode.get(&i))
+            .map_or(&[], |v| &v[..])
+    }
+}
+
+/// An IPv4-mapped IPv6 address (a dual-stack socket's view of an IPv4 peer) as the IPv4
+/// address the packets carry.
+fn plain(a: SocketAddr) -> SocketAddr {
+    match a.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
+            None => a,
+        },
+        IpAddr::V4(_) => a,
+    }
+}
+
+/// The ends of each flow (by index in `flows`) that matched a socket; flows with no local end
+/// are left out.
+pub fn match_flows(flows: &[Flow], index: &SocketIndex) -> Vec<(usize, Ends)> {
+    flows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let e = index.ends(f.client, f.server);
+            (e.client.is_some() || e.server.is_some()).then_some((i, e))
+        })
+        .collect()
+}
+
+/// The inodes an owner walk must look for (nonzero ones).
+pub fn wanted(matched: &[(usize, Ends)]) -> HashSet<u32> {
+    matched
+        .iter()
+        .flat_map(|(_, e)| [e.client, e.server])
+        .flatten()
+        .filter(|&i| i != 0)
+        .collect()
+}
+
+/// Joins matched ends with their owners and containers. `container_of` reads a pid's
+/// container (None: not in one, or unreadable).
+pub fn name_flows(
+    matched: &[(usize, Ends)],
+    owners: &Owners,
+    container_of: &mut dyn FnMut(u32) -> Option<Container>,
+) -> HashMap<usize, FlowLocal> {
+    let mut containers: HashMap<u32, Option<Container>> = HashMap::new();
+    let mut procs = |inode: Option<u32>| -> Vec<LocalProcess> {
+        let Some(held) = inode
+            .filter(|&i| i != 0)
+            .and_then(|i| owners.by_inode.get(&i))
+        else {
+            return Vec::new();
+        };
+        held.iter()
+            .map(|p| LocalProcess {
+                pid: p.pid,
+                name: p.name.clone(),
+                container: containers
+                    .entry(p.pid)
+                    .or_insert_with(|| container_of(p.pid))
+                    .clone(),
+            })
+            .collect()
+    };
+    matched
+        .iter()
+        .map(|&(i, e)| {
+            let local = match (e.client.is_some(), e.server.is_some()) {
+                (true, true) => LocalEnd::Both,
+                (true, false) => LocalEnd::Client,
+                _ => LocalEnd::Server,
+            };
+            (
+                i,
+                FlowLocal {
+                    local,
+                    client_processes: procs(e.client),
+                    server_processes: procs(e.server),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The container of a live process, from `/proc/PID/cgroup`.
+pub fn container_reader(attributor: &mut Attributor) -> impl FnMut(u32) -> Option<Container> + '_ {
+    move |pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .ok()
+            .and_then(|text| attributor.of_cgroup(&text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::model::{Outcome, SynTimes};
+    use crate::sockets::model::{Endpoint, ProcessRef};
+
+    fn sock(state: TcpState, local: &str, peer: &str, inode: u32) -> Socket {
+        let (l, p): (SocketAddr, SocketAddr) = (local.parse().unwrap(), peer.parse().unwrap());
+        Socket {
+            proto: Proto::Tcp,
+            family: if l.is_ipv4() { 4 } else { 6 },
+            state,
+            local: Endpoint {
+                addr: l.ip(),
+                port: l.port(),
+            },
+            peer: Endpoint {
+                addr: p.ip(),
+                port: p.port(),
+            },
+            recv_q: 0,
+            send_q: 0,
+            uid: 0,
+            inode,
+            timer: None,
+            info: None,
+            processes: None,
+            mem: None,
+            v6only: None,
+        }
+    }
+
+    fn flow(client: &str, server: &str) -> Flow {
+        Flow {
+            client: client.parse().unwrap(),
+            server: server.parse().unwrap(),
+            outcome: Outcome::Established,
+            syn_attempts: 1,
+            syn_times_us: SynTimes::new(1),
+            start_us: 1,
+            last_us: 1,
+            handshake_rtt_us: None,
+            connect_us: None,
+            ack_rtt_us: None,
+            synack_not_captured: false,
+            challenge_acks: 0,
+            reset_by: None,
+            closed_by: None,
+            evicted: false,
+        }
+    }
+
+    #[test]
+    fn both_ends_of_a_loopback_flow_and_fallbacks() {
+        let mut ix = SocketIndex::default();
+        for s in [
+            sock(TcpState::Listening, "0.0.0.0:80", "0.0.0.0:0", 10),
+            sock(TcpState::Established, "127.0.0.1:5000", "127.0.0.1:80", 11),
+            // Accepted by the server process.
+            sock(TcpState::Established, "127.0.0.1:80", "127.0.0.1:5000", 12),
+            // Not yet accepted (no fd): the listener stands for the server.
+            sock(TcpState::Established, "127.0.0.1:80", "127.0.0.1:5001", 0),
+            sock(TcpState::Established, "127.0.0.1:5001", "127.0.0.1:80", 13),
+            // A dual-stack listener and its accepted IPv4 connection, seen as mapped.
+            sock(TcpState::Listening, "[::]:443", "[::]:0", 20),
+            sock(
+                TcpState::Established,
+                "[::ffff:10.0.0.1]:443",
+                "[::ffff:10.9.9.9]:7000",
+                21,
+            ),
+            // A client end gone to TIME_WAIT: local, held by nobody.
+            sock(TcpState::TimeWait, "127.0.0.1:5002", "127.0.0.1:9", 0),
+        ] {
+            ix.add(&s);
+        }
+        // The end dump sees the TIME_WAIT of a socket the start dump saw owned: kept owned.
+        ix.add(&sock(
+            TcpState::TimeWait,
+            "127.0.0.1:5000",
+            "127.0.0.1:80",
+            0,
+        ));
+        let flows = [
+            flow("127.0.0.1:5000", "127.0.0.1:80"),
+            flow("127.0.0.1:5001", "127.0.0.1:80"),
+            flow("10.9.9.9:7000", "10.0.0.1:443"),
+            flow("127.0.0.1:5002", "127.0.0.1:9"),
+            // A remote connection through this host: no end here.
+            flow("192.0.2.1:1", "192.0.2.2:2"),
+        ];
+        let m = match_flows(&flows, &ix);
+        let e = |client, server| Ends { client, server };
+        assert_eq!(
+            m,
+            vec![
+                (0, e(Some(11), Some(12))),
+                (1, e(Some(13), Some(10))),
+                (2, e(None, Some(21))),
+                (3, e(Some(0), None)),
+            ]
+        );
+        assert_eq!(wanted(&m), HashSet::from([10, 11, 12, 13, 21]));
+
+        let mut owners = Owners::default();
+        let p = |pid, name: &str| ProcessRef {
+            pid,
+            name: name.into(),
+        };
+        owners.by_inode.insert(10, vec![p(100, "srv")]);
+        owners
+            .by_inode
+            .insert(12, vec![p(100, "srv"), p(101, "srv-worker")]);
+        owners.by_inode.insert(11, vec![p(200, "cli")]);
+        owners.by_inode.insert(21, vec![p(300, "tls")]);
+        let mut asked = Vec::new();
+        let named = name_flows(&m, &owners, &mut |pid| {
+            asked.push(pid);
+            None
+        });
+        asked.sort_unstable();
+        // One container lookup per process.
+        assert_eq!(asked, vec![100, 101, 200, 300]);
+        let lp = |pid, name: &str| LocalProcess {
+            pid,
+            name: name.into(),
+            container: None,
+        };
+        assert_eq!(named[&0].local, LocalEnd::Both);
+        assert_eq!(named[&0].client_processes, vec![lp(200, "cli")]);
+        assert_eq!(
+            named[&0].server_processes,
+            vec![lp(100, "srv"), lp(101, "srv-worker")]
+        );
+        assert_eq!(named[&1].client_processes, vec![]);
+        assert_eq!(named[&1].server_processes, vec![lp(100, "srv")]);
+        assert_eq!(named[&2].local, LocalEnd::Server);
+        assert_eq!(named[&2].server_processes, vec![lp(300, "tls")]);
+        assert_eq!(named[&3].local, LocalEnd::Client);
+        assert!(named[&3].client_processes.is_empty());
+        assert!(!named.contains_key(&4));
+    }
+
+    #[test]
+    fn listener_on_an_exact_address_before_the_wildcard() {
+        let mut ix = SocketIndex::default();
+        ix.add(&sock(TcpState::Listening, "0.0.0.0:80", "0.0.0.0:0", 1));
+        ix.add(&sock(TcpState::Listening, "127.0.0.2:80", "0.0.0.0:0", 2));
+        assert_eq!(ix.listener("127.0.0.2:80".parse().unwrap()), Some(2));
+        assert_eq!(ix.listener("127.0.0.1:80".parse().unwrap()), Some(1));
+        assert_eq!(ix.listener("[::1]:80".parse().unwrap()), None);
+    }
+}
