@@ -141,10 +141,11 @@ impl SocketIndex {
 /// state) to `index`.
 pub fn dump_namespace(index: &mut SocketIndex) -> Result<(), crate::sockets::diag::DiagError> {
     use crate::sockets::diag::{DiagSocket, DumpRequest};
-    use std::os::unix::fs::MetadataExt;
-    index.netns = std::fs::metadata("/proc/thread-self/ns/net")
+    let host = crate::host::current();
+    index.netns = host
+        .stat(&format!("{}/thread-self/ns/net", crate::host::PROC))
         .ok()
-        .map(|m| m.ino());
+        .map(|m| m.ino);
     let mut diag = DiagSocket::open()?;
     for family in [4, 6] {
         let req = DumpRequest {
@@ -168,27 +169,22 @@ fn owners_of(index: &SocketIndex, want: &HashSet<u32>) -> std::io::Result<Owners
     if want.is_empty() {
         return Ok(Owners::default());
     }
-    let all = crate::procs::fdwalk::list_pids("/proc")?;
+    let proc = crate::host::PROC;
+    let all = crate::procs::fdwalk::list_pids(proc)?;
     let Some(netns) = index.netns else {
-        return Ok(read_owners_of("/proc", &all, Some(want)));
+        return Ok(read_owners_of(proc, &all, Some(want)));
     };
     let inside: Vec<u32> = all
         .into_iter()
         .filter(|&pid| has_thread_in(pid, netns))
         .collect();
-    Ok(read_owners_of("/proc", &inside, Some(want)))
+    Ok(read_owners_of(proc, &inside, Some(want)))
 }
 
 /// Whether a thread of `pid` is in the network namespace `netns` (a process may have moved
 /// one thread only, with setns).
 fn has_thread_in(pid: u32, netns: u64) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks
-        .flatten()
-        .any(|t| std::fs::metadata(t.path().join("ns/net")).is_ok_and(|m| m.ino() == netns))
+    crate::procs::namespaces::netns_of(crate::host::PROC, pid).contains_key(&netns)
 }
 
 /// Names the flows of a finished live capture: matched against `index` (the dumps), their
@@ -208,7 +204,7 @@ pub fn name_report(report: &mut super::model::CaptureReport, index: &SocketIndex
             Owners::default()
         }
     };
-    let mut attributor = Attributor::new("/");
+    let mut attributor = Attributor::new(crate::host::current(), "/");
     report.local = name_flows(&matched, &owners, &mut container_reader(&mut attributor));
     report.local_notes.append(&mut attributor.notes);
 }
@@ -232,7 +228,7 @@ impl ListenerNames {
         let Ok(owners) = owners_of(&index, &want) else {
             return ListenerNames::default();
         };
-        let mut attributor = Attributor::new("/");
+        let mut attributor = Attributor::new(crate::host::current(), "/");
         let mut container_of = container_reader(&mut attributor);
         let by_inode = owners
             .by_inode
@@ -343,9 +339,11 @@ pub fn name_flows(
 }
 
 /// The container of a live process, from `/proc/PID/cgroup`.
-pub fn container_reader(attributor: &mut Attributor) -> impl FnMut(u32) -> Option<Container> + '_ {
+pub fn container_reader<'a, 'h: 'a>(
+    attributor: &'a mut Attributor<'h>,
+) -> impl FnMut(u32) -> Option<Container> + use<'a, 'h> {
     move |pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        crate::host::proc_text(&format!("{pid}/cgroup"))
             .ok()
             .and_then(|text| attributor.of_cgroup(&text))
     }
