@@ -88,6 +88,20 @@ pub struct Sample {
     pub duration_seconds: f64,
     /// fd tables walked for owners (0 on a warm scrape of an unchanged host).
     pub owner_walks: usize,
+    /// Seconds spent in each part of the collection, in order (where a slow scrape's time
+    /// goes: `sockscope_scrape_phase_seconds`).
+    pub phases: Vec<(&'static str, f64)>,
+}
+
+/// Times the parts of one collection.
+struct Lap(Instant);
+
+impl Lap {
+    fn mark(&mut self, s: &mut Sample, phase: &'static str) {
+        let now = Instant::now();
+        s.phases.push((phase, now.duration_since(self.0).as_secs_f64()));
+        self.0 = now;
+    }
 }
 
 /// The state kept between scrapes: the owner cache, the previous counters (the doctor's first
@@ -121,6 +135,7 @@ impl Collector {
             netns: plan.netns.clone(),
             ..Default::default()
         };
+        let mut lap = Lap(t0);
         let range = read_port_range();
         s.port_range = range;
         let tcp = match dump_tcp(range) {
@@ -130,10 +145,12 @@ impl Collector {
                 None
             }
         };
+        lap.mark(&mut s, "tcp");
         match count_udp() {
             Ok(c) => s.sockets.extend(c),
             Err(e) => s.errors.push(("udp", e.to_string())),
         }
+        lap.mark(&mut s, "udp");
         let counters = match read_counters() {
             Ok(c) => Some(c),
             Err(e) => {
@@ -141,6 +158,7 @@ impl Collector {
                 None
             }
         };
+        lap.mark(&mut s, "netstat");
         let mut scan = match scan_counts(
             &plan.proc_root,
             &ProcSelect {
@@ -168,7 +186,9 @@ impl Collector {
                 None
             }
         };
+        lap.mark(&mut s, "proc");
         self.owners.refresh(&scan.processes, &plan.proc_root);
+        lap.mark(&mut s, "owners");
         let delta = match (&self.previous, &counters) {
             (Some((before, t)), Some(now)) => CounterDelta {
                 delta: before.delta(now),
@@ -202,6 +222,7 @@ impl Collector {
             for l in &mut listeners {
                 l.socket.processes = owners.get(&l.socket.inode).cloned();
             }
+            lap.mark(&mut s, "owners");
             let close_wait_holders = holders(&close_wait, &owners);
             s.sockets.extend(
                 TcpState::ALL
@@ -230,6 +251,7 @@ impl Collector {
                     s.findings.push((f.symptom.id(), f.severity.name()));
                 }
             }
+            lap.mark(&mut s, "doctor");
         }
         s.owner_walks = self.owners.last_walks;
         // Counted fds but unreadable links (no CAP_SYS_PTRACE): their sockets go unnamed.

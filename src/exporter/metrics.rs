@@ -254,6 +254,16 @@ pub fn registry(s: &Sample, errors_total: &[(&'static str, u64)]) -> Registry {
         f.clone(),
     );
     f.get_or_create(&vec![ns()]).set(s.duration_seconds);
+    let f = Family::<Labels, GaugeF>::default();
+    r.register(
+        "scrape_phase_seconds",
+        "Time each part of this collection took (tcp, udp, netstat, proc, owners, doctor)",
+        f.clone(),
+    );
+    for (phase, secs) in &s.phases {
+        f.get_or_create(&vec![("phase", phase.to_string()), ns()])
+            .inc_by(*secs);
+    }
     let f = counters(
         &mut r,
         "scrape_errors",
