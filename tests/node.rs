@@ -214,7 +214,7 @@ pub(crate) fn within<T: Send>(path: &str, f: impl FnOnce() -> T + Send) -> T {
 
 /// `n` TIME_WAIT sockets inside the namespace at `path` (tcp_tw_reuse off there, so each
 /// connection leaves one), plus the listener they went to, which is returned.
-fn populate(path: &str, n: usize) -> TcpListener {
+pub(crate) fn populate(path: &str, n: usize) -> TcpListener {
     run_ok(
         "nsenter",
         &[
