@@ -19,6 +19,10 @@ const RULES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/contrib/prometheus/sockscope-rules.yml"
 );
+const DASHBOARD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/contrib/grafana/sockscope-dashboard.json"
+);
 const RULE_TESTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/contrib/prometheus/sockscope-rules.test.yml"
@@ -717,6 +721,74 @@ fn shipped_rules_pass_promtool_and_carry_the_explain_text() {
             rules.contains(&format!("runbook: |\n{indented}")),
             "the runbook of {symptom} differs from `sockscope explain {symptom}`"
         );
+    }
+}
+
+/// Every query string of a dashboard (panel targets and template variables), wherever it sits.
+fn queries(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("expr" | "definition", Value::String(q)) => out.push(q.clone()),
+                    _ => queries(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| queries(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn grafana_dashboard_queries_only_metrics_the_exporter_serves() {
+    if !support::require_root("grafana_dashboard_queries_only_metrics_the_exporter_serves") {
+        return;
+    }
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(DASHBOARD).unwrap())
+        .expect("the dashboard is JSON");
+    assert_eq!(dash["uid"], "sockscope");
+    let mut qs = Vec::new();
+    queries(&dash, &mut qs);
+    assert!(qs.len() >= 13, "{qs:?}");
+    // What a real scrape serves, of a namespace where every family has a series: a peer
+    // with TIME_WAIT, a full listener (a finding).
+    let ns = Netns::new();
+    let _keep = ns.within(|| {
+        let l = listen("127.0.0.1:8001", 128);
+        make_time_wait(&l, 2);
+        let full = listen("127.0.0.1:8003", 0);
+        let c = TcpStream::connect("127.0.0.1:8003").unwrap();
+        (l, full, c)
+    });
+    // And a process (fds against its limit).
+    let _weird = child::spawn_whole("exporter:weird", &[], &ns.path());
+    let dir = temp_dir("grafana");
+    let (code, _, err) = support::run(&[
+        "exporter",
+        "--netns",
+        &ns.name,
+        "--textfile",
+        &dir.display().to_string(),
+        "--once",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let body = std::fs::read_to_string(dir.join("sockscope.prom")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let served: std::collections::HashSet<&str> = body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    for q in &qs {
+        let names: Vec<&str> = q
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .filter(|w| w.starts_with("sockscope_"))
+            .collect();
+        assert!(!names.is_empty(), "a query naming no sockscope metric: {q}");
+        for n in names {
+            assert!(served.contains(n), "{n} (in {q}) is not served:\n{body}");
+        }
     }
 }
 

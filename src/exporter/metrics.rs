@@ -370,12 +370,16 @@ pub fn registry(s: &Sample, errors_total: &[((&'static str, String), u64)]) -> R
         "scrape_errors",
         "Collections that failed in part since the exporter started, by collector and namespace",
     );
-    for ((what, netns), n) in errors_total {
-        c.get_or_create(&vec![
-            ("collector", what.to_string()),
-            ("netns", netns.clone()),
-        ])
-        .inc_by(*n);
+    // Every collector of every namespace read starts at 0, so rate() and increase() see
+    // the first error.
+    let zero = s
+        .namespaces
+        .iter()
+        .flat_map(|ns| NS_COLLECTORS.map(|w| ((w, ns.netns.clone()), 0)))
+        .chain(NODE_COLLECTORS.map(|w| ((w, s.node.clone()), 0)));
+    for ((what, netns), n) in zero.chain(errors_total.iter().cloned()) {
+        c.get_or_create(&vec![("collector", what.to_string()), ("netns", netns)])
+            .inc_by(n);
     }
     r
 }
