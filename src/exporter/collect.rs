@@ -447,35 +447,101 @@ fn collect_ns(st: &mut NsState, plan: &Plan, netns_inode: Option<u64>) -> NsSamp
     s
 }
 
-/// One dump of every TCP socket, counted as it streams (nothing but listeners and CLOSE_WAIT
-/// inodes is kept, so memory follows the number of peers, not of sockets).
+/// One dump of every TCP socket, counted as it streams (nothing but listeners, CLOSE_WAIT
+/// inodes and high Recv-Q sockets is kept, so memory follows the number of peers, not of
+/// sockets).
+///
+/// The IPv4 and IPv6 dumps run at once, the IPv6 one on a helper thread (a thread starts in
+/// its creator's namespace): each makes the kernel walk the whole established hash, and the
+/// walk, not sockscope, is most of a scrape on a big host (perf: `tcp_diag_dump`,
+/// `inet_sk_diag_fill`). The helper's sockets come over a bounded channel, so memory stays
+/// bounded and the counting stays on one thread.
 fn dump_tcp(range: Option<(u16, u16)>) -> Result<Tcp, DiagError> {
     let settings = read_time_wait_settings();
-    let mut counter = StateCounter::new(range);
-    let mut listeners = Vec::new();
-    let mut close_wait = Vec::new();
-    let mut ephemeral_in_use = 0;
-    let mut peers: HashMap<Endpoint, (u64, u64)> = HashMap::new();
-    let mut recv_q_high = Vec::new();
-    for_each_socket(&Selection::every_tcp(), Default::default(), &mut |s| {
-        counter.add(&s);
+    let mut t = TcpCount {
+        range,
+        counter: StateCounter::new(range),
+        listeners: Vec::new(),
+        close_wait: Vec::new(),
+        ephemeral_in_use: 0,
+        peers: HashMap::new(),
+        recv_q_high: Vec::new(),
+    };
+    let family = |f: u8| Selection {
+        families: vec![f],
+        ..Selection::every_tcp()
+    };
+    let (v4, v6) = std::thread::scope(|sc| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Socket>(1024);
+        let helper = std::thread::Builder::new()
+            .name("tcp6-dump".into())
+            .spawn_scoped(sc, move || {
+                for_each_socket(&family(6), Default::default(), &mut |s| {
+                    let _ = tx.send(s);
+                })
+            });
+        let v4 = for_each_socket(&family(4), Default::default(), &mut |s| {
+            t.add(s);
+            while let Ok(s) = rx.try_recv() {
+                t.add(s);
+            }
+        });
+        let v6 = match helper {
+            Ok(h) => {
+                // Ends when the helper is done and its sender dropped.
+                for s in rx.iter() {
+                    t.add(s);
+                }
+                h.join().unwrap_or(Ok(()))
+            }
+            // No thread to be had: the same dump, here.
+            Err(_) => for_each_socket(&family(6), Default::default(), &mut |s| t.add(s)),
+        };
+        (v4, v6)
+    });
+    v4?;
+    v6?;
+    Ok(Tcp {
+        summary: t.counter.finish(5, settings),
+        listeners: t.listeners,
+        close_wait: t.close_wait,
+        ephemeral_in_use: t.ephemeral_in_use,
+        peers: t.peers,
+        recv_q_high: t.recv_q_high,
+    })
+}
+
+/// The running counts of one TCP dump.
+struct TcpCount {
+    range: Option<(u16, u16)>,
+    counter: StateCounter,
+    listeners: Vec<Listener>,
+    close_wait: Vec<u32>,
+    ephemeral_in_use: u64,
+    peers: HashMap<Endpoint, (u64, u64)>,
+    recv_q_high: Vec<Socket>,
+}
+
+impl TcpCount {
+    fn add(&mut self, s: Socket) {
+        self.counter.add(&s);
         match s.state {
             TcpState::Listening => {
                 if is_listener(&s) {
-                    listeners.push(to_listener(s));
+                    self.listeners.push(to_listener(s));
                 }
                 return;
             }
-            TcpState::CloseWait if s.inode != 0 => close_wait.push(s.inode),
-            TcpState::Established if s.recv_q >= RECV_Q_STUCK => recv_q_high.push(s.clone()),
+            TcpState::CloseWait if s.inode != 0 => self.close_wait.push(s.inode),
+            TcpState::Established if s.recv_q >= RECV_Q_STUCK => self.recv_q_high.push(s.clone()),
             TcpState::Close => return,
             _ => {}
         }
         // The same rule as `states`: each (local addr, peer addr, peer port) can use each
         // ephemeral port once, so use is counted per remote service.
-        if let Some((lo, hi)) = range {
+        if let Some((lo, hi)) = self.range {
             if s.peer.port != 0 && (lo..=hi).contains(&s.local.port) {
-                ephemeral_in_use += 1;
+                self.ephemeral_in_use += 1;
                 let peer = Endpoint {
                     addr: match s.peer.addr {
                         std::net::IpAddr::V6(v6) => v6
@@ -486,20 +552,12 @@ fn dump_tcp(range: Option<(u16, u16)>) -> Result<Tcp, DiagError> {
                     },
                     port: s.peer.port,
                 };
-                let e = peers.entry(peer).or_default();
+                let e = self.peers.entry(peer).or_default();
                 e.0 += 1;
                 e.1 += (s.state == TcpState::TimeWait) as u64;
             }
         }
-    })?;
-    Ok(Tcp {
-        summary: counter.finish(5, settings),
-        listeners,
-        close_wait,
-        ephemeral_in_use,
-        peers,
-        recv_q_high,
-    })
+    }
 }
 
 /// UDP sockets per state (unconnected ones read "close", connected ones "established"). A
