@@ -106,7 +106,9 @@ fn start_exporter(args: &[&str]) -> (Server, SocketAddr) {
 /// One HTTP/1.0 request (a test client, not the code under test): (status, body).
 fn http(addr: SocketAddr, request: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Bounded by the exporter's own 60 s connection limit: an --all-netns cold scrape of a
+    // node busy with other benchmarks can take a while.
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     s.write_all(request.as_bytes()).unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
@@ -627,7 +629,9 @@ fn garbage_requests_get_4xx_or_a_close_and_slow_clients_block_nothing() {
     let mut statuses = std::collections::BTreeMap::new();
     for i in 0..300 {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // Bounded by the exporter's own 60 s connection limit: an --all-netns cold scrape of a
+    // node busy with other benchmarks can take a while.
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         // The server may close before reading everything: a failed write is an answer too.
         let _ = s.write_all(&garbage(i, &mut rng));
         let _ = s.shutdown(std::net::Shutdown::Write);
