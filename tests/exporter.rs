@@ -496,6 +496,15 @@ fn all_netns_labels_each_namespace_and_container_with_exact_numbers() {
         one("sockscope_collector_up", &[r#"collector="netns""#]),
         1.0
     );
+    // The exporter is a process of the namespace it was started in (only its collecting
+    // threads entered the others): its own HTTP socket has an owner.
+    let own = lines_with(
+        &body,
+        "sockscope_listener_backlog",
+        &[&format!(r#"port="{}""#, addr.port()), r#"netns="host""#],
+    );
+    assert_eq!(own.len(), 1, "{body}");
+    assert!(own[0].contains(r#"process="sockscope""#), "{}", own[0]);
     drop(stuck);
 }
 
@@ -630,8 +639,8 @@ fn garbage_requests_get_4xx_or_a_close_and_slow_clients_block_nothing() {
     for i in 0..300 {
         let mut s = TcpStream::connect(addr).unwrap();
         // Bounded by the exporter's own 60 s connection limit: an --all-netns cold scrape of a
-    // node busy with other benchmarks can take a while.
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        // node busy with other benchmarks can take a while.
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         // The server may close before reading everything: a failed write is an answer too.
         let _ = s.write_all(&garbage(i, &mut rng));
         let _ = s.shutdown(std::net::Shutdown::Write);

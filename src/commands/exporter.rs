@@ -32,6 +32,7 @@ pub fn run(args: &ExporterArgs) -> Result<Done, RunError> {
         top: args.top,
         proc_root: "/proc".into(),
         fs_root: live_roots(args.node.fs_root.as_ref()).fs,
+        skip_self: args.textfile.is_some() && args.netns.is_some(),
     };
     match (&args.listen, &args.textfile) {
         (Some(addr), _) => {

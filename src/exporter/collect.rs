@@ -52,6 +52,13 @@ pub struct Plan {
     pub proc_root: String,
     /// Where the container runtimes' metadata lives (`/` live).
     pub fs_root: PathBuf,
+    /// Leave this process out: its main thread entered the watched namespace to read it
+    /// (`--textfile --netns`), so it is the observer there, not one of the observed. When
+    /// only a collecting thread entered (serving, `--all-netns`), `/proc/PID/ns/net` still
+    /// names the namespace it was started in, where it is a real process (its HTTP socket
+    /// is there, and a cache that left it out would never find that socket's owner and
+    /// walk every fd table again every 30 s).
+    pub skip_self: bool,
 }
 
 /// One listening address, with its sockets merged (SO_REUSEPORT gives several per address).
@@ -310,8 +317,7 @@ fn dedup(findings: &[Finding]) -> Vec<(&'static str, &'static str)> {
 }
 
 /// One namespace, from the calling thread (which sits in it). `netns_inode`: only the
-/// processes in that namespace, leaving out this one (it entered the namespace to read it;
-/// it is the observer, not the observed).
+/// processes in that namespace.
 fn collect_ns(st: &mut NsState, plan: &Plan, netns_inode: Option<u64>) -> NsSample {
     let mut s = NsSample::default();
     let mut lap = Lap(Instant::now());
@@ -352,7 +358,7 @@ fn collect_ns(st: &mut NsState, plan: &Plan, netns_inode: Option<u64>) -> NsSamp
             ProcScan::default()
         }
     };
-    if netns_inode.is_some() {
+    if plan.skip_self {
         let me = std::process::id();
         scan.processes.retain(|p| p.pid != me);
     }
