@@ -723,6 +723,8 @@ pub struct ExporterArgs {
     /// file, or pid:PID. The HTTP endpoint stays in the namespace sockscope started in.
     #[arg(long, value_name = "NAME|PATH|pid:PID")]
     pub netns: Option<NetnsSpec>,
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 #[derive(Debug, Args)]

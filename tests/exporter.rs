@@ -11,12 +11,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::node::{populate, Podman};
 use crate::sockets::{listen, make_time_wait, wait_for_state};
 use crate::support::{self, child, Netns};
 
 const RULES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/contrib/prometheus/sockscope-rules.yml"
+);
+const DASHBOARD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/contrib/grafana/sockscope-dashboard.json"
 );
 const RULE_TESTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -101,7 +106,9 @@ fn start_exporter(args: &[&str]) -> (Server, SocketAddr) {
 /// One HTTP/1.0 request (a test client, not the code under test): (status, body).
 fn http(addr: SocketAddr, request: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Bounded by the exporter's own 60 s connection limit: an --all-netns cold scrape of a
+    // node busy with other benchmarks can take a while.
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     s.write_all(request.as_bytes()).unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
@@ -325,6 +332,183 @@ fn prometheus_scrapes_exact_numbers_and_the_accept_queue_alert_fires() {
     drop(weird);
 }
 
+/// The unacked bytes of a socket we own (SIOCOUTQ): 0 once the peer has everything.
+fn unacked(fd: &impl std::os::fd::AsRawFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int for a TCP socket we own.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    assert_eq!(rc, 0);
+    n
+}
+
+/// The sample lines of `metric` whose labels contain every one of `labels` (`k="v"`).
+fn lines_with<'a>(body: &'a str, metric: &str, labels: &[&str]) -> Vec<&'a str> {
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")) || l.starts_with(&format!("{metric} ")))
+        .filter(|l| labels.iter().all(|k| l.contains(k)))
+        .collect()
+}
+
+#[test]
+fn all_netns_labels_each_namespace_and_container_with_exact_numbers() {
+    if !support::require_root("all_netns_labels_each_namespace_and_container_with_exact_numbers") {
+        return;
+    }
+    let a = Netns::new();
+    let b = Netns::new();
+    a.sysctl("net.ipv4.tcp_tw_reuse", "0");
+    let c = Podman::run(&format!("ssc-exp-{}", std::process::id()));
+    // a: 12 TIME_WAIT, and a listener nobody accepts on (5 waiting, backlog 4).
+    let _keep_a = a.within(|| {
+        let mut keep: Vec<Box<dyn Send>> = Vec::new();
+        let l = listen("127.0.0.1:8001", 128);
+        make_time_wait(&l, 12);
+        let full = listen("127.0.0.1:8003", 4);
+        for _ in 0..5 {
+            keep.push(Box::new(TcpStream::connect("127.0.0.1:8003").unwrap()));
+        }
+        keep.push(Box::new(l));
+        keep.push(Box::new(full));
+        keep
+    });
+    wait_for_state(&a, "time-wait", 12);
+    // b: 3 connections closed by their server with data unread (TCPAbortOnClose 3), and a
+    // reader that never reads 200,000 bytes.
+    let _keep_b = b.within(|| {
+        let l = listen("127.0.0.1:8002", 16);
+        let mut keep = Vec::new();
+        for _ in 0..3 {
+            let mut c = TcpStream::connect("127.0.0.1:8002").unwrap();
+            c.write_all(b"unread").unwrap();
+            let (s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1];
+            // Blocks until the bytes are in: closing now resets.
+            s.peek(&mut buf).unwrap();
+            drop(s);
+            keep.push(c);
+        }
+        keep
+    });
+    let stuck = child::spawn(
+        "doctor:stuck-reader",
+        &["127.0.0.1:7000".into()],
+        Some(&b.path()),
+    );
+    let _client = b.within(|| {
+        let mut c = TcpStream::connect("127.0.0.1:7000").unwrap();
+        c.write_all(&[7u8; 200_000]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while unacked(&c) > 0 {
+            assert!(Instant::now() < deadline, "never acked");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        c
+    });
+    // The container: 7 TIME_WAIT in its namespace.
+    let _keep_c = populate(&c.netns(), 7);
+
+    let (_exporter, addr) = start_exporter(&["--all-netns"]);
+    let (status, first) = get(addr, "/metrics");
+    assert_eq!(status, 200);
+    promtool_accepts(&first);
+    let (_, body) = get(addr, "/metrics");
+    promtool_accepts(&body);
+
+    let (na, nb) = (
+        format!(r#"netns="{}""#, a.name),
+        format!(r#"netns="{}""#, b.name),
+    );
+    let tw = r#"state="time-wait""#;
+    let one = |metric: &str, labels: &[&str]| -> f64 {
+        let l = lines_with(&body, metric, labels);
+        assert_eq!(l.len(), 1, "{metric} {labels:?}: {l:?}\n{body}");
+        l[0].rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(one("sockscope_sockets", &[tw, &na, r#"proto="tcp""#]), 12.0);
+    assert_eq!(one("sockscope_sockets", &[tw, &nb, r#"proto="tcp""#]), 0.0);
+    assert_eq!(
+        one("sockscope_listener_accept_queue", &[&na, r#"port="8003""#]),
+        5.0
+    );
+    assert_eq!(
+        one(
+            "sockscope_netstat_tcp_aborts_total",
+            &[&nb, r#"reason="close""#]
+        ),
+        3.0
+    );
+    assert_eq!(
+        one(
+            "sockscope_netstat_tcp_aborts_total",
+            &[&na, r#"reason="close""#]
+        ),
+        0.0
+    );
+    // Findings where they live: the full queue in a, nothing of it in b.
+    assert_eq!(
+        one("sockscope_finding", &[r#"symptom="accept-queue""#, &na]),
+        1.0
+    );
+    assert!(lines_with(
+        &body,
+        "sockscope_finding",
+        &[r#"symptom="accept-queue""#, &nb]
+    )
+    .is_empty());
+    // The stuck reader needs two readings: the previous scrape is the first one.
+    assert!(
+        lines_with(&first, "sockscope_finding", &[r#"symptom="recv-q""#]).is_empty(),
+        "{first}"
+    );
+    assert_eq!(
+        one(
+            "sockscope_finding",
+            &[r#"symptom="recv-q""#, r#"severity="warning""#, &nb]
+        ),
+        1.0
+    );
+    // The container's namespace carries its name; so does its process.
+    let cn = format!(r#"container="podman/{}""#, c.name);
+    let nc = format!(r#"netns="net:[{}]""#, {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(c.netns()).unwrap().ino()
+    });
+    assert_eq!(
+        one("sockscope_sockets", &[tw, &nc, &cn, r#"proto="tcp""#]),
+        7.0
+    );
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", c.pid))
+        .unwrap()
+        .count();
+    assert_eq!(
+        one(
+            "sockscope_process_fds",
+            &[&format!(r#"pid="{}""#, c.pid), &nc, &cn]
+        ),
+        fds as f64
+    );
+    // Plain namespaces have no container label; the node-wide series appear once.
+    assert!(lines_with(&body, "sockscope_sockets", &[&na, "container="]).is_empty());
+    assert_eq!(one("sockscope_system_file_handles_max", &[]), {
+        let t = std::fs::read_to_string("/proc/sys/fs/file-nr").unwrap();
+        t.split_whitespace().nth(2).unwrap().parse::<f64>().unwrap()
+    });
+    assert_eq!(
+        one("sockscope_collector_up", &[r#"collector="netns""#]),
+        1.0
+    );
+    // The exporter is a process of the namespace it was started in (only its collecting
+    // threads entered the others): its own HTTP socket has an owner.
+    let own = lines_with(
+        &body,
+        "sockscope_listener_backlog",
+        &[&format!(r#"port="{}""#, addr.port()), r#"netns="host""#],
+    );
+    assert_eq!(own.len(), 1, "{body}");
+    assert!(own[0].contains(r#"process="sockscope""#), "{}", own[0]);
+    drop(stuck);
+}
+
 #[test]
 #[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn textfile_output_is_read_by_node_exporter() {
@@ -457,7 +641,9 @@ fn garbage_requests_get_4xx_or_a_close_and_slow_clients_block_nothing() {
     let mut statuses = std::collections::BTreeMap::new();
     for i in 0..300 {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // Bounded by the exporter's own 60 s connection limit: an --all-netns cold scrape of a
+        // node busy with other benchmarks can take a while.
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         // The server may close before reading everything: a failed write is an answer too.
         let _ = s.write_all(&garbage(i, &mut rng));
         let _ = s.shutdown(std::net::Shutdown::Write);
@@ -551,6 +737,74 @@ fn shipped_rules_pass_promtool_and_carry_the_explain_text() {
             rules.contains(&format!("runbook: |\n{indented}")),
             "the runbook of {symptom} differs from `sockscope explain {symptom}`"
         );
+    }
+}
+
+/// Every query string of a dashboard (panel targets and template variables), wherever it sits.
+fn queries(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("expr" | "definition", Value::String(q)) => out.push(q.clone()),
+                    _ => queries(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| queries(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn grafana_dashboard_queries_only_metrics_the_exporter_serves() {
+    if !support::require_root("grafana_dashboard_queries_only_metrics_the_exporter_serves") {
+        return;
+    }
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(DASHBOARD).unwrap())
+        .expect("the dashboard is JSON");
+    assert_eq!(dash["uid"], "sockscope");
+    let mut qs = Vec::new();
+    queries(&dash, &mut qs);
+    assert!(qs.len() >= 13, "{qs:?}");
+    // What a real scrape serves, of a namespace where every family has a series: a peer
+    // with TIME_WAIT, a full listener (a finding).
+    let ns = Netns::new();
+    let _keep = ns.within(|| {
+        let l = listen("127.0.0.1:8001", 128);
+        make_time_wait(&l, 2);
+        let full = listen("127.0.0.1:8003", 0);
+        let c = TcpStream::connect("127.0.0.1:8003").unwrap();
+        (l, full, c)
+    });
+    // And a process (fds against its limit).
+    let _weird = child::spawn_whole("exporter:weird", &[], &ns.path());
+    let dir = temp_dir("grafana");
+    let (code, _, err) = support::run(&[
+        "exporter",
+        "--netns",
+        &ns.name,
+        "--textfile",
+        &dir.display().to_string(),
+        "--once",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let body = std::fs::read_to_string(dir.join("sockscope.prom")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let served: std::collections::HashSet<&str> = body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    for q in &qs {
+        let names: Vec<&str> = q
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .filter(|w| w.starts_with("sockscope_"))
+            .collect();
+        assert!(!names.is_empty(), "a query naming no sockscope metric: {q}");
+        for n in names {
+            assert!(served.contains(n), "{n} (in {q}) is not served:\n{body}");
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::exporter::server::{self, errors_total, log_errors};
 use crate::exporter::{http, textfile};
 use crate::netns;
 use crate::report::Done;
+use crate::scope::live_roots;
 
 pub fn run(args: &ExporterArgs) -> Result<Done, RunError> {
     let plan = Plan {
@@ -24,8 +25,14 @@ pub fn run(args: &ExporterArgs) -> Result<Done, RunError> {
             Some(spec) => Some(netns::inode(spec)?),
             None => None,
         },
+        all_netns: args
+            .node
+            .all_netns
+            .then(|| live_roots(args.node.fs_root.as_ref())),
         top: args.top,
         proc_root: crate::host::PROC.into(),
+        fs_root: live_roots(args.node.fs_root.as_ref()).fs,
+        skip_self: args.textfile.is_some() && args.netns.is_some(),
     };
     match (&args.listen, &args.textfile) {
         (Some(addr), _) => {

@@ -1,44 +1,64 @@
 //! Every reading the exporter serves, gathered in one function ([`Collector::collect`]) from
-//! sockscope's own collectors: one TCP dump (states, listeners, TIME_WAIT and ephemeral ports
-//! per peer), one UDP dump (counts), the kernel counters, one stat per process (fds against
-//! limits), the system file table, and the doctor's checks over all of it. Runs in the calling
-//! thread's network namespace; returns plain data, which `metrics.rs` renders.
+//! sockscope's own collectors. Per network namespace (the exporter's, `--netns`'s, or with
+//! `--all-netns` every one on the node, each read from inside it): one TCP dump (states,
+//! listeners, TIME_WAIT and ephemeral ports per peer, high Recv-Q), one UDP dump (counts), the
+//! kernel counters, one stat per process (fds against limits) and the doctor's checks over
+//! all of it; once per scrape, the system file table. Returns plain data, which `metrics.rs`
+//! renders.
 //!
-//! Doctor findings need counters over an interval: the exporter uses the previous scrape as
-//! the first reading, so a counter finding (resets, overflows, UDP drops) is about the time
-//! since the last scrape, and the first scrape after start has none. Findings that need no
-//! interval (accept queues, TIME_WAIT, CLOSE_WAIT, fd limits, file-nr) are there from the
-//! first scrape.
+//! Doctor findings that need two readings use the previous scrape as the first one (kept per
+//! namespace): a counter finding (resets, overflows, UDP drops) is about the time since the
+//! last scrape, and a stuck reader is an established socket whose Recv-Q was at doctor's
+//! threshold at the last scrape and has not shrunk since. The first scrape after start (or
+//! after a namespace appears) has neither. Findings that need no interval (accept queues,
+//! TIME_WAIT, CLOSE_WAIT, fd limits, file-nr) are there from the first scrape.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use super::owner_cache::OwnerCache;
-use crate::doctor::checks::{CounterDelta, CLOSE_WAIT_WARN};
-use crate::doctor::collect::HostEvidence;
+use crate::doctor::checks::{check_file_nr, CounterDelta, CLOSE_WAIT_WARN, RECV_Q_STUCK};
+use crate::doctor::collect::{current_netns_inode, HostEvidence};
 use crate::doctor::counters::{read_counters, Counters};
 use crate::doctor::diagnose::diagnose_host;
+use crate::doctor::model::{Finding, StuckReader};
+use crate::procs::container::{Attributor, Container};
+use crate::procs::discover::Roots;
 use crate::procs::model::{FdUsage, SystemFds};
 use crate::procs::usage::{read_system, scan_counts, ProcScan, ProcSelect};
+use crate::scope::for_each_netns;
 use crate::sockets::diag::DiagError;
 use crate::sockets::filter::Selection;
 use crate::sockets::for_each_socket;
 use crate::sockets::listeners::{is_listener, to_listener, Listener};
-use crate::sockets::model::{Endpoint, ProcessRef, Proto, TcpState};
+use crate::sockets::model::{Endpoint, ProcessRef, Proto, Socket, TcpState};
 use crate::sockets::states::{StateCounter, StateSummary};
 use crate::sockets::sysctl::{read_port_range, read_time_wait_settings};
 
 /// What to collect.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The `netns` label: the `--netns` spec as typed, or "host".
+    /// The `netns` label of the one namespace watched: the `--netns` spec as typed, or "host".
     pub netns: String,
     /// Only processes in this network namespace (`--netns`); every process when `None`.
     pub netns_inode: Option<u64>,
-    /// How many peers and processes get their own series (`--top`).
+    /// `--all-netns`: every namespace on the node, found anew at each scrape, from these roots.
+    pub all_netns: Option<Roots>,
+    /// How many peers and processes get their own series (`--top`), per namespace.
     pub top: usize,
     /// `/proc`, except in tests.
     pub proc_root: String,
+    /// Where the container runtimes' metadata lives (`/` live).
+    pub fs_root: PathBuf,
+    /// Leave this process out: its main thread entered the watched namespace to read it
+    /// (`--textfile --netns`), so it is the observer there, not one of the observed. When
+    /// only a collecting thread entered (serving, `--all-netns`), `/proc/PID/ns/net` still
+    /// names the namespace it was started in, where it is a real process (its HTTP socket
+    /// is there, and a cache that left it out would never find that socket's owner and
+    /// walk every fd table again every 30 s).
+    pub skip_self: bool,
 }
 
 /// One listening address, with its sockets merged (SO_REUSEPORT gives several per address).
@@ -62,10 +82,33 @@ pub struct PeerPorts {
     pub time_wait: u64,
 }
 
-/// One collection. Absent parts (`None`, empty) could not be read; `errors` says which.
+/// One collection: the node-wide parts and one [`NsSample`] per namespace read.
 #[derive(Debug, Default)]
 pub struct Sample {
+    /// The `netns` label of node-wide series (file-nr, scrape duration): the plan's label,
+    /// or "host" with `--all-netns`.
+    pub node: String,
+    pub namespaces: Vec<NsSample>,
+    pub system: Option<SystemFds>,
+    /// Findings about the node as a whole (the system file table): (symptom, severity).
+    pub node_findings: Vec<(&'static str, &'static str)>,
+    /// Node-wide collectors that failed this time, with the error.
+    pub errors: Vec<(&'static str, String)>,
+    /// What the node-wide scan could not see (a namespace gone mid-scan, unreadable container
+    /// metadata): logged, not served.
+    pub notes: Vec<String>,
+    pub duration_seconds: f64,
+}
+
+/// One namespace's readings. Absent parts (`None`, empty) could not be read; `errors` says
+/// which.
+#[derive(Debug, Default)]
+pub struct NsSample {
+    /// The `netns` label: "host", an `ip netns` name, `net:[INODE]`, or the `--netns` spec.
     pub netns: String,
+    /// The `container` label of the namespace (the container holding most of its
+    /// processes); "" for none (the label is left out).
+    pub container: String,
     /// (proto, state) → sockets.
     pub sockets: Vec<(Proto, TcpState, u64)>,
     pub listeners: Vec<ListenerRow>,
@@ -77,27 +120,60 @@ pub struct Sample {
     pub ephemeral_in_use: u64,
     /// The `top` remote services by ephemeral ports used.
     pub peer_ports: Vec<PeerPorts>,
-    /// The `top` processes by share of their soft limit.
-    pub processes: Vec<FdUsage>,
+    /// The `top` processes by share of their soft limit, each with its own container label
+    /// (a pod's containers share one namespace).
+    pub processes: Vec<(FdUsage, String)>,
     pub unreadable_processes: usize,
-    pub system: Option<SystemFds>,
     /// Doctor findings: (symptom, severity), one per pair.
     pub findings: Vec<(&'static str, &'static str)>,
     /// Collectors that failed this time, with the error.
     pub errors: Vec<(&'static str, String)>,
-    pub duration_seconds: f64,
     /// fd tables walked for owners (0 on a warm scrape of an unchanged host).
     pub owner_walks: usize,
+    /// Seconds spent in each part of the collection, in order (where a slow scrape's time
+    /// goes: `sockscope_scrape_phase_seconds`).
+    pub phases: Vec<(&'static str, f64)>,
 }
 
-/// The state kept between scrapes: the owner cache, the previous counters (the doctor's first
-/// reading) and the running error counts.
+/// Times the parts of one collection.
+struct Lap(Instant);
+
+impl Lap {
+    fn mark(&mut self, s: &mut NsSample, phase: &'static str) {
+        let now = Instant::now();
+        s.phases
+            .push((phase, now.duration_since(self.0).as_secs_f64()));
+        self.0 = now;
+    }
+}
+
+/// At most this many sockets with a high Recv-Q are remembered per namespace for the next
+/// scrape's stuck-reader check (memory stays bounded when a whole host stops reading).
+const MAX_RECV_Q_KEPT: usize = 4096;
+
+/// A socket, as told apart between two scrapes.
+type SocketKey = (u32, Endpoint, Endpoint);
+
+/// What one namespace keeps between scrapes.
+#[derive(Debug, Default)]
+struct NsState {
+    owners: OwnerCache,
+    /// The previous scrape's counters, and when they were read.
+    previous: Option<(Counters, Instant)>,
+    /// The previous scrape's established sockets at or past RECV_Q_STUCK, with their Recv-Q.
+    recv_q_high: HashMap<SocketKey, u32>,
+}
+
+/// The state kept between scrapes: per namespace (by inode; 0 for the one-namespace case),
+/// the owner cache, the previous counters and high Recv-Q sockets; and the running error
+/// counts.
 #[derive(Debug, Default)]
 pub struct Collector {
-    owners: OwnerCache,
-    previous: Option<(Counters, Instant)>,
-    /// Errors per collector since start (the `sockscope_scrape_errors_total` counter).
-    pub errors_total: HashMap<&'static str, u64>,
+    states: Mutex<HashMap<u64, NsState>>,
+    /// Errors per (collector, netns label) since start (`sockscope_scrape_errors_total`).
+    pub errors_total: HashMap<(&'static str, String), u64>,
+    /// Notes already logged (each once; cleared when it grows past a bound).
+    logged: HashSet<String>,
 }
 
 /// What one TCP dump keeps.
@@ -107,6 +183,7 @@ struct Tcp {
     close_wait: Vec<u32>,
     ephemeral_in_use: u64,
     peers: HashMap<Endpoint, (u64, u64)>,
+    recv_q_high: Vec<Socket>,
 }
 
 impl Collector {
@@ -118,49 +195,13 @@ impl Collector {
     pub fn collect(&mut self, plan: &Plan) -> Sample {
         let t0 = Instant::now();
         let mut s = Sample {
-            netns: plan.netns.clone(),
+            node: if plan.all_netns.is_some() {
+                "host".into()
+            } else {
+                plan.netns.clone()
+            },
             ..Default::default()
         };
-        let range = read_port_range();
-        s.port_range = range;
-        let tcp = match dump_tcp(range) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                s.errors.push(("tcp", e.to_string()));
-                None
-            }
-        };
-        match count_udp() {
-            Ok(c) => s.sockets.extend(c),
-            Err(e) => s.errors.push(("udp", e.to_string())),
-        }
-        let counters = match read_counters() {
-            Ok(c) => Some(c),
-            Err(e) => {
-                s.errors.push(("netstat", e.to_string()));
-                None
-            }
-        };
-        let mut scan = match scan_counts(
-            &plan.proc_root,
-            &ProcSelect {
-                netns_inode: plan.netns_inode,
-                ..Default::default()
-            },
-        ) {
-            Ok(p) => p,
-            Err(e) => {
-                s.errors.push(("proc", e.to_string()));
-                ProcScan::default()
-            }
-        };
-        if plan.netns_inode.is_some() {
-            // The exporter's collecting thread sits in the namespace; it observes, it is not
-            // one of the namespace's processes.
-            let me = std::process::id();
-            scan.processes.retain(|p| p.pid != me);
-        }
-        s.unreadable_processes = scan.unreadable;
         s.system = match read_system(&plan.proc_root) {
             Ok(sys) => Some(sys),
             Err(e) => {
@@ -168,112 +209,345 @@ impl Collector {
                 None
             }
         };
-        self.owners.refresh(&scan.processes, &plan.proc_root);
-        let delta = match (&self.previous, &counters) {
-            (Some((before, t)), Some(now)) => CounterDelta {
-                delta: before.delta(now),
-                seconds: t.elapsed().as_secs_f64(),
-            },
-            _ => CounterDelta {
-                delta: Counters::default(),
-                seconds: 0.0,
-            },
-        };
-        if let Some(tcp) = tcp {
-            let Tcp {
-                summary,
-                mut listeners,
-                mut close_wait,
-                ephemeral_in_use,
-                peers,
-            } = tcp;
-            if (close_wait.len() as u64) < CLOSE_WAIT_WARN {
-                close_wait.clear();
+        if let Some(sys) = &s.system {
+            s.node_findings = dedup(&check_file_nr(sys));
+        }
+        match &plan.all_netns {
+            None => {
+                let state = self.states.get_mut().unwrap_or_else(|p| p.into_inner());
+                let st = state.entry(0).or_default();
+                let mut ns = collect_ns(st, plan, plan.netns_inode);
+                ns.netns = plan.netns.clone();
+                s.namespaces.push(ns);
             }
-            let mut wanted: HashSet<u32> = listeners
-                .iter()
-                .map(|l| l.socket.inode)
-                .filter(|&i| i != 0)
-                .collect();
-            wanted.extend(&close_wait);
-            let owners = self
-                .owners
-                .owners(&wanted, &scan.processes, &plan.proc_root);
-            for l in &mut listeners {
-                l.socket.processes = owners.get(&l.socket.inode).cloned();
-            }
-            let close_wait_holders = holders(&close_wait, &owners);
-            s.sockets.extend(
-                TcpState::ALL
-                    .iter()
-                    .map(|&st| (Proto::Tcp, st, summary.states.get(st))),
-            );
-            s.listeners = listener_rows(&listeners);
-            s.ephemeral_in_use = ephemeral_in_use;
-            s.peer_ports = top_peers(peers, plan.top);
-            let ev = HostEvidence {
-                listeners,
-                states: summary,
-                counters: delta,
-                processes: scan.clone(),
-                system: s.system.clone(),
-                close_wait_holders,
-                udp_dropping: Vec::new(),
-                // A stuck reader needs two readings of one socket's queue; not tracked
-                // across scrapes yet.
-                stuck_readers: Vec::new(),
-            };
-            let report = diagnose_host(&ev);
-            let mut seen = HashSet::new();
-            for f in &report.findings {
-                if seen.insert((f.symptom, f.severity.name())) {
-                    s.findings.push((f.symptom.id(), f.severity.name()));
+            Some(roots) => {
+                let states = &self.states;
+                let run = for_each_netns(roots, || {
+                    let inode = current_netns_inode()?;
+                    let mut st = lock(states).remove(&inode).unwrap_or_default();
+                    let ns = collect_ns(&mut st, plan, Some(inode));
+                    lock(states).insert(inode, st);
+                    Ok((inode, ns))
+                });
+                match run {
+                    Ok(run) => {
+                        let seen: HashSet<u64> = run.found.iter().map(|f| f.value.0).collect();
+                        lock(states).retain(|i, _| seen.contains(i));
+                        for f in run.found {
+                            let (_, mut ns) = f.value;
+                            ns.netns = f.place.netns.label();
+                            ns.container = f
+                                .place
+                                .container
+                                .as_ref()
+                                .map(container_name)
+                                .unwrap_or_default();
+                            s.namespaces.push(ns);
+                        }
+                        s.notes = run.notes;
+                    }
+                    Err(e) => s.errors.push(("netns", e.to_string())),
                 }
             }
         }
-        s.owner_walks = self.owners.last_walks;
-        // Counted fds but unreadable links (no CAP_SYS_PTRACE): their sockets go unnamed.
-        s.unreadable_processes += self.owners.denied();
-        s.processes = top_processes(scan.processes, plan.top);
-        if let Some(c) = &counters {
-            self.previous = Some((c.clone(), Instant::now()));
+        // Each process's own container: a pod's containers share one namespace.
+        let mut attributor = Attributor::new(crate::host::current(), &plan.fs_root);
+        for ns in &mut s.namespaces {
+            for (p, container) in &mut ns.processes {
+                let path = format!("{}/{}/cgroup", plan.proc_root, p.pid);
+                if let Ok(text) = crate::host::current().read_file(&path) {
+                    if let Some(c) = attributor.of_cgroup(&String::from_utf8_lossy(&text)) {
+                        *container = container_name(&c);
+                    }
+                }
+            }
         }
-        s.counters = counters;
+        s.notes.append(&mut attributor.notes);
         for (what, _) in &s.errors {
-            *self.errors_total.entry(what).or_default() += 1;
+            *self.errors_total.entry((what, s.node.clone())).or_default() += 1;
         }
+        for ns in &s.namespaces {
+            for (what, _) in &ns.errors {
+                *self
+                    .errors_total
+                    .entry((what, ns.netns.clone()))
+                    .or_default() += 1;
+            }
+        }
+        if self.logged.len() > 1000 {
+            self.logged.clear();
+        }
+        s.notes.retain(|n| self.logged.insert(n.clone()));
         s.duration_seconds = t0.elapsed().as_secs_f64();
         s
     }
 }
 
-/// One dump of every TCP socket, counted as it streams (nothing but listeners and CLOSE_WAIT
-/// inodes is kept, so memory follows the number of peers, not of sockets).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The `container` label: how people name it (`k8s/NAMESPACE/POD/CONTAINER`,
+/// `podman/NAME`), the runtime and short id when it has no name. Names, not ids, so a
+/// restarted container keeps its series.
+pub fn container_name(c: &Container) -> String {
+    match (&c.pod_namespace, &c.pod) {
+        (Some(ns), Some(pod)) => format!(
+            "k8s/{ns}/{pod}{}",
+            c.name.as_ref().map(|n| format!("/{n}")).unwrap_or_default()
+        ),
+        _ => format!(
+            "{}/{}",
+            c.runtime.name(),
+            c.name.as_deref().unwrap_or(c.short_id())
+        ),
+    }
+}
+
+/// One (symptom, severity) per pair, in the report's order.
+fn dedup(findings: &[Finding]) -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    for f in findings {
+        let k = (f.symptom.id(), f.severity.name());
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+/// One namespace, from the calling thread (which sits in it). `netns_inode`: only the
+/// processes in that namespace.
+fn collect_ns(st: &mut NsState, plan: &Plan, netns_inode: Option<u64>) -> NsSample {
+    let mut s = NsSample::default();
+    let mut lap = Lap(Instant::now());
+    let range = read_port_range();
+    s.port_range = range;
+    let tcp = match dump_tcp(range) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            s.errors.push(("tcp", e.to_string()));
+            None
+        }
+    };
+    let dumped = Instant::now();
+    lap.mark(&mut s, "tcp");
+    match count_udp() {
+        Ok(c) => s.sockets.extend(c),
+        Err(e) => s.errors.push(("udp", e.to_string())),
+    }
+    lap.mark(&mut s, "udp");
+    let counters = match read_counters() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            s.errors.push(("netstat", e.to_string()));
+            None
+        }
+    };
+    lap.mark(&mut s, "netstat");
+    let mut scan = match scan_counts(
+        &plan.proc_root,
+        &ProcSelect {
+            netns_inode,
+            ..Default::default()
+        },
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            s.errors.push(("proc", e.to_string()));
+            ProcScan::default()
+        }
+    };
+    if plan.skip_self {
+        let me = std::process::id();
+        scan.processes.retain(|p| p.pid != me);
+    }
+    s.unreadable_processes = scan.unreadable;
+    lap.mark(&mut s, "proc");
+    st.owners.refresh(&scan.processes, &plan.proc_root);
+    lap.mark(&mut s, "owners");
+    let (delta, seconds) = match (&st.previous, &counters) {
+        (Some((before, t)), Some(now)) => {
+            (before.delta(now), dumped.duration_since(*t).as_secs_f64())
+        }
+        _ => (Counters::default(), 0.0),
+    };
+    if let Some(tcp) = tcp {
+        let Tcp {
+            summary,
+            mut listeners,
+            mut close_wait,
+            ephemeral_in_use,
+            peers,
+            recv_q_high,
+        } = tcp;
+        if (close_wait.len() as u64) < CLOSE_WAIT_WARN {
+            close_wait.clear();
+        }
+        // Stuck readers: high at the last scrape, still high and not shrinking now.
+        let mut stuck: Vec<StuckReader> = recv_q_high
+            .iter()
+            .filter_map(|sk| {
+                let was = *st.recv_q_high.get(&(sk.inode, sk.local, sk.peer))?;
+                (sk.recv_q >= was).then(|| StuckReader {
+                    socket: sk.clone(),
+                    before: was,
+                })
+            })
+            .collect();
+        st.recv_q_high = recv_q_high
+            .iter()
+            .take(MAX_RECV_Q_KEPT)
+            .map(|sk| ((sk.inode, sk.local, sk.peer), sk.recv_q))
+            .collect();
+        let mut wanted: HashSet<u32> = listeners
+            .iter()
+            .map(|l| l.socket.inode)
+            .chain(stuck.iter().map(|r| r.socket.inode))
+            .filter(|&i| i != 0)
+            .collect();
+        wanted.extend(&close_wait);
+        let owners = st.owners.owners(&wanted, &scan.processes, &plan.proc_root);
+        for l in &mut listeners {
+            l.socket.processes = owners.get(&l.socket.inode).cloned();
+        }
+        for r in &mut stuck {
+            r.socket.processes = owners.get(&r.socket.inode).cloned();
+        }
+        lap.mark(&mut s, "owners");
+        let close_wait_holders = holders(&close_wait, &owners);
+        s.sockets.extend(
+            TcpState::ALL
+                .iter()
+                .map(|&state| (Proto::Tcp, state, summary.states.get(state))),
+        );
+        s.listeners = listener_rows(&listeners);
+        s.ephemeral_in_use = ephemeral_in_use;
+        s.peer_ports = top_peers(peers, plan.top);
+        let ev = HostEvidence {
+            listeners,
+            states: summary,
+            counters: CounterDelta { delta, seconds },
+            processes: std::mem::take(&mut scan),
+            // The file table is the node's: checked once, in `collect`.
+            system: None,
+            close_wait_holders,
+            udp_dropping: Vec::new(),
+            stuck_readers: stuck,
+        };
+        s.findings = dedup(&diagnose_host(&ev).findings);
+        scan = ev.processes;
+        lap.mark(&mut s, "doctor");
+    }
+    s.owner_walks = st.owners.last_walks;
+    // Counted fds but unreadable links (no CAP_SYS_PTRACE): their sockets go unnamed.
+    s.unreadable_processes += st.owners.denied();
+    s.processes = top_processes(scan.processes, plan.top)
+        .into_iter()
+        .map(|p| (p, String::new()))
+        .collect();
+    if let Some(c) = &counters {
+        st.previous = Some((c.clone(), dumped));
+    }
+    s.counters = counters;
+    s
+}
+
+/// One dump of every TCP socket, counted as it streams (nothing but listeners, CLOSE_WAIT
+/// inodes and high Recv-Q sockets is kept, so memory follows the number of peers, not of
+/// sockets).
+///
+/// The IPv4 and IPv6 dumps run at once, the IPv6 one on a helper thread (a thread starts in
+/// its creator's namespace): each makes the kernel walk the whole established hash, and the
+/// walk, not sockscope, is most of a scrape on a big host (perf: `tcp_diag_dump`,
+/// `inet_sk_diag_fill`). The helper's sockets come over a bounded channel, so memory stays
+/// bounded and the counting stays on one thread.
 fn dump_tcp(range: Option<(u16, u16)>) -> Result<Tcp, DiagError> {
     let settings = read_time_wait_settings();
-    let mut counter = StateCounter::new(range);
-    let mut listeners = Vec::new();
-    let mut close_wait = Vec::new();
-    let mut ephemeral_in_use = 0;
-    let mut peers: HashMap<Endpoint, (u64, u64)> = HashMap::new();
-    for_each_socket(&Selection::every_tcp(), Default::default(), &mut |s| {
-        counter.add(&s);
+    let mut t = TcpCount {
+        range,
+        counter: StateCounter::new(range),
+        listeners: Vec::new(),
+        close_wait: Vec::new(),
+        ephemeral_in_use: 0,
+        peers: HashMap::new(),
+        recv_q_high: Vec::new(),
+    };
+    let family = |f: u8| Selection {
+        families: vec![f],
+        ..Selection::every_tcp()
+    };
+    let (v4, v6) = std::thread::scope(|sc| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Socket>(1024);
+        let helper = std::thread::Builder::new()
+            .name("tcp6-dump".into())
+            .spawn_scoped(sc, move || {
+                for_each_socket(&family(6), Default::default(), &mut |s| {
+                    let _ = tx.send(s);
+                })
+            });
+        let v4 = for_each_socket(&family(4), Default::default(), &mut |s| {
+            t.add(s);
+            while let Ok(s) = rx.try_recv() {
+                t.add(s);
+            }
+        });
+        let v6 = match helper {
+            Ok(h) => {
+                // Ends when the helper is done and its sender dropped.
+                for s in rx.iter() {
+                    t.add(s);
+                }
+                h.join().unwrap_or(Ok(()))
+            }
+            // No thread to be had: the same dump, here.
+            Err(_) => for_each_socket(&family(6), Default::default(), &mut |s| t.add(s)),
+        };
+        (v4, v6)
+    });
+    v4?;
+    v6?;
+    Ok(Tcp {
+        summary: t.counter.finish(5, settings),
+        listeners: t.listeners,
+        close_wait: t.close_wait,
+        ephemeral_in_use: t.ephemeral_in_use,
+        peers: t.peers,
+        recv_q_high: t.recv_q_high,
+    })
+}
+
+/// The running counts of one TCP dump.
+struct TcpCount {
+    range: Option<(u16, u16)>,
+    counter: StateCounter,
+    listeners: Vec<Listener>,
+    close_wait: Vec<u32>,
+    ephemeral_in_use: u64,
+    peers: HashMap<Endpoint, (u64, u64)>,
+    recv_q_high: Vec<Socket>,
+}
+
+impl TcpCount {
+    fn add(&mut self, s: Socket) {
+        self.counter.add(&s);
         match s.state {
             TcpState::Listening => {
                 if is_listener(&s) {
-                    listeners.push(to_listener(s));
+                    self.listeners.push(to_listener(s));
                 }
                 return;
             }
-            TcpState::CloseWait if s.inode != 0 => close_wait.push(s.inode),
+            TcpState::CloseWait if s.inode != 0 => self.close_wait.push(s.inode),
+            TcpState::Established if s.recv_q >= RECV_Q_STUCK => self.recv_q_high.push(s.clone()),
             TcpState::Close => return,
             _ => {}
         }
         // The same rule as `states`: each (local addr, peer addr, peer port) can use each
         // ephemeral port once, so use is counted per remote service.
-        if let Some((lo, hi)) = range {
+        if let Some((lo, hi)) = self.range {
             if s.peer.port != 0 && (lo..=hi).contains(&s.local.port) {
-                ephemeral_in_use += 1;
+                self.ephemeral_in_use += 1;
                 let peer = Endpoint {
                     addr: match s.peer.addr {
                         std::net::IpAddr::V6(v6) => v6
@@ -284,19 +558,12 @@ fn dump_tcp(range: Option<(u16, u16)>) -> Result<Tcp, DiagError> {
                     },
                     port: s.peer.port,
                 };
-                let e = peers.entry(peer).or_default();
+                let e = self.peers.entry(peer).or_default();
                 e.0 += 1;
                 e.1 += (s.state == TcpState::TimeWait) as u64;
             }
         }
-    })?;
-    Ok(Tcp {
-        summary: counter.finish(5, settings),
-        listeners,
-        close_wait,
-        ephemeral_in_use,
-        peers,
-    })
+    }
 }
 
 /// UDP sockets per state (unconnected ones read "close", connected ones "established"). A

@@ -109,189 +109,292 @@ const KERNEL_COUNTERS: &[KernelCounter] = &[
     ),
 ];
 
+/// The labels naming where a series lives: `netns`, and `container` when there is one (an
+/// empty label is no label to Prometheus; leaving it out keeps the text the same).
+fn place(netns: &str, container: &str) -> Labels {
+    let mut v = vec![("netns", netns.to_string())];
+    if !container.is_empty() {
+        v.push(("container", container.to_string()));
+    }
+    v
+}
+
+fn with(mut first: Labels, place: &Labels) -> Labels {
+    first.extend(place.iter().cloned());
+    first
+}
+
+/// Every metric family served, registered once per scrape.
+struct Families {
+    sockets: Family<Labels, Gauge>,
+    queue: Family<Labels, Gauge>,
+    backlog: Family<Labels, Gauge>,
+    over: Family<Labels, Gauge>,
+    range: Family<Labels, Gauge>,
+    in_use: Family<Labels, Gauge>,
+    used: Family<Labels, Gauge>,
+    tw: Family<Labels, Gauge>,
+    fds: Family<Labels, Gauge>,
+    soft: Family<Labels, Gauge>,
+    finding: Family<Labels, Gauge>,
+    up: Family<Labels, Gauge>,
+    unreadable: Family<Labels, Gauge>,
+    walks: Family<Labels, Gauge>,
+    phases: Family<Labels, GaugeF>,
+}
+
 /// Builds the registry for one sample. `errors_total` is the exporter's running count of
-/// collection errors per collector.
-pub fn registry(s: &Sample, errors_total: &[(&'static str, u64)]) -> Registry {
+/// collection errors per (collector, netns label).
+pub fn registry(s: &Sample, errors_total: &[((&'static str, String), u64)]) -> Registry {
     let mut r = Registry::with_prefix("sockscope");
-    let ns = || ("netns", s.netns.clone());
-
-    let f = gauges(
-        &mut r,
-        "sockets",
-        "Sockets by protocol and state (TCP states as ss names them; UDP: close = unconnected)",
-    );
-    for (proto, state, n) in &s.sockets {
-        set(
-            &f,
-            vec![
-                ("proto", proto.name().into()),
-                ("state", state.name().into()),
-                ns(),
-            ],
-            *n,
-        );
-    }
-
-    let queue = gauges(
-        &mut r,
-        "listener_accept_queue",
-        "Connections waiting for accept() on a listening address (summed over its sockets)",
-    );
-    let backlog = gauges(
-        &mut r,
-        "listener_backlog",
-        "The listen() backlog of a listening address (summed over its sockets)",
-    );
-    let over = gauges(
-        &mut r,
-        "listener_sockets_overflowing",
-        "Sockets of a listening address whose accept queue is past the backlog: new handshakes are dropped",
-    );
-    for l in &s.listeners {
-        let labels = vec![
-            ("addr", l.addr.clone()),
-            ("port", l.port.to_string()),
-            ("process", l.process.clone()),
-            ns(),
-        ];
-        set(&queue, labels.clone(), l.accept_queue);
-        set(&backlog, labels.clone(), l.backlog);
-        set(&over, labels, l.overflowing);
-    }
-
-    if let Some(c) = &s.counters {
-        for (name, help, label, keys) in KERNEL_COUNTERS {
-            let f = counters(&mut r, name, help);
-            for (value, key) in *keys {
-                let mut labels = vec![ns()];
-                if !label.is_empty() {
-                    labels.push((label, value.to_string()));
-                }
-                f.get_or_create(&labels).inc_by(c.get(key));
-            }
-        }
-    }
-
-    if let Some((lo, hi)) = s.port_range {
-        let f = gauges(
+    let f = Families {
+        sockets: gauges(
+            &mut r,
+            "sockets",
+            "Sockets by protocol and state (TCP states as ss names them; UDP: close = unconnected)",
+        ),
+        queue: gauges(
+            &mut r,
+            "listener_accept_queue",
+            "Connections waiting for accept() on a listening address (summed over its sockets)",
+        ),
+        backlog: gauges(
+            &mut r,
+            "listener_backlog",
+            "The listen() backlog of a listening address (summed over its sockets)",
+        ),
+        over: gauges(
+            &mut r,
+            "listener_sockets_overflowing",
+            "Sockets of a listening address whose accept queue is past the backlog: new handshakes are dropped",
+        ),
+        range: gauges(
             &mut r,
             "ephemeral_ports_range_size",
             "Ports in net.ipv4.ip_local_port_range",
-        );
-        set(&f, vec![ns()], u64::from(hi - lo) + 1);
-        let f = gauges(
+        ),
+        in_use: gauges(
             &mut r,
             "ephemeral_ports_in_use",
             "TCP sockets whose local port is in the ephemeral range (connections made from here)",
-        );
-        set(&f, vec![ns()], s.ephemeral_in_use);
-        let used = gauges(
+        ),
+        used: gauges(
             &mut r,
             "ephemeral_ports_used",
             "Ephemeral ports in use toward one remote service (addr:port), top N by use: each can use the range once",
-        );
-        let tw = gauges(
+        ),
+        tw: gauges(
             &mut r,
             "ephemeral_ports_time_wait",
             "Of those, the ones held by TIME_WAIT sockets",
-        );
-        for p in &s.peer_ports {
-            let peer = crate::render::endpoint(&p.peer);
-            set(&used, vec![("peer", peer.clone()), ns()], p.ports_used);
-            set(&tw, vec![("peer", peer), ns()], p.time_wait);
+        ),
+        fds: gauges(
+            &mut r,
+            "process_fds",
+            "Open fds of a process, top N by share of its soft limit",
+        ),
+        soft: gauges(
+            &mut r,
+            "process_fd_soft_limit",
+            "Soft RLIMIT_NOFILE of that process (EMFILE at this many fds); absent when unlimited",
+        ),
+        finding: gauges(
+            &mut r,
+            "finding",
+            "1 for each current doctor finding (symptom as in `sockscope explain`)",
+        ),
+        up: gauges(
+            &mut r,
+            "collector_up",
+            "1 when the collector read its source in this scrape, 0 when it failed (see stderr)",
+        ),
+        unreadable: gauges(
+            &mut r,
+            "unreadable_processes",
+            "Processes whose fds could not be counted or whose fd links could not be read (permission): their fds or socket owners are missing",
+        ),
+        walks: gauges(
+            &mut r,
+            "owner_walks",
+            "fd tables walked in this scrape to name socket owners (cached otherwise)",
+        ),
+        phases: {
+            let f = Family::<Labels, GaugeF>::default();
+            r.register(
+                "scrape_phase_seconds",
+                "Time each part of this collection took per namespace (tcp, udp, netstat, proc, owners, doctor)",
+                f.clone(),
+            );
+            f
+        },
+    };
+    let kernel: Vec<Family<Labels, Counter>> = KERNEL_COUNTERS
+        .iter()
+        .map(|(name, help, _, _)| counters(&mut r, name, help))
+        .collect();
+
+    for ns in &s.namespaces {
+        let at = place(&ns.netns, &ns.container);
+        for (proto, state, n) in &ns.sockets {
+            set(
+                &f.sockets,
+                with(
+                    vec![
+                        ("proto", proto.name().into()),
+                        ("state", state.name().into()),
+                    ],
+                    &at,
+                ),
+                *n,
+            );
+        }
+        for l in &ns.listeners {
+            let labels = with(
+                vec![
+                    ("addr", l.addr.clone()),
+                    ("port", l.port.to_string()),
+                    ("process", l.process.clone()),
+                ],
+                &at,
+            );
+            set(&f.queue, labels.clone(), l.accept_queue);
+            set(&f.backlog, labels.clone(), l.backlog);
+            set(&f.over, labels, l.overflowing);
+        }
+        if let Some(c) = &ns.counters {
+            for ((_, _, label, keys), family) in KERNEL_COUNTERS.iter().zip(&kernel) {
+                for (value, key) in *keys {
+                    let mut labels = at.clone();
+                    if !label.is_empty() {
+                        labels.insert(0, (label, value.to_string()));
+                    }
+                    family.get_or_create(&labels).inc_by(c.get(key));
+                }
+            }
+        }
+        if let Some((lo, hi)) = ns.port_range {
+            set(&f.range, at.clone(), u64::from(hi - lo) + 1);
+            set(&f.in_use, at.clone(), ns.ephemeral_in_use);
+            for p in &ns.peer_ports {
+                let peer = crate::render::endpoint(&p.peer);
+                set(
+                    &f.used,
+                    with(vec![("peer", peer.clone())], &at),
+                    p.ports_used,
+                );
+                set(&f.tw, with(vec![("peer", peer)], &at), p.time_wait);
+            }
+        }
+        for (p, container) in &ns.processes {
+            let labels = with(
+                vec![("pid", p.pid.to_string()), ("comm", p.name.clone())],
+                &place(&ns.netns, container),
+            );
+            set(&f.fds, labels.clone(), p.fds.unwrap_or(0));
+            if let Some(l) = p.soft_limit {
+                set(&f.soft, labels, l);
+            }
+        }
+        for (symptom, severity) in &ns.findings {
+            set(
+                &f.finding,
+                with(
+                    vec![
+                        ("symptom", symptom.to_string()),
+                        ("severity", severity.to_string()),
+                    ],
+                    &at,
+                ),
+                1,
+            );
+        }
+        for what in NS_COLLECTORS {
+            let up = !ns.errors.iter().any(|(w, _)| *w == what);
+            set(
+                &f.up,
+                with(vec![("collector", what.to_string())], &at),
+                up as u64,
+            );
+        }
+        set(&f.unreadable, at.clone(), ns.unreadable_processes as u64);
+        set(&f.walks, at.clone(), ns.owner_walks as u64);
+        for (phase, secs) in &ns.phases {
+            f.phases
+                .get_or_create(&with(vec![("phase", phase.to_string())], &at))
+                .inc_by(*secs);
         }
     }
 
-    let fds = gauges(
-        &mut r,
-        "process_fds",
-        "Open fds of a process, top N by share of its soft limit",
-    );
-    let soft = gauges(
-        &mut r,
-        "process_fd_soft_limit",
-        "Soft RLIMIT_NOFILE of that process (EMFILE at this many fds); absent when unlimited",
-    );
-    for p in &s.processes {
-        let labels = vec![("pid", p.pid.to_string()), ("comm", p.name.clone()), ns()];
-        set(&fds, labels.clone(), p.fds.unwrap_or(0));
-        if let Some(l) = p.soft_limit {
-            set(&soft, labels, l);
-        }
-    }
+    let node = place(&s.node, "");
     if let Some(sys) = &s.system {
-        let f = gauges(
+        let g = gauges(
             &mut r,
             "system_file_handles_allocated",
             "File handles in use system-wide (fs.file-nr allocated minus free; ENFILE at file-max)",
         );
-        set(&f, vec![], sys.allocated.saturating_sub(sys.free));
-        let f = gauges(&mut r, "system_file_handles_max", "fs.file-max");
-        set(&f, vec![], sys.max);
+        set(&g, vec![], sys.allocated.saturating_sub(sys.free));
+        let g = gauges(&mut r, "system_file_handles_max", "fs.file-max");
+        set(&g, vec![], sys.max);
     }
-
-    let f = gauges(
-        &mut r,
-        "finding",
-        "1 for each current doctor finding (symptom as in `sockscope explain`)",
-    );
-    for (symptom, severity) in &s.findings {
+    for (symptom, severity) in &s.node_findings {
         set(
-            &f,
-            vec![
-                ("symptom", symptom.to_string()),
-                ("severity", severity.to_string()),
-                ns(),
-            ],
+            &f.finding,
+            with(
+                vec![
+                    ("symptom", symptom.to_string()),
+                    ("severity", severity.to_string()),
+                ],
+                &node,
+            ),
             1,
         );
     }
+    for what in NODE_COLLECTORS {
+        let up = !s.errors.iter().any(|(w, _)| *w == what);
+        set(
+            &f.up,
+            with(vec![("collector", what.to_string())], &node),
+            up as u64,
+        );
+    }
 
-    let f = Family::<Labels, GaugeF>::default();
+    let g = Family::<Labels, GaugeF>::default();
     r.register(
         "scrape_duration_seconds",
         "Time this collection took",
-        f.clone(),
+        g.clone(),
     );
-    f.get_or_create(&vec![ns()]).set(s.duration_seconds);
-    let f = counters(
+    g.get_or_create(&node).set(s.duration_seconds);
+    let c = counters(
         &mut r,
         "scrape_errors",
-        "Collections that failed in part since the exporter started, by collector",
+        "Collections that failed in part since the exporter started, by collector and namespace",
     );
-    for (what, n) in errors_total {
-        f.get_or_create(&vec![("collector", what.to_string()), ns()])
-            .inc_by(*n);
+    // Every collector of every namespace read starts at 0, so rate() and increase() see
+    // the first error.
+    let zero = s
+        .namespaces
+        .iter()
+        .flat_map(|ns| NS_COLLECTORS.map(|w| ((w, ns.netns.clone()), 0)))
+        .chain(NODE_COLLECTORS.map(|w| ((w, s.node.clone()), 0)));
+    for ((what, netns), n) in zero.chain(errors_total.iter().cloned()) {
+        c.get_or_create(&vec![("collector", what.to_string()), ("netns", netns)])
+            .inc_by(n);
     }
-    let f = gauges(
-        &mut r,
-        "collector_up",
-        "1 when the collector read its source in this scrape, 0 when it failed (see stderr)",
-    );
-    for what in COLLECTORS {
-        let up = !s.errors.iter().any(|(w, _)| *w == what);
-        set(&f, vec![("collector", what.to_string()), ns()], up as u64);
-    }
-    let f = gauges(
-        &mut r,
-        "unreadable_processes",
-        "Processes whose fds could not be counted or whose fd links could not be read (permission): their fds or socket owners are missing",
-    );
-    set(&f, vec![ns()], s.unreadable_processes as u64);
-    let f = gauges(
-        &mut r,
-        "owner_walks",
-        "fd tables walked in this scrape to name socket owners (cached otherwise)",
-    );
-    set(&f, vec![ns()], s.owner_walks as u64);
     r
 }
 
-/// The collectors that can fail on their own, as named in `collector` labels.
-pub const COLLECTORS: [&str; 5] = ["tcp", "udp", "netstat", "proc", "file-nr"];
+/// The collectors that can fail on their own, per namespace, as named in `collector` labels.
+pub const NS_COLLECTORS: [&str; 4] = ["tcp", "udp", "netstat", "proc"];
+/// The node-wide ones: the file table, and (`--all-netns`) finding the namespaces.
+pub const NODE_COLLECTORS: [&str; 2] = ["file-nr", "netns"];
 
 /// The exposition text of one sample.
-pub fn render(s: &Sample, errors_total: &[(&'static str, u64)], format: Format) -> String {
+pub fn render(
+    s: &Sample,
+    errors_total: &[((&'static str, String), u64)],
+    format: Format,
+) -> String {
     let r = registry(s, errors_total);
     let mut out = String::with_capacity(16 * 1024);
     // Writing to a String cannot fail.
@@ -305,21 +408,29 @@ pub fn render(s: &Sample, errors_total: &[(&'static str, u64)], format: Format) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exporter::collect::NsSample;
     use crate::procs::model::FdUsage;
 
     fn sample() -> Sample {
         Sample {
-            netns: "host".into(),
-            processes: vec![FdUsage {
-                pid: 7,
-                name: "a\"b\\c\nd".into(),
-                fds: Some(3),
-                soft_limit: Some(1024),
-                hard_limit: None,
-                sockets: None,
-                kinds: None,
+            node: "host".into(),
+            namespaces: vec![NsSample {
+                netns: "host".into(),
+                processes: vec![(
+                    FdUsage {
+                        pid: 7,
+                        name: "a\"b\\c\nd".into(),
+                        fds: Some(3),
+                        soft_limit: Some(1024),
+                        hard_limit: None,
+                        sockets: None,
+                        kinds: None,
+                    },
+                    String::new(),
+                )],
+                findings: vec![("time-wait", "warning")],
+                ..Default::default()
             }],
-            findings: vec![("time-wait", "warning")],
             ..Default::default()
         }
     }
@@ -337,6 +448,32 @@ mod tests {
     }
 
     #[test]
+    fn namespaces_and_containers_label_their_series() {
+        let mut s = sample();
+        s.namespaces.push(NsSample {
+            netns: "net:[4026532999]".into(),
+            container: "k8s/shop/web-7d9f/nginx".into(),
+            findings: vec![("accept-queue", "critical")],
+            processes: vec![(
+                s.namespaces[0].processes[0].0.clone(),
+                "k8s/shop/web-7d9f/sidecar".into(),
+            )],
+            ..Default::default()
+        });
+        let text = render(&s, &[], Format::Prometheus);
+        assert!(text.contains(
+            r#"sockscope_finding{symptom="accept-queue",severity="critical",netns="net:[4026532999]",container="k8s/shop/web-7d9f/nginx"} 1"#
+        ), "{text}");
+        // A process names its own container, not its namespace's.
+        assert!(text.contains(
+            r#"sockscope_process_fds{pid="7",comm="a\"b\\c\nd",netns="net:[4026532999]",container="k8s/shop/web-7d9f/sidecar"} 3"#
+        ), "{text}");
+        assert!(text.contains(
+            r#"sockscope_collector_up{collector="tcp",netns="net:[4026532999]",container="k8s/shop/web-7d9f/nginx"} 1"#
+        ), "{text}");
+    }
+
+    #[test]
     fn openmetrics_when_asked_for() {
         assert_eq!(
             Format::from_accept(Some(
@@ -345,7 +482,11 @@ mod tests {
             Format::OpenMetrics
         );
         assert_eq!(Format::from_accept(None), Format::Prometheus);
-        let text = render(&sample(), &[("tcp", 2)], Format::OpenMetrics);
+        let text = render(
+            &sample(),
+            &[(("tcp", "host".into()), 2)],
+            Format::OpenMetrics,
+        );
         assert!(text.ends_with("# EOF\n"));
         assert!(text.contains("sockscope_scrape_errors_total{collector=\"tcp\",netns=\"host\"} 2"));
     }

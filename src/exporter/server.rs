@@ -77,8 +77,12 @@ pub fn start(netns: Option<NetnsSpec>, plan: Plan) -> Result<Scrapes, NetnsError
 }
 
 /// The running error counts, in a stable order.
-pub fn errors_total(c: &Collector) -> Vec<(&'static str, u64)> {
-    let mut v: Vec<_> = c.errors_total.iter().map(|(k, v)| (*k, *v)).collect();
+pub fn errors_total(c: &Collector) -> Vec<((&'static str, String), u64)> {
+    let mut v: Vec<_> = c
+        .errors_total
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
     v.sort_unstable();
     v
 }
@@ -87,5 +91,16 @@ pub fn errors_total(c: &Collector) -> Vec<(&'static str, u64)> {
 pub fn log_errors(s: &Sample) {
     for (what, e) in &s.errors {
         eprintln!("sockscope: exporter: collecting {what} failed: {e}");
+    }
+    for ns in &s.namespaces {
+        for (what, e) in &ns.errors {
+            eprintln!(
+                "sockscope: exporter: collecting {what} in {} failed: {e}",
+                ns.netns
+            );
+        }
+    }
+    for n in &s.notes {
+        eprintln!("sockscope: exporter: {n}");
     }
 }
