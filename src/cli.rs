@@ -479,6 +479,20 @@ pub struct SocketsArgs {
     /// Only sockets held by processes whose name (/proc/PID/comm) contains SUBSTR. Implies -p.
     #[arg(long, value_name = "SUBSTR", conflicts_with = "all_netns")]
     pub name: Option<String>,
+    /// Kill the matching sockets (ss -K) through the kernel's SOCK_DESTROY: each connection is
+    /// aborted (its owner sees ECONNABORTED, the peer a reset). Needs a filter (without one it
+    /// would kill everything), CAP_NET_ADMIN and a kernel with CONFIG_INET_DIAG_DESTROY. On a
+    /// terminal it lists the sockets and asks first; elsewhere it needs --yes. Reports what it
+    /// killed and, per socket, what the kernel refused (exit 1 if any).
+    #[arg(
+        short = 'K',
+        long = "kill",
+        conflicts_with_all = ["unix", "all_netns", "pids", "name"]
+    )]
+    pub kill: bool,
+    /// With -K: kill without asking, and list the sockets killed.
+    #[arg(long, requires = "kill")]
+    pub yes: bool,
     /// ss's filter: `state established '( dport = :443 or sport = :443 )' dst 10.0.0.0/8`.
     /// State clauses come first and override -l/-a; the expression is ANDed with the other
     /// filters and runs in the kernel.

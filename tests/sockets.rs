@@ -1008,3 +1008,161 @@ fn listeners_wait_for_a_port_to_open() {
         assert_eq!(code, 2, "{args:?}: {err}");
     }
 }
+
+/// The established sockets of a namespace by (local port, peer port), as ss sees them.
+fn ss_established(ns: &Netns) -> Vec<(u16, u16)> {
+    let out = ns.exec("ss", &["-Htn", "state", "established"]);
+    assert!(out.status.success());
+    let port = |s: &str| s.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let mut v: Vec<(u16, u16)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (port(f[2]), port(f[3]))
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn kill_destroys_exactly_the_matching_connections() {
+    if !support::require_root("kill_destroys_exactly_the_matching_connections") {
+        return;
+    }
+    let ns = Netns::new();
+    // Three connections to each of two ports, both ends held here.
+    let (_listeners, mut conns) = ns.within(|| {
+        let mut ls = Vec::new();
+        let mut conns = Vec::new();
+        for port in [7601u16, 7602] {
+            let l = listen(&format!("127.0.0.1:{port}"), 16);
+            for _ in 0..3 {
+                let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                let (a, _) = l.accept().unwrap();
+                conns.push((port, c, a));
+            }
+            ls.push(l);
+        }
+        (ls, conns)
+    });
+    assert_eq!(ss_established(&ns).len(), 12);
+
+    let path = ns.path();
+    let (code, out, err) = run(&[
+        "sockets", "--netns", &path, "-K", "--yes", "--json", "dport", "=", ":7601",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("killed 3 of 3 matching sockets"), "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let killed = doc["sockets"].as_array().unwrap();
+    assert_eq!(killed.len(), 3, "{doc}");
+    assert!(killed.iter().all(|s| s["peer"]["port"] == 7601), "{doc}");
+
+    // The killed ends see ECONNABORTED, their peers a reset; the other port's are untouched.
+    for (port, c, a) in &mut conns {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        a.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 1];
+        if *port == 7601 {
+            let e = c.read(&mut buf).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ECONNABORTED), "{e}");
+            let e = a.read(&mut buf).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET), "{e}");
+        } else {
+            let e = a.read(&mut buf).unwrap_err();
+            assert!(
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "{e}"
+            );
+        }
+    }
+    let left = ss_established(&ns);
+    assert_eq!(left.len(), 6, "{left:?}");
+    assert!(
+        left.iter().all(|&(l, p)| l == 7602 || p == 7602),
+        "{left:?}"
+    );
+
+    // Nothing matches any more: nothing killed, exit 0.
+    let (code, _, err) = run(&["sockets", "--netns", &path, "-K", "--yes", "dport = :7601"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("nothing killed"), "{err}");
+}
+
+#[test]
+fn kill_refuses_without_filter_terminal_privilege_or_namespace() {
+    if !support::require_root("kill_refuses_without_filter_terminal_privilege_or_namespace") {
+        return;
+    }
+    let ns = Netns::new();
+    let _l = ns.within(|| listen("127.0.0.1:7603", 4));
+    let path = ns.path();
+    let listening = || ss_listening_ports(&ns);
+    assert_eq!(listening(), vec![7603]);
+
+    // No filter: it would kill everything.
+    let (code, _, err) = run(&["sockets", "--netns", &path, "-K", "--yes"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.starts_with("sockscope: -K needs a filter"), "{err}");
+    // A state alone names no socket in particular either.
+    let (code, _, err) = run(&[
+        "sockets",
+        "--netns",
+        &path,
+        "-K",
+        "--yes",
+        "state",
+        "listening",
+    ]);
+    assert_eq!(code, 2, "{err}");
+
+    // Not a terminal (stdin is /dev/null here) and no --yes.
+    let (code, _, err) = run(&["sockets", "--netns", &path, "-K", "sport = :7603"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("add --yes"), "{err}");
+
+    // Unprivileged: the capability is named before anything else is tried.
+    let out = support::as_nobody(env!("CARGO_BIN_EXE_sockscope"))
+        .args(["sockets", "--netns", &path, "-K", "--yes", "sport = :7603"])
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("CAP_NET_ADMIN"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A namespace that is gone.
+    let gone = Netns::new();
+    let gone_path = gone.path();
+    drop(gone);
+    let (code, out, err) = run(&[
+        "sockets",
+        "--netns",
+        &gone_path,
+        "-K",
+        "--yes",
+        "sport = :7603",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("does not exist"), "{err}");
+
+    // After all of it, the listener is still there.
+    assert_eq!(listening(), vec![7603]);
+}
+
+fn ss_listening_ports(ns: &Netns) -> Vec<u16> {
+    let out = ns.exec("ss", &["-Htln"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f[3].rsplit(':').next().unwrap().parse().unwrap()
+        })
+        .collect()
+}

@@ -1,5 +1,6 @@
 //! `sockscope sockets`.
 
+mod kill;
 mod unix;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -67,6 +68,9 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
         families: sel.families.clone(),
     };
     let list = Listing::new(out, output, "sockets", view);
+    if args.kill {
+        return kill::run(args, &sel, list);
+    }
     if by_pid {
         return by_process(args, &sel, list);
     }

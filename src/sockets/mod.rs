@@ -2,6 +2,7 @@
 //! analyses behind `sockets`, `listeners` and `states`.
 
 pub mod bytecode;
+pub mod destroy;
 pub mod diag;
 pub mod expr;
 pub mod filter;
