@@ -493,6 +493,22 @@ pub struct SocketsArgs {
     /// With -K: kill without asking, and list the sockets killed.
     #[arg(long, requires = "kill")]
     pub yes: bool,
+    /// Read the sockets again every INTERVAL (default 1s; 500ms, 2s…) until Ctrl-C (exit 0).
+    /// On a terminal: the table redrawn, new rows marked +, closed ones shown once marked -;
+    /// into a pipe: the rows as they appear (+) and go (-). With --jsonl or --json: one line
+    /// per change, {"type":"new"|"gone", …the socket}, and a {"type":"tick", "t", "total",
+    /// "new", "gone"} line after each reading (the first reading's sockets are all new). A
+    /// row is one (protocol, local, peer, inode). Give the interval, or put the filter words
+    /// before --watch: the word after it is taken as the interval.
+    #[arg(
+        long,
+        value_name = "INTERVAL",
+        num_args = 0..=1,
+        default_missing_value = "1s",
+        value_parser = crate::units::parse_positive_duration,
+        conflicts_with_all = ["kill", "unix", "all_netns", "pids", "name"]
+    )]
+    pub watch: Option<std::time::Duration>,
     /// ss's filter: `state established '( dport = :443 or sport = :443 )' dst 10.0.0.0/8`.
     /// State clauses come first and override -l/-a; the expression is ANDed with the other
     /// filters and runs in the kernel.
@@ -531,6 +547,20 @@ pub struct ListenersArgs {
         value_parser = crate::units::parse_positive_duration
     )]
     pub wait: Option<std::time::Duration>,
+    /// Read the listeners again every INTERVAL (default 1s) until Ctrl-C (exit 0): on a
+    /// terminal the table redrawn, new listeners marked +, closed ones shown once marked -;
+    /// into a pipe the changes only; with --jsonl or --json one line per change
+    /// ({"type":"new"|"gone", …the listener}) and a {"type":"tick", "t", "total", "new",
+    /// "gone"} line after each reading.
+    #[arg(
+        long,
+        value_name = "INTERVAL",
+        num_args = 0..=1,
+        default_missing_value = "1s",
+        value_parser = crate::units::parse_positive_duration,
+        conflicts_with_all = ["wait", "all_netns"]
+    )]
+    pub watch: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]

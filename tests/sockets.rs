@@ -1166,3 +1166,178 @@ fn ss_listening_ports(ns: &Netns) -> Vec<u16> {
         })
         .collect()
 }
+
+/// Closes a TCP socket with a reset (SO_LINGER 0): no TIME_WAIT left behind.
+fn abort(s: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let lin = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a socket we own, with a valid linger struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&lin as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+}
+
+/// A running `--watch --jsonl`: its records as they come, and the process to stop.
+struct Watch {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<Value>,
+}
+
+impl Watch {
+    fn start(args: &[&str]) -> Watch {
+        let mut child = support::sockscope()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v: Value =
+                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch { child, lines }
+    }
+
+    /// The change records up to the next tick (bounded wait).
+    fn until_tick(&self) -> (Vec<Value>, Value) {
+        let mut changes = Vec::new();
+        loop {
+            let v = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a record within 60 s");
+            if v["type"] == "tick" {
+                return (changes, v);
+            }
+            changes.push(v);
+        }
+    }
+
+    /// Reads readings until `want` change records of `kind` came (bounded), and returns them.
+    fn changes(&self, kind: &str, want: usize) -> Vec<Value> {
+        let mut got = Vec::new();
+        for _ in 0..200 {
+            let (changes, tick) = self.until_tick();
+            assert_eq!(
+                tick["new"].as_u64().unwrap() as usize + tick["gone"].as_u64().unwrap() as usize,
+                changes.len(),
+                "{tick}"
+            );
+            for c in changes {
+                assert_eq!(c["type"], kind, "{c}");
+                got.push(c);
+            }
+            if got.len() >= want {
+                break;
+            }
+        }
+        got
+    }
+
+    /// SIGTERM ends the watch with exit 0.
+    fn stop(mut self) {
+        // SAFETY: kill of the child this test started, by its pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{status:?}");
+    }
+}
+
+/// (local port, peer port) of change records (a connection's state when first seen may be
+/// syn-recv or established: not asserted).
+fn tuples(v: &[Value]) -> BTreeSet<(u64, u64)> {
+    v.iter()
+        .map(|s| {
+            (
+                s["local"]["port"].as_u64().unwrap(),
+                s["peer"]["port"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn watch_reports_exactly_the_sockets_that_come_and_go() {
+    if !support::require_root("watch_reports_exactly_the_sockets_that_come_and_go") {
+        return;
+    }
+    let ns = Netns::new();
+    let path = ns.path();
+    let w = Watch::start(&[
+        "sockets", "--netns", &path, "-t", "--jsonl", "--watch", "100ms",
+    ]);
+    // An empty namespace: the first reading has nothing.
+    let (first, _) = w.until_tick();
+    assert!(first.is_empty(), "{first:?}");
+
+    let (l, c, a) = ns.within(|| {
+        let l = listen("127.0.0.1:7801", 4);
+        let c = TcpStream::connect("127.0.0.1:7801").unwrap();
+        let (a, _) = l.accept().unwrap();
+        (l, c, a)
+    });
+    let eph = c.local_addr().unwrap().port() as u64;
+    let want: BTreeSet<(u64, u64)> = [(7801, 0), (eph, 7801), (7801, eph)].into_iter().collect();
+    let new = w.changes("new", 3);
+    assert_eq!(new.len(), 3, "{new:?}");
+    assert_eq!(tuples(&new), want);
+    assert!(new.iter().any(|s| s["state"] == "listening"), "{new:?}");
+
+    // Both ends reset, the listener closed: the same three go, and nothing else happens.
+    abort(c);
+    drop(a);
+    drop(l);
+    let gone = w.changes("gone", 3);
+    assert_eq!(gone.len(), 3, "{gone:?}");
+    assert_eq!(tuples(&gone), want);
+    let (after, tick) = w.until_tick();
+    assert!(after.is_empty(), "{after:?}");
+    assert_eq!(tick["total"], 0);
+    w.stop();
+
+    // An interval of zero is a usage error.
+    let (code, _, err) = run(&["sockets", "--watch", "0"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(&["listeners", "--watch", "0"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn listeners_watch_follows_listeners() {
+    if !support::require_root("listeners_watch_follows_listeners") {
+        return;
+    }
+    let ns = Netns::new();
+    let path = ns.path();
+    let w = Watch::start(&["listeners", "--netns", &path, "--jsonl", "--watch", "100ms"]);
+    let (first, _) = w.until_tick();
+    assert!(first.is_empty(), "{first:?}");
+    let l = ns.within(|| listen("127.0.0.1:7802", 9));
+    let new = w.changes("new", 1);
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(new[0]["local"]["port"], 7802);
+    assert_eq!(new[0]["backlog"], 9);
+    drop(l);
+    let gone = w.changes("gone", 1);
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0]["local"]["port"], 7802);
+    w.stop();
+}

@@ -36,6 +36,30 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
         return node(args, list);
     }
     netns::enter_opt(args.common.netns.as_ref())?;
+    if let Some(interval) = args.watch {
+        drop(list);
+        return super::sockets::watch::run(
+            interval,
+            output,
+            out,
+            "listeners",
+            || ListenersView { place: false },
+            || {
+                let mut found = listeners_here(args)?;
+                let wanted: HashSet<u32> = found
+                    .iter()
+                    .map(|l| l.socket.inode)
+                    .filter(|&i| i != 0)
+                    .collect();
+                let owners = read_owners("/proc", Some(&wanted)).map_err(RunError::Proc)?;
+                for l in &mut found {
+                    l.socket.processes = Some(owners.get(l.socket.inode));
+                }
+                sort_listeners(&mut found);
+                Ok(found)
+            },
+        );
+    }
     let mut found = listeners_here(args)?;
     if let Some(wait) = args.wait {
         // The dump is filtered to one port by the kernel: cheap enough to repeat every 50 ms.

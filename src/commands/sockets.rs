@@ -2,6 +2,7 @@
 
 mod kill;
 mod unix;
+pub(super) mod watch;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Write};
@@ -67,6 +68,17 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
         place: args.node.all_netns,
         families: sel.families.clone(),
     };
+    if let Some(interval) = args.watch {
+        netns::enter_opt(args.common.netns.as_ref())?;
+        return watch::run(
+            interval,
+            output,
+            out,
+            "sockets",
+            || view.clone(),
+            || read_once(args, &sel),
+        );
+    }
     let list = Listing::new(out, output, "sockets", view);
     if args.kill {
         return kill::run(args, &sel, list);
@@ -239,6 +251,24 @@ pub(super) fn node_owners_note(denied: &[Denied], unowned_in: &HashSet<u64>) -> 
     could.sort_by_key(|d| d.pid);
     could.dedup_by_key(|d| d.pid);
     unreadable_note(&could, Missing::Owners)
+}
+
+/// One reading for `--watch`: the sockets, with their owners under -p.
+fn read_once(args: &SocketsArgs, sel: &Selection) -> Result<Vec<Socket>, RunError> {
+    let mut sockets = Vec::new();
+    for_each_socket(sel, extras(args), &mut |s| sockets.push(s))?;
+    if args.processes {
+        let wanted: HashSet<u32> = sockets
+            .iter()
+            .map(|s| s.inode)
+            .filter(|&i| i != 0)
+            .collect();
+        let owners = read_owners("/proc", Some(&wanted)).map_err(RunError::Proc)?;
+        for s in &mut sockets {
+            s.processes = Some(owners.get(s.inode));
+        }
+    }
+    Ok(sockets)
 }
 
 fn write_all(mut list: Listing<'_, SocketsView>, sockets: &[Socket]) -> io::Result<()> {

@@ -11,6 +11,7 @@ use crate::sockets::model::{Endpoint, ProcessRef, Socket, Timer};
 use crate::sockets::placed::{Owner, Placed};
 use crate::sockets::unix::UnixSocket;
 
+#[derive(Clone)]
 pub struct SocketsView {
     pub processes: bool,
     pub info: bool,

@@ -17,6 +17,7 @@ pub mod sysctl;
 pub mod tcp_info;
 pub mod unix;
 pub mod unix_diag;
+pub mod watch;
 
 use diag::{DiagError, DiagSocket, DumpRequest};
 use filter::Selection;

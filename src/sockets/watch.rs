@@ -1,0 +1,129 @@
+//! `--watch`: what changed between two readings of a socket table, keyed by (protocol, local,
+//! peer, inode), and each connection's throughput between them from `tcp_info`. Pure.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::model::{Endpoint, Proto, Socket};
+
+/// What identifies one socket across readings. The inode tells a new connection from an old
+/// one that had the same four-tuple (0 for TIME_WAIT and request sockets, which the tuple
+/// alone identifies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub proto: Proto,
+    pub local: Endpoint,
+    pub peer: Endpoint,
+    pub inode: u32,
+}
+
+impl Key {
+    pub fn of(s: &Socket) -> Key {
+        Key {
+            proto: s.proto,
+            local: s.local,
+            peer: s.peer,
+            inode: s.inode,
+        }
+    }
+}
+
+/// One reading against the one before: indexes into `now` of the new rows, and the rows gone.
+#[derive(Debug, PartialEq)]
+pub struct Diff<T> {
+    pub new: Vec<usize>,
+    pub gone: Vec<T>,
+}
+
+/// Compares `now` to the previous reading (`before`, by key) and returns the changes; `before`
+/// becomes this reading. Gone rows come in key order, so a redraw is stable.
+pub fn diff<T: Clone>(before: &mut HashMap<Key, T>, now: &[T], key: impl Fn(&T) -> Key) -> Diff<T> {
+    let mut next = HashMap::with_capacity(now.len());
+    let mut new = Vec::new();
+    for (i, t) in now.iter().enumerate() {
+        let k = key(t);
+        // A connection waiting in the accept queue has no inode yet; accept() gives it one.
+        // The same connection, not a new one.
+        let unaccepted = Key { inode: 0, ..k };
+        if before.remove(&k).is_none() && (k.inode == 0 || before.remove(&unaccepted).is_none()) {
+            new.push(i);
+        }
+        next.insert(k, t.clone());
+    }
+    let mut gone: Vec<(Key, T)> = std::mem::replace(before, next).into_iter().collect();
+    gone.sort_by_key(|(k, _)| order(k));
+    Diff {
+        new,
+        gone: gone.into_iter().map(|(_, t)| t).collect(),
+    }
+}
+
+fn order(k: &Key) -> (bool, IpAddr, u16, IpAddr, u16, u32) {
+    (
+        k.proto == Proto::Udp,
+        k.local.addr,
+        k.local.port,
+        k.peer.addr,
+        k.peer.port,
+        k.inode,
+    )
+}
+
+/// Bytes per second each way between two readings of one TCP connection: (sent and acked,
+/// received). `None` without both readings' counters, or when a counter went backwards.
+pub fn rate(before: &Socket, now: &Socket, seconds: f64) -> Option<(f64, f64)> {
+    let (b, n) = (before.info.as_ref()?, now.info.as_ref()?);
+    if seconds <= 0.0 {
+        return None;
+    }
+    let sent = n.bytes_acked?.checked_sub(b.bytes_acked?)?;
+    let received = n.bytes_received?.checked_sub(b.bytes_received?)?;
+    Some((sent as f64 / seconds, received as f64 / seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(port: u16, inode: u32) -> Key {
+        Key {
+            proto: Proto::Tcp,
+            local: Endpoint {
+                addr: "127.0.0.1".parse().unwrap(),
+                port,
+            },
+            peer: Endpoint {
+                addr: "127.0.0.1".parse().unwrap(),
+                port: 80,
+            },
+            inode,
+        }
+    }
+
+    #[test]
+    fn new_and_gone_between_readings() {
+        let mut before = HashMap::new();
+        let first = vec![key(1, 10), key(2, 20)];
+        let d = diff(&mut before, &first, |k| *k);
+        assert_eq!(d.new, vec![0, 1]);
+        assert!(d.gone.is_empty());
+        // Port 2's connection closed, a new one reused port 1's tuple (another inode).
+        let second = vec![key(1, 10), key(1, 11), key(3, 30)];
+        let d = diff(&mut before, &second, |k| *k);
+        assert_eq!(d.new, vec![1, 2]);
+        assert_eq!(d.gone, vec![key(2, 20)]);
+        let d = diff(&mut before, &second, |k| *k);
+        assert!(d.new.is_empty() && d.gone.is_empty());
+    }
+
+    #[test]
+    fn an_accepted_connection_keeps_its_row() {
+        let mut before = HashMap::new();
+        diff(&mut before, &[key(1, 0)], |k| *k);
+        let d = diff(&mut before, &[key(1, 12)], |k| *k);
+        assert!(d.new.is_empty() && d.gone.is_empty(), "{d:?}");
+        // The other way (a connection closed into TIME_WAIT) is another socket.
+        let d = diff(&mut before, &[key(1, 0)], |k| *k);
+        assert_eq!((d.new, d.gone), (vec![0], vec![key(1, 12)]));
+    }
+}
