@@ -509,6 +509,14 @@ pub struct SocketsArgs {
         conflicts_with_all = ["kill", "unix", "all_netns", "pids", "name"]
     )]
     pub watch: Option<std::time::Duration>,
+    /// With --watch: each TCP connection's throughput between two readings (bytes/s sent
+    /// and acknowledged, and received, from tcp_info's bytes_acked and bytes_received; no
+    /// packet capture), shown from a connection's second reading. With -p, per-process sums
+    /// under the table. As JSON: a {"type":"rate", …the socket, "rate":{"sent","received"}}
+    /// line per connection and a {"type":"process", "pid", "name", "connections", "sent",
+    /// "received"} line per process, every reading.
+    #[arg(long, requires = "watch")]
+    pub rate: bool,
     /// ss's filter: `state established '( dport = :443 or sport = :443 )' dst 10.0.0.0/8`.
     /// State clauses come first and override -l/-a; the expression is ANDed with the other
     /// filters and runs in the kernel.

@@ -1341,3 +1341,102 @@ fn listeners_watch_follows_listeners() {
     assert_eq!(gone[0]["local"]["port"], 7802);
     w.stop();
 }
+
+#[test]
+fn watch_rate_measures_a_connection_moving_known_bytes() {
+    if !support::require_root("watch_rate_measures_a_connection_moving_known_bytes") {
+        return;
+    }
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let ns = Netns::new();
+    let path = ns.path();
+    let (_l, mut c, mut a) = ns.within(|| {
+        let l = listen("127.0.0.1:7803", 4);
+        let c = TcpStream::connect("127.0.0.1:7803").unwrap();
+        let (a, _) = l.accept().unwrap();
+        (l, c, a)
+    });
+    let eph = c.local_addr().unwrap().port();
+    // 64 KiB every 100 ms: about 640 KiB/s while it runs, read as it comes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let chunk = vec![7u8; 64 * 1024];
+            for _ in 0..600 {
+                if stop.load(Ordering::Relaxed) || c.write_all(&chunk).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while a.read(&mut buf).is_ok_and(|n| n > 0) {}
+    });
+    let w = Watch::start(&[
+        "sockets",
+        "--netns",
+        &path,
+        "-t",
+        "-p",
+        "--jsonl",
+        "--watch",
+        "300ms",
+        "--rate",
+        "state",
+        "established",
+    ]);
+    let expected = 64.0 * 1024.0 * 10.0;
+    let (mut sender, mut receiver, mut process) = (None, None, None);
+    for _ in 0..100 {
+        let mut rest = Vec::new();
+        loop {
+            let v = w
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a record");
+            if v["type"] == "tick" {
+                break;
+            }
+            rest.push(v);
+        }
+        for r in rest {
+            let local = r["local"]["port"].as_u64();
+            match r["type"].as_str().unwrap() {
+                "rate" if local == Some(eph as u64) && r["rate"]["sent"].as_f64() > Some(0.0) => {
+                    sender = Some(r)
+                }
+                "rate" if local == Some(7803) && r["rate"]["received"].as_f64() > Some(0.0) => {
+                    receiver = Some(r)
+                }
+                "process" if r["pid"] == std::process::id() && r["sent"].as_f64() > Some(0.0) => {
+                    process = Some(r)
+                }
+                _ => {}
+            }
+        }
+        if sender.is_some() && receiver.is_some() && process.is_some() {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    w.stop();
+    writer.join().unwrap();
+    let (sender, receiver, process) = (sender.unwrap(), receiver.unwrap(), process.unwrap());
+    // The order of magnitude only: the writer's pace on a loaded machine is not exact.
+    let sent = sender["rate"]["sent"].as_f64().unwrap();
+    assert!(sent > expected / 10.0 && sent < expected * 10.0, "{sender}");
+    let received = receiver["rate"]["received"].as_f64().unwrap();
+    assert!(
+        received > expected / 10.0 && received < expected * 10.0,
+        "{receiver}"
+    );
+    // Both ends are held here: the process's sums count both connections.
+    assert_eq!(process["connections"], 2, "{process}");
+    assert!(process["received"].as_f64().unwrap() > 0.0, "{process}");
+    drop(reader);
+}

@@ -44,7 +44,7 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
             out,
             "listeners",
             || ListenersView { place: false },
-            || {
+            |_| {
                 let mut found = listeners_here(args)?;
                 let wanted: HashSet<u32> = found
                     .iter()
@@ -58,6 +58,7 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
                 sort_listeners(&mut found);
                 Ok(found)
             },
+            |_| Vec::new(),
         );
     }
     let mut found = listeners_here(args)?;

@@ -20,13 +20,14 @@ use crate::procs::owners::{read_owners, read_owners_of, Owners};
 use crate::procs::procfile::comm;
 use crate::procs::unreadable::Denied;
 use crate::render::escape;
-use crate::render::sockets::{SocketsView, UnixView};
+use crate::render::sockets::{RatedView, SocketsView, UnixView};
 use crate::report::{Done, Listing, Output};
 use crate::scope::{for_each_netns, live_roots};
 use crate::sockets::filter::{Selection, UserFilter};
 use crate::sockets::model::{Socket, TcpState};
 use crate::sockets::placed::{Owner, Placed};
 use crate::sockets::ssfilter;
+use crate::sockets::watch::{per_process, Rater};
 use crate::sockets::{for_each_socket, Extras};
 
 pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<Done, RunError> {
@@ -70,13 +71,32 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
     };
     if let Some(interval) = args.watch {
         netns::enter_opt(args.common.netns.as_ref())?;
+        if args.rate {
+            let mut rater = Rater::default();
+            return watch::run(
+                interval,
+                output,
+                out,
+                "sockets",
+                || RatedView(view.clone()),
+                |t| Ok(rater.reading(read_once(args, &sel)?, t)),
+                |rows| {
+                    if args.processes {
+                        per_process(rows)
+                    } else {
+                        Vec::new()
+                    }
+                },
+            );
+        }
         return watch::run(
             interval,
             output,
             out,
             "sockets",
             || view.clone(),
-            || read_once(args, &sel),
+            |_| read_once(args, &sel),
+            |_| Vec::new(),
         );
     }
     let list = Listing::new(out, output, "sockets", view);
@@ -295,7 +315,8 @@ fn state_mask(args: &SocketsArgs, clauses: Option<u32>) -> Option<u32> {
 
 fn extras(args: &SocketsArgs) -> Extras {
     Extras {
-        tcp_info: args.info,
+        // --rate reads the byte counters of tcp_info.
+        tcp_info: args.info || args.rate,
         memory: args.memory,
     }
 }

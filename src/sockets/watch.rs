@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use serde::Serialize;
+
 use super::model::{Endpoint, Proto, Socket};
 
 /// What identifies one socket across readings. The inode tells a new connection from an old
@@ -79,6 +81,93 @@ pub fn rate(before: &Socket, now: &Socket, seconds: f64) -> Option<(f64, f64)> {
     let sent = n.bytes_acked?.checked_sub(b.bytes_acked?)?;
     let received = n.bytes_received?.checked_sub(b.bytes_received?)?;
     Some((sent as f64 / seconds, received as f64 / seconds))
+}
+
+/// A connection's throughput between two readings, in bytes per second.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rate {
+    /// Sent and acknowledged by the peer (`tcpi_bytes_acked`).
+    pub sent: f64,
+    /// Received (`tcpi_bytes_received`).
+    pub received: f64,
+}
+
+/// A socket with its throughput since the previous reading (`--rate`); `rate` is absent on
+/// the first reading of a connection and for sockets without `tcp_info`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rated {
+    #[serde(flatten)]
+    pub socket: Socket,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
+}
+
+/// Remembers each connection's byte counters between readings.
+#[derive(Default)]
+pub struct Rater {
+    before: HashMap<Key, (Socket, f64)>,
+}
+
+impl Rater {
+    /// The sockets of a reading taken at `t` seconds, each with its rate since the last one.
+    pub fn reading(&mut self, sockets: Vec<Socket>, t: f64) -> Vec<Rated> {
+        let mut next = HashMap::with_capacity(sockets.len());
+        let rows = sockets
+            .into_iter()
+            .map(|socket| {
+                let k = Key::of(&socket);
+                let rate = self
+                    .before
+                    .get(&k)
+                    .and_then(|(b, bt)| rate(b, &socket, t - bt))
+                    .map(|(sent, received)| Rate { sent, received });
+                if socket.info.is_some() {
+                    next.insert(k, (socket.clone(), t));
+                }
+                Rated { socket, rate }
+            })
+            .collect();
+        self.before = next;
+        rows
+    }
+}
+
+/// One process's connections summed (`--rate -p`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcessRate {
+    pub pid: u32,
+    pub name: String,
+    pub connections: usize,
+    pub sent: f64,
+    pub received: f64,
+}
+
+/// The rates of each owning process, busiest first (a socket shared by several processes
+/// counts for each).
+pub fn per_process(rows: &[Rated]) -> Vec<ProcessRate> {
+    let mut by: HashMap<u32, ProcessRate> = HashMap::new();
+    for r in rows {
+        let Some(rate) = r.rate else { continue };
+        for p in r.socket.processes.iter().flatten() {
+            let e = by.entry(p.pid).or_insert_with(|| ProcessRate {
+                pid: p.pid,
+                name: p.name.clone(),
+                connections: 0,
+                sent: 0.0,
+                received: 0.0,
+            });
+            e.connections += 1;
+            e.sent += rate.sent;
+            e.received += rate.received;
+        }
+    }
+    let mut v: Vec<ProcessRate> = by.into_values().collect();
+    v.sort_by(|a, b| {
+        (b.sent + b.received)
+            .total_cmp(&(a.sent + a.received))
+            .then(a.pid.cmp(&b.pid))
+    });
+    v
 }
 
 #[cfg(test)]

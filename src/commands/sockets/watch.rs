@@ -15,11 +15,24 @@ use crate::report::{Done, Format, Listing, Output, Rows};
 use crate::sockets::listeners::Listener;
 use crate::sockets::model::Socket;
 use crate::sockets::placed::Placed;
-use crate::sockets::watch::{diff, Key};
+use crate::sockets::watch::{diff, Key, ProcessRate, Rate, Rated};
 
 /// A row a watch follows: a socket, or something built on one.
 pub(crate) trait Watched: Clone + Serialize {
     fn socket(&self) -> &Socket;
+    /// Its throughput since the last reading (`--rate`).
+    fn rate(&self) -> Option<Rate> {
+        None
+    }
+}
+
+impl Watched for Rated {
+    fn socket(&self) -> &Socket {
+        &self.socket
+    }
+    fn rate(&self) -> Option<Rate> {
+        self.rate
+    }
 }
 
 impl Watched for Socket {
@@ -43,6 +56,15 @@ struct Change<'a, T> {
     row: &'a T,
 }
 
+/// A process's sums of `--rate -p`, once per reading.
+#[derive(Serialize)]
+struct ProcessRecord<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    rate: &'a ProcessRate,
+}
+
 /// The record that closes each reading.
 #[derive(Serialize)]
 struct Tick {
@@ -56,14 +78,16 @@ struct Tick {
 }
 
 /// Runs until Ctrl-C, SIGTERM or SIGHUP (exit 0: a watch has no end of its own). `collect`
-/// reads the table once; `view` makes the renderer of a table.
+/// reads the table once; `view` makes the renderer of a table; `sums` the per-process rates.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run<T, V>(
     interval: Duration,
     output: &Output,
     out: &mut dyn Write,
     key: &'static str,
     view: impl Fn() -> V,
-    mut collect: impl FnMut() -> Result<Vec<T>, RunError>,
+    mut collect: impl FnMut(f64) -> Result<Vec<T>, RunError>,
+    sums: impl Fn(&[T]) -> Vec<ProcessRate>,
 ) -> Result<Done, RunError>
 where
     T: Watched,
@@ -86,7 +110,8 @@ where
     let mut before: HashMap<Key, T> = HashMap::new();
     let mut first = true;
     while !stop.load(Ordering::Relaxed) {
-        let now = collect()?;
+        let now = collect(start.elapsed().as_secs_f64())?;
+        let rates = sums(&now);
         let changes = diff(&mut before, &now, |t| Key::of(t.socket()));
         if records {
             for &i in &changes.new {
@@ -104,6 +129,24 @@ where
                     &Change {
                         kind: "gone",
                         row: t,
+                    },
+                )?;
+            }
+            for t in now.iter().filter(|t| t.rate().is_some()) {
+                write_record(
+                    out,
+                    &Change {
+                        kind: "rate",
+                        row: t,
+                    },
+                )?;
+            }
+            for r in &rates {
+                write_record(
+                    out,
+                    &ProcessRecord {
+                        kind: "process",
+                        rate: r,
                     },
                 )?;
             }
@@ -164,6 +207,9 @@ where
                     text.extend_from_slice(line);
                     text.push(b'\n');
                 }
+            }
+            if screen {
+                crate::render::sockets::process_rates(&mut text, &rates)?;
             }
             out.write_all(&text)?;
         }
