@@ -517,6 +517,11 @@ pub struct SocketsArgs {
     /// "received"} line per process, every reading.
     #[arg(long, requires = "watch")]
     pub rate: bool,
+    /// Order the rows by queue (receive queue, largest first), state, port (local) or owner
+    /// (pid; implies -p). Without it the kernel's order is kept and rows stream as they are
+    /// dumped; with it every row is held in memory until the dump ends, to be sorted.
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["all_netns", "watch", "kill", "unix"])]
+    pub sort: Option<SortKey>,
     /// ss's filter: `state established '( dport = :443 or sport = :443 )' dst 10.0.0.0/8`.
     /// State clauses come first and override -l/-a; the expression is ANDed with the other
     /// filters and runs in the kernel.
@@ -569,6 +574,10 @@ pub struct ListenersArgs {
         conflicts_with_all = ["wait", "all_netns"]
     )]
     pub watch: Option<std::time::Duration>,
+    /// Order the listeners by queue (connections waiting for accept(), most first), port,
+    /// owner (pid) or fill (accept queue against backlog, fullest first) instead of by port.
+    #[arg(long, value_name = "KEY", conflicts_with = "watch")]
+    pub sort: Option<SortKey>,
 }
 
 #[derive(Debug, Args)]
@@ -1053,4 +1062,19 @@ mod tests {
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
     }
+}
+
+/// `--sort` of `sockets` and `listeners`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortKey {
+    /// Receive queue, largest first (on a listener: connections waiting for accept()).
+    Queue,
+    /// TCP state (established, syn-sent, … as numbered by the kernel).
+    State,
+    /// Local port.
+    Port,
+    /// Owner's pid (unowned last); implies -p on sockets.
+    Owner,
+    /// Listeners only: accept queue against backlog, fullest first.
+    Fill,
 }

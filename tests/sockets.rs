@@ -1440,3 +1440,87 @@ fn watch_rate_measures_a_connection_moving_known_bytes() {
     assert!(process["received"].as_f64().unwrap() > 0.0, "{process}");
     drop(reader);
 }
+
+#[test]
+fn sort_orders_sockets_by_queue_and_listeners_by_fill() {
+    if !support::require_root("sort_orders_sockets_by_queue_and_listeners_by_fill") {
+        return;
+    }
+    use std::io::Write;
+    let ns = Netns::new();
+    let path = ns.path();
+    // Three unread amounts on the accepted ends; listeners 10% (1 of 10), 50% (1 of 2) and
+    // 0% full, in port order.
+    let _keep = ns.within(|| {
+        let l = listen("127.0.0.1:7810", 16);
+        let mut conns = Vec::new();
+        for n in [10usize, 300, 50] {
+            let mut c = TcpStream::connect("127.0.0.1:7810").unwrap();
+            c.write_all(&vec![1u8; n]).unwrap();
+            let (a, _) = l.accept().unwrap();
+            conns.push((c, a));
+        }
+        let a = listen("127.0.0.1:7811", 10);
+        let b = listen("127.0.0.1:7812", 2);
+        let c = listen("127.0.0.1:7813", 5);
+        let pending = vec![
+            TcpStream::connect("127.0.0.1:7811").unwrap(),
+            TcpStream::connect("127.0.0.1:7812").unwrap(),
+        ];
+        (l, conns, a, b, c, pending)
+    });
+    let queues = |extra: &[&str]| -> Vec<u64> {
+        let mut args = vec![
+            "sockets", "--netns", &path, "-t", "--json", "--sport", "7810",
+        ];
+        args.extend_from_slice(extra);
+        run_list(&args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["state"] == "established")
+            .map(|s| s["recv_q"].as_u64().unwrap())
+            .collect()
+    };
+    // Bounded wait for the bytes to be queued (loopback: at once, but not asserted as such).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while queues(&[]).iter().sum::<u64>() != 360 {
+        assert!(Instant::now() < deadline, "{:?}", queues(&[]));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(queues(&["--sort", "queue"]), vec![300, 50, 10]);
+    assert_eq!(queues(&["--sort", "queue", "-p"]), vec![300, 50, 10]);
+    let owned = run_list(&[
+        "sockets", "--netns", &path, "-t", "--json", "--sort", "owner",
+    ]);
+    // Every socket here is the test's but the two connections still in an accept queue
+    // (no inode, no owner yet): those come last.
+    let pids: Vec<Option<u64>> = owned
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["processes"][0]["pid"].as_u64())
+        .collect();
+    let me = Some(std::process::id() as u64);
+    assert_eq!(pids.len(), 14, "{owned}");
+    assert!(pids[..12].iter().all(|p| *p == me), "{owned}");
+    assert_eq!(pids[12..], [None, None], "{owned}");
+
+    let ports = |extra: &[&str]| -> Vec<u64> {
+        let mut args = vec!["listeners", "--netns", &path, "--json"];
+        args.extend_from_slice(extra);
+        run_list(&args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["local"]["port"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(ports(&[]), vec![7810, 7811, 7812, 7813]);
+    assert_eq!(ports(&["--sort", "fill"]), vec![7812, 7811, 7810, 7813]);
+    assert_eq!(ports(&["--sort", "queue"]), vec![7811, 7812, 7810, 7813]);
+
+    let (code, _, err) = run(&["sockets", "--sort", "fill"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("listeners --sort fill"), "{err}");
+}

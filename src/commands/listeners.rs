@@ -86,6 +86,9 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
     }
     notes.extend(owners_note(&owners.denied, found.iter().map(|l| &l.socket)));
     sort_listeners(&mut found);
+    if let Some(key) = args.sort {
+        super::sockets::sort::listeners(&mut found, key, |l| l);
+    }
     let mut list = list;
     for l in &found {
         list.push(&Placed::bare(l))?;
@@ -146,6 +149,9 @@ fn node(args: &ListenersArgs, mut list: Listing<'_, ListenersView>) -> Result<Do
         .flat_map(|f| f.value.iter().map(move |l| (&f.place, l.clone())))
         .collect();
     rows.sort_by_key(|(w, l)| (order_key(l), w.netns.inode));
+    if let Some(key) = args.sort {
+        super::sockets::sort::listeners(&mut rows, key, |(_, l)| l);
+    }
     let wanted: HashSet<u32> = rows
         .iter()
         .map(|(_, l)| l.socket.inode)

@@ -1,6 +1,7 @@
 //! `sockscope sockets`.
 
 mod kill;
+pub(super) mod sort;
 mod unix;
 pub(super) mod watch;
 
@@ -10,7 +11,7 @@ use std::io::{self, Write};
 use super::{
     owners_note, protos_families, require_pids, unreadable_note, Missing, Outcome, RunError,
 };
-use crate::cli::SocketsArgs;
+use crate::cli::{SocketsArgs, SortKey};
 use crate::netns;
 use crate::procs::container::{Attributor, Container};
 use crate::procs::discover::Roots;
@@ -59,9 +60,15 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
         };
         return unix::run(args, Listing::new(out, output, "sockets", view));
     }
+    if args.sort == Some(SortKey::Fill) {
+        return Err(RunError::Input(
+            "--sort fill is for listeners (sockscope listeners --sort fill)".into(),
+        ));
+    }
     let by_pid = !args.pids.is_empty() || args.name.is_some();
+    let owner_sort = args.sort == Some(SortKey::Owner);
     let view = SocketsView {
-        processes: args.processes || by_pid,
+        processes: args.processes || by_pid || owner_sort,
         info: args.info,
         memory: args.memory,
         extended: args.extended,
@@ -110,7 +117,15 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
         return node(args, &sel, list);
     }
     netns::enter_opt(args.common.netns.as_ref())?;
-    if !args.processes {
+    if !(args.processes || owner_sort) {
+        if let Some(key) = args.sort {
+            // Sorting holds every row: only when asked for.
+            let mut sockets = Vec::new();
+            for_each_socket(&sel, extras(args), &mut |s| sockets.push(s))?;
+            sort::sockets(&mut sockets, key);
+            write_all(list, &sockets)?;
+            return Ok(Done::streamed());
+        }
         // Nothing to join: each socket goes straight out, memory flat at any table size.
         let mut list = list;
         let mut failed = None;
@@ -147,6 +162,9 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
         });
     }
     let note = owners_note(&owners.denied, &sockets);
+    if let Some(key) = args.sort {
+        sort::sockets(&mut sockets, key);
+    }
     write_all(list, &sockets)?;
     Ok(Done::streamed().notes(note))
 }
@@ -393,6 +411,9 @@ fn by_process(
                 }
             }
         }
+    }
+    if let Some(key) = args.sort {
+        sort::sockets(&mut sockets, key);
     }
     write_all(list, &sockets)?;
     Ok(outcome.into())
