@@ -1524,3 +1524,55 @@ fn sort_orders_sockets_by_queue_and_listeners_by_fill() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("listeners --sort fill"), "{err}");
 }
+
+/// Runs sockscope on a pseudo-terminal (util-linux `script`), typing `answer` once it has
+/// had time to ask; returns its exit code and everything the terminal showed.
+fn on_terminal(args: &[&str], answer: &str) -> (i32, String) {
+    use std::io::Write;
+    let cmd = std::iter::once(env!("CARGO_BIN_EXE_sockscope").to_string())
+        .chain(args.iter().map(|a| format!("'{a}'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    // The answer waits in the terminal's input until sockscope reads it after its question.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn kill_on_a_terminal_lists_and_asks_first() {
+    if !support::require_root("kill_on_a_terminal_lists_and_asks_first") {
+        return;
+    }
+    let ns = Netns::new();
+    let path = ns.path();
+    let (_l, _c, _a) = ns.within(|| {
+        let l = listen("127.0.0.1:7605", 4);
+        let c = TcpStream::connect("127.0.0.1:7605").unwrap();
+        let (a, _) = l.accept().unwrap();
+        (l, c, a)
+    });
+    let args = ["sockets", "--netns", &path, "-K", "dport = :7605"];
+    let (code, shown) = on_terminal(&args, "n");
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains(":7605"), "{shown}");
+    assert!(shown.contains("kill 1 socket? [y/N]"), "{shown}");
+    assert!(shown.contains("nothing killed"), "{shown}");
+    assert_eq!(ss_established(&ns).len(), 2);
+
+    let (code, shown) = on_terminal(&args, "y");
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("killed 1 of 1 matching socket"), "{shown}");
+    assert!(ss_established(&ns).is_empty());
+}
