@@ -205,6 +205,73 @@ mod tests {
         assert!(d.new.is_empty() && d.gone.is_empty());
     }
 
+    fn conn(port: u16, acked: u64, received: u64, pid: u32) -> Socket {
+        use crate::sockets::model::{ProcessRef, TcpInfo, TcpState};
+        let k = key(port, port as u32);
+        Socket {
+            proto: Proto::Tcp,
+            family: 4,
+            state: TcpState::Established,
+            local: k.local,
+            peer: k.peer,
+            recv_q: 0,
+            send_q: 0,
+            uid: 0,
+            inode: k.inode,
+            timer: None,
+            info: Some(TcpInfo {
+                bytes_acked: Some(acked),
+                bytes_received: Some(received),
+                ..Default::default()
+            }),
+            processes: Some(vec![ProcessRef {
+                pid,
+                name: "app".into(),
+            }]),
+            mem: None,
+            v6only: None,
+        }
+    }
+
+    #[test]
+    fn rates_from_the_counters_between_readings_and_per_process() {
+        let mut r = Rater::default();
+        let first = r.reading(vec![conn(1, 1000, 0, 7), conn(2, 0, 0, 7)], 1.0);
+        assert!(first.iter().all(|x| x.rate.is_none()));
+        // Two seconds later: 4000 more bytes acked on one, 600 received on the other; a third
+        // connection is new (no rate yet).
+        let second = r.reading(
+            vec![conn(1, 5000, 0, 7), conn(2, 0, 600, 7), conn(3, 9, 9, 8)],
+            3.0,
+        );
+        let rates: Vec<Option<Rate>> = second.iter().map(|x| x.rate).collect();
+        assert_eq!(
+            rates,
+            vec![
+                Some(Rate {
+                    sent: 2000.0,
+                    received: 0.0
+                }),
+                Some(Rate {
+                    sent: 0.0,
+                    received: 300.0
+                }),
+                None
+            ]
+        );
+        let sums = per_process(&second);
+        assert_eq!(sums.len(), 1, "pid 8's connection has no rate yet");
+        assert_eq!(
+            (
+                sums[0].pid,
+                sums[0].connections,
+                sums[0].sent,
+                sums[0].received
+            ),
+            (7, 2, 2000.0, 300.0)
+        );
+    }
+
     #[test]
     fn an_accepted_connection_keeps_its_row() {
         let mut before = HashMap::new();
