@@ -26,6 +26,11 @@ pub(super) fn run(
                 .into(),
         ));
     }
+    if crate::host::current().filters_in_user_space() {
+        return Err(RunError::Input(
+            "a snapshot cannot kill sockets: -K works on the live host only".into(),
+        ));
+    }
     let ask = !args.yes;
     if ask && !(io::stdin().is_terminal() && io::stderr().is_terminal()) {
         return Err(RunError::Input(
