@@ -486,6 +486,49 @@ pub struct SocketsArgs {
     /// Only sockets held by processes whose name (/proc/PID/comm) contains SUBSTR. Implies -p.
     #[arg(long, value_name = "SUBSTR", conflicts_with = "all_netns")]
     pub name: Option<String>,
+    /// Kill the matching sockets (ss -K) through the kernel's SOCK_DESTROY: each connection is
+    /// aborted (its owner sees ECONNABORTED, the peer a reset). Needs a filter (without one it
+    /// would kill everything), CAP_NET_ADMIN and a kernel with CONFIG_INET_DIAG_DESTROY. On a
+    /// terminal it lists the sockets and asks first; elsewhere it needs --yes. Reports what it
+    /// killed and, per socket, what the kernel refused (exit 1 if any).
+    #[arg(
+        short = 'K',
+        long = "kill",
+        conflicts_with_all = ["unix", "all_netns", "pids", "name"]
+    )]
+    pub kill: bool,
+    /// With -K: kill without asking, and list the sockets killed.
+    #[arg(long, requires = "kill")]
+    pub yes: bool,
+    /// Read the sockets again every INTERVAL (default 1s; 500ms, 2s…) until Ctrl-C (exit 0).
+    /// On a terminal: the table redrawn, new rows marked +, closed ones shown once marked -;
+    /// into a pipe: the rows as they appear (+) and go (-). With --jsonl or --json: one line
+    /// per change, {"type":"new"|"gone", …the socket}, and a {"type":"tick", "t", "total",
+    /// "new", "gone"} line after each reading (the first reading's sockets are all new). A
+    /// row is one (protocol, local, peer, inode). Give the interval, or put the filter words
+    /// before --watch: the word after it is taken as the interval.
+    #[arg(
+        long,
+        value_name = "INTERVAL",
+        num_args = 0..=1,
+        default_missing_value = "1s",
+        value_parser = crate::units::parse_positive_duration,
+        conflicts_with_all = ["kill", "unix", "all_netns", "pids", "name"]
+    )]
+    pub watch: Option<std::time::Duration>,
+    /// With --watch: each TCP connection's throughput between two readings (bytes/s sent
+    /// and acknowledged, and received, from tcp_info's bytes_acked and bytes_received; no
+    /// packet capture), shown from a connection's second reading. With -p, per-process sums
+    /// under the table. As JSON: a {"type":"rate", …the socket, "rate":{"sent","received"}}
+    /// line per connection and a {"type":"process", "pid", "name", "connections", "sent",
+    /// "received"} line per process, every reading.
+    #[arg(long, requires = "watch")]
+    pub rate: bool,
+    /// Order the rows by queue (receive queue, largest first), state, port (local) or owner
+    /// (pid; implies -p). Without it the kernel's order is kept and rows stream as they are
+    /// dumped; with it every row is held in memory until the dump ends, to be sorted.
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["all_netns", "watch", "kill", "unix"])]
+    pub sort: Option<SortKey>,
     /// ss's filter: `state established '( dport = :443 or sport = :443 )' dst 10.0.0.0/8`.
     /// State clauses come first and override -l/-a; the expression is ANDed with the other
     /// filters and runs in the kernel.
@@ -524,6 +567,24 @@ pub struct ListenersArgs {
         value_parser = crate::units::parse_positive_duration
     )]
     pub wait: Option<std::time::Duration>,
+    /// Read the listeners again every INTERVAL (default 1s) until Ctrl-C (exit 0): on a
+    /// terminal the table redrawn, new listeners marked +, closed ones shown once marked -;
+    /// into a pipe the changes only; with --jsonl or --json one line per change
+    /// ({"type":"new"|"gone", …the listener}) and a {"type":"tick", "t", "total", "new",
+    /// "gone"} line after each reading.
+    #[arg(
+        long,
+        value_name = "INTERVAL",
+        num_args = 0..=1,
+        default_missing_value = "1s",
+        value_parser = crate::units::parse_positive_duration,
+        conflicts_with_all = ["wait", "all_netns"]
+    )]
+    pub watch: Option<std::time::Duration>,
+    /// Order the listeners by queue (connections waiting for accept(), most first), port,
+    /// owner (pid) or fill (accept queue against backlog, fullest first) instead of by port.
+    #[arg(long, value_name = "KEY", conflicts_with = "watch")]
+    pub sort: Option<SortKey>,
 }
 
 #[derive(Debug, Args)]
@@ -1010,4 +1071,19 @@ mod tests {
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
     }
+}
+
+/// `--sort` of `sockets` and `listeners`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortKey {
+    /// Receive queue, largest first (on a listener: connections waiting for accept()).
+    Queue,
+    /// TCP state (established, syn-sent, … as numbered by the kernel).
+    State,
+    /// Local port.
+    Port,
+    /// Owner's pid (unowned last); implies -p on sockets.
+    Owner,
+    /// Listeners only: accept queue against backlog, fullest first.
+    Fill,
 }

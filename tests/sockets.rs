@@ -1017,3 +1017,571 @@ fn listeners_wait_for_a_port_to_open() {
         assert_eq!(code, 2, "{args:?}: {err}");
     }
 }
+
+/// The established sockets of a namespace by (local port, peer port), as ss sees them.
+fn ss_established(ns: &Netns) -> Vec<(u16, u16)> {
+    let out = ns.exec("ss", &["-Htn", "state", "established"]);
+    assert!(out.status.success());
+    let port = |s: &str| s.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let mut v: Vec<(u16, u16)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (port(f[2]), port(f[3]))
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn kill_destroys_exactly_the_matching_connections() {
+    if !support::require_root("kill_destroys_exactly_the_matching_connections") {
+        return;
+    }
+    let ns = Netns::new();
+    // Three connections to each of two ports, both ends held here.
+    let (_listeners, mut conns) = ns.within(|| {
+        let mut ls = Vec::new();
+        let mut conns = Vec::new();
+        for port in [7601u16, 7602] {
+            let l = listen(&format!("127.0.0.1:{port}"), 16);
+            for _ in 0..3 {
+                let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                let (a, _) = l.accept().unwrap();
+                conns.push((port, c, a));
+            }
+            ls.push(l);
+        }
+        (ls, conns)
+    });
+    assert_eq!(ss_established(&ns).len(), 12);
+
+    let path = ns.path();
+    let (code, out, err) = run(&[
+        "sockets", "--netns", &path, "-K", "--yes", "--json", "dport", "=", ":7601",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("killed 3 of 3 matching sockets"), "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let killed = doc["sockets"].as_array().unwrap();
+    assert_eq!(killed.len(), 3, "{doc}");
+    assert!(killed.iter().all(|s| s["peer"]["port"] == 7601), "{doc}");
+
+    // The killed ends see ECONNABORTED, their peers a reset; the other port's are untouched.
+    for (port, c, a) in &mut conns {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        a.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 1];
+        if *port == 7601 {
+            let e = c.read(&mut buf).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ECONNABORTED), "{e}");
+            let e = a.read(&mut buf).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET), "{e}");
+        } else {
+            let e = a.read(&mut buf).unwrap_err();
+            assert!(
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "{e}"
+            );
+        }
+    }
+    let left = ss_established(&ns);
+    assert_eq!(left.len(), 6, "{left:?}");
+    assert!(
+        left.iter().all(|&(l, p)| l == 7602 || p == 7602),
+        "{left:?}"
+    );
+
+    // Nothing matches any more: nothing killed, exit 0.
+    let (code, _, err) = run(&["sockets", "--netns", &path, "-K", "--yes", "dport = :7601"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("nothing killed"), "{err}");
+}
+
+#[test]
+fn kill_refuses_without_filter_terminal_privilege_or_namespace() {
+    if !support::require_root("kill_refuses_without_filter_terminal_privilege_or_namespace") {
+        return;
+    }
+    let ns = Netns::new();
+    let _l = ns.within(|| listen("127.0.0.1:7603", 4));
+    let path = ns.path();
+    let listening = || ss_listening_ports(&ns);
+    assert_eq!(listening(), vec![7603]);
+
+    // No filter: it would kill everything.
+    let (code, _, err) = run(&["sockets", "--netns", &path, "-K", "--yes"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.starts_with("sockscope: -K needs a filter"), "{err}");
+    // A state alone names no socket in particular either.
+    let (code, _, err) = run(&[
+        "sockets",
+        "--netns",
+        &path,
+        "-K",
+        "--yes",
+        "state",
+        "listening",
+    ]);
+    assert_eq!(code, 2, "{err}");
+
+    // Not a terminal (stdin is /dev/null here) and no --yes.
+    let (code, _, err) = run(&["sockets", "--netns", &path, "-K", "sport = :7603"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("add --yes"), "{err}");
+
+    // Unprivileged: the capability is named before anything else is tried.
+    let out = support::as_nobody(env!("CARGO_BIN_EXE_sockscope"))
+        .args(["sockets", "--netns", &path, "-K", "--yes", "sport = :7603"])
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("CAP_NET_ADMIN"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A namespace that is gone.
+    let gone = Netns::new();
+    let gone_path = gone.path();
+    drop(gone);
+    let (code, out, err) = run(&[
+        "sockets",
+        "--netns",
+        &gone_path,
+        "-K",
+        "--yes",
+        "sport = :7603",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("does not exist"), "{err}");
+
+    // After all of it, the listener is still there.
+    assert_eq!(listening(), vec![7603]);
+}
+
+fn ss_listening_ports(ns: &Netns) -> Vec<u16> {
+    let out = ns.exec("ss", &["-Htln"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f[3].rsplit(':').next().unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+/// Closes a TCP socket with a reset (SO_LINGER 0): no TIME_WAIT left behind.
+fn abort(s: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let lin = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a socket we own, with a valid linger struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&lin as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+}
+
+/// A running `--watch --jsonl`: its records as they come, and the process to stop.
+struct Watch {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<Value>,
+}
+
+impl Watch {
+    fn start(args: &[&str]) -> Watch {
+        let mut child = support::sockscope()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v: Value =
+                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch { child, lines }
+    }
+
+    /// The change records up to the next tick (bounded wait).
+    fn until_tick(&self) -> (Vec<Value>, Value) {
+        let mut changes = Vec::new();
+        loop {
+            let v = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a record within 60 s");
+            if v["type"] == "tick" {
+                return (changes, v);
+            }
+            changes.push(v);
+        }
+    }
+
+    /// Reads readings until `want` change records of `kind` came (bounded), and returns them.
+    fn changes(&self, kind: &str, want: usize) -> Vec<Value> {
+        let mut got = Vec::new();
+        for _ in 0..200 {
+            let (changes, tick) = self.until_tick();
+            assert_eq!(
+                tick["new"].as_u64().unwrap() as usize + tick["gone"].as_u64().unwrap() as usize,
+                changes.len(),
+                "{tick}"
+            );
+            for c in changes {
+                assert_eq!(c["type"], kind, "{c}");
+                got.push(c);
+            }
+            if got.len() >= want {
+                break;
+            }
+        }
+        got
+    }
+
+    /// SIGTERM ends the watch with exit 0.
+    fn stop(mut self) {
+        // SAFETY: kill of the child this test started, by its pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{status:?}");
+    }
+}
+
+/// (local port, peer port) of change records (a connection's state when first seen may be
+/// syn-recv or established: not asserted).
+fn tuples(v: &[Value]) -> BTreeSet<(u64, u64)> {
+    v.iter()
+        .map(|s| {
+            (
+                s["local"]["port"].as_u64().unwrap(),
+                s["peer"]["port"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn watch_reports_exactly_the_sockets_that_come_and_go() {
+    if !support::require_root("watch_reports_exactly_the_sockets_that_come_and_go") {
+        return;
+    }
+    let ns = Netns::new();
+    let path = ns.path();
+    let w = Watch::start(&[
+        "sockets", "--netns", &path, "-t", "--jsonl", "--watch", "100ms",
+    ]);
+    // An empty namespace: the first reading has nothing.
+    let (first, _) = w.until_tick();
+    assert!(first.is_empty(), "{first:?}");
+
+    let (l, c, a) = ns.within(|| {
+        let l = listen("127.0.0.1:7801", 4);
+        let c = TcpStream::connect("127.0.0.1:7801").unwrap();
+        let (a, _) = l.accept().unwrap();
+        (l, c, a)
+    });
+    let eph = c.local_addr().unwrap().port() as u64;
+    let want: BTreeSet<(u64, u64)> = [(7801, 0), (eph, 7801), (7801, eph)].into_iter().collect();
+    let new = w.changes("new", 3);
+    assert_eq!(new.len(), 3, "{new:?}");
+    assert_eq!(tuples(&new), want);
+    assert!(new.iter().any(|s| s["state"] == "listening"), "{new:?}");
+
+    // Both ends reset, the listener closed: the same three go, and nothing else happens.
+    abort(c);
+    drop(a);
+    drop(l);
+    let gone = w.changes("gone", 3);
+    assert_eq!(gone.len(), 3, "{gone:?}");
+    assert_eq!(tuples(&gone), want);
+    let (after, tick) = w.until_tick();
+    assert!(after.is_empty(), "{after:?}");
+    assert_eq!(tick["total"], 0);
+    w.stop();
+
+    // An interval of zero is a usage error.
+    let (code, _, err) = run(&["sockets", "--watch", "0"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(&["listeners", "--watch", "0"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn listeners_watch_follows_listeners() {
+    if !support::require_root("listeners_watch_follows_listeners") {
+        return;
+    }
+    let ns = Netns::new();
+    let path = ns.path();
+    let w = Watch::start(&["listeners", "--netns", &path, "--jsonl", "--watch", "100ms"]);
+    let (first, _) = w.until_tick();
+    assert!(first.is_empty(), "{first:?}");
+    let l = ns.within(|| listen("127.0.0.1:7802", 9));
+    let new = w.changes("new", 1);
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(new[0]["local"]["port"], 7802);
+    assert_eq!(new[0]["backlog"], 9);
+    drop(l);
+    let gone = w.changes("gone", 1);
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0]["local"]["port"], 7802);
+    w.stop();
+}
+
+#[test]
+fn watch_rate_measures_a_connection_moving_known_bytes() {
+    if !support::require_root("watch_rate_measures_a_connection_moving_known_bytes") {
+        return;
+    }
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let ns = Netns::new();
+    let path = ns.path();
+    let (_l, mut c, mut a) = ns.within(|| {
+        let l = listen("127.0.0.1:7803", 4);
+        let c = TcpStream::connect("127.0.0.1:7803").unwrap();
+        let (a, _) = l.accept().unwrap();
+        (l, c, a)
+    });
+    let eph = c.local_addr().unwrap().port();
+    // 64 KiB every 100 ms: about 640 KiB/s while it runs, read as it comes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let chunk = vec![7u8; 64 * 1024];
+            for _ in 0..600 {
+                if stop.load(Ordering::Relaxed) || c.write_all(&chunk).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while a.read(&mut buf).is_ok_and(|n| n > 0) {}
+    });
+    let w = Watch::start(&[
+        "sockets",
+        "--netns",
+        &path,
+        "-t",
+        "-p",
+        "--jsonl",
+        "--watch",
+        "300ms",
+        "--rate",
+        "state",
+        "established",
+    ]);
+    let expected = 64.0 * 1024.0 * 10.0;
+    let (mut sender, mut receiver, mut process) = (None, None, None);
+    for _ in 0..100 {
+        let mut rest = Vec::new();
+        loop {
+            let v = w
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a record");
+            if v["type"] == "tick" {
+                break;
+            }
+            rest.push(v);
+        }
+        for r in rest {
+            let local = r["local"]["port"].as_u64();
+            match r["type"].as_str().unwrap() {
+                "rate" if local == Some(eph as u64) && r["rate"]["sent"].as_f64() > Some(0.0) => {
+                    sender = Some(r)
+                }
+                "rate" if local == Some(7803) && r["rate"]["received"].as_f64() > Some(0.0) => {
+                    receiver = Some(r)
+                }
+                "process" if r["pid"] == std::process::id() && r["sent"].as_f64() > Some(0.0) => {
+                    process = Some(r)
+                }
+                _ => {}
+            }
+        }
+        if sender.is_some() && receiver.is_some() && process.is_some() {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    w.stop();
+    writer.join().unwrap();
+    let (sender, receiver, process) = (sender.unwrap(), receiver.unwrap(), process.unwrap());
+    // The order of magnitude only: the writer's pace on a loaded machine is not exact.
+    let sent = sender["rate"]["sent"].as_f64().unwrap();
+    assert!(sent > expected / 10.0 && sent < expected * 10.0, "{sender}");
+    let received = receiver["rate"]["received"].as_f64().unwrap();
+    assert!(
+        received > expected / 10.0 && received < expected * 10.0,
+        "{receiver}"
+    );
+    // Both ends are held here: the process's sums count both connections.
+    assert_eq!(process["connections"], 2, "{process}");
+    assert!(process["received"].as_f64().unwrap() > 0.0, "{process}");
+    drop(reader);
+}
+
+#[test]
+fn sort_orders_sockets_by_queue_and_listeners_by_fill() {
+    if !support::require_root("sort_orders_sockets_by_queue_and_listeners_by_fill") {
+        return;
+    }
+    use std::io::Write;
+    let ns = Netns::new();
+    let path = ns.path();
+    // Three unread amounts on the accepted ends; listeners 10% (1 of 10), 50% (1 of 2) and
+    // 0% full, in port order.
+    let _keep = ns.within(|| {
+        let l = listen("127.0.0.1:7810", 16);
+        let mut conns = Vec::new();
+        for n in [10usize, 300, 50] {
+            let mut c = TcpStream::connect("127.0.0.1:7810").unwrap();
+            c.write_all(&vec![1u8; n]).unwrap();
+            let (a, _) = l.accept().unwrap();
+            conns.push((c, a));
+        }
+        let a = listen("127.0.0.1:7811", 10);
+        let b = listen("127.0.0.1:7812", 2);
+        let c = listen("127.0.0.1:7813", 5);
+        let pending = vec![
+            TcpStream::connect("127.0.0.1:7811").unwrap(),
+            TcpStream::connect("127.0.0.1:7812").unwrap(),
+        ];
+        (l, conns, a, b, c, pending)
+    });
+    let queues = |extra: &[&str]| -> Vec<u64> {
+        let mut args = vec![
+            "sockets", "--netns", &path, "-t", "--json", "--sport", "7810",
+        ];
+        args.extend_from_slice(extra);
+        run_list(&args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["state"] == "established")
+            .map(|s| s["recv_q"].as_u64().unwrap())
+            .collect()
+    };
+    // Bounded wait for the bytes to be queued (loopback: at once, but not asserted as such).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while queues(&[]).iter().sum::<u64>() != 360 {
+        assert!(Instant::now() < deadline, "{:?}", queues(&[]));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(queues(&["--sort", "queue"]), vec![300, 50, 10]);
+    assert_eq!(queues(&["--sort", "queue", "-p"]), vec![300, 50, 10]);
+    let owned = run_list(&[
+        "sockets", "--netns", &path, "-t", "--json", "--sort", "owner",
+    ]);
+    // Every socket here is the test's but the two connections still in an accept queue
+    // (no inode, no owner yet): those come last.
+    let pids: Vec<Option<u64>> = owned
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["processes"][0]["pid"].as_u64())
+        .collect();
+    let me = Some(std::process::id() as u64);
+    assert_eq!(pids.len(), 14, "{owned}");
+    assert!(pids[..12].iter().all(|p| *p == me), "{owned}");
+    assert_eq!(pids[12..], [None, None], "{owned}");
+
+    let ports = |extra: &[&str]| -> Vec<u64> {
+        let mut args = vec!["listeners", "--netns", &path, "--json"];
+        args.extend_from_slice(extra);
+        run_list(&args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["local"]["port"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(ports(&[]), vec![7810, 7811, 7812, 7813]);
+    assert_eq!(ports(&["--sort", "fill"]), vec![7812, 7811, 7810, 7813]);
+    assert_eq!(ports(&["--sort", "queue"]), vec![7811, 7812, 7810, 7813]);
+
+    let (code, _, err) = run(&["sockets", "--sort", "fill"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("listeners --sort fill"), "{err}");
+}
+
+/// Runs sockscope on a pseudo-terminal (util-linux `script`), typing `answer` once it has
+/// had time to ask; returns its exit code and everything the terminal showed.
+fn on_terminal(args: &[&str], answer: &str) -> (i32, String) {
+    use std::io::Write;
+    let cmd = std::iter::once(env!("CARGO_BIN_EXE_sockscope").to_string())
+        .chain(args.iter().map(|a| format!("'{a}'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    // The answer waits in the terminal's input until sockscope reads it after its question.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn kill_on_a_terminal_lists_and_asks_first() {
+    if !support::require_root("kill_on_a_terminal_lists_and_asks_first") {
+        return;
+    }
+    let ns = Netns::new();
+    let path = ns.path();
+    let (_l, _c, _a) = ns.within(|| {
+        let l = listen("127.0.0.1:7605", 4);
+        let c = TcpStream::connect("127.0.0.1:7605").unwrap();
+        let (a, _) = l.accept().unwrap();
+        (l, c, a)
+    });
+    let args = ["sockets", "--netns", &path, "-K", "dport = :7605"];
+    let (code, shown) = on_terminal(&args, "n");
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains(":7605"), "{shown}");
+    assert!(shown.contains("kill 1 socket? [y/N]"), "{shown}");
+    assert!(shown.contains("nothing killed"), "{shown}");
+    assert_eq!(ss_established(&ns).len(), 2);
+
+    let (code, shown) = on_terminal(&args, "y");
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("killed 1 of 1 matching socket"), "{shown}");
+    assert!(ss_established(&ns).is_empty());
+}

@@ -36,6 +36,31 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
         return node(args, list);
     }
     netns::enter_opt(args.common.netns.as_ref())?;
+    if let Some(interval) = args.watch {
+        drop(list);
+        return super::sockets::watch::run(
+            interval,
+            output,
+            out,
+            "listeners",
+            || ListenersView { place: false },
+            |_| {
+                let mut found = listeners_here(args)?;
+                let wanted: HashSet<u32> = found
+                    .iter()
+                    .map(|l| l.socket.inode)
+                    .filter(|&i| i != 0)
+                    .collect();
+                let owners = read_owners("/proc", Some(&wanted)).map_err(RunError::Proc)?;
+                for l in &mut found {
+                    l.socket.processes = Some(owners.get(l.socket.inode));
+                }
+                sort_listeners(&mut found);
+                Ok(found)
+            },
+            |_| Vec::new(),
+        );
+    }
     let mut found = listeners_here(args)?;
     if let Some(wait) = args.wait {
         // The dump is filtered to one port by the kernel: cheap enough to repeat every 50 ms.
@@ -61,6 +86,9 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
     }
     notes.extend(owners_note(&owners.denied, found.iter().map(|l| &l.socket)));
     sort_listeners(&mut found);
+    if let Some(key) = args.sort {
+        super::sockets::sort::listeners(&mut found, key, |l| l);
+    }
     let mut list = list;
     for l in &found {
         list.push(&Placed::bare(l))?;
@@ -121,6 +149,9 @@ fn node(args: &ListenersArgs, mut list: Listing<'_, ListenersView>) -> Result<Do
         .flat_map(|f| f.value.iter().map(move |l| (&f.place, l.clone())))
         .collect();
     rows.sort_by_key(|(w, l)| (order_key(l), w.netns.inode));
+    if let Some(key) = args.sort {
+        super::sockets::sort::listeners(&mut rows, key, |(_, l)| l);
+    }
     let wanted: HashSet<u32> = rows
         .iter()
         .map(|(_, l)| l.socket.inode)

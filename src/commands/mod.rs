@@ -112,6 +112,9 @@ pub enum RunError {
     /// A kernel file that could not be read (`/proc/net/sockstat`…): an environment error.
     #[error("{0}")]
     Unreadable(String),
+    /// A missing privilege or kernel feature, named in the message.
+    #[error("{0}")]
+    Refused(String),
     /// Input that parses but names nothing real (a pid that does not exist).
     #[error("{0}")]
     Input(String),

@@ -1,6 +1,9 @@
 //! `sockscope sockets`.
 
+mod kill;
+pub(super) mod sort;
 mod unix;
+pub(super) mod watch;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Write};
@@ -8,7 +11,7 @@ use std::io::{self, Write};
 use super::{
     owners_note, protos_families, require_pids, unreadable_note, Missing, Outcome, RunError,
 };
-use crate::cli::SocketsArgs;
+use crate::cli::{SocketsArgs, SortKey};
 use crate::netns;
 use crate::procs::container::{Attributor, Container};
 use crate::procs::discover::Roots;
@@ -18,13 +21,14 @@ use crate::procs::owners::{read_owners, read_owners_of, Owners};
 use crate::procs::procfile::comm;
 use crate::procs::unreadable::Denied;
 use crate::render::escape;
-use crate::render::sockets::{SocketsView, UnixView};
+use crate::render::sockets::{RatedView, SocketsView, UnixView};
 use crate::report::{Done, Listing, Output};
 use crate::scope::{for_each_netns, live_roots};
 use crate::sockets::filter::{Selection, UserFilter};
 use crate::sockets::model::{Socket, TcpState};
 use crate::sockets::placed::{Owner, Placed};
 use crate::sockets::ssfilter;
+use crate::sockets::watch::{per_process, Rater};
 use crate::sockets::{for_each_socket, Extras};
 
 pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<Done, RunError> {
@@ -56,9 +60,15 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
         };
         return unix::run(args, Listing::new(out, output, "sockets", view));
     }
+    if args.sort == Some(SortKey::Fill) {
+        return Err(RunError::Input(
+            "--sort fill is for listeners (sockscope listeners --sort fill)".into(),
+        ));
+    }
     let by_pid = !args.pids.is_empty() || args.name.is_some();
+    let owner_sort = args.sort == Some(SortKey::Owner);
     let view = SocketsView {
-        processes: args.processes || by_pid,
+        processes: args.processes || by_pid || owner_sort,
         info: args.info,
         memory: args.memory,
         extended: args.extended,
@@ -66,7 +76,40 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
         place: args.node.all_netns,
         families: sel.families.clone(),
     };
+    if let Some(interval) = args.watch {
+        netns::enter_opt(args.common.netns.as_ref())?;
+        if args.rate {
+            let mut rater = Rater::default();
+            return watch::run(
+                interval,
+                output,
+                out,
+                "sockets",
+                || RatedView(view.clone()),
+                |t| Ok(rater.reading(read_once(args, &sel)?, t)),
+                |rows| {
+                    if args.processes {
+                        per_process(rows)
+                    } else {
+                        Vec::new()
+                    }
+                },
+            );
+        }
+        return watch::run(
+            interval,
+            output,
+            out,
+            "sockets",
+            || view.clone(),
+            |_| read_once(args, &sel),
+            |_| Vec::new(),
+        );
+    }
     let list = Listing::new(out, output, "sockets", view);
+    if args.kill {
+        return kill::run(args, &sel, list);
+    }
     if by_pid {
         return by_process(args, &sel, list);
     }
@@ -74,7 +117,15 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
         return node(args, &sel, list);
     }
     netns::enter_opt(args.common.netns.as_ref())?;
-    if !args.processes {
+    if !(args.processes || owner_sort) {
+        if let Some(key) = args.sort {
+            // Sorting holds every row: only when asked for.
+            let mut sockets = Vec::new();
+            for_each_socket(&sel, extras(args), &mut |s| sockets.push(s))?;
+            sort::sockets(&mut sockets, key);
+            write_all(list, &sockets)?;
+            return Ok(Done::streamed());
+        }
         // Nothing to join: each socket goes straight out, memory flat at any table size.
         let mut list = list;
         let mut failed = None;
@@ -111,6 +162,9 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
         });
     }
     let note = owners_note(&owners.denied, &sockets);
+    if let Some(key) = args.sort {
+        sort::sockets(&mut sockets, key);
+    }
     write_all(list, &sockets)?;
     Ok(Done::streamed().notes(note))
 }
@@ -237,6 +291,24 @@ pub(super) fn node_owners_note(denied: &[Denied], unowned_in: &HashSet<u64>) -> 
     unreadable_note(&could, Missing::Owners)
 }
 
+/// One reading for `--watch`: the sockets, with their owners under -p.
+fn read_once(args: &SocketsArgs, sel: &Selection) -> Result<Vec<Socket>, RunError> {
+    let mut sockets = Vec::new();
+    for_each_socket(sel, extras(args), &mut |s| sockets.push(s))?;
+    if args.processes {
+        let wanted: HashSet<u32> = sockets
+            .iter()
+            .map(|s| s.inode)
+            .filter(|&i| i != 0)
+            .collect();
+        let owners = read_owners("/proc", Some(&wanted)).map_err(RunError::Proc)?;
+        for s in &mut sockets {
+            s.processes = Some(owners.get(s.inode));
+        }
+    }
+    Ok(sockets)
+}
+
 fn write_all(mut list: Listing<'_, SocketsView>, sockets: &[Socket]) -> io::Result<()> {
     for s in sockets {
         list.push(&Placed::bare(s))?;
@@ -261,7 +333,8 @@ fn state_mask(args: &SocketsArgs, clauses: Option<u32>) -> Option<u32> {
 
 fn extras(args: &SocketsArgs) -> Extras {
     Extras {
-        tcp_info: args.info,
+        // --rate reads the byte counters of tcp_info.
+        tcp_info: args.info || args.rate,
         memory: args.memory,
     }
 }
@@ -338,6 +411,9 @@ fn by_process(
                 }
             }
         }
+    }
+    if let Some(key) = args.sort {
+        sort::sockets(&mut sockets, key);
     }
     write_all(list, &sockets)?;
     Ok(outcome.into())

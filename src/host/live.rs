@@ -169,6 +169,28 @@ impl Host for LiveHost {
         live_dump(ask.packet, ask.proto, ask.family, &mut |b| each(b, ask.seq))
     }
 
+    fn sock_destroy(&self, packet: &[u8], seq: u32) -> io::Result<i32> {
+        let mut answer = 0;
+        let found =
+            live_dump(
+                packet,
+                "sock_destroy",
+                0,
+                &mut |b| match crate::sockets::destroy::parse_ack(b, seq)? {
+                    Some(errno) => {
+                        answer = errno;
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                },
+            );
+        match found {
+            Ok(()) => Ok(answer),
+            Err(DiagError::Open(e)) | Err(DiagError::Dump { source: e, .. }) => Err(e),
+            Err(e) => Err(io::Error::other(e.to_string())),
+        }
+    }
+
     fn enter_netns(&self, spec: &NetnsSpec) -> Result<(), NetnsError> {
         netns::setns(spec)
     }

@@ -104,6 +104,15 @@ pub trait Host: Send + Sync {
     fn kernel_release(&self) -> Option<String>;
     /// Runs one sock_diag dump in the calling thread's network namespace.
     fn sock_diag(&self, ask: &DiagAsk, each: &mut BatchFn) -> Result<(), DiagError>;
+    /// Sends one SOCK_DESTROY request in the calling thread's namespace and returns the
+    /// kernel's answer: 0, or the positive errno it refused with. A snapshot cannot kill: only
+    /// the live host overrides this refusal.
+    fn sock_destroy(&self, _packet: &[u8], _seq: u32) -> io::Result<i32> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a snapshot cannot kill sockets",
+        ))
+    }
     /// True when dumps answer unfiltered and the caller must filter (recordings).
     fn filters_in_user_space(&self) -> bool {
         false

@@ -10,7 +10,9 @@ use crate::scope::Where;
 use crate::sockets::model::{Endpoint, ProcessRef, Socket, Timer};
 use crate::sockets::placed::{Owner, Placed};
 use crate::sockets::unix::UnixSocket;
+use crate::sockets::watch::ProcessRate;
 
+#[derive(Clone)]
 pub struct SocketsView {
     pub processes: bool,
     pub info: bool,
@@ -540,5 +542,87 @@ pub(crate) mod tests {
             place: false,
         };
         insta::assert_snapshot!("sockets_unix", table(v, &rows));
+    }
+}
+
+/// `sockets --watch --rate`: the sockets table with each connection's throughput.
+pub struct RatedView(pub SocketsView);
+
+impl Rows for RatedView {
+    type Record<'r> = Placed<'r, crate::sockets::watch::Rated>;
+
+    fn columns(&self) -> Vec<Column> {
+        let mut c = self.0.columns();
+        c.extend([Column::right("Sent/s"), Column::right("Recv/s")]);
+        c
+    }
+
+    fn cells(&self, record: &Self::Record<'_>, cells: &mut Cells) {
+        let r = record.item;
+        self.0.cells(
+            &Placed {
+                item: &r.socket,
+                place: record.place,
+                owners: record.owners,
+            },
+            cells,
+        );
+        match r.rate {
+            Some(rate) => {
+                cells.push(&per_second(rate.sent));
+                cells.push(&per_second(rate.received));
+            }
+            None => {
+                cells.push("-");
+                cells.push("-");
+            }
+        }
+    }
+}
+
+/// Bytes per second, in binary units: `0 B/s`, `512 B/s`, `12.5 KiB/s`, `3.0 MiB/s`.
+pub fn per_second(b: f64) -> String {
+    const UNITS: [&str; 4] = ["B/s", "KiB/s", "MiB/s", "GiB/s"];
+    let mut v = b.max(0.0);
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{v:.0} {}", UNITS[0])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The per-process sums of `--rate -p`, under the table.
+pub fn process_rates(out: &mut dyn std::io::Write, rates: &[ProcessRate]) -> std::io::Result<()> {
+    if rates.is_empty() {
+        return Ok(());
+    }
+    let mut t = super::new_table(&["Process", "Conns", "Sent/s", "Recv/s"], &[1, 2, 3]);
+    for r in rates {
+        t.add_row(vec![
+            format!("{}({})", super::escape(&r.name), r.pid),
+            r.connections.to_string(),
+            per_second(r.sent),
+            per_second(r.received),
+        ]);
+    }
+    writeln!(out)?;
+    super::write_table(out, &t)
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::per_second;
+
+    #[test]
+    fn rates_in_binary_units() {
+        assert_eq!(per_second(0.0), "0 B/s");
+        assert_eq!(per_second(512.0), "512 B/s");
+        assert_eq!(per_second(12.5 * 1024.0), "12.5 KiB/s");
+        assert_eq!(per_second(3.0 * 1024.0 * 1024.0), "3.0 MiB/s");
     }
 }

@@ -2,6 +2,7 @@
 //! analyses behind `sockets`, `listeners` and `states`.
 
 pub mod bytecode;
+pub mod destroy;
 pub mod diag;
 pub mod expr;
 pub mod filter;
@@ -16,6 +17,7 @@ pub mod sysctl;
 pub mod tcp_info;
 pub mod unix;
 pub mod unix_diag;
+pub mod watch;
 
 use diag::{DiagError, DiagSocket, DumpRequest};
 use filter::Selection;
