@@ -1502,6 +1502,7 @@ fn wait_for_ss(ns: &Netns, filter: &[&str], want: usize) {
 /// socket and the server's accepted socket), from sock_diag dumps and one fd walk; a client
 /// that closed before the end dump leaves its end local but unnamed, its server still named.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn live_flows_name_their_local_processes() {
     if !support::require_root("live_flows_name_their_local_processes") {
         return;
@@ -1551,6 +1552,7 @@ fn files_name_no_processes() {
 /// dump), and both ends in the flow and destination rows; `--jsonl` names the flows still open
 /// at the end (written then).
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn live_lines_tables_and_jsonl_name_local_processes() {
     if !support::require_root("live_lines_tables_and_jsonl_name_local_processes") {
         return;

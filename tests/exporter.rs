@@ -350,6 +350,7 @@ fn lines_with<'a>(body: &'a str, metric: &str, labels: &[&str]) -> Vec<&'a str> 
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn all_netns_labels_each_namespace_and_container_with_exact_numbers() {
     if !support::require_root("all_netns_labels_each_namespace_and_container_with_exact_numbers") {
         return;
@@ -757,6 +758,7 @@ fn queries(v: &Value, out: &mut Vec<String>) {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn grafana_dashboard_queries_only_metrics_the_exporter_serves() {
     if !support::require_root("grafana_dashboard_queries_only_metrics_the_exporter_serves") {
         return;

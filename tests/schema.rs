@@ -368,6 +368,7 @@ fn population() -> Population {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn live_listings_match_their_schemas() {
     if !support::require_root("live_listings_match_their_schemas") {
         return;
@@ -414,6 +415,7 @@ fn live_listings_match_their_schemas() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn live_diagnoses_and_fds_match_their_schemas() {
     if !support::require_root("live_diagnoses_and_fds_match_their_schemas") {
         return;
@@ -490,6 +492,7 @@ fn live_diagnoses_and_fds_match_their_schemas() {
 
 /// A live capture of a refused connect, as a document and as lines.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn live_capture_matches_its_schema() {
     if !support::require_root("live_capture_matches_its_schema") {
         return;

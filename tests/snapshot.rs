@@ -134,6 +134,7 @@ fn inode_of(path: &str) -> u64 {
 /// under the `--fs-root` tree and a real Podman container. Replayed after all three are gone,
 /// `states --all-netns` and `doctor --all-netns` print what they printed while recording.
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn all_netns_snapshot_replays_the_node_after_it_is_gone() {
     if !support::require_root("all_netns_snapshot_replays_the_node_after_it_is_gone") {
         return;

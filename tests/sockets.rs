@@ -1035,6 +1035,7 @@ fn ss_established(ns: &Netns) -> Vec<(u16, u16)> {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn kill_destroys_exactly_the_matching_connections() {
     if !support::require_root("kill_destroys_exactly_the_matching_connections") {
         return;
@@ -1104,6 +1105,7 @@ fn kill_destroys_exactly_the_matching_connections() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn kill_refuses_without_filter_terminal_privilege_or_namespace() {
     if !support::require_root("kill_refuses_without_filter_terminal_privilege_or_namespace") {
         return;
@@ -1284,6 +1286,7 @@ fn tuples(v: &[Value]) -> BTreeSet<(u64, u64)> {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn watch_reports_exactly_the_sockets_that_come_and_go() {
     if !support::require_root("watch_reports_exactly_the_sockets_that_come_and_go") {
         return;
@@ -1330,6 +1333,7 @@ fn watch_reports_exactly_the_sockets_that_come_and_go() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn listeners_watch_follows_listeners() {
     if !support::require_root("listeners_watch_follows_listeners") {
         return;
@@ -1352,6 +1356,7 @@ fn listeners_watch_follows_listeners() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn watch_rate_measures_a_connection_moving_known_bytes() {
     if !support::require_root("watch_rate_measures_a_connection_moving_known_bytes") {
         return;
@@ -1451,6 +1456,7 @@ fn watch_rate_measures_a_connection_moving_known_bytes() {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn sort_orders_sockets_by_queue_and_listeners_by_fill() {
     if !support::require_root("sort_orders_sockets_by_queue_and_listeners_by_fill") {
         return;
@@ -1560,6 +1566,7 @@ fn on_terminal(args: &[&str], answer: &str) -> (i32, String) {
 }
 
 #[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
 fn kill_on_a_terminal_lists_and_asks_first() {
     if !support::require_root("kill_on_a_terminal_lists_and_asks_first") {
         return;

@@ -51,7 +51,8 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
                     .map(|l| l.socket.inode)
                     .filter(|&i| i != 0)
                     .collect();
-                let owners = read_owners("/proc", Some(&wanted)).map_err(RunError::Proc)?;
+                let owners =
+                    read_owners(crate::host::PROC, Some(&wanted)).map_err(RunError::Proc)?;
                 for l in &mut found {
                     l.socket.processes = Some(owners.get(l.socket.inode));
                 }

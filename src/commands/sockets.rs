@@ -301,7 +301,7 @@ fn read_once(args: &SocketsArgs, sel: &Selection) -> Result<Vec<Socket>, RunErro
             .map(|s| s.inode)
             .filter(|&i| i != 0)
             .collect();
-        let owners = read_owners("/proc", Some(&wanted)).map_err(RunError::Proc)?;
+        let owners = read_owners(crate::host::PROC, Some(&wanted)).map_err(RunError::Proc)?;
         for s in &mut sockets {
             s.processes = Some(owners.get(s.inode));
         }

@@ -119,14 +119,14 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&l));
         let inode = std::fs::metadata(&fd_path).unwrap().ino() as u32;
-        let owners = read_owners("/proc", None).unwrap();
+        let owners = read_owners(crate::host::PROC, None).unwrap();
         let procs = owners.get(inode);
         assert!(
             procs.iter().any(|p| p.pid == std::process::id()),
             "{procs:?}"
         );
         let wanted = [inode].into_iter().collect();
-        let only = read_owners("/proc", Some(&wanted)).unwrap();
+        let only = read_owners(crate::host::PROC, Some(&wanted)).unwrap();
         assert_eq!(only.by_inode.len(), 1);
     }
 }

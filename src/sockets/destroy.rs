@@ -150,7 +150,9 @@ pub fn destroy(t: &Target, seq: u32) -> std::io::Result<Result<(), i32>> {
 /// Whether this process has CAP_NET_ADMIN in its effective set (read from its own status; a
 /// kernel asked without it refuses each socket with EPERM, said once up front instead).
 pub fn has_net_admin() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+    // This process's own capabilities, not the observed host's: read live even on a replay
+    // (which refuses -K anyway).
+    let Ok(status) = std::fs::read_to_string(format!("{}/self/status", crate::host::PROC)) else {
         // Unknown: let the kernel decide per socket.
         return true;
     };
