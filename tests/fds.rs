@@ -366,9 +366,9 @@ fn watch_with_kinds_says_a_socket_leak_is_tcp() {
     let file = TempFile::new("leak");
     const GROW: u64 = 40;
     const SAMPLES: usize = 15;
-    // The child says its fd count before it grows; it then leaks GROW connections at
-    // 40/s (one second) and holds them, well within the SAMPLES × 200 ms watch.
-    let leak = child::spawn(
+    // The child says its fd count; it leaks GROW connections at 40/s (one second) once told
+    // to, after the watch's first sample, and holds them: well within SAMPLES × 200 ms.
+    let mut leak = child::spawn(
         "fds:grow",
         &[
             "ssc-sock-leak".into(),
@@ -377,36 +377,56 @@ fn watch_with_kinds_says_a_socket_leak_is_tcp() {
             format!("+{GROW}"),
             file.path(),
             "tcp".into(),
+            "on-go".into(),
         ],
         None,
     );
     let base: u64 = leak.info.parse().unwrap();
-    let (code, out, err) = run(&[
-        "fds",
-        "--watch",
-        "--kinds",
-        "--interval",
-        "200ms",
-        "--count",
-        &SAMPLES.to_string(),
-        "--jsonl",
-        "--pid",
-        &leak.pid.to_string(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let lines: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let mut watch = support::sockscope()
+        .args([
+            "fds",
+            "--watch",
+            "--kinds",
+            "--interval",
+            "200ms",
+            "--count",
+            &SAMPLES.to_string(),
+            "--jsonl",
+            "--pid",
+            &leak.pid.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stream = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut lines: Vec<Value> = Vec::new();
+    // The first sample, before any growth; then the leak starts.
+    if let Some(Ok(l)) = stream.next() {
+        lines.push(serde_json::from_str(&l).unwrap());
+    }
+    leak.send("go");
+    lines.extend(stream.map(|l| serde_json::from_str(&l.unwrap()).unwrap()));
+    let status = watch.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut watch.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    let out = lines
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
     assert_eq!(lines.len(), SAMPLES + 1, "{out}");
     let first = &lines[0]["processes"][0];
     let last = &lines[SAMPLES - 1]["processes"][0];
     // Growth ended long before the last sample: exactly GROW more fds, all of them TCP.
     assert_eq!(last["fds"], base + GROW, "{last}");
     let tcp = |p: &Value| p["kinds"]["tcp"].as_u64().unwrap();
+    // The first sample came before the leak: the listener alone, then GROW more.
+    assert_eq!(tcp(first), 1, "{first}");
     assert_eq!(
         last["kinds_grew"],
-        serde_json::json!({"tcp": tcp(last) - tcp(first)}),
+        serde_json::json!({"tcp": GROW}),
         "first {first}\nlast {last}"
     );
     assert_eq!(
@@ -933,6 +953,13 @@ fn grow(args: &[String]) {
     let rate: f64 = args[2].parse().unwrap();
     let path = args[4].clone();
     let tcp = args.get(5).is_some_and(|k| k == "tcp");
+    // With `on-go`, growth starts when the parent writes `go` (after the watcher's first
+    // sample), so a slow start of the watcher cannot miss it.
+    let on_go = args.iter().any(|a| a == "on-go");
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    if !on_go {
+        let _ = go_tx.send(());
+    }
     set_nofile(soft, soft);
     child::set_name(name);
     let listener = tcp.then(|| TcpListener::bind("127.0.0.1:0").unwrap());
@@ -943,8 +970,9 @@ fn grow(args: &[String]) {
         Some(n) => base + n.parse::<u64>().unwrap(),
         None => args[3].parse().unwrap(),
     };
-    let start = Instant::now();
     std::thread::spawn(move || {
+        let _ = go_rx.recv();
+        let start = Instant::now();
         let mut keep: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
         let mut i = 0u64;
         while base + i < max {
@@ -965,7 +993,11 @@ fn grow(args: &[String]) {
         std::mem::forget(keep);
         std::mem::forget(listener);
     });
-    child::serve(name, &base.to_string(), |_| {});
+    child::serve(name, &base.to_string(), |line| {
+        if line == "go" {
+            let _ = go_tx.send(());
+        }
+    });
 }
 
 /// `--all-netns`: each row names its process's namespace (as `ip netns` names it) and, for a
