@@ -215,7 +215,10 @@ mod tests {
             Ok(NetnsSpec::Path("/var/run/netns/web".into()))
         );
         assert_eq!("pid:42".parse(), Ok(NetnsSpec::Pid(42)));
-        assert_eq!(NetnsSpec::Pid(42).path(), PathBuf::from("/proc/42/ns/net"));
+        assert_eq!(
+            NetnsSpec::Pid(42).path(),
+            PathBuf::from(&format!("{}/42/ns/net", crate::host::PROC))
+        );
         assert_eq!(
             NetnsSpec::Name("web".into()).path(),
             PathBuf::from("/run/netns/web")

@@ -220,8 +220,13 @@ mod vanish_tests {
     /// from a real refusal.
     #[test]
     fn a_namespace_gone_mid_scan_is_told_from_a_refusal() {
-        let me = std::path::PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
-        let gone = std::path::PathBuf::from(format!("/proc/{}/ns/net", u32::MAX - 1));
+        let me = std::path::PathBuf::from(format!(
+            "{}/{}/ns/net",
+            crate::host::PROC,
+            std::process::id()
+        ));
+        let gone =
+            std::path::PathBuf::from(format!("{}/{}/ns/net", crate::host::PROC, u32::MAX - 1));
         let denied = |p: &std::path::Path| NetnsError::DeniedToRoot {
             spec: p.display().to_string(),
             path: p.display().to_string(),

@@ -178,7 +178,7 @@ mod tests {
 
     fn inode_of(l: &TcpListener) -> u32 {
         use std::os::fd::AsRawFd;
-        std::fs::metadata(format!("/proc/self/fd/{}", l.as_raw_fd()))
+        std::fs::metadata(format!("{}/self/fd/{}", crate::host::PROC, l.as_raw_fd()))
             .unwrap()
             .ino() as u32
     }
@@ -188,33 +188,33 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let want: HashSet<u32> = [inode_of(&l)].into();
         let mut c = OwnerCache::new();
-        c.refresh(&[me(10)], "/proc");
+        c.refresh(&[me(10)], crate::host::PROC);
         assert_eq!(c.last_walks, 1);
         assert_eq!(
-            c.owners(&want, &[me(10)], "/proc")[&inode_of(&l)][0].name,
+            c.owners(&want, &[me(10)], crate::host::PROC)[&inode_of(&l)][0].name,
             "me"
         );
-        c.refresh(&[me(10)], "/proc");
+        c.refresh(&[me(10)], crate::host::PROC);
         assert_eq!(
             c.last_walks, 0,
             "same count and name: served from the cache"
         );
-        c.refresh(&[me(11)], "/proc");
+        c.refresh(&[me(11)], crate::host::PROC);
         assert_eq!(c.last_walks, 1, "the count changed: walked again");
-        c.refresh(&[], "/proc");
+        c.refresh(&[], crate::host::PROC);
         assert!(c.is_empty(), "a process that is gone leaves the cache");
     }
 
     #[test]
     fn an_inode_no_cached_process_holds_forces_one_full_walk() {
         let mut c = OwnerCache::new();
-        c.refresh(&[me(10)], "/proc");
+        c.refresh(&[me(10)], crate::host::PROC);
         // Opened after the walk, with the count the cache still believes.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let want: HashSet<u32> = [inode_of(&l)].into();
-        c.refresh(&[me(10)], "/proc");
+        c.refresh(&[me(10)], crate::host::PROC);
         assert_eq!(c.last_walks, 0);
-        let found = c.owners(&want, &[me(10)], "/proc");
+        let found = c.owners(&want, &[me(10)], crate::host::PROC);
         assert_eq!(found[&inode_of(&l)][0].pid, std::process::id());
     }
 }

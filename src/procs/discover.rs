@@ -261,7 +261,9 @@ broken line
     fn finds_the_live_namespaces() {
         use std::os::unix::fs::MetadataExt;
         let d = discover(crate::host::current(), &Roots::default());
-        let own = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        let own = std::fs::metadata(format!("{}/self/ns/net", crate::host::PROC))
+            .unwrap()
+            .ino();
         let me = d
             .namespaces
             .iter()
@@ -270,8 +272,8 @@ broken line
         assert!(me.pids.contains(&std::process::id()));
         let inodes: BTreeSet<u64> = d.namespaces.iter().map(|e| e.inode).collect();
         assert_eq!(inodes.len(), d.namespaces.len(), "each once");
-        if let Ok(host) =
-            std::fs::metadata("/proc/1/ns/net").or_else(|_| std::fs::metadata("/proc/2/ns/net"))
+        if let Ok(host) = std::fs::metadata(format!("{}/1/ns/net", crate::host::PROC))
+            .or_else(|_| std::fs::metadata(format!("{}/2/ns/net", crate::host::PROC)))
         {
             assert!(d.namespaces[0].host);
             assert_eq!(d.namespaces[0].inode, host.ino());

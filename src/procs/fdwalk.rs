@@ -130,25 +130,27 @@ mod tests {
 
     #[test]
     fn walks_our_own_fds() {
-        let f = std::fs::File::open("/proc/self/status").unwrap();
+        let f = std::fs::File::open(format!("{}/self/status", crate::host::PROC)).unwrap();
         let me = std::process::id();
         let mut found = false;
-        for_each_fd_link("/proc", me, &mut |_, t| {
-            if t == b"/proc/self/status" || t.ends_with(b"/status") {
+        for_each_fd_link(crate::host::PROC, me, &mut |_, t| {
+            if t == format!("{}/self/status", crate::host::PROC).as_bytes()
+                || t.ends_with(b"/status")
+            {
                 found = true;
             }
         })
         .unwrap();
         drop(f);
         assert!(found);
-        assert!(list_pids("/proc").unwrap().contains(&me));
-        assert!(read_comm("/proc", me).is_some());
+        assert!(list_pids(crate::host::PROC).unwrap().contains(&me));
+        assert!(read_comm(crate::host::PROC, me).is_some());
     }
 
     #[test]
     fn missing_process_is_gone() {
         assert_eq!(
-            for_each_fd_link("/proc", u32::MAX - 1, &mut |_, _| {}),
+            for_each_fd_link(crate::host::PROC, u32::MAX - 1, &mut |_, _| {}),
             Err(WalkError::Gone)
         );
     }

@@ -249,9 +249,9 @@ mod tests {
         let me = std::process::id();
         let idx = ProtoIndex::new();
         let kind = |fd: i32| {
-            let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+            let target = std::fs::read_link(format!("{}/self/fd/{fd}", crate::host::PROC)).unwrap();
             let target = target.as_os_str().as_encoded_bytes();
-            kind_of_fd("/proc", me, fd as u32, target, &idx)
+            kind_of_fd(crate::host::PROC, me, fd as u32, target, &idx)
         };
         // An unbound TCP socket is in no sock_diag table: only the xattr can name it.
         // SAFETY: plain socket syscall; the fd is closed below.
@@ -261,7 +261,7 @@ mod tests {
         let nl = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, 0) };
         let null = std::fs::File::open("/dev/null").unwrap();
         let dir = std::fs::File::open("/").unwrap();
-        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let file = std::fs::File::open(format!("{}/self/status", crate::host::PROC)).unwrap();
         let mut pipe = [0i32; 2];
         // SAFETY: pipe fills two fds we close below.
         assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);

@@ -56,11 +56,13 @@ mod tests {
     #[test]
     fn our_own_namespace_is_found() {
         let me = std::process::id();
-        let ns = netns_of("/proc", me);
-        let ino = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        let ns = netns_of(crate::host::PROC, me);
+        let ino = std::fs::metadata(format!("{}/self/ns/net", crate::host::PROC))
+            .unwrap()
+            .ino();
         assert!(ns.contains_key(&ino), "{ns:?}");
-        assert!(netns_of("/proc", u32::MAX - 1).is_empty());
-        let s = spaces_of("/proc", [me, u32::MAX - 1]);
+        assert!(netns_of(crate::host::PROC, u32::MAX - 1).is_empty());
+        let s = spaces_of(crate::host::PROC, [me, u32::MAX - 1]);
         assert!(s.own, "{s:?}");
         assert!(!s.others.contains_key(&ino), "{s:?}");
     }

@@ -117,7 +117,11 @@ mod tests {
     #[test]
     fn finds_our_own_socket() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&l));
+        let fd_path = format!(
+            "{}/self/fd/{}",
+            crate::host::PROC,
+            std::os::fd::AsRawFd::as_raw_fd(&l)
+        );
         let inode = std::fs::metadata(&fd_path).unwrap().ino() as u32;
         let owners = read_owners(crate::host::PROC, None).unwrap();
         let procs = owners.get(inode);

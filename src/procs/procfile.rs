@@ -27,18 +27,20 @@ mod tests {
     #[test]
     fn reads_whole_small_files_and_comm() {
         let mut buf = [0u8; 4096];
-        let n = read_small("/proc/self/limits", &mut buf).unwrap();
+        let n = read_small(&format!("{}/self/limits", crate::host::PROC), &mut buf).unwrap();
         assert_eq!(
             &buf[..n],
-            std::fs::read("/proc/self/limits").unwrap().as_slice()
+            std::fs::read(format!("{}/self/limits", crate::host::PROC))
+                .unwrap()
+                .as_slice()
         );
         let me = std::process::id();
         assert_eq!(
-            comm("/proc", me).unwrap(),
-            std::fs::read_to_string("/proc/self/comm")
+            comm(crate::host::PROC, me).unwrap(),
+            std::fs::read_to_string(format!("{}/self/comm", crate::host::PROC))
                 .unwrap()
                 .trim_end()
         );
-        assert!(comm("/proc", u32::MAX - 1).is_err());
+        assert!(comm(crate::host::PROC, u32::MAX - 1).is_err());
     }
 }

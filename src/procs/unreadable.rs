@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn describes_a_live_process() {
-        let me = describe("/proc", std::process::id());
+        let me = describe(crate::host::PROC, std::process::id());
         assert_eq!(me.netns, current_netns());
         assert!(!me.name.is_empty());
     }

@@ -2,7 +2,7 @@
 //!
 //! This is the cheap pass behind `fds` and `doctor`: the fd links themselves are never read
 //! here (`fds --kinds` reads them for the rows it shows), so it stays fast on a host with a million fds. On
-//! Linux ≥ 6.2 `stat("/proc/PID/fd")` reports the number of open fds in `st_size`; where it
+//! Linux ≥ 6.2 `stat(/proc/PID/fd)` reports the number of open fds in `st_size`; where it
 //! reads 0 (older kernels, or a tree that is not procfs, as in fixture tests) the entries are
 //! counted instead. Limits come from `prlimit(2)` where permitted, else from
 //! `/proc/PID/limits` parsed by the `procfs` crate.
@@ -38,7 +38,7 @@ pub struct ProcScan {
 /// One stat of /proc/PID/fd (st_size = open fds on Linux ≥ 6.2; fall back to counting entries
 /// when it reads 0) plus RLIMIT_NOFILE from /proc/PID/limits, for every selected process.
 /// Vanished processes are skipped; unreadable ones counted in `unreadable` (and listed with fds
-/// None). `root` is "/proc" except in fixture tests.
+/// None). `root` is `host::PROC` except in fixture tests.
 pub fn scan_counts(root: &str, select: &ProcSelect) -> io::Result<ProcScan> {
     scan(root, select, true)
 }
@@ -251,7 +251,7 @@ pub fn parse_nofile(raw: &[u8]) -> Option<(Option<u64>, Option<u64>)> {
     ))
 }
 
-/// /proc/sys/fs/file-nr, file-max, nr_open under `root` ("/proc" live).
+/// /proc/sys/fs/file-nr, file-max, nr_open under `root` (`host::PROC` live).
 pub fn read_system(root: &str) -> io::Result<SystemFds> {
     let host = crate::host::current();
     let text = |name: &str| {
@@ -370,19 +370,19 @@ mod tests {
     #[test]
     fn counts_our_own_fds_and_limit() {
         let me = std::process::id();
-        assert_ne!(stat_size_is_count("/proc"), SizeRule::Never);
+        assert_ne!(stat_size_is_count(crate::host::PROC), SizeRule::Never);
         assert_eq!(stat_size_is_count("/"), SizeRule::Never);
         let files: Vec<_> = (0..5)
-            .map(|_| std::fs::File::open("/proc/self/status").unwrap())
+            .map(|_| std::fs::File::open(format!("{}/self/status", crate::host::PROC)).unwrap())
             .collect();
         let sel = ProcSelect {
             pids: vec![me, me],
             ..Default::default()
         };
-        let scan = scan_counts("/proc", &sel).unwrap();
+        let scan = scan_counts(crate::host::PROC, &sel).unwrap();
         assert_eq!(scan.processes.len(), 1);
         let u = &scan.processes[0];
-        let walked = count_fd_entries("/proc", me).unwrap();
+        let walked = count_fd_entries(crate::host::PROC, me).unwrap();
         // Threads of the test harness may open/close fds between the two reads, but our five
         // files are there in both.
         assert!(u.fds.unwrap() >= 5 && walked >= 5, "{u:?} {walked}");
@@ -392,10 +392,10 @@ mod tests {
         let as_opt = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(v);
         assert_eq!(u.soft_limit, as_opt(lim.rlim_cur));
         assert_eq!(u.hard_limit, as_opt(lim.rlim_max));
-        assert_eq!(u.name, comm("/proc", me).unwrap());
+        assert_eq!(u.name, comm(crate::host::PROC, me).unwrap());
         // The limits file says the same as prlimit.
         let mut buf = [0u8; 4096];
-        let n = read_small(&format!("/proc/{me}/limits"), &mut buf).unwrap();
+        let n = read_small(&format!("{}/{me}/limits", crate::host::PROC), &mut buf).unwrap();
         assert_eq!(parse_nofile(&buf[..n]), Some((u.soft_limit, u.hard_limit)));
         drop(files);
     }
@@ -406,28 +406,33 @@ mod tests {
             pids: vec![u32::MAX - 1],
             ..Default::default()
         };
-        let scan = scan_counts("/proc", &sel).unwrap();
+        let scan = scan_counts(crate::host::PROC, &sel).unwrap();
         assert!(scan.processes.is_empty());
         assert_eq!(scan.unreadable, 0);
 
         let me = std::process::id();
-        let ino = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        let ino = std::fs::metadata(format!("{}/self/ns/net", crate::host::PROC))
+            .unwrap()
+            .ino();
         let mine = ProcSelect {
             netns_inode: Some(ino),
             ..Default::default()
         };
-        let scan = scan_counts("/proc", &mine).unwrap();
+        let scan = scan_counts(crate::host::PROC, &mine).unwrap();
         assert!(scan.processes.iter().any(|p| p.pid == me));
         let none = ProcSelect {
             netns_inode: Some(1),
             ..Default::default()
         };
-        assert!(scan_counts("/proc", &none).unwrap().processes.is_empty());
+        assert!(scan_counts(crate::host::PROC, &none)
+            .unwrap()
+            .processes
+            .is_empty());
     }
 
     #[test]
     fn reads_the_live_system_table() {
-        let s = read_system("/proc").unwrap();
+        let s = read_system(crate::host::PROC).unwrap();
         assert!(s.max > 0 && s.allocated > 0 && s.nr_open.is_some());
     }
 }

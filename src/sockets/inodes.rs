@@ -81,7 +81,7 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     fn ino(fd: &impl AsRawFd) -> u32 {
-        std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        std::fs::metadata(format!("{}/self/fd/{}", crate::host::PROC, fd.as_raw_fd()))
             .unwrap()
             .ino() as u32
     }
@@ -91,7 +91,7 @@ mod tests {
         let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let (x, _y) = std::os::unix::net::UnixStream::pair().unwrap();
-        let index = index_netns(Path::new("/proc/self/ns/net")).unwrap();
+        let index = index_netns(Path::new(&format!("{}/self/ns/net", crate::host::PROC))).unwrap();
         assert_eq!(index.get(&ino(&t)), Some(&SockProto::Tcp));
         assert_eq!(index.get(&ino(&u)), Some(&SockProto::Udp));
         assert_eq!(index.get(&ino(&x)), Some(&SockProto::Unix));

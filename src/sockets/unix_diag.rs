@@ -262,7 +262,7 @@ mod tests {
     fn dump_finds_our_socketpair() {
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
-        let ino = std::fs::metadata(format!("/proc/self/fd/{fd}"))
+        let ino = std::fs::metadata(format!("{}/self/fd/{fd}", crate::host::PROC))
             .unwrap()
             .ino() as u32;
         let mut found = false;
@@ -318,7 +318,7 @@ mod tests {
         let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let ino = |fd: i32| {
-            std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            std::fs::metadata(format!("{}/self/fd/{fd}", crate::host::PROC))
                 .unwrap()
                 .ino() as u32
         };
