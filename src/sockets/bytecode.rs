@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn compiled_logic_agrees_with_user_space_on_nested_expressions() {
-        use crate::sockets::model::{Endpoint, Proto, Socket, TcpState};
+        use crate::sockets::model::Socket;
         let s = |a: u16, b: u16| Expr::port(End::Local, a).clone_or(b);
         let exprs = [
             Expr::and(s(1, 2), Expr::not(s(3, 2))),
@@ -282,28 +282,7 @@ mod tests {
             let b = compile_expr(e).unwrap();
             for sp in 0..4 {
                 for dp in 0..4 {
-                    let sock = Socket {
-                        proto: Proto::Tcp,
-                        family: 4,
-                        state: TcpState::Established,
-                        local: Endpoint {
-                            addr: "127.0.0.1".parse().unwrap(),
-                            port: sp,
-                        },
-                        peer: Endpoint {
-                            addr: "127.0.0.1".parse().unwrap(),
-                            port: dp,
-                        },
-                        recv_q: 0,
-                        send_q: 0,
-                        uid: 0,
-                        inode: 1,
-                        timer: None,
-                        info: None,
-                        processes: None,
-                        mem: None,
-                        v6only: None,
-                    };
+                    let sock = Socket::test_tcp("127.0.0.1", sp, "127.0.0.1", dp);
                     assert_eq!(run(&b, sp, dp), e.matches(&sock), "{e:?} on {sp}->{dp}");
                 }
             }

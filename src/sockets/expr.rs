@@ -106,31 +106,9 @@ fn in_net(n: &Cidr, addr: &IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sockets::model::{Endpoint, Proto, TcpState};
 
     fn sock(local: &str, lport: u16, peer: &str, pport: u16) -> Socket {
-        Socket {
-            proto: Proto::Tcp,
-            family: if local.contains(':') { 6 } else { 4 },
-            state: TcpState::Established,
-            local: Endpoint {
-                addr: local.parse().unwrap(),
-                port: lport,
-            },
-            peer: Endpoint {
-                addr: peer.parse().unwrap(),
-                port: pport,
-            },
-            recv_q: 0,
-            send_q: 0,
-            uid: 0,
-            inode: 1,
-            timer: None,
-            info: None,
-            processes: None,
-            mem: None,
-            v6only: None,
-        }
+        Socket::test_tcp(local, lport, peer, pport)
     }
 
     fn net(s: &str) -> Option<Cidr> {

@@ -183,31 +183,9 @@ impl UserFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sockets::model::Endpoint;
 
     fn sock(local: &str, lport: u16, peer: &str, pport: u16) -> Socket {
-        Socket {
-            proto: Proto::Tcp,
-            family: 4,
-            state: TcpState::Established,
-            local: Endpoint {
-                addr: local.parse().unwrap(),
-                port: lport,
-            },
-            peer: Endpoint {
-                addr: peer.parse().unwrap(),
-                port: pport,
-            },
-            recv_q: 0,
-            send_q: 0,
-            uid: 0,
-            inode: 1,
-            timer: None,
-            info: None,
-            processes: None,
-            mem: None,
-            v6only: None,
-        }
+        Socket::test_tcp(local, lport, peer, pport)
     }
 
     #[test]

@@ -206,6 +206,35 @@ pub struct Socket {
     pub v6only: Option<bool>,
 }
 
+#[cfg(test)]
+impl Socket {
+    /// An established TCP socket for pure tests: the family follows the local address.
+    pub fn test_tcp(local: &str, lport: u16, peer: &str, pport: u16) -> Socket {
+        Socket {
+            proto: Proto::Tcp,
+            family: if local.contains(':') { 6 } else { 4 },
+            state: TcpState::Established,
+            local: Endpoint {
+                addr: local.parse().unwrap(),
+                port: lport,
+            },
+            peer: Endpoint {
+                addr: peer.parse().unwrap(),
+                port: pport,
+            },
+            recv_q: 0,
+            send_q: 0,
+            uid: 0,
+            inode: 1,
+            timer: None,
+            info: None,
+            processes: None,
+            mem: None,
+            v6only: None,
+        }
+    }
+}
+
 impl Socket {
     /// An IPv6 socket that also takes IPv4 (IPV6_V6ONLY off).
     pub fn dual_stack(&self) -> bool {
