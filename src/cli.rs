@@ -121,7 +121,7 @@ pub enum Command {
     /// use of the ephemeral port range; CLOSE_WAIT pile-ups and who holds them; every
     /// process's fd count against its soft limit; and fs.file-nr against fs.file-max (whole
     /// host only). On the host it also looks cheaply at the node's other namespaces (accept
-    /// queues and TIME_WAIT, one dump each) and says when they have problems; --all-netns
+    /// queues from a listener dump each; TIME_WAIT when their socket totals allow a warning) and says when they have problems; --all-netns
     /// runs every check in every namespace and names the namespace, container and process
     /// of each finding.
     ///

@@ -962,6 +962,18 @@ fn all_netns_names_the_namespace_container_and_process_of_each_finding() {
         .unwrap()
         .starts_with("every check in each of "));
 
+    // C, made just before the run (TIME_WAIT lasts 60 s): TIME_WAIT holding 6 of its 10
+    // ephemeral ports toward one peer, a warning. Plain doctor's cheap look sees it only when
+    // the namespace's socket totals send it on to the full dump.
+    let tw = Netns::new();
+    tw.sysctl("net.ipv4.ip_local_port_range", "20000 20009");
+    let _tw_server = tw.within(|| {
+        let l = listen("127.0.0.1:8093", 16);
+        crate::sockets::make_time_wait(&l, 6);
+        l
+    });
+    crate::sockets::wait_for_state(&tw, "time-wait", 6);
+
     // Plain doctor on the host checks its own namespace, and says there is more elsewhere.
     let (code, out, err) = support::run(&["doctor", "--interval", "0", "--json"]);
     assert!(code == 0 || code == 1, "{err}");
@@ -979,6 +991,19 @@ fn all_netns_names_the_namespace_container_and_process_of_each_finding() {
         doc["elsewhere"]["namespaces"].as_u64().unwrap() >= 2,
         "{doc:#}"
     );
+    // Exactly ours, by namespace: the full queue, the container's queue, the TIME_WAIT ports.
+    let seen_at = |inode: u64| {
+        doc["elsewhere"]["where"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["netns"]["inode"] == inode)
+            .map(|w| w["findings"].as_u64().unwrap())
+    };
+    assert_eq!(seen_at(ns_inode(&full.path())), Some(1), "{doc:#}");
+    assert_eq!(seen_at(ns_inode(&c.netns())), Some(1), "{doc:#}");
+    assert_eq!(seen_at(ns_inode(&tw.path())), Some(1), "{doc:#}");
+    assert_eq!(seen_at(ns_inode(&healthy.path())), None, "{doc:#}");
     assert!(
         err.lines().any(|l| l.starts_with("sockscope: ")
             && l.ends_with(" other network namespaces; run with --all-netns")),

@@ -8,12 +8,12 @@ use crate::capture::{Capture, CaptureSpec};
 use crate::cli::DoctorArgs;
 use crate::doctor::checks::{check_accept_queues, check_probe, CounterDelta, ListenCheck};
 use crate::doctor::collect::{
-    collect_host, current_netns_inode, dump_tcp, listeners_on, read_now, HostPlan,
+    collect_host, current_netns_inode, glance_dump, listeners_on, read_now, HostPlan,
 };
 use crate::doctor::diagnose::{diagnose_host, diagnose_node, glance};
 use crate::doctor::error::DoctorError;
 use crate::doctor::firewall::read_ruleset;
-use crate::doctor::model::{Checked, Elsewhere, ProbeOutcome, Report};
+use crate::doctor::model::{Checked, Elsewhere, ElsewhereAt, ProbeOutcome, Report};
 use crate::doctor::probe::probe;
 use crate::doctor::target::Target;
 use crate::doctor::trace::trace_for;
@@ -124,13 +124,30 @@ fn glance_elsewhere(args: &DoctorArgs) -> Result<(Checked, Elsewhere), RunError>
         if current_netns_inode()? == here {
             return Ok(None);
         }
-        let dump = dump_tcp()?;
-        Ok(Some(glance(&dump.listeners, &dump.states)))
+        let seen = glance_dump()?;
+        Ok(Some(glance(&seen.listeners, seen.states.as_ref())))
     })?;
     let seen: Vec<usize> = run.found.iter().filter_map(|f| f.value).collect();
+    let mut places: Vec<ElsewhereAt> = run
+        .found
+        .iter()
+        .filter_map(|f| match f.value {
+            Some(n) if n > 0 => Some(ElsewhereAt {
+                place: f.place.clone(),
+                findings: n as u64,
+            }),
+            _ => None,
+        })
+        .collect();
+    places.sort_by(|a, b| {
+        b.findings
+            .cmp(&a.findings)
+            .then(a.place.netns.inode.cmp(&b.place.netns.inode))
+    });
     let elsewhere = Elsewhere {
         findings: seen.iter().sum::<usize>() as u64,
-        namespaces: seen.iter().filter(|&&n| n > 0).count() as u64,
+        namespaces: places.len() as u64,
+        places,
     };
     Ok((
         Checked::OtherNamespaces {

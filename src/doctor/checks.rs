@@ -8,7 +8,7 @@ use super::model::*;
 use crate::procs::model::{FdUsage, SystemFds};
 use crate::sockets::listeners::Listener;
 use crate::sockets::model::{ProcessRef, Socket, TcpState};
-use crate::sockets::states::StateSummary;
+use crate::sockets::states::{StateSummary, TimeWaitSettings};
 
 /// A counter difference over a measured interval.
 #[derive(Debug, Clone)]
@@ -271,6 +271,26 @@ pub fn check_close_wait(s: &StateSummary, holders: &[(ProcessRef, u64)]) -> Vec<
 }
 
 /// TIME_WAIT totals and how much of the ephemeral port range the busiest peer uses.
+/// Whether a namespace holding `sockets` TCP sockets (in use, both families, plus TIME_WAIT),
+/// `time_wait` of them in TIME_WAIT, could give [`check_time_wait`] a warning or worse: the
+/// ports used toward one peer can be no more than its sockets. The bound is doubled so
+/// sockets the totals leave out (pending connections) cannot make a skipped look wrong.
+pub fn time_wait_may_warn(
+    sockets: u64,
+    time_wait: u64,
+    range: Option<(u16, u16)>,
+    settings: &TimeWaitSettings,
+) -> bool {
+    let ports = range.is_some_and(|(lo, hi)| {
+        let size = u64::from(hi - lo) + 1;
+        (2 * sockets) as f64 * 100.0 / size as f64 >= PORTS_WARN_PERCENT
+    });
+    let buckets = settings.tcp_max_tw_buckets.is_some_and(|max| {
+        max > 0 && (2 * time_wait) as f64 * 100.0 / max as f64 >= NEAR_LIMIT_PERCENT
+    });
+    ports || buckets
+}
+
 pub fn check_time_wait(s: &StateSummary) -> Vec<Finding> {
     let tw = s.states.get(TcpState::TimeWait);
     let reuse = s.settings.tcp_tw_reuse;
@@ -570,6 +590,26 @@ pub fn check_probe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_wait_may_warn_only_when_the_totals_leave_room_for_a_warning() {
+        let defaults = TimeWaitSettings {
+            tcp_tw_reuse: Some(2),
+            tcp_max_tw_buckets: Some(1000),
+        };
+        let range = Some((20000, 20999));
+        // 1000 ports: a warning needs 500 toward one peer; the doubled bound looks from 250.
+        assert!(!time_wait_may_warn(249, 0, range, &defaults));
+        assert!(time_wait_may_warn(250, 0, range, &defaults));
+        // No range read: only the bucket limit can warn (90% of 1000, doubled: from 450).
+        assert!(!time_wait_may_warn(10_000, 449, None, &defaults));
+        assert!(time_wait_may_warn(10_000, 450, None, &defaults));
+        let unlimited = TimeWaitSettings {
+            tcp_max_tw_buckets: Some(0),
+            ..defaults
+        };
+        assert!(!time_wait_may_warn(10_000, 10_000, None, &unlimited));
+    }
     use crate::render::doctor::{words, Words};
     use crate::sockets::listeners::to_listener;
     use crate::sockets::model::{Endpoint, ProcessRef, Proto, Socket};

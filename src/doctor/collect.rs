@@ -9,7 +9,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use super::checks::{CounterDelta, CLOSE_WAIT_WARN, RECV_Q_STUCK, UDP_DROP_COUNTERS};
+use super::checks::{
+    time_wait_may_warn, CounterDelta, CLOSE_WAIT_WARN, RECV_Q_STUCK, UDP_DROP_COUNTERS,
+};
 use super::counters::{read_counters, Counters};
 use super::error::DoctorError;
 use super::model::StuckReader;
@@ -24,6 +26,7 @@ use crate::sockets::model::{Endpoint, ProcessRef, Proto, Socket, TcpState};
 use crate::sockets::states::{StateCounter, StateSummary};
 use crate::sockets::sysctl::{read_port_range, read_time_wait_settings};
 use crate::sockets::{for_each_socket, Extras};
+use crate::summary::sockstat::read_sockstat;
 
 /// What to collect.
 #[derive(Debug, Clone)]
@@ -183,6 +186,50 @@ pub fn dump_tcp() -> Result<TcpDump, DoctorError> {
         states: counter.finish(5, settings),
         close_wait,
         recv_q_high,
+    })
+}
+
+/// Plain `doctor`'s cheap look at another namespace: its listeners from a LISTEN-only dump (the
+/// kernel walks only its listening hash for that, not the host-wide established hash every
+/// full dump walks), and the state counts only when the namespace's socket totals
+/// (sockstat, one small read) leave room for a TIME_WAIT finding; `None` when they cannot.
+pub struct Glance {
+    pub listeners: Vec<Listener>,
+    pub states: Option<StateSummary>,
+}
+
+pub fn glance_dump() -> Result<Glance, DoctorError> {
+    let range = read_port_range();
+    let settings = read_time_wait_settings();
+    let totals = read_sockstat().ok().map(|s| {
+        let sockets = s.get("TCP.inuse") + s.get("TCP6.inuse") + s.get("TCP.tw");
+        (sockets, s.get("TCP.tw"))
+    });
+    let may_warn = match totals {
+        Some((sockets, tw)) => time_wait_may_warn(sockets, tw, range, &settings),
+        // No totals: look, rather than stay silent.
+        None => true,
+    };
+    if may_warn {
+        let dump = dump_tcp()?;
+        return Ok(Glance {
+            listeners: dump.listeners,
+            states: Some(dump.states),
+        });
+    }
+    let sel = Selection {
+        states: TcpState::Listening.mask_bit(),
+        ..Selection::every_tcp()
+    };
+    let mut listeners = Vec::new();
+    for_each_socket(&sel, Extras::default(), &mut |s| {
+        if is_listener(&s) {
+            listeners.push(to_listener(s));
+        }
+    })?;
+    Ok(Glance {
+        listeners,
+        states: None,
     })
 }
 

@@ -150,11 +150,12 @@ fn add(into: &mut Checked, c: &Checked) {
 }
 
 /// The cheap look at another namespace (plain `doctor`): how many warning-or-worse findings
-/// its accept queues and TIME_WAIT give, from one dump and no interval.
-pub fn glance(listeners: &[Listener], states: &StateSummary) -> usize {
+/// its accept queues and TIME_WAIT give, from one dump and no interval (`states` is `None`
+/// when the namespace's totals already rule a TIME_WAIT warning out).
+pub fn glance(listeners: &[Listener], states: Option<&StateSummary>) -> usize {
     check_accept_queues(listeners, None)
         .into_iter()
-        .chain(check_time_wait(states))
+        .chain(states.map(check_time_wait).unwrap_or_default())
         .filter(|f| f.severity >= Severity::Warning)
         .count()
 }

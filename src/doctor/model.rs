@@ -412,6 +412,17 @@ pub enum Checked {
 pub struct Elsewhere {
     pub findings: u64,
     pub namespaces: u64,
+    /// The namespaces with findings (where to look with `--all-netns --netns`), most first.
+    #[serde(rename = "where")]
+    pub places: Vec<ElsewhereAt>,
+}
+
+/// One namespace of [`Elsewhere`] and how many findings it showed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ElsewhereAt {
+    #[serde(flatten)]
+    pub place: crate::scope::Where,
+    pub findings: u64,
 }
 
 /// Everything `doctor` prints: the findings, worst first, and what was checked.

@@ -639,8 +639,9 @@ pub fn checked_text(c: &Checked, capture: Option<&PacketTrace>) -> String {
              use of each namespace's processes; the system file table once, for the host)"
         ),
         Checked::OtherNamespaces { count } => format!(
-            "the other {count} network namespaces of the node, cheaply: accept queues and \
-             TIME_WAIT from one socket dump each (no interval, no counters, no fd scan)"
+            "the other {count} network namespaces of the node, cheaply: accept queues from a \
+             listener dump each, TIME_WAIT where the socket totals leave room for a warning (no \
+             interval, no counters, no fd scan)"
         ),
     }
 }
