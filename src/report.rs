@@ -19,13 +19,17 @@ pub struct Output {
     pub format: Format,
     /// Colour in tables (severity): off for pipes, under `NO_COLOR`, and with `--color never`.
     pub color: bool,
+    /// `--json` indented (the default: read by people as often as by jq), or compact on one
+    /// line: `capture` unless `--pretty`, whose 100k-flow report would spend more CPU on
+    /// indentation than the capture took.
+    pub pretty: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// A table for people.
     Table,
-    /// One JSON document (pretty-printed: it is read by people as often as by jq).
+    /// One JSON document (indented unless [`Output::pretty`] is off).
     Json,
     /// One JSON object per line: what streams (watch samples, flows, events), or the whole
     /// report as one line.
@@ -54,6 +58,7 @@ impl Output {
         Output {
             format,
             color: color_enabled(color, no_color, io::stdout().is_terminal()),
+            pretty: true,
         }
     }
 
@@ -61,6 +66,7 @@ impl Output {
         Output {
             format: Format::Table,
             color: false,
+            pretty: true,
         }
     }
 }
@@ -101,6 +107,15 @@ impl Done {
         }
     }
 
+    /// A report already boxed (a command that picks its report's type at run time).
+    pub fn from_box(report: Box<dyn Report>) -> Done {
+        Done {
+            report: Some(report),
+            code: ExitCode::Ok,
+            notes: Vec::new(),
+        }
+    }
+
     /// Output already written (streamed); only the code and notes are left.
     pub fn streamed() -> Done {
         Done {
@@ -125,8 +140,8 @@ impl Done {
 pub fn print(report: &dyn Report, output: &Output, out: &mut dyn Write) -> io::Result<()> {
     match output.format {
         Format::Table => report.table(out, output),
-        Format::Json => crate::render::write_json(out, &versioned(report)),
-        Format::Jsonl => crate::render::write_json_line(out, &versioned(report)),
+        Format::Json if output.pretty => crate::render::write_json(out, &versioned(report)),
+        Format::Json | Format::Jsonl => crate::render::write_json_line(out, &versioned(report)),
     }
 }
 
@@ -356,6 +371,7 @@ mod tests {
         let output = Output {
             format,
             color: false,
+            pretty: true,
         };
         print(&TinyReport(Tiny { count: 3 }), &output, &mut out).unwrap();
         String::from_utf8(out).unwrap()
@@ -371,7 +387,19 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(&printed(Format::Json)).unwrap();
         assert_eq!(doc["schema_version"], 1);
         assert_eq!(doc["count"], 3);
-        assert!(printed(Format::Json).contains('\n'), "pretty for --json");
+        assert!(
+            printed(Format::Json).contains("\n  "),
+            "indented for --json"
+        );
+        // Compact (capture without --pretty): the same document on one line.
+        let mut out = Vec::new();
+        let compact = Output {
+            format: Format::Json,
+            color: false,
+            pretty: false,
+        };
+        print(&TinyReport(Tiny { count: 3 }), &compact, &mut out).unwrap();
+        assert_eq!(out, b"{\"schema_version\":1,\"count\":3}\n");
     }
 
     struct TinyRows;
@@ -391,6 +419,7 @@ mod tests {
         let output = Output {
             format,
             color: false,
+            pretty: true,
         };
         let mut l = Listing::new(&mut out, &output, "tiny", TinyRows);
         for count in 0..n {

@@ -29,7 +29,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Done, RunError> {
             "--full widens what -w writes: give -w FILE (or --print-filter)".into(),
         ));
     }
-    let mut printer = CapturePrinter::new(&args.common.output(), args.pretty);
+    let mut printer = CapturePrinter::new(&args.common.output());
     let mut notes = Vec::new();
     let report = match &args.read {
         Some(path) => read_file(path, args.port, args.host, args.max_flows)?,
@@ -45,11 +45,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Done, RunError> {
     notes.extend(report.stats.read_error.clone());
     notes.extend(report.local_notes.iter().cloned());
     let report = printer.finish(out, report, args.read.is_none())?;
-    Ok(Done {
-        report,
-        code,
-        notes,
-    })
+    Ok(Done::from_box(report).code(code).notes(notes))
 }
 
 fn live(

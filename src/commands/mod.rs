@@ -33,7 +33,10 @@ pub fn output_of(cli: &crate::cli::Cli) -> crate::report::Output {
         Command::Summary(a) => a.common.output(),
         Command::Counters(a) => a.common.output(),
         Command::Doctor(a) => a.common.output(),
-        Command::Capture(a) => a.common.output(),
+        Command::Capture(a) => crate::report::Output {
+            pretty: a.pretty,
+            ..a.common.output()
+        },
         Command::Fds(a) => a.common.output(),
         Command::Explain(a) => a.output.output(),
         Command::Pool(a) => a.output.output(),

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use super::{new_table, write_json_line, write_table};
+use super::{new_table, write_table};
 use crate::capture::local::{FlowLocal, ListenerNames, LocalProcess};
 use crate::capture::model::{Broke, CaptureReport, Flow, Outcome, Segment, Side};
 use crate::capture::tracker::Event;
@@ -402,10 +402,9 @@ pub fn write_banner(
 /// - table: a line per handshake event while capturing, then the tables;
 /// - `--jsonl`: a `{"type": "flow", …}` line per flow as it ends, then one
 ///   `{"type": "summary", "summary", "verdicts", "stats"}` line;
-/// - `--json`: one document at the end, compact unless `--pretty`.
+/// - `--json`: one document at the end (`main` prints it: compact unless `--pretty`).
 pub struct CapturePrinter {
     format: Format,
-    pretty: bool,
     /// Names the listener each new attempt goes to in the live lines.
     listeners: Listeners,
 }
@@ -419,10 +418,9 @@ enum Listeners {
 }
 
 impl CapturePrinter {
-    pub fn new(output: &Output, pretty: bool) -> CapturePrinter {
+    pub fn new(output: &Output) -> CapturePrinter {
         CapturePrinter {
             format: output.format,
-            pretty,
             listeners: Listeners::None,
         }
     }
@@ -477,16 +475,15 @@ impl CapturePrinter {
     }
 
     /// The end of the output. Flows still in the report are written first when they stream;
-    /// the rest is the report `main` prints (None when written here: a compact `--json`
-    /// document, which `report::print` would pretty-print). `live`: event lines came before.
+    /// the rest is the report `main` prints. `live`: event lines came before.
     pub fn finish(
         self,
         out: &mut dyn Write,
         mut report: CaptureReport,
         live: bool,
-    ) -> io::Result<Option<Box<dyn Report>>> {
+    ) -> io::Result<Box<dyn Report>> {
         match self.format {
-            Format::Table => Ok(Some(Box::new(CaptureTable { report, live }))),
+            Format::Table => Ok(Box::new(CaptureTable { report, live })),
             Format::Jsonl => {
                 let flows = std::mem::take(&mut report.flows);
                 let local = std::mem::take(&mut report.local);
@@ -500,30 +497,9 @@ impl CapturePrinter {
                     w.write_all(b"\n")?;
                 }
                 w.flush()?;
-                Ok(Some(Box::new(SummaryLine(report))))
+                Ok(Box::new(SummaryLine(report)))
             }
-            Format::Json if self.pretty => Ok(Some(Box::new(report))),
-            Format::Json => {
-                write_json_line(out, &Versioned::new(&report))?;
-                Ok(None)
-            }
-        }
-    }
-}
-
-/// `schema_version` first, then the value's fields (as `report::print` does).
-#[derive(Serialize)]
-struct Versioned<'a, T: Serialize> {
-    schema_version: u32,
-    #[serde(flatten)]
-    value: &'a T,
-}
-
-impl<'a, T: Serialize> Versioned<'a, T> {
-    fn new(value: &'a T) -> Self {
-        Versioned {
-            schema_version: SCHEMA_VERSION,
-            value,
+            Format::Json => Ok(Box::new(report)),
         }
     }
 }

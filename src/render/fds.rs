@@ -651,6 +651,7 @@ mod tests {
         Output {
             format: Format::Jsonl,
             color: false,
+            pretty: true,
         }
     }
 
@@ -692,6 +693,7 @@ mod tests {
         let json = Output {
             format: Format::Json,
             color: false,
+            pretty: true,
         };
         let mut buf = Vec::new();
         let mut p = WatchPrinter::new(&json);
