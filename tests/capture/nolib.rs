@@ -44,6 +44,8 @@ fn without_libpcap_a_capture_names_the_package_and_exits_3() {
     for args in [
         vec!["capture", "-r", lo.as_str()],
         vec!["capture", "-i", "lo", "-c", "1"],
+        // Fails before its probe: no connect is made.
+        vec!["doctor", "127.0.0.1:1", "--capture"],
     ] {
         let (code, out, err) = run_without_libpcap(&args);
         assert_eq!(
