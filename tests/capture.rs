@@ -3,6 +3,7 @@
 //! link type, broken files) read without a panic.
 
 mod edges;
+mod nolib;
 mod pcapfile;
 
 use std::io::{BufRead, BufReader, Read};

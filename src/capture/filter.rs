@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn libpcap_compiles_every_variant() {
-        let dead = pcap::Capture::dead(pcap::Linktype(1)).unwrap();
+        let dead = crate::capture::libpcap::Pcap::open_dead(1).unwrap();
         for (port, host) in [
             (None, None),
             (Some(80), None),

@@ -12,13 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use pcap::BreakLoop;
-
+use super::libpcap::{self, BreakLoop, Packet, Pcap};
 use super::local::{dump_namespace, name_report, SocketIndex};
 use super::model::{Broke, CaptureReport, Flow, Segment};
 use super::pcapwrite::PcapWriter;
 use super::pipeline::{ts_us, Pipeline};
-use super::source::{open_live, CaptureError, Live, FULL_SNAPLEN, SNAPLEN, TIMEOUT_MS};
+use super::source::{open_live, pcap_err, CaptureError, Live, FULL_SNAPLEN, SNAPLEN, TIMEOUT_MS};
 use super::tracker::{Event, DEFAULT_MAX_FLOWS};
 use crate::netns::{self, NetnsSpec};
 
@@ -142,6 +141,8 @@ impl Capture {
     /// Opens the device and starts capturing. Returns once packets are being captured, so
     /// traffic made after this returns is seen; open errors come back here.
     pub fn start(spec: &CaptureSpec) -> Result<Capture, CaptureError> {
+        // Without libpcap, fail here: before a thread, a namespace or a file.
+        libpcap::ensure_loaded().map_err(|e| pcap_err("load", e))?;
         let spec = spec.clone();
         let shared = Arc::new(Shared::default());
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(i32, SocketIndex), CaptureError>>();
@@ -272,7 +273,7 @@ fn run(
     let opened = (|| {
         netns::enter_opt(spec.netns.as_ref())?;
         let shown = spec.netns.as_ref().map(|n| n.to_string());
-        let Live { mut cap, loopback } = open_live(
+        let Live { cap, loopback } = open_live(
             &spec.device,
             spec.port,
             spec.host,
@@ -283,7 +284,7 @@ fn run(
         let snaplen = if spec.full { FULL_SNAPLEN } else { SNAPLEN };
         let save = match &spec.write {
             Some(path) => Some(
-                PcapWriter::create(path, cap.get_datalink().0, snaplen as u32).map_err(|e| {
+                PcapWriter::create(path, cap.datalink(), snaplen as u32).map_err(|e| {
                     CaptureError::WriteFile {
                         path: path.clone(),
                         msg: e.to_string(),
@@ -304,7 +305,7 @@ fn run(
             return Ok(Pipeline::new(0, 1).finish(None));
         }
     };
-    let linktype = cap.get_datalink().0;
+    let linktype = cap.datalink();
     // The start dump, before traffic made after `start` returns: it knows the listeners
     // (and sockets) that may be gone by the end.
     let mut sockets = SocketIndex::default();
@@ -468,7 +469,7 @@ impl Doubled {
 
 /// Reads what the kernel still holds after a stop (see the caller). `cap` is non-blocking.
 fn drain(
-    cap: &mut pcap::Capture<pcap::Active>,
+    cap: &mut Pcap,
     pipe: &mut Pipeline,
     sink: &mut Sink,
     limit: u64,
@@ -568,7 +569,7 @@ impl Sink {
         }
     }
 
-    fn packet(&mut self, pipe: &mut Pipeline, p: &pcap::Packet<'_>) {
+    fn packet(&mut self, pipe: &mut Pipeline, p: &Packet<'_>) {
         if let Some(s) = self.save.as_mut() {
             let h = p.header;
             let mut written = s.write(h.ts.tv_sec as u32, h.ts.tv_usec as u32, h.len, p.data);

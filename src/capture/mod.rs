@@ -6,6 +6,7 @@
 
 pub mod decode;
 pub mod filter;
+pub mod libpcap;
 pub mod live;
 pub mod local;
 pub mod model;

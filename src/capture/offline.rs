@@ -42,15 +42,15 @@ pub fn read_file(
     }
     // Classic pcap (any byte order, micro- or nanosecond): libpcap.
     let mut cap = open_file(path)?;
-    let mut pipe = Pipeline::new(cap.get_datalink().0, max_flows);
+    let mut pipe = Pipeline::new(cap.datalink(), max_flows);
     pipe.restrict(port, host);
     loop {
         match cap.next_packet() {
-            Ok(p) => {
+            Ok(Some(p)) => {
                 let t = ts_us(&p.header.ts);
                 pipe.frame(t, p.data);
             }
-            Err(pcap::Error::NoMorePackets) => break,
+            Ok(None) => break,
             Err(e) => {
                 pipe.read_error(stopped(path, pipe.frames(), &e.to_string()));
                 break;

@@ -68,15 +68,15 @@ mod tests {
         w.write(1_700_000_001, 43, 40, &[0x45; 40]).unwrap();
         w.flush().unwrap();
         drop(w);
-        let mut cap = pcap::Capture::from_file(&path).unwrap();
-        assert_eq!(cap.get_datalink().0, 12);
-        let p = cap.next_packet().unwrap();
+        let mut cap = crate::capture::libpcap::Pcap::open_offline(&path).unwrap();
+        assert_eq!(cap.datalink(), 12);
+        let p = cap.next_packet().unwrap().unwrap();
         assert_eq!(
             (p.header.ts.tv_usec, p.header.caplen, p.header.len),
             (42, 40, 60)
         );
-        assert!(cap.next_packet().is_ok());
-        assert!(cap.next_packet().is_err());
+        assert!(cap.next_packet().unwrap().is_some());
+        assert!(cap.next_packet().unwrap().is_none());
         let _ = std::fs::remove_file(&path);
     }
 

@@ -1,14 +1,13 @@
 //! Packet sources: a live device (inside a namespace if asked) or a pcap file, both through
-//! libpcap, with errors that say what to do. The only file here that talks to libpcap's open
-//! calls.
+//! libpcap (loaded on first use: see [`super::libpcap`]), with errors that say what to do.
+//! The only file here that talks to libpcap's open calls.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use pcap::{Active, Capture, Device, Offline};
-
 use super::decode::supported_link;
 use super::filter::capture_filter;
+use super::libpcap::{self, LiveOptions, Pcap};
 use crate::netns::NetnsError;
 
 /// Bytes kept of each packet: enough for any link header, IPv4 or IPv6 with options or
@@ -49,6 +48,9 @@ pub enum CaptureError {
     },
     #[error("libpcap failed to {what}: {msg}")]
     Pcap { what: String, msg: String },
+    /// libpcap is loaded only for a capture: without it, everything else still works.
+    #[error("capture needs libpcap ({why}): apt install libpcap0.8")]
+    NoLibpcap { why: String },
 }
 
 impl CaptureError {
@@ -64,22 +66,24 @@ impl CaptureError {
     }
 }
 
-fn pcap_err(what: &str, e: pcap::Error) -> CaptureError {
-    CaptureError::Pcap {
-        what: what.to_string(),
-        msg: e.to_string(),
+/// `what` failed; a libpcap that could not be loaded says so whatever the step.
+pub(super) fn pcap_err(what: &str, e: libpcap::Error) -> CaptureError {
+    match e {
+        libpcap::Error::NotLoaded { why } => CaptureError::NoLibpcap { why },
+        e => CaptureError::Pcap {
+            what: what.to_string(),
+            msg: e.to_string(),
+        },
     }
 }
 
 fn link_name(linktype: i32) -> String {
-    pcap::Linktype(linktype)
-        .get_name()
-        .unwrap_or_else(|_| "unknown".into())
+    libpcap::link_name(linktype).unwrap_or_else(|| "unknown".into())
 }
 
 /// A device opened for capture.
 pub struct Live {
-    pub cap: Capture<Active>,
+    pub cap: Pcap,
     /// A loopback device: the kernel counts each of its packets twice (once going out, once
     /// coming in) and libpcap discards the outgoing copy, so `stats().received` is double
     /// the packets delivered.
@@ -97,7 +101,7 @@ pub fn open_live(
     netns_shown: Option<&str>,
 ) -> Result<Live, CaptureError> {
     // Check the name first: libpcap's own message for a missing device varies by version.
-    let devices = Device::list().map_err(|e| pcap_err("list capture devices", e))?;
+    let devices = libpcap::devices().map_err(|e| pcap_err("list capture devices", e))?;
     let Some(found) = devices.iter().find(|d| d.name == device) else {
         let mut names: Vec<String> = devices
             .iter()
@@ -112,28 +116,27 @@ pub fn open_live(
             available: names.join(", "),
         });
     };
-    let loopback = found.flags.is_loopback();
-    let inactive = Capture::from_device(device)
-        .map_err(|e| pcap_err("create a capture handle", e))?
-        .snaplen(if full { FULL_SNAPLEN } else { SNAPLEN })
-        .promisc(false)
-        .timeout(TIMEOUT_MS)
-        .buffer_size(BUFFER_BYTES)
-        .immediate_mode(immediate);
-    let mut cap = inactive.open().map_err(|e| {
-        let msg = e.to_string();
-        if msg.contains("ermission") || msg.contains("not permitted") {
+    let loopback = found.loopback;
+    let options = LiveOptions {
+        snaplen: if full { FULL_SNAPLEN } else { SNAPLEN },
+        promisc: false,
+        timeout_ms: TIMEOUT_MS,
+        buffer_bytes: BUFFER_BYTES,
+        immediate,
+    };
+    let mut cap = Pcap::open_live(device, &options).map_err(|e| match e {
+        libpcap::Error::PermissionDenied(_) => CaptureError::Permission {
+            device: device.to_string(),
+        },
+        // Older libpcaps report a refused socket() as a plain error.
+        libpcap::Error::Pcap(msg) if msg.contains("ermission") || msg.contains("not permitted") => {
             CaptureError::Permission {
                 device: device.to_string(),
             }
-        } else {
-            CaptureError::Pcap {
-                what: format!("open {device}"),
-                msg,
-            }
         }
+        e => pcap_err(&format!("open {device}"), e),
     })?;
-    let linktype = cap.get_datalink().0;
+    let linktype = cap.datalink();
     if !supported_link(linktype) {
         return Err(CaptureError::UnsupportedLink {
             path: device.to_string(),
@@ -147,13 +150,16 @@ pub fn open_live(
 }
 
 /// Opens a capture file (pcap or pcapng, any writer) of a link type sockscope decodes.
-pub fn open_file(path: &Path) -> Result<Capture<Offline>, CaptureError> {
+pub fn open_file(path: &Path) -> Result<Pcap, CaptureError> {
     let shown = path.display().to_string();
-    let cap = Capture::from_file(path).map_err(|e| CaptureError::OpenFile {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
+    let cap = Pcap::open_offline(path).map_err(|e| match e {
+        libpcap::Error::NotLoaded { why } => CaptureError::NoLibpcap { why },
+        e => CaptureError::OpenFile {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        },
     })?;
-    let linktype = cap.get_datalink().0;
+    let linktype = cap.datalink();
     if !supported_link(linktype) {
         return Err(CaptureError::UnsupportedLink {
             path: shown,

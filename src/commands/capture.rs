@@ -99,9 +99,8 @@ fn live(
     }
     let events = cap.take_events();
     let flows = cap.take_flows();
-    let link = pcap::Linktype(cap.linktype)
-        .get_name()
-        .unwrap_or_else(|_| cap.linktype.to_string());
+    let link = crate::capture::libpcap::link_name(cap.linktype)
+        .unwrap_or_else(|| cap.linktype.to_string());
     let netns = spec.netns.as_ref().map(|n| n.to_string());
     let _ = write_banner(
         &mut std::io::stderr(),
