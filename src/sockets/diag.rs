@@ -100,10 +100,7 @@ impl DiagError {
             DiagError::NoKernelSupport { family, .. } => *family == BOTH_FAMILIES,
             DiagError::Dump { family, source, .. } => {
                 *family == BOTH_FAMILIES
-                    && matches!(
-                        source.raw_os_error(),
-                        Some(libc::EOPNOTSUPP | libc::EINVAL)
-                    )
+                    && matches!(source.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL))
             }
             _ => false,
         }
@@ -624,6 +621,84 @@ mod tests {
         assert_eq!(got[0].state, TcpState::TimeWait);
         assert!(matches!(got[0].timer, Some(Timer::TimeWait { .. })));
         assert_eq!(got[1].local.port, 40001);
+    }
+
+    /// A both-families dump (`TCPDIAG_GETSOCK`) answers with messages of its own type, IPv4
+    /// and IPv6 mixed: each is decoded with its own family.
+    #[test]
+    fn batch_decodes_both_families_answers_of_the_legacy_type() {
+        let mut batch = nlmsg(
+            TCPDIAG_GETSOCK,
+            3,
+            &diag_msg(2, 10, 0, 8080, 0, v4([127, 0, 0, 1]), v4([0; 4])),
+        );
+        let mapped: std::net::Ipv6Addr = "::ffff:127.0.0.1".parse().unwrap();
+        let mut v6 = diag_msg(10, 1, 0, 8080, 40000, mapped.octets(), mapped.octets());
+        v6.extend_from_slice(&5u16.to_ne_bytes());
+        v6.extend_from_slice(&INET_DIAG_SKV6ONLY.to_ne_bytes());
+        v6.extend_from_slice(&[0, 0, 0, 0]);
+        batch.extend(nlmsg(TCPDIAG_GETSOCK, 3, &v6));
+        batch.extend(nlmsg(NLMSG_DONE, 3, &0i32.to_ne_bytes()));
+        let both = DumpRequest {
+            family: BOTH_FAMILIES,
+            ..REQ
+        };
+        let mut got = Vec::new();
+        let r = parse_batch(&batch, 3, &both, &mut |s| got.push(s)).unwrap();
+        assert_eq!(r, Batch::Done);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].family, got[0].state), (4, TcpState::Listening));
+        assert_eq!((got[1].family, got[1].state), (6, TcpState::Established));
+        assert_eq!(got[1].local.addr, IpAddr::V6(mapped));
+        assert_eq!(got[1].v6only, Some(false));
+    }
+
+    /// The both-families request is a `struct inet_diag_req` under type 18, with the extras
+    /// in idiag_ext, the state mask after the socket id, and a bytecode attribute after it.
+    #[test]
+    fn both_families_request_is_the_legacy_layout() {
+        let req = DumpRequest {
+            proto: Proto::Tcp,
+            family: BOTH_FAMILIES,
+            states: TcpState::TimeWait.mask_bit() | TcpState::Listening.mask_bit(),
+            tcp_info: true,
+            memory: true,
+        };
+        let b = build_request(&req, 5, &[]);
+        assert_eq!(b.len(), NLMSG_HDR_LEN + INET_DIAG_REQ_LEN);
+        assert_eq!(
+            u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize,
+            b.len()
+        );
+        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), TCPDIAG_GETSOCK);
+        assert_eq!(u16::from_ne_bytes([b[6], b[7]]), NLM_F_REQUEST | NLM_F_DUMP);
+        assert_eq!(u32::from_ne_bytes([b[8], b[9], b[10], b[11]]), 5);
+        let p = &b[NLMSG_HDR_LEN..];
+        assert_eq!(p[0], 0); // AF_UNSPEC
+        assert_eq!(
+            p[3],
+            1 << (INET_DIAG_INFO - 1) | 1 << (INET_DIAG_SKMEMINFO - 1)
+        );
+        assert!(p[4..52].iter().all(|&x| x == 0), "any socket id");
+        assert_eq!(u32::from_ne_bytes([p[52], p[53], p[54], p[55]]), req.states);
+        let with = build_request(&req, 5, &[1, 2, 3, 4]);
+        assert_eq!(with.len(), b.len() + 8);
+        assert_eq!(u32::from_ne_bytes([with[0], with[1], with[2], with[3]]), 84);
+        assert_eq!(
+            u16::from_ne_bytes([with[78], with[79]]),
+            INET_DIAG_REQ_BYTECODE
+        );
+        // UDP has no legacy request: one family per dump, whatever is asked.
+        let udp = build_request(
+            &DumpRequest {
+                proto: Proto::Udp,
+                family: 4,
+                ..req
+            },
+            5,
+            &[],
+        );
+        assert_eq!(u16::from_ne_bytes([udp[4], udp[5]]), SOCK_DIAG_BY_FAMILY);
     }
 
     #[test]

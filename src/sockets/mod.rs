@@ -100,9 +100,7 @@ fn dump_one(
         });
     };
     match diag.dump_filtered(req, program, each) {
-        Err(DiagError::Dump { source, .. })
-            if source.raw_os_error() == Some(libc::EINVAL) =>
-        {
+        Err(DiagError::Dump { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
             // Refused before any socket was sent: nothing is reported twice.
             diag.dump(req, &mut |s| {
                 if keep(&s) {
