@@ -178,3 +178,97 @@ fn one_walk_dump_is_exactly_both_per_family_dumps() {
     assert_eq!(listed, both.keys().cloned().collect::<Vec<_>>());
     drop(keep);
 }
+
+/// Replays of a snapshot recorded by sockscope before TCP was dumped in one walk (its dumps
+/// are per family: `tcp/4`, `tcp/6`) print what that sockscope printed from it. The fixture
+/// was recorded by the per-family build (`snapshot --netns` of a namespace holding IPv4, IPv6,
+/// v4-mapped and TIME_WAIT sockets) and pruned to the socket tables and sysctls; the expected
+/// outputs are that build's replays.
+#[test]
+fn snapshots_recorded_per_family_still_replay() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/snapshot-per-family");
+    let from = dir.join("snapshot.tar.zst");
+    let from = from.to_str().unwrap();
+    for (args, file) in [
+        (&["states", "--json"][..], "states.json"),
+        (&["states"][..], "states.txt"),
+        (&["sockets", "-i", "-m", "-e", "--json"][..], "sockets.json"),
+        (&["sockets", "-6", "--json"][..], "sockets-6.json"),
+        (
+            &["sockets", "--json", "sport = :7202"][..],
+            "sockets-7202.json",
+        ),
+    ] {
+        let mut line = args.to_vec();
+        line.extend(["--from", from]);
+        let (code, out, err) = support::run(&line);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        let want = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert_eq!(out, want, "{args:?} replayed differently");
+    }
+    let states: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("states.json")).unwrap()).unwrap();
+    assert_eq!(
+        (&states["total"], &states["states"]["time-wait"]),
+        (&10.into(), &2.into()),
+        "{states:#}"
+    );
+}
+
+/// A snapshot recorded now holds one both-families TCP dump per namespace; asked for one
+/// family, a replay keeps that family's sockets only.
+#[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
+fn one_family_replays_from_a_both_families_snapshot() {
+    if !support::require_root("one_family_replays_from_a_both_families_snapshot") {
+        return;
+    }
+    let ns = Netns::new();
+    let keep = ns.within(|| {
+        let l4 = listen("127.0.0.1:7301", 16);
+        let l6 = listen("[::1]:7302", 16);
+        let pairs: Vec<_> = [
+            ("127.0.0.1:7301", &l4),
+            ("[::1]:7302", &l6),
+            ("[::1]:7302", &l6),
+        ]
+        .into_iter()
+        .map(|(to, l)| (TcpStream::connect(to).unwrap(), l.accept().unwrap().0))
+        .collect();
+        (l4, l6, pairs)
+    });
+    let dir = std::env::temp_dir().join(format!("ssc-onewalk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let snap = dir.join("ns.tar.zst");
+    let (code, _, err) = support::run(&["snapshot", "--netns", &ns.name, snap.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (_, tape) = sockscope::host::archive::read_archive(&snap).unwrap();
+    let tcp: Vec<&String> = tape.dumps.keys().filter(|k| k.contains("/tcp/")).collect();
+    assert!(
+        !tcp.is_empty() && tcp.iter().all(|k| k.ends_with("/tcp/0")),
+        "one both-families TCP dump: {tcp:?}"
+    );
+    let from = snap.to_str().unwrap();
+    for (flag, want) in [("-4", 3), ("-6", 5), ("-t", 8)] {
+        let mut line = vec!["sockets", "-t", "--json", "--from", from];
+        if flag != "-t" {
+            line.push(flag);
+        }
+        let v = crate::sockets::run_list(&line);
+        let families: Vec<u64> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["family"].as_u64().unwrap())
+            .collect();
+        assert_eq!(families.len(), want, "{flag}: {v:#}");
+        match flag {
+            "-4" => assert!(families.iter().all(|&f| f == 4), "{v:#}"),
+            "-6" => assert!(families.iter().all(|&f| f == 6), "{v:#}"),
+            _ => {}
+        }
+    }
+    drop(keep);
+    let _ = std::fs::remove_dir_all(&dir);
+}
