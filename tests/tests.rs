@@ -6,6 +6,7 @@ mod support;
 mod capture;
 mod cli;
 mod counters;
+mod diag;
 mod doctor;
 mod explain;
 mod exporter;

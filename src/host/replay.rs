@@ -12,7 +12,7 @@ use super::record::{replayed, serve_dump};
 use super::tape::{dump_key, entered, reading, scoped, set_entered, Cursors, Kind, Tape};
 use super::{errno_error, BatchFn, DiagAsk, Host, LinkFn, Meta};
 use crate::netns::{NetnsError, NetnsSpec};
-use crate::sockets::diag::DiagError;
+use crate::sockets::diag::{family_name, DiagError, BOTH_FAMILIES};
 
 pub struct SnapshotHost {
     pub manifest: Manifest,
@@ -156,10 +156,27 @@ impl Host for SnapshotHost {
 
     fn sock_diag(&self, ask: &DiagAsk, each: &mut BatchFn) -> Result<(), DiagError> {
         let netns = entered().unwrap_or(self.tape.main_netns);
-        let key = dump_key(netns, ask.proto, ask.family);
+        let mut key = dump_key(netns, ask.proto, ask.family);
+        let both = dump_key(netns, ask.proto, BOTH_FAMILIES);
+        let recorded = |k: &str| self.tape.dumps.contains_key(k);
+        if ask.proto == "tcp" && !recorded(&key) {
+            if ask.family == BOTH_FAMILIES {
+                // Recorded before TCP was dumped in one walk (per family only): answer as a
+                // kernel without the legacy request would, and the caller asks per family.
+                return Err(DiagError::Dump {
+                    proto: ask.proto,
+                    family: ask.family,
+                    source: errno_error(libc::EOPNOTSUPP),
+                });
+            }
+            if recorded(&both) {
+                // One family of a both-families recording: the caller keeps that family.
+                key = both;
+            }
+        }
         let family = match ask.family {
-            0 => String::new(),
-            f => format!(" over IPv{f}"),
+            0 if ask.proto != "tcp" => String::new(),
+            f => format!(" over {}", family_name(f)),
         };
         let dump =
             replayed(&self.cursors, Kind::Dump, &key, &self.tape.dumps).ok_or_else(|| {

@@ -1,6 +1,11 @@
 //! The sock_diag collector: asks the kernel for its TCP/UDP socket tables over netlink
 //! (`NETLINK_SOCK_DIAG`, `SOCK_DIAG_BY_FAMILY`) and decodes the answers into [`Socket`]s.
 //!
+//! TCP over both families is one dump where the kernel allows it: the legacy request type
+//! `TCPDIAG_GETSOCK` asks with `AF_UNSPEC`, so the kernel walks its socket tables once instead
+//! of once per family. Those tables are host-wide (every namespace's sockets, filtered by
+//! namespace), so on a node with many namespaces each walk costs the whole node's sockets.
+//!
 //! `read_*` does the I/O; `parse_*` is pure and tested on byte fixtures. The crate's types
 //! (`netlink-packet-sock-diag`) stay in this file: its fixed-size `tcp_info` parse rejects
 //! kernels whose struct is shorter or longer, so attributes are walked here and `tcp_info` is
@@ -27,6 +32,13 @@ pub(crate) const NLMSG_HDR_LEN: usize = 16;
 pub(crate) const NLMSG_ERROR: u16 = 2;
 pub(crate) const NLMSG_DONE: u16 = 3;
 pub(crate) const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// The legacy TCP request (`struct inet_diag_req`): dumps IPv4 and IPv6 in one walk; its
+/// answers carry this type instead of [`SOCK_DIAG_BY_FAMILY`].
+pub(crate) const TCPDIAG_GETSOCK: u16 = 18;
+/// `struct inet_diag_req`: family, src_len, dst_len, ext, the 48-byte socket id, states, dbs.
+const INET_DIAG_REQ_LEN: usize = 60;
+/// [`DumpRequest::family`] for TCP over IPv4 and IPv6 in one dump.
+pub const BOTH_FAMILIES: u8 = 0;
 const INET_DIAG_MSG_LEN: usize = 72;
 const INET_DIAG_INFO: u16 = 2;
 const INET_DIAG_SKMEMINFO: u16 = 7;
@@ -38,7 +50,7 @@ const INET_DIAG_REQ_BYTECODE: u16 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DumpRequest {
     pub proto: Proto,
-    /// 4 or 6.
+    /// 4, 6, or [`BOTH_FAMILIES`] (TCP only: one `TCPDIAG_GETSOCK` dump).
     pub family: u8,
     /// Bit `1 << state` for each wanted state (see [`TcpState::mask_bit`]).
     pub states: u32,
@@ -53,15 +65,16 @@ pub enum DiagError {
     #[error("cannot open a NETLINK_SOCK_DIAG socket: {0}")]
     Open(#[source] io::Error),
     #[error(
-        "the kernel has no sock_diag support for {proto} over IPv{family} (module {module} not \
-         loaded?); try `modprobe {module}`"
+        "the kernel has no sock_diag support for {proto} over {} (module {module} not \
+         loaded?); try `modprobe {module}`",
+        family_name(*family)
     )]
     NoKernelSupport {
         proto: &'static str,
         family: u8,
         module: &'static str,
     },
-    #[error("sock_diag dump of {proto} over IPv{family} failed: {source}")]
+    #[error("sock_diag dump of {proto} over {} failed: {source}", family_name(*family))]
     Dump {
         proto: &'static str,
         family: u8,
@@ -69,6 +82,29 @@ pub enum DiagError {
     },
     #[error("sock_diag answered with a message sockscope cannot decode: {0}")]
     Decode(String),
+}
+
+/// "IPv4", "IPv6", or both for a [`BOTH_FAMILIES`] dump.
+pub fn family_name(family: u8) -> String {
+    match family {
+        BOTH_FAMILIES => "IPv4 and IPv6".into(),
+        f => format!("IPv{f}"),
+    }
+}
+
+impl DiagError {
+    /// The kernel (or a snapshot recorded before one-walk dumps) refused a [`BOTH_FAMILIES`]
+    /// dump before sending any socket: ask per family instead.
+    pub fn refused_both(&self) -> bool {
+        match self {
+            DiagError::NoKernelSupport { family, .. } => *family == BOTH_FAMILIES,
+            DiagError::Dump { family, source, .. } => {
+                *family == BOTH_FAMILIES
+                    && matches!(source.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The dumps of one run, through the run's [`crate::host::Host`]: the live kernel, or a
@@ -137,7 +173,10 @@ impl DiagSocket {
         let mut refused = None;
         let mut keep = |mut s: Socket| {
             if narrow {
-                if req.states & s.state.mask_bit() == 0 {
+                // A per-family question answered from a recorded both-families dump.
+                if req.states & s.state.mask_bit() == 0
+                    || (req.family != BOTH_FAMILIES && s.family != req.family)
+                {
                     return;
                 }
                 if !req.tcp_info {
@@ -177,6 +216,50 @@ impl DiagSocket {
 }
 
 fn build_request(req: &DumpRequest, seq: u32, bytecode: &[u8]) -> Vec<u8> {
+    let mut buf = if req.family == BOTH_FAMILIES && req.proto == Proto::Tcp {
+        build_compat_request(req, seq)
+    } else {
+        build_by_family_request(req, seq)
+    };
+    if !bytecode.is_empty() {
+        // The crate has no bytecode attribute: append INET_DIAG_REQ_BYTECODE after the
+        // request and grow nlmsg_len to cover it. Both request layouts are 4-byte aligned.
+        let attr_len = 4 + bytecode.len();
+        buf.extend_from_slice(&(attr_len as u16).to_ne_bytes());
+        buf.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+        buf.extend_from_slice(bytecode);
+        buf.resize(buf.len().next_multiple_of(4), 0);
+        let total = buf.len() as u32;
+        buf[0..4].copy_from_slice(&total.to_ne_bytes());
+    }
+    buf
+}
+
+/// `TCPDIAG_GETSOCK` with a `struct inet_diag_req` (the crate has no such message): the kernel
+/// dumps it as `AF_UNSPEC`, every family in one walk (`inet_diag_dump_compat`).
+fn build_compat_request(req: &DumpRequest, seq: u32) -> Vec<u8> {
+    let mut ext = 0u8;
+    if req.tcp_info {
+        ext |= 1 << (INET_DIAG_INFO - 1);
+    }
+    if req.memory {
+        ext |= 1 << (INET_DIAG_SKMEMINFO - 1);
+    }
+    let len = NLMSG_HDR_LEN + INET_DIAG_REQ_LEN;
+    let mut b = Vec::with_capacity(len);
+    b.extend_from_slice(&(len as u32).to_ne_bytes());
+    b.extend_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
+    b.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    b.extend_from_slice(&seq.to_ne_bytes());
+    b.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid
+    b.extend_from_slice(&[0, 0, 0, ext]); // idiag_family (ignored: AF_UNSPEC), src/dst_len
+    b.extend_from_slice(&[0u8; 48]); // id: any socket (cookie 0 is "no cookie")
+    b.extend_from_slice(&req.states.to_ne_bytes());
+    b.extend_from_slice(&0u32.to_ne_bytes()); // idiag_dbs
+    b
+}
+
+fn build_by_family_request(req: &DumpRequest, seq: u32) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     header.sequence_number = seq;
@@ -208,17 +291,6 @@ fn build_request(req: &DumpRequest, seq: u32, bytecode: &[u8]) -> Vec<u8> {
     msg.finalize();
     let mut buf = vec![0u8; msg.buffer_len()];
     msg.serialize(&mut buf);
-    if !bytecode.is_empty() {
-        // The crate has no bytecode attribute: append INET_DIAG_REQ_BYTECODE after the
-        // request and grow nlmsg_len to cover it.
-        let attr_len = 4 + bytecode.len();
-        buf.extend_from_slice(&(attr_len as u16).to_ne_bytes());
-        buf.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
-        buf.extend_from_slice(bytecode);
-        buf.resize(buf.len().next_multiple_of(4), 0);
-        let total = buf.len() as u32;
-        buf[0..4].copy_from_slice(&total.to_ne_bytes());
-    }
     buf
 }
 
@@ -245,7 +317,8 @@ pub fn parse_batch(
 }
 
 /// Walks one datagram of sock_diag answers (any family): checks each netlink header, skips
-/// messages of other requests, and hands every `SOCK_DIAG_BY_FAMILY` payload to `each`.
+/// messages of other requests, and hands every `SOCK_DIAG_BY_FAMILY` (or, answering a
+/// both-families TCP dump, `TCPDIAG_GETSOCK`) payload to `each`.
 pub fn walk_batch(
     mut buf: &[u8],
     seq: u32,
@@ -276,7 +349,7 @@ pub fn walk_batch(
                     }
                     return Ok(Batch::Error(-code));
                 }
-                SOCK_DIAG_BY_FAMILY => each(payload)?,
+                SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => each(payload)?,
                 _ => {}
             }
         }
@@ -548,6 +621,84 @@ mod tests {
         assert_eq!(got[0].state, TcpState::TimeWait);
         assert!(matches!(got[0].timer, Some(Timer::TimeWait { .. })));
         assert_eq!(got[1].local.port, 40001);
+    }
+
+    /// A both-families dump (`TCPDIAG_GETSOCK`) answers with messages of its own type, IPv4
+    /// and IPv6 mixed: each is decoded with its own family.
+    #[test]
+    fn batch_decodes_both_families_answers_of_the_legacy_type() {
+        let mut batch = nlmsg(
+            TCPDIAG_GETSOCK,
+            3,
+            &diag_msg(2, 10, 0, 8080, 0, v4([127, 0, 0, 1]), v4([0; 4])),
+        );
+        let mapped: std::net::Ipv6Addr = "::ffff:127.0.0.1".parse().unwrap();
+        let mut v6 = diag_msg(10, 1, 0, 8080, 40000, mapped.octets(), mapped.octets());
+        v6.extend_from_slice(&5u16.to_ne_bytes());
+        v6.extend_from_slice(&INET_DIAG_SKV6ONLY.to_ne_bytes());
+        v6.extend_from_slice(&[0, 0, 0, 0]);
+        batch.extend(nlmsg(TCPDIAG_GETSOCK, 3, &v6));
+        batch.extend(nlmsg(NLMSG_DONE, 3, &0i32.to_ne_bytes()));
+        let both = DumpRequest {
+            family: BOTH_FAMILIES,
+            ..REQ
+        };
+        let mut got = Vec::new();
+        let r = parse_batch(&batch, 3, &both, &mut |s| got.push(s)).unwrap();
+        assert_eq!(r, Batch::Done);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].family, got[0].state), (4, TcpState::Listening));
+        assert_eq!((got[1].family, got[1].state), (6, TcpState::Established));
+        assert_eq!(got[1].local.addr, IpAddr::V6(mapped));
+        assert_eq!(got[1].v6only, Some(false));
+    }
+
+    /// The both-families request is a `struct inet_diag_req` under type 18, with the extras
+    /// in idiag_ext, the state mask after the socket id, and a bytecode attribute after it.
+    #[test]
+    fn both_families_request_is_the_legacy_layout() {
+        let req = DumpRequest {
+            proto: Proto::Tcp,
+            family: BOTH_FAMILIES,
+            states: TcpState::TimeWait.mask_bit() | TcpState::Listening.mask_bit(),
+            tcp_info: true,
+            memory: true,
+        };
+        let b = build_request(&req, 5, &[]);
+        assert_eq!(b.len(), NLMSG_HDR_LEN + INET_DIAG_REQ_LEN);
+        assert_eq!(
+            u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize,
+            b.len()
+        );
+        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), TCPDIAG_GETSOCK);
+        assert_eq!(u16::from_ne_bytes([b[6], b[7]]), NLM_F_REQUEST | NLM_F_DUMP);
+        assert_eq!(u32::from_ne_bytes([b[8], b[9], b[10], b[11]]), 5);
+        let p = &b[NLMSG_HDR_LEN..];
+        assert_eq!(p[0], 0); // AF_UNSPEC
+        assert_eq!(
+            p[3],
+            1 << (INET_DIAG_INFO - 1) | 1 << (INET_DIAG_SKMEMINFO - 1)
+        );
+        assert!(p[4..52].iter().all(|&x| x == 0), "any socket id");
+        assert_eq!(u32::from_ne_bytes([p[52], p[53], p[54], p[55]]), req.states);
+        let with = build_request(&req, 5, &[1, 2, 3, 4]);
+        assert_eq!(with.len(), b.len() + 8);
+        assert_eq!(u32::from_ne_bytes([with[0], with[1], with[2], with[3]]), 84);
+        assert_eq!(
+            u16::from_ne_bytes([with[78], with[79]]),
+            INET_DIAG_REQ_BYTECODE
+        );
+        // UDP has no legacy request: one family per dump, whatever is asked.
+        let udp = build_request(
+            &DumpRequest {
+                proto: Proto::Udp,
+                family: 4,
+                ..req
+            },
+            5,
+            &[],
+        );
+        assert_eq!(u16::from_ne_bytes([udp[4], udp[5]]), SOCK_DIAG_BY_FAMILY);
     }
 
     #[test]

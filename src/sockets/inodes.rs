@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::all_states_mask;
-use super::diag::{DiagError, DiagSocket, DumpRequest};
+use super::diag::{DiagError, DiagSocket, DumpRequest, BOTH_FAMILIES};
 use super::model::Proto;
 use super::unix_diag::for_each_unix_inode;
 use crate::netns::{self, NetnsError};
@@ -35,22 +35,34 @@ pub enum IndexError {
 /// without IPv6 or without one diag module is not an error: those sockets stay unmatched.
 pub fn index_current_netns(index: &mut ProtoIndex) -> Result<(), DiagError> {
     let mut diag = DiagSocket::open()?;
-    for proto in [Proto::Tcp, Proto::Udp] {
+    let mut dump = |proto, family| {
         let tag = match proto {
             Proto::Tcp => SockProto::Tcp,
             Proto::Udp => SockProto::Udp,
         };
+        let req = DumpRequest {
+            proto,
+            family,
+            states: all_states_mask(),
+            tcp_info: false,
+            memory: false,
+        };
+        diag.dump(&req, &mut |s| {
+            index.insert(s.inode, tag);
+        })
+    };
+    // TCP over both families in one walk of the kernel's tables, per family if refused.
+    let tcp_done = match dump(Proto::Tcp, BOTH_FAMILIES) {
+        Ok(()) => true,
+        Err(e) if e.refused_both() => false,
+        Err(e) => return Err(e),
+    };
+    for proto in [Proto::Tcp, Proto::Udp] {
+        if proto == Proto::Tcp && tcp_done {
+            continue;
+        }
         for family in [4, 6] {
-            let req = DumpRequest {
-                proto,
-                family,
-                states: all_states_mask(),
-                tcp_info: false,
-                memory: false,
-            };
-            match diag.dump(&req, &mut |s| {
-                index.insert(s.inode, tag);
-            }) {
+            match dump(proto, family) {
                 Ok(()) | Err(DiagError::NoKernelSupport { .. }) => {}
                 Err(e) => return Err(e),
             }

@@ -28,10 +28,6 @@ pub fn all_states_mask() -> u32 {
     TcpState::ALL.iter().map(|s| s.mask_bit()).sum()
 }
 
-/// Streams the sockets a selection asks for: one kernel dump per protocol and family, with
-/// the port and address filters compiled to inet_diag bytecode so the kernel applies them.
-/// Should a kernel refuse the program (EINVAL), the same filters run in user space instead.
-/// Runs in the calling thread's network namespace.
 /// What to ask the kernel for besides each socket's header.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Extras {
@@ -41,6 +37,11 @@ pub struct Extras {
     pub memory: bool,
 }
 
+/// Streams the sockets a selection asks for: one kernel dump per protocol and family (TCP
+/// over both families in one dump, see [`diag::BOTH_FAMILIES`]), with the port and address
+/// filters compiled to inet_diag bytecode so the kernel applies them. Should a kernel refuse
+/// the program (EINVAL), the same filters run in user space instead. Runs in the calling
+/// thread's network namespace.
 pub fn for_each_socket(
     sel: &Selection,
     extras: Extras,
@@ -57,38 +58,58 @@ pub fn for_each_socket(
             0 => all_states_mask(),
             m => m,
         };
-        for &family in &sel.families {
-            let req = DumpRequest {
-                proto,
-                family,
-                states,
-                tcp_info: extras.tcp_info && proto == Proto::Tcp,
-                memory: extras.memory,
-            };
-            let Some(program) = &program else {
-                diag.dump(&req, &mut |s| {
-                    if keep(&s) {
-                        each(s)
-                    }
-                })?;
-                continue;
-            };
-            match diag.dump_filtered(&req, program, each) {
-                Err(DiagError::Dump { source, .. })
-                    if source.raw_os_error() == Some(libc::EINVAL) =>
-                {
-                    // Refused before any socket was sent: nothing is reported twice.
-                    diag.dump(&req, &mut |s| {
-                        if keep(&s) {
-                            each(s)
-                        }
-                    })?
+        let req = |family| DumpRequest {
+            proto,
+            family,
+            states,
+            tcp_info: extras.tcp_info && proto == Proto::Tcp,
+            memory: extras.memory,
+        };
+        // Each TCP dump walks every socket of the host, whichever namespace asks: one walk
+        // for both families halves the cost of a node-wide scan.
+        if proto == Proto::Tcp && sel.families.contains(&4) && sel.families.contains(&6) {
+            match dump_one(&mut diag, &req(diag::BOTH_FAMILIES), &program, &keep, each) {
+                Err(e) if e.refused_both() => {}
+                r => {
+                    r?;
+                    continue;
                 }
-                r => r?,
             }
+        }
+        for &family in &sel.families {
+            dump_one(&mut diag, &req(family), &program, &keep, each)?;
         }
     }
     Ok(())
+}
+
+/// One dump, with the compiled filter when there is one; a kernel that refuses the program
+/// gets the plain request and the filter runs here.
+fn dump_one(
+    diag: &mut DiagSocket,
+    req: &DumpRequest,
+    program: &Option<Vec<u8>>,
+    keep: &dyn Fn(&Socket) -> bool,
+    each: &mut dyn FnMut(Socket),
+) -> Result<(), DiagError> {
+    let Some(program) = program else {
+        return diag.dump(req, &mut |s| {
+            if keep(&s) {
+                each(s)
+            }
+        });
+    };
+    match diag.dump_filtered(req, program, each) {
+        Err(DiagError::Dump { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
+            // Refused before any socket was sent: nothing is reported twice.
+            diag.dump(req, &mut |s| {
+                if keep(&s) {
+                    each(s)
+                }
+            })
+        }
+        r => r,
+    }
 }
 
 #[cfg(test)]
