@@ -12,5 +12,6 @@ pub mod owners;
 pub mod procfile;
 pub mod rank;
 pub mod report;
+pub mod spread;
 pub mod unreadable;
 pub mod usage;

@@ -38,10 +38,7 @@ pub fn read_owners(root: &str, wanted: Option<&HashSet<u32>>) -> std::io::Result
 /// of the whole host's.
 pub fn read_owners_of(root: &str, pids: &[u32], wanted: Option<&HashSet<u32>>) -> Owners {
     let next = AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(pids.len().max(1));
+    let threads = crate::procs::spread::workers(pids.len());
     let parts: Vec<Owners> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| scope.spawn(|| scan_part(root, pids, &next, wanted)))
