@@ -280,7 +280,11 @@ fn state_order() -> impl Iterator<Item = TcpState> {
 }
 
 fn signed(n: i64) -> String {
-    format!("{n:+}")
+    if n == 0 {
+        "0".into()
+    } else {
+        format!("{n:+}")
+    }
 }
 
 /// A rate per second: whole above 10, one decimal below (a slow leak shows as +0.2/s).
@@ -432,5 +436,83 @@ mod tests {
             "states_all_netns",
             render(|o| write_node_states_table(o, &node))
         );
+    }
+    #[test]
+    fn states_by_process_and_watch_tables() {
+        use crate::sockets::state_watch::Sampler;
+        let s = summary();
+        let ns = crate::scope::NetnsRef {
+            inode: 4026532000,
+            name: Some("app".into()),
+            host: false,
+        };
+        let row = |owner, process: Option<(u32, &str)>, states: StateCounts| PlaceStates {
+            netns: vec![ns.clone()],
+            container: None,
+            owner: Some(owner),
+            process: process.map(|(pid, name)| ProcessRef {
+                pid,
+                name: name.into(),
+            }),
+            total: states.total(),
+            states,
+            top_peers: vec![],
+            top_time_wait: vec![],
+            ephemeral: None,
+        };
+        let node = |tw: u64| NodeStates {
+            by: "process",
+            total: 20504 + tw,
+            states: counts(&[
+                (TcpState::Established, 500),
+                (TcpState::TimeWait, 20000 + tw),
+                (TcpState::CloseWait, 3),
+                (TcpState::Listening, 1),
+            ]),
+            shared: Some(2),
+            places: vec![
+                row(
+                    Holder::None,
+                    None,
+                    counts(&[(TcpState::TimeWait, 20000 + tw)]),
+                ),
+                PlaceStates {
+                    ephemeral: Some(ephemeral(true)),
+                    ..row(
+                        Holder::Process,
+                        Some((4242, "api\x1b[2J")),
+                        counts(&[(TcpState::Established, 400), (TcpState::CloseWait, 3)]),
+                    )
+                },
+                row(
+                    Holder::Process,
+                    Some((77, "worker")),
+                    counts(&[(TcpState::Established, 102)]),
+                ),
+                row(Holder::Unknown, None, counts(&[(TcpState::Listening, 1)])),
+            ],
+        };
+        insta::assert_snapshot!(
+            "states_by_process",
+            render(|o| write_node_states_table(o, &node(0)))
+        );
+        let mut sampler = Sampler::default();
+        let first = sampler.sample(0.0, node(0).states, Some(node(0)));
+        insta::assert_snapshot!(
+            "states_watch_first",
+            render(|o| write_states_sample(o, &first))
+        );
+        let second = sampler.sample(5.0, node(120).states, Some(node(120)));
+        insta::assert_snapshot!(
+            "states_watch_change",
+            render(|o| write_states_sample(o, &second))
+        );
+        // One namespace read whole: the counts only.
+        let mut sampler = Sampler::default();
+        sampler.sample(1.0, node(0).states, None);
+        let one = sampler.sample(2.0, s.states.clone(), None);
+        let text = render(|o| write_states_sample(o, &one));
+        let last: Vec<&str> = text.lines().last().unwrap().split_whitespace().collect();
+        assert_eq!(last, ["total", "21010", "+506", "+506/s"], "{text}");
     }
 }

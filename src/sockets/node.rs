@@ -313,4 +313,76 @@ mod tests {
         assert_eq!(n.places[0].states.get(TcpState::TimeWait), 10);
         assert_eq!(n.places[0].netns.len(), 2);
     }
+    fn owned(pids: &[(u32, u64)], no_owner_tw: u64, shared: u64) -> OwnedStates {
+        let mut all = StateCounts::default();
+        all.0[TcpState::TimeWait as usize] = no_owner_tw;
+        all.0[TcpState::Established as usize] = pids.iter().map(|(_, n)| n).sum::<u64>() - shared;
+        OwnedStates {
+            all,
+            processes: pids
+                .iter()
+                .map(|&(pid, est)| {
+                    (
+                        ProcessRef {
+                            pid,
+                            name: format!("p{pid}"),
+                        },
+                        summary(0, est),
+                    )
+                })
+                .collect(),
+            no_owner: summary(no_owner_tw, 0),
+            unknown: summary(0, 0),
+            shared,
+        }
+    }
+
+    #[test]
+    fn process_rows_span_namespaces_and_no_owner_rows_stay_per_namespace() {
+        let found = vec![
+            Found {
+                place: at(1, None, summary(0, 0)).place,
+                value: owned(&[(7, 2), (9, 5)], 4, 0),
+            },
+            // pid 7 holds sockets in namespace 2 too; one of them is shared with pid 8.
+            Found {
+                place: at(2, Some("a"), summary(0, 0)).place,
+                value: owned(&[(7, 1), (8, 1)], 6, 1),
+            },
+        ];
+        let mut asked = Vec::new();
+        let n = group_by_process(found, 10, &mut |pid| {
+            asked.push(pid);
+            None
+        });
+        assert_eq!(n.by, "process");
+        assert_eq!(n.shared, Some(1));
+        assert_eq!(n.total, 7 + 10 + 1);
+        let rows: Vec<(Option<Holder>, Option<u32>, u64, usize)> = n
+            .places
+            .iter()
+            .map(|p| {
+                (
+                    p.owner,
+                    p.process.as_ref().map(|p| p.pid),
+                    p.total,
+                    p.netns.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (Some(Holder::None), None, 6, 1),
+                (Some(Holder::None), None, 4, 1),
+                (Some(Holder::Process), Some(9), 5, 1),
+                (Some(Holder::Process), Some(7), 3, 2),
+                (Some(Holder::Process), Some(8), 1, 1),
+            ]
+        );
+        // The no-owner row of namespace 2 keeps its container; no empty unknown rows.
+        assert_eq!(n.places[0].container.as_ref().unwrap().id, "a");
+        asked.sort_unstable();
+        assert_eq!(asked, vec![7, 7, 8, 9]);
+    }
 }

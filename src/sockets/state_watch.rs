@@ -189,3 +189,91 @@ fn row_of(p: PlaceStates, change: Option<Change>) -> SampleRow {
     row.set(change);
     row
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scope::NetnsRef;
+
+    fn counts(tw: u64, est: u64) -> StateCounts {
+        let mut c = StateCounts::default();
+        c.0[TcpState::TimeWait as usize] = tw;
+        c.0[TcpState::Established as usize] = est;
+        c
+    }
+
+    fn row(inode: u64, states: StateCounts) -> PlaceStates {
+        PlaceStates {
+            netns: vec![NetnsRef {
+                inode,
+                name: None,
+                host: false,
+            }],
+            container: None,
+            owner: None,
+            process: None,
+            total: states.total(),
+            states,
+            top_peers: vec![],
+            top_time_wait: vec![],
+            ephemeral: None,
+        }
+    }
+
+    fn node(rows: Vec<PlaceStates>) -> NodeStates {
+        let mut states = StateCounts::default();
+        for r in &rows {
+            for (t, n) in states.0.iter_mut().zip(r.states.0.iter()) {
+                *t += n;
+            }
+        }
+        NodeStates {
+            by: "netns",
+            total: states.total(),
+            states,
+            shared: None,
+            places: rows,
+        }
+    }
+
+    #[test]
+    fn changes_and_rates_between_samples() {
+        let mut s = Sampler::default();
+        let first = s.sample(0.5, counts(10, 3), None);
+        assert_eq!(
+            (first.delta, first.rate, first.interval_us),
+            (None, None, None)
+        );
+        // 120 more TIME_WAIT, one connection fewer, 5 s later.
+        let second = s.sample(5.5, counts(130, 2), None);
+        assert_eq!(second.interval_us, Some(5_000_000));
+        let d = second.delta.unwrap();
+        assert_eq!(d.get(TcpState::TimeWait), 120);
+        assert_eq!(d.get(TcpState::Established), -1);
+        assert_eq!(second.rate.unwrap().get(TcpState::TimeWait), 24.0);
+        let v = serde_json::to_value(&second).unwrap();
+        assert_eq!(v["delta"]["time-wait"], 120);
+        assert_eq!(v["rate"]["established"], -0.2);
+        assert!(v.get("by").is_none());
+    }
+
+    #[test]
+    fn rows_new_and_gone_add_up_to_the_total() {
+        let mut s = Sampler::default();
+        let first = s.sample(0.0, counts(5, 1), Some(node(vec![row(1, counts(5, 1))])));
+        assert!(first.places[0].delta.is_none());
+        // Namespace 1 went away, namespace 2 came with 7 TIME_WAIT.
+        let second = s.sample(1.0, counts(7, 0), Some(node(vec![row(2, counts(7, 0))])));
+        let inodes: Vec<u64> = second.places.iter().map(|p| p.netns[0].inode).collect();
+        assert_eq!(inodes, vec![2, 1]);
+        let tw = |p: &SampleRow| p.delta.unwrap().get(TcpState::TimeWait);
+        assert_eq!(tw(&second.places[0]), 7);
+        assert_eq!(tw(&second.places[1]), -5);
+        assert_eq!(second.places[1].total, 0);
+        let sum: i64 = second.places.iter().map(tw).sum();
+        assert_eq!(sum, second.delta.unwrap().get(TcpState::TimeWait));
+        // Gone rows are said once.
+        let third = s.sample(2.0, counts(7, 0), Some(node(vec![row(2, counts(7, 0))])));
+        assert_eq!(third.places.len(), 1);
+    }
+}
