@@ -609,7 +609,7 @@ pub struct StatesArgs {
     /// How many peers to list in each ranking.
     #[arg(long, value_name = "N", default_value_t = 10, allow_negative_numbers = true, value_parser = parse_count)]
     pub top: usize,
-    /// With --all-netns: one row per network namespace (netns) or per container (a
+    /// With --all-netns: one row per network namespace (netns, the default) or per container (a
     /// Kubernetes pod's containers share one namespace), worst first. process: one row per
     /// owning process (found by reading every process's fds, as `sockets -p` does), in this
     /// namespace, the --netns one, or with --all-netns every namespace; a socket that
@@ -619,10 +619,9 @@ pub struct StatesArgs {
     #[arg(
         long,
         value_name = "netns|container|process",
-        default_value = "netns",
         requires_ifs = [("netns", "all_netns"), ("container", "all_netns")]
     )]
-    pub by: GroupBy,
+    pub by: Option<GroupBy>,
     /// Count again every INTERVAL (default 1s; 500ms, 2s…) until Ctrl-C, SIGTERM or SIGHUP
     /// (exit 0 after the sample in progress). On a terminal: the screen redrawn, each state
     /// with its change since the previous sample and the rate per second. Otherwise (a pipe,

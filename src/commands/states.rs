@@ -22,6 +22,12 @@ use crate::sockets::sysctl::{read_port_range, read_time_wait_settings};
 use crate::sockets::{for_each_socket, Extras};
 
 pub fn run(args: &StatesArgs, out: &mut dyn Write, output: &Output) -> Result<Done, RunError> {
+    // clap lets `--by netns --netns X` through (the two conflict with --all-netns).
+    if matches!(args.by, Some(GroupBy::Netns | GroupBy::Container)) && !args.node.all_netns {
+        return Err(RunError::Input(
+            "--by netns and --by container group the namespaces of --all-netns: add --all-netns (or use --by process)".into(),
+        ));
+    }
     if let Some(interval) = args.watch {
         return watch::run(args, interval, out, output);
     }
@@ -40,17 +46,15 @@ pub(super) enum Reading {
 /// Reads the states once, with the notes for stderr. Enters --netns (on the calling thread)
 /// when one is given.
 pub(super) fn read(args: &StatesArgs) -> Result<(Reading, Vec<String>), RunError> {
-    if args.by == GroupBy::Process {
+    let by = args.by.unwrap_or_default();
+    if by == GroupBy::Process {
         let (n, notes) = by_process(args)?;
         return Ok((Reading::Node(n), notes));
     }
     if args.node.all_netns {
         let roots = live_roots(args.node.fs_root.as_ref());
         let run = for_each_netns(&roots, || count(args.top))?;
-        return Ok((
-            Reading::Node(group(run.found, args.by, args.top)),
-            run.notes,
-        ));
+        return Ok((Reading::Node(group(run.found, by, args.top)), run.notes));
     }
     netns::enter_opt(args.common.netns.as_ref())?;
     Ok((Reading::One(count(args.top)?), Vec::new()))
