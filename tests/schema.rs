@@ -491,13 +491,7 @@ fn live_listings_match_their_schemas() {
     for args in [
         &["states", "--netns", ns, "--jsonl", "--watch", "50ms"][..],
         &[
-            "states",
-            "--all-netns",
-            "--by",
-            "process",
-            "--json",
-            "--watch",
-            "50ms",
+            "states", "--by", "process", "--netns", ns, "--json", "--watch", "50ms",
         ],
     ] {
         let lines = watch_lines(args, 2);
