@@ -70,12 +70,12 @@ pub enum Command {
     /// --by process counts per owning process instead (pid, name, container), worst first.
     /// The kernel gives no owner to TIME_WAIT sockets, connections not yet accepted and
     /// orphans (closed by their process, still in FIN-WAIT, CLOSING or LAST-ACK): they are
-    /// counted in a "(no owner: …)" row per namespace, never guessed, so the rows add up to
-    /// the total. Sockets whose holder could not be read (another user's process without
+    /// counted in a "(no owner: …)" row per namespace, never guessed, so no socket is left
+    /// out of the rows. Sockets whose holder could not be read (another user's process without
     /// root, or one that exited during the run) get an "(owner unknown)" row.
     ///
     /// --watch redraws the counts every INTERVAL with the change since the previous sample
-    /// and its rate (TIME-WAIT 1200 +120 +24/s), per row under --all-netns or --by process.
+    /// and its rate (time-wait 1200 +120 +24/s), per row under --all-netns or --by process.
     ///
     /// Examples:
     ///   sockscope states
@@ -692,7 +692,6 @@ pub enum GroupBy {
     #[default]
     Netns,
     Container,
-    /// Per owning process (`states` only).
     Process,
 }
 
