@@ -206,11 +206,81 @@ fn schemas_reject_the_old_shapes() {
     summary.as_object_mut().unwrap().remove("elapsed_us");
     summary["elapsed_s"] = 0.2.into();
     assert!(!line.is_valid(&summary));
+    // A --by process row naming no process, or a no-owner row naming one.
+    let place = validator("states", Some("place"));
+    let mut row = serde_json::json!({
+        "netns": [{"inode": 4026532000u64, "host": false}], "owner": "process",
+        "process": {"pid": 7, "name": "app"}, "total": 0, "states": counts_json(),
+        "top_peers": [], "top_time_wait": [], "ephemeral": null
+    });
+    assert!(place.is_valid(&row));
+    row["owner"] = "none".into();
+    assert!(!place.is_valid(&row));
+    row.as_object_mut().unwrap().remove("process");
+    assert!(place.is_valid(&row));
+    row["owner"] = "process".into();
+    assert!(!place.is_valid(&row));
+    // A sample's change as a count (it can go down).
+    let sample = validator("states", Some("sample"));
+    let mut delta = counts_json();
+    delta["time-wait"] = (-3).into();
+    let mut line = serde_json::json!({
+        "schema_version": 1, "type": "sample", "t_us": 1, "interval_us": 1, "total": 0,
+        "states": counts_json(), "delta": delta, "rate": counts_json(), "places": []
+    });
+    assert!(sample.is_valid(&line));
+    line["states"]["time-wait"] = (-3).into();
+    assert!(!sample.is_valid(&line));
     // A process without its name.
     let process = validator("common", Some("process"));
     assert!(process.is_valid(&serde_json::json!({"pid": 1, "name": "init"})));
     assert!(!process.is_valid(&serde_json::json!({"pid": 1})));
     assert!(!process.is_valid(&serde_json::json!({"pid": 1, "comm": "init"})));
+}
+
+/// Every TCP state at zero, as `states` writes them.
+fn counts_json() -> Value {
+    [
+        "established",
+        "syn-sent",
+        "syn-recv",
+        "fin-wait-1",
+        "fin-wait-2",
+        "time-wait",
+        "close",
+        "close-wait",
+        "last-ack",
+        "listening",
+        "closing",
+    ]
+    .iter()
+    .map(|s| (s.to_string(), Value::from(0)))
+    .collect::<serde_json::Map<_, _>>()
+    .into()
+}
+
+/// The first `n` lines of a `--watch`, which SIGTERM then ends (exit 0).
+fn watch_lines(args: &[&str], n: usize) -> Vec<Value> {
+    use std::io::BufRead;
+    let mut child = support::sockscope()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..n {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "{args:?} ended early"
+        );
+        lines.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{args:?}: {e}\n{line}")));
+    }
+    // SAFETY: a signal to the child this test started, by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{args:?}");
+    lines
 }
 
 // Without root: the commands that read files, symptoms or arithmetic.
@@ -402,8 +472,35 @@ fn live_listings_match_their_schemas() {
     );
     check_lines("states", None, &["states", "--netns", ns, "--jsonl"], 0);
     // The node report, and the listings under --all-netns (netns, containers, owners).
-    for by in ["netns", "container"] {
+    for by in ["netns", "container", "process"] {
         check_doc("states", &["states", "--all-netns", "--by", by, "--json"]);
+    }
+    let doc = check_doc(
+        "states",
+        &["states", "--by", "process", "--netns", ns, "--json"],
+    );
+    assert!(
+        doc["places"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["owner"] == "none"),
+        "{doc}"
+    );
+    // --watch: two samples (the first without a change), then SIGTERM.
+    for args in [
+        &["states", "--netns", ns, "--jsonl", "--watch", "50ms"][..],
+        &[
+            "states", "--by", "process", "--netns", ns, "--json", "--watch", "50ms",
+        ],
+    ] {
+        let lines = watch_lines(args, 2);
+        let v = validator("states", Some("sample"));
+        for (i, line) in lines.iter().enumerate() {
+            check_value(&v, &format!("{args:?} line {}", i + 1), line);
+            check_value(&validator("states", None), &format!("{args:?}"), line);
+        }
+        assert!(lines[0]["delta"].is_null() && lines[1]["delta"].is_object());
     }
     check_doc("sockets", &["sockets", "--all-netns", "-p", "--json"]);
     check_doc("listeners", &["listeners", "--all-netns", "--json"]);

@@ -16,6 +16,7 @@ mod schema;
 mod snapshot;
 mod sockets;
 mod ssfilter;
+mod states;
 mod summary;
 
 /// Entry point of child processes (see `support::child`); a no-op in a normal test run.
@@ -28,7 +29,8 @@ fn child_main() {
         || doctor::child(&role, &args)
         || fds::child(&role, &args)
         || exporter::child(&role, &args)
-        || capture::child(&role, &args);
+        || capture::child(&role, &args)
+        || states::child(&role, &args);
     assert!(handled, "unknown child role {role}");
     std::process::exit(0);
 }

@@ -56,7 +56,7 @@ pub fn dispatch(
         Command::Snapshot(a) => snapshot::run(a)?,
         Command::Sockets(a) => sockets::run(a, out, &output_of(cli))?,
         Command::Listeners(a) => listeners::run(a, out, &output_of(cli))?,
-        Command::States(a) => states::run(a)?,
+        Command::States(a) => states::run(a, out, &output_of(cli))?,
         Command::Summary(a) => summary::run(a)?,
         Command::Counters(a) => counters::run(a)?,
         Command::Doctor(a) => doctor::run(a)?,

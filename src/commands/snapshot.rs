@@ -51,7 +51,11 @@ pub fn use_snapshot(command: &mut Command) -> Result<(), RunError> {
     let (common, node, cannot) = match command {
         Command::Sockets(a) => (&mut a.common, None, None),
         Command::Listeners(a) => (&mut a.common, None, None),
-        Command::States(a) => (&mut a.common, Some(&mut a.node), None),
+        Command::States(a) => (
+            &mut a.common,
+            Some(&mut a.node),
+            a.watch.is_some().then_some("--watch"),
+        ),
         Command::Fds(a) => (&mut a.common, None, a.watch.then_some("--watch")),
         Command::Doctor(a) => (
             &mut a.common,

@@ -263,7 +263,7 @@ impl NodeOwners {
             .collect()
     }
 
-    fn container(&mut self, pid: u32) -> Option<Container> {
+    pub fn container(&mut self, pid: u32) -> Option<Container> {
         if let Some(c) = self.containers.get(&pid) {
             return c.clone();
         }

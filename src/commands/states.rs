@@ -1,25 +1,63 @@
 //! `sockscope states`.
 
+mod watch;
+
+use std::collections::HashSet;
+use std::io::Write;
+
+use super::sockets::{node_owners_note, NodeOwners};
 use super::RunError;
-use crate::cli::StatesArgs;
-use crate::netns;
-use crate::report::Done;
-use crate::scope::{for_each_netns, live_roots};
+use crate::cli::{GroupBy, StatesArgs};
+use crate::netns::{self, NetnsSpec};
+use crate::procs::owners::{read_owners, Owners};
+use crate::procs::unreadable::current_netns;
+use crate::report::{Done, Output};
+use crate::scope::{for_each_netns, live_roots, Found, NetnsRef, Where};
 use crate::sockets::filter::Selection;
-use crate::sockets::node::group;
+use crate::sockets::node::{group, group_by_process, NodeStates};
+use crate::sockets::owned::{OwnedStates, OwnerCounter};
 use crate::sockets::states::StateCounter;
 use crate::sockets::states::StateSummary;
 use crate::sockets::sysctl::{read_port_range, read_time_wait_settings};
 use crate::sockets::{for_each_socket, Extras};
 
-pub fn run(args: &StatesArgs) -> Result<Done, RunError> {
+pub fn run(args: &StatesArgs, out: &mut dyn Write, output: &Output) -> Result<Done, RunError> {
+    // clap lets `--by netns --netns X` through (the two conflict with --all-netns).
+    if matches!(args.by, Some(GroupBy::Netns | GroupBy::Container)) && !args.node.all_netns {
+        return Err(RunError::Input(
+            "--by netns and --by container group the namespaces of --all-netns: add --all-netns (or use --by process)".into(),
+        ));
+    }
+    if let Some(interval) = args.watch {
+        return watch::run(args, interval, out, output);
+    }
+    Ok(match read(args)? {
+        (Reading::One(s), notes) => Done::new(s).notes(notes),
+        (Reading::Node(n), notes) => Done::new(n).notes(notes),
+    })
+}
+
+/// One reading of the states: one namespace's summary, or rows (--all-netns, --by process).
+pub(super) enum Reading {
+    One(StateSummary),
+    Node(NodeStates),
+}
+
+/// Reads the states once, with the notes for stderr. Enters --netns (on the calling thread)
+/// when one is given.
+pub(super) fn read(args: &StatesArgs) -> Result<(Reading, Vec<String>), RunError> {
+    let by = args.by.unwrap_or_default();
+    if by == GroupBy::Process {
+        let (n, notes) = by_process(args)?;
+        return Ok((Reading::Node(n), notes));
+    }
     if args.node.all_netns {
         let roots = live_roots(args.node.fs_root.as_ref());
         let run = for_each_netns(&roots, || count(args.top))?;
-        return Ok(Done::new(group(run.found, args.by, args.top)).notes(run.notes));
+        return Ok((Reading::Node(group(run.found, by, args.top)), run.notes));
     }
     netns::enter_opt(args.common.netns.as_ref())?;
-    Ok(Done::new(count(args.top)?))
+    Ok((Reading::One(count(args.top)?), Vec::new()))
 }
 
 /// The summary of the calling thread's namespace.
@@ -31,4 +69,67 @@ fn count(top: usize) -> Result<StateSummary, RunError> {
     let mut counter = StateCounter::new(range);
     for_each_socket(&sel, Extras::default(), &mut |s| counter.add(&s))?;
     Ok(counter.finish(top, settings))
+}
+
+/// `--by process`: one walk of every process's fds (fds are not per namespace, and an inode
+/// is unique on the host, so one map serves every namespace), then each namespace's sockets
+/// counted per holder.
+fn by_process(args: &StatesArgs) -> Result<(NodeStates, Vec<String>), RunError> {
+    let roots = live_roots(args.node.fs_root.as_ref());
+    let owners = read_owners(crate::host::PROC, None).map_err(RunError::Proc)?;
+    let (found, mut notes) = if args.node.all_netns {
+        let run = for_each_netns(&roots, || count_owned(args.top, &owners))?;
+        (run.found, run.notes)
+    } else {
+        netns::enter_opt(args.common.netns.as_ref())?;
+        let found = Found {
+            place: here(args.common.netns.as_ref()),
+            value: count_owned(args.top, &owners)?,
+        };
+        (vec![found], Vec::new())
+    };
+    let unknown_in: HashSet<u64> = found
+        .iter()
+        .filter(|f| f.value.unknown.total > 0)
+        .map(|f| f.place.netns.inode)
+        .collect();
+    let mut named = NodeOwners::new(&roots);
+    let node = group_by_process(found, args.top, &mut |pid| named.container(pid));
+    notes.append(&mut named.attributor.notes);
+    notes.extend(node_owners_note(&owners.denied, &unknown_in));
+    Ok((node, notes))
+}
+
+/// The calling thread's namespace counted per holder.
+fn count_owned(top: usize, owners: &Owners) -> Result<OwnedStates, RunError> {
+    let range = read_port_range();
+    let settings = read_time_wait_settings();
+    let sel = Selection::every_tcp();
+    let mut counter = OwnerCounter::new(range);
+    for_each_socket(&sel, Extras::default(), &mut |s| {
+        let held = owners.by_inode.get(&s.inode).map_or(&[][..], |v| &v[..]);
+        counter.add(&s, held);
+    })?;
+    Ok(counter.finish(top, settings))
+}
+
+/// The namespace the calling thread is in (this one, or the --netns one it entered), named
+/// as --all-netns would name it.
+fn here(spec: Option<&NetnsSpec>) -> Where {
+    let inode = current_netns().unwrap_or(0);
+    let host_inode = crate::host::current()
+        .stat(&format!("{}/1/ns/net", crate::host::PROC))
+        .ok()
+        .map(|m| m.ino);
+    Where {
+        netns: NetnsRef {
+            inode,
+            name: match spec {
+                Some(NetnsSpec::Name(n)) => Some(n.clone()),
+                _ => None,
+            },
+            host: host_inode == Some(inode),
+        },
+        container: None,
+    }
 }
