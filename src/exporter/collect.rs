@@ -321,49 +321,31 @@ fn dedup(findings: &[Finding]) -> Vec<(&'static str, &'static str)> {
 fn collect_ns(st: &mut NsState, plan: &Plan, netns_inode: Option<u64>) -> NsSample {
     let mut s = NsSample::default();
     let mut lap = Lap(Instant::now());
-    let range = read_port_range();
-    s.port_range = range;
-    let tcp = match dump_tcp(range) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            s.errors.push(("tcp", e.to_string()));
-            None
-        }
-    };
-    let dumped = Instant::now();
-    lap.mark(&mut s, "tcp");
-    match count_udp() {
-        Ok(c) => s.sockets.extend(c),
-        Err(e) => s.errors.push(("udp", e.to_string())),
-    }
-    lap.mark(&mut s, "udp");
-    let counters = match read_counters() {
-        Ok(c) => Some(c),
-        Err(e) => {
-            s.errors.push(("netstat", e.to_string()));
-            None
-        }
-    };
-    lap.mark(&mut s, "netstat");
-    let mut scan = match scan_counts(
-        &plan.proc_root,
-        &ProcSelect {
-            netns_inode,
-            ..Default::default()
-        },
-    ) {
+    // The process scan (a few stats per process: path walks in /proc, all kernel time) needs
+    // nothing from the socket dumps, so it runs beside them on a helper thread; its phase is
+    // its own time. Without a thread to be had, it runs here, after them.
+    let (scanned, (tcp, counters, dumped)) = std::thread::scope(|sc| {
+        let helper = std::thread::Builder::new()
+            .name("proc-scan".into())
+            .spawn_scoped(sc, || scan_procs(plan, netns_inode));
+        let socks = dump_ns(&mut s, &mut lap);
+        let scanned = match helper.map(|h| h.join()) {
+            Ok(Ok(r)) => r,
+            _ => scan_procs(plan, netns_inode),
+        };
+        (scanned, socks)
+    });
+    let (scan, took) = scanned;
+    let mut scan = match scan {
         Ok(p) => p,
         Err(e) => {
             s.errors.push(("proc", e.to_string()));
             ProcScan::default()
         }
     };
-    if plan.skip_self {
-        let me = std::process::id();
-        scan.processes.retain(|p| p.pid != me);
-    }
+    s.phases.push(("proc", took));
+    lap.0 = Instant::now();
     s.unreadable_processes = scan.unreadable;
-    lap.mark(&mut s, "proc");
     st.owners.refresh(&scan.processes, &plan.proc_root);
     lap.mark(&mut s, "owners");
     let (delta, seconds) = match (&st.previous, &counters) {
@@ -453,15 +435,63 @@ fn collect_ns(st: &mut NsState, plan: &Plan, netns_inode: Option<u64>) -> NsSamp
     s
 }
 
+/// The TCP and UDP dumps and the kernel counters of the calling thread's namespace, each
+/// timed: the TCP reading, the counters, and when the TCP dump ended (the counters' instant).
+fn dump_ns(s: &mut NsSample, lap: &mut Lap) -> (Option<Tcp>, Option<Counters>, Instant) {
+    let range = read_port_range();
+    s.port_range = range;
+    let tcp = match dump_tcp(range) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            s.errors.push(("tcp", e.to_string()));
+            None
+        }
+    };
+    let dumped = Instant::now();
+    lap.mark(s, "tcp");
+    match count_udp() {
+        Ok(c) => s.sockets.extend(c),
+        Err(e) => s.errors.push(("udp", e.to_string())),
+    }
+    lap.mark(s, "udp");
+    let counters = match read_counters() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            s.errors.push(("netstat", e.to_string()));
+            None
+        }
+    };
+    lap.mark(s, "netstat");
+    (tcp, counters, dumped)
+}
+
+/// The fd count and limits of every process (in `netns_inode` when given), and the seconds
+/// it took.
+fn scan_procs(plan: &Plan, netns_inode: Option<u64>) -> (std::io::Result<ProcScan>, f64) {
+    let t0 = Instant::now();
+    let mut scan = scan_counts(
+        &plan.proc_root,
+        &ProcSelect {
+            netns_inode,
+            ..Default::default()
+        },
+    );
+    if let (Ok(scan), true) = (&mut scan, plan.skip_self) {
+        let me = std::process::id();
+        scan.processes.retain(|p| p.pid != me);
+    }
+    (scan, t0.elapsed().as_secs_f64())
+}
+
 /// One dump of every TCP socket, counted as it streams (nothing but listeners, CLOSE_WAIT
 /// inodes and high Recv-Q sockets is kept, so memory follows the number of peers, not of
 /// sockets).
 ///
-/// The IPv4 and IPv6 dumps run at once, the IPv6 one on a helper thread (a thread starts in
-/// its creator's namespace): each makes the kernel walk the whole established hash, and the
-/// walk, not sockscope, is most of a scrape on a big host (perf: `tcp_diag_dump`,
-/// `inet_sk_diag_fill`). The helper's sockets come over a bounded channel, so memory stays
-/// bounded and the counting stays on one thread.
+/// Both families in one [`for_each_socket`] call over [`Selection::every_tcp`]: the kernel's
+/// walk of the established hash, not sockscope, is most of a scrape on a big host (perf:
+/// `tcp_diag_dump`, `inet_sk_diag_fill`), and each per-family dump walks the whole hash (every
+/// namespace's sockets) to keep its family's; a collector that dumps both families in one walk
+/// serves this call with one.
 fn dump_tcp(range: Option<(u16, u16)>) -> Result<Tcp, DiagError> {
     let settings = read_time_wait_settings();
     let mut t = TcpCount {
@@ -473,40 +503,9 @@ fn dump_tcp(range: Option<(u16, u16)>) -> Result<Tcp, DiagError> {
         peers: HashMap::new(),
         recv_q_high: Vec::new(),
     };
-    let family = |f: u8| Selection {
-        families: vec![f],
-        ..Selection::every_tcp()
-    };
-    let (v4, v6) = std::thread::scope(|sc| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Socket>(1024);
-        let helper = std::thread::Builder::new()
-            .name("tcp6-dump".into())
-            .spawn_scoped(sc, move || {
-                for_each_socket(&family(6), Default::default(), &mut |s| {
-                    let _ = tx.send(s);
-                })
-            });
-        let v4 = for_each_socket(&family(4), Default::default(), &mut |s| {
-            t.add(s);
-            while let Ok(s) = rx.try_recv() {
-                t.add(s);
-            }
-        });
-        let v6 = match helper {
-            Ok(h) => {
-                // Ends when the helper is done and its sender dropped.
-                for s in rx.iter() {
-                    t.add(s);
-                }
-                h.join().unwrap_or(Ok(()))
-            }
-            // No thread to be had: the same dump, here.
-            Err(_) => for_each_socket(&family(6), Default::default(), &mut |s| t.add(s)),
-        };
-        (v4, v6)
-    });
-    v4?;
-    v6?;
+    for_each_socket(&Selection::every_tcp(), Default::default(), &mut |s| {
+        t.add(s)
+    })?;
     Ok(Tcp {
         summary: t.counter.finish(5, settings),
         listeners: t.listeners,

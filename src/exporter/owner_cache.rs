@@ -129,12 +129,26 @@ impl OwnerCache {
         if wanted.is_empty() {
             return found;
         }
+        // A few wanted inodes (listeners) against big fd tables (a proxy's thousands of
+        // sockets): look each up in the sorted list rather than hash every inode held.
+        let mut few: Vec<u32> = wanted.iter().copied().collect();
+        few.sort_unstable();
+        let bits = |n: usize| (usize::BITS - n.leading_zeros()) as usize;
         for (&pid, e) in &self.entries {
-            for i in e.inodes.iter().filter(|i| wanted.contains(i)) {
-                found.entry(*i).or_default().push(ProcessRef {
+            let mut hit = |i: u32| {
+                found.entry(i).or_default().push(ProcessRef {
                     pid,
                     name: e.name.clone(),
-                });
+                })
+            };
+            if few.len() * bits(e.inodes.len()) < e.inodes.len() {
+                for &i in few.iter().filter(|i| e.inodes.binary_search(i).is_ok()) {
+                    hit(i);
+                }
+            } else {
+                for &i in e.inodes.iter().filter(|i| wanted.contains(i)) {
+                    hit(i);
+                }
             }
         }
         for v in found.values_mut() {
@@ -216,5 +230,35 @@ mod tests {
         assert_eq!(c.last_walks, 0);
         let found = c.owners(&want, &[me(10)], crate::host::PROC);
         assert_eq!(found[&inode_of(&l)][0].pid, std::process::id());
+    }
+
+    #[test]
+    fn lookup_finds_the_same_owners_by_search_and_by_scan() {
+        let mut c = OwnerCache::new();
+        let entry = |name: &str, inodes: Vec<u32>| Entry {
+            fds: inodes.len() as u64,
+            name: name.into(),
+            walked: Instant::now(),
+            inodes,
+            denied: false,
+        };
+        // A big table (searched for a few inodes) and a small one (scanned).
+        c.entries
+            .insert(7, entry("proxy", (1000..3000).map(|i| i * 2).collect()));
+        c.entries.insert(9, entry("app", vec![2000, 4001]));
+        let few: HashSet<u32> = [2000, 2001, 5998, 4001].into();
+        let got = c.lookup(&few);
+        let pids = |i: u32| {
+            got.get(&i)
+                .map(|v| v.iter().map(|p| p.pid).collect::<Vec<_>>())
+        };
+        assert_eq!(pids(2000), Some(vec![7, 9]));
+        assert_eq!(pids(5998), Some(vec![7]));
+        assert_eq!(pids(4001), Some(vec![9]));
+        assert_eq!(pids(2001), None);
+        // Many wanted: every table scanned, the same answer for the same inodes.
+        let many: HashSet<u32> = few.iter().copied().chain(10_000..20_000).collect();
+        let all = c.lookup(&many);
+        assert_eq!(all, got);
     }
 }
