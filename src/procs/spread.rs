@@ -44,7 +44,9 @@ pub fn map_indexed<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     for (i, v) in parts.into_iter().flatten() {
         out[i] = Some(v);
     }
-    out.into_iter().map(|v| v.expect("every index mapped")).collect()
+    out.into_iter()
+        .map(|v| v.expect("every index mapped"))
+        .collect()
 }
 
 #[cfg(test)]
