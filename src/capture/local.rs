@@ -140,23 +140,17 @@ impl SocketIndex {
 /// Adds the TCP sockets of the calling thread's network namespace (both families, every
 /// state) to `index`.
 pub fn dump_namespace(index: &mut SocketIndex) -> Result<(), crate::sockets::diag::DiagError> {
-    use crate::sockets::diag::{DiagSocket, DumpRequest};
     let host = crate::host::current();
     index.netns = host
         .stat(&format!("{}/thread-self/ns/net", crate::host::PROC))
         .ok()
         .map(|m| m.ino);
-    let mut diag = DiagSocket::open()?;
-    for family in [4, 6] {
-        let req = DumpRequest {
-            proto: Proto::Tcp,
-            family,
-            states: crate::sockets::all_states_mask(),
-            tcp_info: false,
-            memory: false,
-        };
-        diag.dump(&req, &mut |s| index.add(&s))?;
-    }
+    // One kernel walk for both families where the kernel offers it (for_each_socket).
+    crate::sockets::for_each_socket(
+        &crate::sockets::filter::Selection::every_tcp(),
+        crate::sockets::Extras::default(),
+        &mut |s| index.add(&s),
+    )?;
     Ok(())
 }
 
