@@ -175,7 +175,11 @@ fn process_gone(ns_path: &std::path::Path) -> bool {
 /// them (a Kubernetes pod's pause process shares the namespace with the app containers).
 fn place_of(host: &dyn Host, e: &NetnsEntry, roots: &Roots, attributor: &mut Attributor) -> Where {
     let mut counts: Vec<(Container, usize)> = Vec::new();
-    for pid in &e.pids {
+    // The host's namespace is nobody's container, even when a container shares it
+    // (`--network host`): naming it after one would be wrong, and skipping it spares a cgroup
+    // read per host process.
+    let pids: &[u32] = if e.host { &[] } else { &e.pids };
+    for pid in pids {
         let path = roots.proc.join(format!("{pid}/cgroup"));
         let Ok(bytes) = host.read_file(&path.to_string_lossy()) else {
             continue;

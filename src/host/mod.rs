@@ -82,6 +82,11 @@ pub trait Host: Send + Sync {
     fn read_small(&self, path: &str, buf: &mut [u8]) -> io::Result<usize>;
     /// `stat` following links.
     fn stat(&self, path: &str) -> io::Result<Meta>;
+    /// The inode of the namespace a `PROC/PID/ns/*` link (or a bind-mounted nsfs file) is.
+    /// A recording or a replay answers it as the `stat` it is; the live host reads the link.
+    fn ns_inode(&self, path: &str) -> io::Result<u64> {
+        self.stat(path).map(|m| m.ino)
+    }
     /// `lstat`: does the path exist at all.
     fn exists(&self, path: &str) -> io::Result<()>;
     /// The entry names of a directory (no `.` or `..`), in no particular order.

@@ -73,7 +73,7 @@ pub fn discover(host: &dyn Host, roots: &Roots) -> Discovery {
     let mut found: BTreeMap<u64, NetnsEntry> = BTreeMap::new();
     let mut notes = Vec::new();
     let mut mount_spaces = BTreeSet::new();
-    let ino_of = |p: &Path| host.stat(&text(p)).ok().map(|m| m.ino);
+    let ino_of = |p: &Path| host.ns_inode(&text(p)).ok();
     // PID 1's namespace is the host's; where PID 1 is protected (even from root, as on these
     // machines), kthreadd's: kernel threads always live in the initial namespace.
     let host_ino = ["1", "2"]
