@@ -534,6 +534,10 @@ impl Report for CaptureReport {
     fn table(&self, out: &mut dyn Write, _: &Output) -> io::Result<()> {
         write_report_table(out, self)
     }
+    /// Concrete, not erased: a capture's report holds up to 100k flows.
+    fn write_json(&self, out: &mut dyn Write, output: &Output) -> io::Result<()> {
+        crate::report::write_versioned(out, self, output)
+    }
 }
 
 /// The tables, after a blank line when live event lines came before them.
