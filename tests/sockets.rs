@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{self, child, run, run_json, Netns};
+use crate::support::{self, child, run, run_json, Netns, Watch};
 
 /// Runs a `sockets` or `listeners` listing with `--json` and returns its records: the
 /// document is `{"schema_version": 1, "sockets"|"listeners": [...]}`.
@@ -1198,35 +1198,7 @@ fn abort(s: TcpStream) {
     assert_eq!(rc, 0);
 }
 
-/// A running `--watch --jsonl`: its records as they come, and the process to stop.
-struct Watch {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<Value>,
-}
-
 impl Watch {
-    fn start(args: &[&str]) -> Watch {
-        let mut child = support::sockscope()
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v: Value =
-                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        Watch { child, lines }
-    }
-
     /// The change records up to the next tick (bounded wait).
     fn until_tick(&self) -> (Vec<Value>, Value) {
         let mut changes = Vec::new();
@@ -1261,14 +1233,6 @@ impl Watch {
             }
         }
         got
-    }
-
-    /// SIGTERM ends the watch with exit 0.
-    fn stop(mut self) {
-        // SAFETY: kill of the child this test started, by its pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        assert_eq!(status.code(), Some(0), "{status:?}");
     }
 }
 

@@ -1,14 +1,13 @@
 //! `states --by process` and `states --watch` against sockets of known owners and states in
 //! a private namespace.
 
-use std::io::BufRead;
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::sockets::{listen, make_time_wait, wait_for_state};
-use crate::support::{self, child, run, run_json, Netns};
+use crate::support::{self, child, run, run_json, Netns, Watch};
 
 /// Child role: in the namespace, a listener on `args[0]` (a port), `args[1]` connected pairs
 /// held at both ends (ESTABLISHED), `args[2]` connections whose client end it closed (its
@@ -170,43 +169,11 @@ fn states_by_process_counts_each_owner_and_the_sockets_without_one() {
     drop((a, b));
 }
 
-/// A running `states --watch` into a pipe: its JSON lines as they come.
-struct Watch {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<Value>,
-}
-
 impl Watch {
-    fn start(args: &[&str]) -> Watch {
-        let mut child = support::sockscope()
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v: Value =
-                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        Watch { child, lines }
-    }
-
     fn next(&self) -> Value {
         self.lines
             .recv_timeout(Duration::from_secs(60))
             .expect("a sample within 60 s")
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        // SAFETY: a signal to the child this test started, by its pid.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
     }
 
     /// Stops the watcher between two samples: in its sleep, never in the middle of a dump
@@ -246,13 +213,6 @@ impl Watch {
             std::thread::sleep(Duration::from_millis(3));
         }
         panic!("the watcher never stopped in its sleep between samples");
-    }
-
-    /// SIGTERM after a complete sample ends the watch with exit 0.
-    fn stop(mut self) {
-        self.signal(libc::SIGTERM);
-        let status = self.child.wait().unwrap();
-        assert_eq!(status.code(), Some(0), "{status:?}");
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,13 +59,9 @@ fn live(
     // exits at once (130), should stopping ever hang.
     // Without live output the main thread sleeps on a pipe that a signal or the end of the
     // capture writes to: no periodic wakeups to cost CPU during a long capture.
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = crate::commands::stop_on_signals()?;
     let (wake_rx, wake_tx) = UnixStream::pair().map_err(RunError::Output)?;
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    for sig in [SIGINT, SIGTERM, SIGHUP] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
-            .map_err(RunError::Output)?;
-        signal_hook::flag::register(sig, stop.clone()).map_err(RunError::Output)?;
+    for sig in crate::commands::STOP_SIGNALS {
         signal_hook::low_level::pipe::register(sig, wake_tx.try_clone()?)
             .map_err(RunError::Output)?;
     }

@@ -1,8 +1,7 @@
 //! `sockscope counters`: what the kernel's TCP/UDP/IP counters did over an interval (or since
 //! the namespace began).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::RunError;
@@ -32,16 +31,7 @@ pub fn run(args: &CountersArgs) -> Result<Done, RunError> {
     }
     // Ctrl-C, SIGTERM and SIGHUP end the interval early with what moved so far: a complete
     // report, so exit 0. A second signal exits at once (130).
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
-            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
-            .map_err(RunError::Output)?;
-    }
+    let stop = crate::commands::stop_on_signals()?;
     let before = read()?;
     let start = Instant::now();
     let _ = crate::render::counters::write_banner(&mut std::io::stderr(), args.interval);

@@ -2,8 +2,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{require_pids, unreadable_note, Missing, RunError};
@@ -349,16 +348,7 @@ fn watch(
 ) -> Result<Done, RunError> {
     // Ctrl-C, SIGTERM and SIGHUP (a closed terminal) end the watch with its summary: a
     // complete report, so exit 0 (README "Exit codes"). A second signal exits at once (130).
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
-            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
-            .map_err(RunError::Output)?;
-    }
+    let stop = crate::commands::stop_on_signals()?;
     let _ = view::write_watch_banner(&mut io::stderr(), args.interval.as_secs_f64());
     let start = Instant::now();
     let mut tracker = Tracker::default();

@@ -250,6 +250,26 @@ pub fn protos_families(f: &FamilyArgs) -> (Vec<Proto>, Vec<u8>) {
     (protos, families)
 }
 
+/// The signals that end a long run (`--watch`, a capture, an interval) with its report: Ctrl-C,
+/// SIGTERM and SIGHUP (a closed terminal). The first sets the returned flag, and the run
+/// finishes what it has (a complete report: exit 0, README "Exit codes"); a second exits at
+/// once with 130, should stopping ever hang.
+pub const STOP_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
+
+pub fn stop_on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, RunError> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in STOP_SIGNALS {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, std::sync::Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(sig, std::sync::Arc::clone(&stop)))
+            .map_err(RunError::Output)?;
+    }
+    Ok(stop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -219,3 +219,46 @@ pub fn as_nobody(program: &str) -> Command {
     ]);
     c
 }
+
+/// A running `sockscope … --watch` writing JSON lines into a pipe: its records as they come
+/// (read on a thread, so a test waits with a bound), and the process, to signal and reap.
+pub struct Watch {
+    pub child: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl Watch {
+    pub fn start(args: &[&str]) -> Watch {
+        use std::io::BufRead;
+        let mut child = sockscope()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v: serde_json::Value =
+                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch { child, lines }
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: a signal to the child this test started, by its pid.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    /// SIGTERM ends the watch with exit 0 (its report is complete).
+    pub fn stop(mut self) {
+        self.signal(libc::SIGTERM);
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{status:?}");
+    }
+}

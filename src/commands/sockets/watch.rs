@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -93,17 +92,7 @@ where
     T: Watched,
     V: for<'r> Rows<Record<'r> = Placed<'r, T>>,
 {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        // A second signal while stopping exits at once (130).
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
-            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
-            .map_err(RunError::Output)?;
-    }
+    let stop = crate::commands::stop_on_signals()?;
     let records = output.format != Format::Table;
     let screen = !records && io::stdout().is_terminal();
     let start = Instant::now();

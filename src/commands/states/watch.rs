@@ -3,8 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{self, IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{read, Reading};
@@ -21,16 +20,7 @@ pub(super) fn run(
     out: &mut dyn Write,
     output: &Output,
 ) -> Result<Done, RunError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
-            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
-            .map_err(RunError::Output)?;
-    }
+    let stop = crate::commands::stop_on_signals()?;
     // Off a terminal a redrawn screen means nothing: records, one per sample.
     let screen = output.format == Format::Table && io::stdout().is_terminal();
     let format = Output {
