@@ -274,7 +274,10 @@ fn crafted(path: &Path) {
     let mut links = BTreeMap::new();
     links.insert(
         "/proc/4242".to_string(),
-        one(vec![(3, Ok(Bytes(b"socket:[99]".to_vec())))]),
+        one(std::sync::Arc::new(vec![(
+            3,
+            Ok(Bytes(b"socket:[99]".to_vec())),
+        )])),
     );
     t.fd_links = links;
     write_archive(path, &manifest(), t).unwrap();

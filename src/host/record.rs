@@ -182,10 +182,10 @@ impl Host for RecordingHost {
                     .fd_links(root, pid, &mut |fd, t| {
                         v.push((fd, t.map(|t| Bytes(t.to_vec()))));
                     })
-                    .map(|()| v)
+                    .map(|()| std::sync::Arc::new(v))
             },
         )?;
-        for (fd, t) in &links {
+        for (fd, t) in links.iter() {
             each(*fd, t.as_ref().map(|b| b.0.as_slice()).map_err(|e| *e));
         }
         Ok(())

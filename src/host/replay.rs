@@ -92,7 +92,7 @@ impl Host for SnapshotHost {
         let i = self.cursors.next(Kind::Links, &key);
         let list = self.tape.fd_links.get(key.as_ref()).ok_or(libc::ENOENT)?;
         let links = list.get(i).or(list.last()).ok_or(libc::ENOENT)?;
-        for (fd, t) in links.as_ref().map_err(|e| *e)? {
+        for (fd, t) in links.as_ref().map_err(|e| *e)?.iter() {
             each(*fd, t.as_ref().map(|b| b.0.as_slice()).map_err(|e| *e));
         }
         Ok(())

@@ -69,7 +69,9 @@ pub struct Tape {
     pub stats: BTreeMap<String, Vec<Answer<Meta>>>,
     pub exists: BTreeMap<String, Vec<Answer<()>>>,
     pub dirs: BTreeMap<String, Vec<Answer<Vec<Bytes>>>>,
-    pub fd_links: BTreeMap<String, Vec<Answer<Vec<Link>>>>,
+    /// Shared (`Arc`): the recorded walk is served to every later command of the recording
+    /// without copying each link target again.
+    pub fd_links: BTreeMap<String, Vec<Answer<std::sync::Arc<Vec<Link>>>>>,
     pub fd_counts: BTreeMap<String, Vec<Answer<u64>>>,
     pub nofile: BTreeMap<String, Vec<Answer<Nofile>>>,
     pub xattrs: BTreeMap<String, Vec<Option<Bytes>>>,
