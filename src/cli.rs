@@ -343,8 +343,8 @@ pub struct CommonArgs {
     /// namespace file, or pid:PID for the namespace of a running process (a container).
     #[arg(long, value_name = "NAME|PATH|pid:PID")]
     pub netns: Option<NetnsSpec>,
-    /// Read a snapshot recorded by `sockscope snapshot` instead of this host (no probes,
-    /// no --netns, no --all-netns, no --watch).
+    /// Read a snapshot recorded by `sockscope snapshot` instead of this host (no probes, no
+    /// --netns, no --watch; --all-netns when it was recorded with `snapshot --all-netns`).
     #[arg(long, value_name = "FILE", conflicts_with = "netns")]
     pub from: Option<std::path::PathBuf>,
 }
