@@ -9,6 +9,7 @@ pub mod counters;
 pub mod doctor;
 pub mod exit;
 pub mod exporter;
+pub mod fxhash;
 pub mod host;
 pub mod manpages;
 pub mod netns;

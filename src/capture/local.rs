@@ -10,17 +10,15 @@
 //! server end falls back to the listener on its address, which is the process that serves it.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasherDefault;
 use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
 use super::model::Flow;
+use crate::fxhash::FxMap;
 use crate::procs::container::{Attributor, Container};
 use crate::procs::owners::Owners;
 use crate::sockets::model::{Proto, Socket, TcpState};
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<super::tracker::FxHasher>>;
 
 /// A process holding one end of a flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

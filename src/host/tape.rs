@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -112,25 +112,42 @@ pub enum Kind {
     Release,
     Dump,
     Netns,
+    /// Last: [`KINDS`] counts up to it.
     Clock,
 }
 
 /// Where each question's next reading is: the n-th time a key is asked, the n-th reading.
+/// Keyed by the path alone (a count per kind), so a key asked before is found without
+/// allocating, and a rewind keeps the keys: the next command of a recording asks mostly the
+/// same ones (every process's fd links, for one).
 #[derive(Debug, Default)]
-pub struct Cursors(Mutex<HashMap<(Kind, String), usize>>);
+pub struct Cursors(Mutex<crate::fxhash::FxMap<String, [usize; KINDS]>>);
+
+const KINDS: usize = Kind::Clock as usize + 1;
 
 impl Cursors {
     /// The index of this asking of `key`, counting up.
     pub fn next(&self, kind: Kind, key: &str) -> usize {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry((kind, key.to_string())).or_insert(0);
+        let counts = match map.get_mut(key) {
+            Some(c) => c,
+            None => map.entry(key.to_string()).or_insert([0; KINDS]),
+        };
+        let n = &mut counts[kind as usize];
         *n += 1;
         *n - 1
     }
 
     /// Starts every key from its first reading again (the next command of a recording).
     pub fn rewind(&self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        for counts in self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values_mut()
+        {
+            *counts = [0; KINDS];
+        }
     }
 }
 
