@@ -2,7 +2,6 @@
 //! same JSON, byte for byte, as the commands run while recording; broken, foreign and hostile
 //! snapshots are refused or escaped like live input.
 
-use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 
@@ -271,7 +270,7 @@ fn crafted(path: &Path) {
         "/proc/sys/fs/file-nr".into(),
         one(Bytes(b"18446744073709551615\t0\t1\n".to_vec())),
     );
-    let mut links = BTreeMap::new();
+    let mut links = sockscope::fxhash::FxMap::default();
     links.insert(
         "/proc/4242".to_string(),
         one(std::sync::Arc::new(vec![(

@@ -3,7 +3,7 @@
 //! ([`RecordingHost::rewind`]) and is served what the tape already holds, so the commands of
 //! one snapshot see one consistent host, and a replay of any of them sees what it saw.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,6 +21,10 @@ pub struct RecordingHost {
     main_netns: u64,
     tape: Mutex<Tape>,
     cursors: Cursors,
+    /// An open handle on each namespace entered, by path: it keeps the namespace alive for
+    /// the rest of the recording, so a later command that finds its path gone (the process
+    /// holding it exited) still enters it, reads it and records what a replay will ask.
+    held: Mutex<HashMap<String, std::fs::File>>,
 }
 
 impl Default for RecordingHost {
@@ -46,7 +50,28 @@ impl RecordingHost {
                 ..Default::default()
             }),
             cursors: Cursors::default(),
+            held: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Keeps a handle on the namespace at `path` (the calling thread has just entered it).
+    fn hold(&self, path: &str) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if !held.contains_key(path) {
+            // A handle that cannot be opened (fd limit) only loses the fallback.
+            if let Ok(f) = std::fs::File::open(path) {
+                held.insert(path.to_string(), f);
+            }
+        }
+    }
+
+    /// Enters a namespace through the handle kept when an earlier command entered it.
+    fn enter_held(&self, path: &str) -> Option<()> {
+        use std::os::fd::AsRawFd;
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let f = held.get(path)?;
+        // SAFETY: setns on a descriptor this host owns; it moves only the calling thread.
+        (unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } == 0).then_some(())
     }
 
     /// The next command starts from the first readings.
@@ -65,7 +90,7 @@ impl RecordingHost {
         &self,
         kind: Kind,
         key: &str,
-        list: fn(&mut Tape) -> &mut BTreeMap<String, Vec<T>>,
+        list: fn(&mut Tape) -> &mut crate::fxhash::FxMap<String, Vec<T>>,
         live: impl FnOnce() -> T,
     ) -> T {
         let key = scoped(self.main_netns, key);
@@ -83,7 +108,7 @@ impl RecordingHost {
         &self,
         kind: Kind,
         key: &str,
-        list: fn(&mut Tape) -> &mut BTreeMap<String, Vec<T>>,
+        list: fn(&mut Tape) -> &mut crate::fxhash::FxMap<String, Vec<T>>,
         live: impl FnOnce() -> T,
     ) -> T {
         let i = self.cursors.next(kind, key);
@@ -285,7 +310,13 @@ impl Host for RecordingHost {
             let tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
             tape.netns.get(&shown).and_then(|l| l.get(i)).cloned()
         };
-        let entered = self.live.enter_netns(spec);
+        let entered = match self.live.enter_netns(spec) {
+            Ok(()) => {
+                self.hold(&shown);
+                Ok(())
+            }
+            Err(e) => self.enter_held(&shown).map_or(Err(e), |()| Ok(())),
+        };
         let ino = match (&entered, recorded) {
             (_, Some(ino)) => ino,
             // A namespace gone before it was entered is recorded gone, so a replay skips it
@@ -384,7 +415,7 @@ pub fn replayed<T: Clone>(
     cursors: &Cursors,
     kind: Kind,
     key: &str,
-    list: &BTreeMap<String, Vec<T>>,
+    list: &crate::fxhash::FxMap<String, Vec<T>>,
 ) -> Option<T> {
     reading(list.get(key), cursors.next(kind, key))
 }

@@ -4,7 +4,8 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::collections::BTreeMap;
+
+use crate::fxhash::FxMap;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -65,31 +66,33 @@ pub struct Dump {
 /// Every recorded answer, per kind of question, per key: a list of readings in order.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Tape {
-    pub files: BTreeMap<String, Vec<Answer<Bytes>>>,
-    pub stats: BTreeMap<String, Vec<Answer<Meta>>>,
-    pub exists: BTreeMap<String, Vec<Answer<()>>>,
-    pub dirs: BTreeMap<String, Vec<Answer<Vec<Bytes>>>>,
+    // Hashed: a sorted map's string compares of look-alike paths (100k+ per-process and
+    // per-fd keys on a big host) were a tenth of a recording's own time.
+    pub files: FxMap<String, Vec<Answer<Bytes>>>,
+    pub stats: FxMap<String, Vec<Answer<Meta>>>,
+    pub exists: FxMap<String, Vec<Answer<()>>>,
+    pub dirs: FxMap<String, Vec<Answer<Vec<Bytes>>>>,
     /// Shared (`Arc`): the recorded walk is served to every later command of the recording
     /// without copying each link target again.
-    pub fd_links: BTreeMap<String, Vec<Answer<std::sync::Arc<Vec<Link>>>>>,
-    pub fd_counts: BTreeMap<String, Vec<Answer<u64>>>,
-    pub nofile: BTreeMap<String, Vec<Answer<Nofile>>>,
-    pub xattrs: BTreeMap<String, Vec<Option<Bytes>>>,
-    pub procfs: BTreeMap<String, Vec<bool>>,
+    pub fd_links: FxMap<String, Vec<Answer<std::sync::Arc<Vec<Link>>>>>,
+    pub fd_counts: FxMap<String, Vec<Answer<u64>>>,
+    pub nofile: FxMap<String, Vec<Answer<Nofile>>>,
+    pub xattrs: FxMap<String, Vec<Option<Bytes>>>,
+    pub procfs: FxMap<String, Vec<bool>>,
     pub release: Vec<Option<String>>,
     /// Keyed "NETNS_INODE/proto/family".
-    pub dumps: BTreeMap<String, Vec<Answer<Dump>>>,
+    pub dumps: FxMap<String, Vec<Answer<Dump>>>,
     /// The inode of each namespace path entered, keyed by path.
-    pub netns: BTreeMap<String, Vec<Answer<u64>>>,
+    pub netns: FxMap<String, Vec<Answer<u64>>>,
     /// Clock readings, microseconds.
     pub clock: Vec<u64>,
     /// Clock readings of threads inside another namespace (`--all-netns` workers run side by
     /// side, so one list would interleave them differently each run), keyed "net:[INODE]".
     #[serde(default)]
-    pub clocks: BTreeMap<String, Vec<u64>>,
+    pub clocks: FxMap<String, Vec<u64>>,
     /// Whether a path is a mounted namespace file (nsfs), for the node view's discovery.
     #[serde(default)]
-    pub nsfs: BTreeMap<String, Vec<bool>>,
+    pub nsfs: FxMap<String, Vec<bool>>,
     /// The namespace the run started in.
     pub main_netns: u64,
     /// The recording sockscope's own pid (the observer, left out of a namespace's processes).
