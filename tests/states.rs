@@ -286,3 +286,19 @@ fn states_watch_reports_exactly_the_time_wait_created_between_two_samples() {
     let (code, _, err) = run(&["states", "--watch", "0"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// The host's own namespace is named `host` by `--by process` as by `--all-netns`, also where
+/// PID 1's namespace link is closed even to root (then kthreadd's says which it is).
+#[test]
+#[ignore = "needs root: private network namespaces (run `bash scripts/test`)"]
+fn states_by_process_names_the_host_namespace_host() {
+    if !support::require_root("states_by_process_names_the_host_namespace_host") {
+        return;
+    }
+    let v = run_json(&["states", "--by", "process", "--json"]);
+    let places = v["places"].as_array().unwrap();
+    assert!(!places.is_empty(), "{v:#}");
+    for p in places {
+        assert_eq!(p["netns"][0]["host"], true, "{p:#}");
+    }
+}

@@ -117,10 +117,10 @@ fn count_owned(top: usize, owners: &Owners) -> Result<OwnedStates, RunError> {
 /// as --all-netns would name it.
 fn here(spec: Option<&NetnsSpec>) -> Where {
     let inode = current_netns().unwrap_or(0);
-    let host_inode = crate::host::current()
-        .stat(&format!("{}/1/ns/net", crate::host::PROC))
-        .ok()
-        .map(|m| m.ino);
+    let host_inode = crate::procs::discover::host_netns_inode(
+        crate::host::current(),
+        std::path::Path::new(crate::host::PROC),
+    );
     Where {
         netns: NetnsRef {
             inode,

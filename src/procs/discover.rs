@@ -69,16 +69,21 @@ fn text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// The inode of the host's own network namespace: PID 1's; where PID 1 is protected (even
+/// from root, as on these machines), kthreadd's: kernel threads always live in the initial
+/// namespace.
+pub fn host_netns_inode(host: &dyn Host, proc_root: &Path) -> Option<u64> {
+    ["1", "2"]
+        .iter()
+        .find_map(|p| host.ns_inode(&text(&proc_root.join(p).join("ns/net"))).ok())
+}
+
 pub fn discover(host: &dyn Host, roots: &Roots) -> Discovery {
     let mut found: BTreeMap<u64, NetnsEntry> = BTreeMap::new();
     let mut notes = Vec::new();
     let mut mount_spaces = BTreeSet::new();
     let ino_of = |p: &Path| host.ns_inode(&text(p)).ok();
-    // PID 1's namespace is the host's; where PID 1 is protected (even from root, as on these
-    // machines), kthreadd's: kernel threads always live in the initial namespace.
-    let host_ino = ["1", "2"]
-        .iter()
-        .find_map(|p| ino_of(&roots.proc.join(p).join("ns/net")));
+    let host_ino = host_netns_inode(host, &roots.proc);
 
     let pids = match super::fdwalk::list_pids(&text(&roots.proc)) {
         Ok(p) => p,
