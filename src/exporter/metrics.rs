@@ -111,6 +111,32 @@ const KERNEL_COUNTERS: &[KernelCounter] = &[
 
 /// The labels naming where a series lives: `netns`, and `container` when there is one (an
 /// empty label is no label to Prometheus; leaving it out keeps the text the same).
+/// The doctor's findings (one series each) and whether each collector worked, at one place
+/// (a namespace, or the node).
+fn findings_and_up(
+    f: &Families,
+    findings: &[(&'static str, &'static str)],
+    errors: &[(&'static str, String)],
+    collectors: &[&str],
+    at: &Labels,
+) {
+    for (symptom, severity) in findings {
+        let labels = vec![
+            ("symptom", symptom.to_string()),
+            ("severity", severity.to_string()),
+        ];
+        set(&f.finding, with(labels, at), 1);
+    }
+    for &what in collectors {
+        let up = !errors.iter().any(|(w, _)| *w == what);
+        set(
+            &f.up,
+            with(vec![("collector", what.to_string())], at),
+            up as u64,
+        );
+    }
+}
+
 fn place(netns: &str, container: &str) -> Labels {
     let mut v = vec![("netns", netns.to_string())];
     if !container.is_empty() {
@@ -295,27 +321,7 @@ pub fn registry(s: &Sample, errors_total: &[((&'static str, String), u64)]) -> R
                 set(&f.soft, labels, l);
             }
         }
-        for (symptom, severity) in &ns.findings {
-            set(
-                &f.finding,
-                with(
-                    vec![
-                        ("symptom", symptom.to_string()),
-                        ("severity", severity.to_string()),
-                    ],
-                    &at,
-                ),
-                1,
-            );
-        }
-        for what in NS_COLLECTORS {
-            let up = !ns.errors.iter().any(|(w, _)| *w == what);
-            set(
-                &f.up,
-                with(vec![("collector", what.to_string())], &at),
-                up as u64,
-            );
-        }
+        findings_and_up(&f, &ns.findings, &ns.errors, &NS_COLLECTORS, &at);
         set(&f.unreadable, at.clone(), ns.unreadable_processes as u64);
         set(&f.walks, at.clone(), ns.owner_walks as u64);
         for (phase, secs) in &ns.phases {
@@ -336,27 +342,7 @@ pub fn registry(s: &Sample, errors_total: &[((&'static str, String), u64)]) -> R
         let g = gauges(&mut r, "system_file_handles_max", "fs.file-max");
         set(&g, vec![], sys.max);
     }
-    for (symptom, severity) in &s.node_findings {
-        set(
-            &f.finding,
-            with(
-                vec![
-                    ("symptom", symptom.to_string()),
-                    ("severity", severity.to_string()),
-                ],
-                &node,
-            ),
-            1,
-        );
-    }
-    for what in NODE_COLLECTORS {
-        let up = !s.errors.iter().any(|(w, _)| *w == what);
-        set(
-            &f.up,
-            with(vec![("collector", what.to_string())], &node),
-            up as u64,
-        );
-    }
+    findings_and_up(&f, &s.node_findings, &s.errors, &NODE_COLLECTORS, &node);
 
     let g = Family::<Labels, GaugeF>::default();
     r.register(
