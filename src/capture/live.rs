@@ -368,9 +368,9 @@ fn run(
                 }
             }
             Ok(_) => {}
-            // Woken by breakloop: the loop condition sees the stop request, the flush is
-            // done below.
-            Err(_) if shared.stopping() || shared.flush_due.load(Ordering::SeqCst) => {}
+            // A break (stop request or flush timer) answers Ok(0): the loop condition sees
+            // the stop, the flush is done below. An error while stopping is not a failure.
+            Err(_) if shared.stopping() => {}
             Err(e) => {
                 failure = Some((
                     Broke::Device,
