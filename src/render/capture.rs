@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use super::{new_table, write_table};
-use crate::capture::local::{FlowLocal, ListenerNames, LocalProcess};
+use crate::capture::local::{ListenerNames, LocalProcess};
 use crate::capture::model::{Broke, CaptureReport, Flow, Outcome, Segment, Side};
 use crate::capture::tracker::Event;
 use crate::capture::LiveEvent;
-use crate::report::{Format, Output, Report, SCHEMA_VERSION};
+use crate::report::{Format, Output, Report};
 
 /// Flows listed in the table before only the problem ones are shown.
 const ALL_FLOWS_UP_TO: usize = 50;
@@ -466,12 +466,7 @@ impl CapturePrinter {
 
     /// One line per finished flow.
     pub fn flows(&mut self, out: &mut dyn Write, flows: &[Flow]) -> io::Result<()> {
-        let mut w = io::BufWriter::with_capacity(64 * 1024, &mut *out);
-        for f in flows {
-            serde_json::to_writer(&mut w, &FlowLine::new(f)).map_err(io::Error::from)?;
-            w.write_all(b"\n")?;
-        }
-        w.flush()
+        super::flow_json::write_lines(out, flows.iter().map(|f| (f, None)))
     }
 
     /// The end of the output. Flows still in the report are written first when they stream;
@@ -487,42 +482,13 @@ impl CapturePrinter {
             Format::Jsonl => {
                 let flows = std::mem::take(&mut report.flows);
                 let local = std::mem::take(&mut report.local);
-                let mut w = io::BufWriter::with_capacity(64 * 1024, &mut *out);
-                for (i, f) in flows.iter().enumerate() {
-                    let line = FlowLine {
-                        local: local.get(&i),
-                        ..FlowLine::new(f)
-                    };
-                    serde_json::to_writer(&mut w, &line).map_err(io::Error::from)?;
-                    w.write_all(b"\n")?;
-                }
-                w.flush()?;
+                super::flow_json::write_lines(
+                    out,
+                    flows.iter().enumerate().map(|(i, f)| (f, local.get(&i))),
+                )?;
                 Ok(Box::new(SummaryLine(report)))
             }
             Format::Json => Ok(Box::new(report)),
-        }
-    }
-}
-
-/// One `--jsonl` flow line.
-#[derive(Serialize)]
-struct FlowLine<'a> {
-    schema_version: u32,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(flatten)]
-    flow: &'a Flow,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    local: Option<&'a FlowLocal>,
-}
-
-impl<'a> FlowLine<'a> {
-    fn new(flow: &'a Flow) -> Self {
-        FlowLine {
-            schema_version: SCHEMA_VERSION,
-            kind: "flow",
-            flow,
-            local: None,
         }
     }
 }
@@ -534,9 +500,13 @@ impl Report for CaptureReport {
     fn table(&self, out: &mut dyn Write, _: &Output) -> io::Result<()> {
         write_report_table(out, self)
     }
-    /// Concrete, not erased: a capture's report holds up to 100k flows.
+    /// Not through serde: a capture's report holds up to 100k flows (see flow_json). Indented
+    /// JSON (`--pretty`), for people, takes serde's way.
     fn write_json(&self, out: &mut dyn Write, output: &Output) -> io::Result<()> {
-        crate::report::write_versioned(out, self, output)
+        if output.format == Format::Json && output.pretty {
+            return crate::report::write_versioned(out, self, output);
+        }
+        super::flow_json::write_report(out, self)
     }
 }
 

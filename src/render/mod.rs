@@ -8,6 +8,7 @@ pub mod counters;
 pub mod doctor;
 pub mod explain;
 pub mod fds;
+pub mod flow_json;
 pub mod listeners;
 pub mod pool;
 pub mod sockets;
