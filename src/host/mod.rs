@@ -23,7 +23,6 @@ pub mod replay;
 pub mod tape;
 
 use std::io;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use live::{LiveHost, PROC};
@@ -131,23 +130,10 @@ pub trait Host: Send + Sync {
     fn sleep(&self, d: Duration);
 }
 
-static CURRENT: OnceLock<&'static dyn Host> = OnceLock::new();
-static LIVE: LiveHost = LiveHost;
-
-/// The host of this run: the live one unless `main` or `snapshot` set another.
-pub fn current() -> &'static dyn Host {
-    *CURRENT.get_or_init(|| &LIVE)
-}
-
-/// Sets the host of this run, once, before any collector runs. False if one was already set.
-pub fn set_current(host: &'static dyn Host) -> bool {
-    CURRENT.set(host).is_ok()
-}
-
 /// A text file under the proc root (`thread-self/net/snmp`, `sys/net/ipv4/tcp_mem`), read
-/// through the current host so snapshots record and replay it.
-pub fn proc_text(rel: &str) -> io::Result<String> {
-    let bytes = current().read_file(&format!("{PROC}/{rel}"))?;
+/// through the run's host so snapshots record and replay it.
+pub fn proc_text(host: &dyn Host, rel: &str) -> io::Result<String> {
+    let bytes = host.read_file(&format!("{PROC}/{rel}"))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
