@@ -8,19 +8,25 @@ use clap::Parser;
 use sockscope::cli::{looks_like_ss, ss_flag_hint, Cli, Command};
 use sockscope::commands::{self, RunError};
 use sockscope::exit::ExitCode;
+use sockscope::host::{Host, LiveHost};
 use sockscope::report::{self, Done};
 
 fn main() {
     let mut cli = parse(std::env::args_os().collect());
-    // The host every collector reads: this one, or a snapshot (--from).
-    if let Err(e) = commands::snapshot::use_snapshot(&mut cli.command) {
-        eprintln!("sockscope: {e}");
-        process::exit(e.exit_code().code());
-    }
+    // The host every collector reads: this one, or a snapshot (--from), leaked so that the
+    // commands running threads of their own can hold it ('static, see `commands::dispatch`).
+    let host: &'static dyn Host = match commands::snapshot::use_snapshot(&mut cli.command) {
+        Ok(Some(replay)) => Box::leak(Box::new(replay)),
+        Ok(None) => &LiveHost,
+        Err(e) => {
+            eprintln!("sockscope: {e}");
+            process::exit(e.exit_code().code());
+        }
+    };
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let output = commands::output_of(&cli);
-    let result = run(&cli, &mut out).and_then(|done| {
+    let result = run(&cli, host, &mut out).and_then(|done| {
         if let Some(r) = &done.report {
             report::print(r.as_ref(), &output, &mut out)?;
         }
@@ -121,7 +127,7 @@ fn one_line(text: &str) -> String {
     msg
 }
 
-fn run(cli: &Cli, out: &mut dyn Write) -> Result<Done, RunError> {
+fn run(cli: &Cli, host: &'static dyn Host, out: &mut dyn Write) -> Result<Done, RunError> {
     Ok(match &cli.command {
         Command::Completions(a) => {
             sockscope::completions::write(a.shell, out).map_err(RunError::Output)?;
@@ -135,7 +141,7 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<Done, RunError> {
             sockscope::manpages::write_all(dir).map_err(RunError::Output)?;
             Done::streamed()
         }
-        _ => commands::dispatch(cli, out)?,
+        _ => commands::dispatch(cli, host, out)?,
     })
 }
 

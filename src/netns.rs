@@ -11,6 +11,8 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::host::Host;
+
 /// Where the namespace lives, as the user named it. Parsing does no system calls; the file is
 /// only opened by [`enter`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,8 +133,8 @@ fn open_error(spec: &NetnsSpec, shown: &str, e: io::Error) -> NetnsError {
 
 /// Moves the calling thread into the namespace (through the run's host: a replayed snapshot
 /// only notes which recorded namespace the thread now reads).
-pub fn enter(spec: &NetnsSpec) -> Result<(), NetnsError> {
-    crate::host::current().enter_netns(spec)
+pub fn enter(host: &dyn Host, spec: &NetnsSpec) -> Result<(), NetnsError> {
+    host.enter_netns(spec)
 }
 
 /// The `setns` itself, for the live host.
@@ -159,11 +161,10 @@ pub fn setns(spec: &NetnsSpec) -> Result<(), NetnsError> {
 
 /// The inode of the namespace `spec` names, which identifies it (as in `/proc/PID/ns/net`),
 /// without entering it: for selecting the processes inside a namespace.
-pub fn inode(spec: &NetnsSpec) -> Result<u64, NetnsError> {
+pub fn inode(host: &dyn Host, spec: &NetnsSpec) -> Result<u64, NetnsError> {
     let path = spec.path();
     let shown = path.display().to_string();
-    crate::host::current()
-        .stat(&shown)
+    host.stat(&shown)
         .map(|m| m.ino)
         .map_err(|e| open_error(spec, &shown, e))
 }
@@ -174,16 +175,16 @@ pub fn setns_opt(spec: Option<&NetnsSpec>) -> Result<(), NetnsError> {
 }
 
 /// Enters the namespace if one was asked for; the common case of every subcommand.
-pub fn enter_opt(spec: Option<&NetnsSpec>) -> Result<(), NetnsError> {
+pub fn enter_opt(host: &dyn Host, spec: Option<&NetnsSpec>) -> Result<(), NetnsError> {
     match spec {
-        Some(spec) => enter(spec),
+        Some(spec) => enter(host, spec),
         None => Ok(()),
     }
 }
 
 /// Runs `f` on a worker thread that has entered the namespace at `path` (setns moves only
 /// the calling thread, so the caller's own namespace is untouched).
-pub fn run_in<T, E, F>(path: &Path, f: F) -> Result<T, E>
+pub fn run_in<T, E, F>(host: &dyn Host, path: &Path, f: F) -> Result<T, E>
 where
     T: Send,
     E: From<NetnsError> + Send,
@@ -192,7 +193,7 @@ where
     std::thread::scope(|s| {
         match s
             .spawn(|| {
-                enter(&NetnsSpec::Path(path.to_path_buf()))?;
+                enter(host, &NetnsSpec::Path(path.to_path_buf()))?;
                 f()
             })
             .join()
@@ -237,7 +238,7 @@ mod tests {
     #[test]
     fn unknown_name_is_not_found() {
         let spec = NetnsSpec::Name("sockscope-no-such-ns-xyz".into());
-        match enter(&spec) {
+        match enter(&crate::host::LiveHost, &spec) {
             Err(NetnsError::NotFound { .. }) => {}
             other => panic!("expected NotFound, got {other:?}"),
         }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::host::{self, Host};
+use crate::host::Host;
 use crate::netns::{self, NetnsError, NetnsSpec};
 use crate::procs::container::{Attributor, Container};
 use crate::procs::discover::{discover, NetnsEntry, Roots};
@@ -81,6 +81,7 @@ pub struct NodeRun<T> {
 /// threads. A namespace that is gone by the time it is entered is a note; a missing privilege
 /// is an error (it would be the same for every namespace).
 pub fn for_each_netns<T, F>(
+    host: &dyn Host,
     roots: &Roots,
     collect: F,
 ) -> Result<NodeRun<T>, crate::commands::RunError>
@@ -90,7 +91,6 @@ where
 {
     // Discovery and attribution read through the run's host, so a snapshot recorded with
     // --all-netns replays the node it saw.
-    let host = host::current();
     let discovery = discover(host, roots);
     let mut notes = discovery.notes;
     let mut attributor = Attributor::new(host, &roots.fs);
@@ -113,7 +113,7 @@ where
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(e) = entries.get(i) else { break };
-                let r = netns::enter(&NetnsSpec::Path(e.path.clone()))
+                let r = netns::enter(host, &NetnsSpec::Path(e.path.clone()))
                     .map_err(Into::into)
                     .and_then(|()| collect());
                 results
@@ -132,11 +132,12 @@ where
                 place: places[i].clone(),
                 value,
             }),
-            Err(crate::commands::RunError::Netns(e)) if vanished(&e, &entries[i].path) => notes
-                .push(format!(
+            Err(crate::commands::RunError::Netns(e)) if vanished(host, &e, &entries[i].path) => {
+                notes.push(format!(
                     "network namespace {} went away during the scan; skipped",
                     places[i].netns.label()
-                )),
+                ))
+            }
             Err(e) => return Err(e),
         }
     }
@@ -147,11 +148,11 @@ where
 /// setns a process can exit (its `ns/net` then answers EACCES while it is a zombie, ENOENT
 /// after) and `ip netns del` can unmount a name (the file left behind is no namespace:
 /// EINVAL): each is a namespace that went away, not a privilege or input problem.
-fn vanished(e: &NetnsError, path: &std::path::Path) -> bool {
+fn vanished(host: &dyn Host, e: &NetnsError, path: &std::path::Path) -> bool {
     match e {
         NetnsError::NotFound { .. } | NetnsError::NoProcess { .. } => true,
         NetnsError::Io { source, .. } => source.raw_os_error() == Some(libc::ENOENT),
-        NetnsError::NotNetns { .. } => !crate::host::current().is_nsfs(&path.to_string_lossy()),
+        NetnsError::NotNetns { .. } => !host.is_nsfs(&path.to_string_lossy()),
         NetnsError::DeniedToRoot { .. } | NetnsError::Permission { .. } => process_gone(path),
     }
 }
@@ -235,9 +236,12 @@ mod vanish_tests {
             spec: p.display().to_string(),
             path: p.display().to_string(),
         };
-        assert!(vanished(&denied(&gone), &gone), "an exited process");
         assert!(
-            !vanished(&denied(&me), &me),
+            vanished(&crate::host::LiveHost, &denied(&gone), &gone),
+            "an exited process"
+        );
+        assert!(
+            !vanished(&crate::host::LiveHost, &denied(&me), &me),
             "a live process refusing is a refusal"
         );
         // `ip netns del` leaves a plain file behind: setns answers EINVAL.
@@ -246,9 +250,10 @@ mod vanish_tests {
         let not = NetnsError::NotNetns {
             path: file.display().to_string(),
         };
-        assert!(vanished(&not, &file));
+        assert!(vanished(&crate::host::LiveHost, &not, &file));
         let _ = std::fs::remove_file(&file);
         assert!(!vanished(
+            &crate::host::LiveHost,
             &NetnsError::NotNetns {
                 path: me.display().to_string()
             },

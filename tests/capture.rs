@@ -1124,7 +1124,7 @@ fn capture_api_start_stop_in_a_namespace() {
         netns: Some(sockscope::netns::NetnsSpec::Path(ns.path().into())),
         ..CaptureSpec::default()
     };
-    let cap = Capture::start(&spec).expect("start capture");
+    let cap = Capture::start(&sockscope::host::LiveHost, &spec).expect("start capture");
     assert_eq!(cap.linktype, 1, "lo is EN10MB");
     ns.within(|| {
         for _ in 0..3 {
@@ -1144,7 +1144,7 @@ fn capture_api_start_stop_in_a_namespace() {
         netns: spec.netns.clone(),
         ..CaptureSpec::default()
     };
-    match Capture::start(&bad) {
+    match Capture::start(&sockscope::host::LiveHost, &bad) {
         Err(sockscope::capture::CaptureError::UnknownDevice { available, .. }) => {
             assert!(available.contains("lo"), "{available}")
         }

@@ -40,7 +40,7 @@ fn dump(family: u8, program: Option<&[u8]>) -> BTreeMap<Key, Extra> {
         let extra = (s.info.is_some(), s.mem.is_some(), s.v6only);
         assert!(got.insert(key(&s), extra).is_none(), "twice: {s:?}");
     };
-    let mut diag = DiagSocket::open().unwrap();
+    let mut diag = DiagSocket::open(&sockscope::host::LiveHost).unwrap();
     match program {
         None => diag.dump(&req, &mut add),
         Some(p) => diag.dump_filtered(&req, p, &mut add),
@@ -167,6 +167,7 @@ fn one_walk_dump_is_exactly_both_per_family_dumps() {
     let mut listed = ns.within(|| {
         let mut v = Vec::new();
         for_each_socket(
+            &sockscope::host::LiveHost,
             &sockscope::sockets::filter::Selection::every_tcp(),
             Extras::default(),
             &mut |s| v.push(key(&s)),

@@ -224,7 +224,7 @@ fn fds_counts_kinds_and_limits_are_exact() {
     // The children's sockets live in the test's namespace (their test thread entered it),
     // and that is where `--kinds` must dump: the namespace is found through their threads.
     let ns_ino = std::fs::metadata(ns.path()).unwrap().ino();
-    let found = sockscope::procs::namespaces::netns_of("/proc", a.pid);
+    let found = sockscope::procs::namespaces::netns_of(&sockscope::host::LiveHost, "/proc", a.pid);
     assert!(found.contains_key(&ns_ino), "{found:?}");
 
     // --netns selects exactly the processes whose main thread is inside the namespace.
@@ -273,7 +273,11 @@ fn socket_index_reads_another_namespace() {
             .unwrap()
             .ino() as u32
     };
-    let inside = sockscope::sockets::inodes::index_netns(std::path::Path::new(&ns.path())).unwrap();
+    let inside = sockscope::sockets::inodes::index_netns(
+        &sockscope::host::LiveHost,
+        std::path::Path::new(&ns.path()),
+    )
+    .unwrap();
     use sockscope::sockets::inodes::SockProto;
     assert_eq!(inside.get(&ino(l.as_raw_fd())), Some(&SockProto::Tcp));
     assert_eq!(inside.get(&ino(u.as_raw_fd())), Some(&SockProto::Udp));

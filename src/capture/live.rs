@@ -19,6 +19,7 @@ use super::pcapwrite::PcapWriter;
 use super::pipeline::{ts_us, Pipeline};
 use super::source::{open_live, pcap_err, CaptureError, Live, FULL_SNAPLEN, SNAPLEN, TIMEOUT_MS};
 use super::tracker::{Event, DEFAULT_MAX_FLOWS};
+use crate::host::Host;
 use crate::netns::{self, NetnsSpec};
 
 /// What to capture. `Default` is: all devices (`any`), no restriction, no file, until stopped.
@@ -140,7 +141,8 @@ pub struct Capture {
 impl Capture {
     /// Opens the device and starts capturing. Returns once packets are being captured, so
     /// traffic made after this returns is seen; open errors come back here.
-    pub fn start(spec: &CaptureSpec) -> Result<Capture, CaptureError> {
+    /// `host` is `'static`: the capture thread outlives this call.
+    pub fn start(host: &'static dyn Host, spec: &CaptureSpec) -> Result<Capture, CaptureError> {
         // Without libpcap, fail here: before a thread, a namespace or a file.
         libpcap::ensure_loaded().map_err(|e| pcap_err("load", e))?;
         let spec = spec.clone();
@@ -166,7 +168,7 @@ impl Capture {
                 .name("sockscope-capture".into())
                 .spawn(move || {
                     let notify = spec.notify_end.clone();
-                    let report = run(spec, &shared, ready_tx, ev_tx, flow_tx);
+                    let report = run(host, spec, &shared, ready_tx, ev_tx, flow_tx);
                     if let Some(n) = notify {
                         let _ = (&*n).write_all(b"e");
                     }
@@ -264,6 +266,7 @@ impl Drop for Capture {
 }
 
 fn run(
+    host: &dyn Host,
     spec: CaptureSpec,
     shared: &Arc<Shared>,
     ready: mpsc::Sender<Result<(i32, SocketIndex), CaptureError>>,
@@ -271,7 +274,7 @@ fn run(
     flows: Option<mpsc::Sender<Vec<Flow>>>,
 ) -> Result<CaptureReport, CaptureError> {
     let opened = (|| {
-        netns::enter_opt(spec.netns.as_ref())?;
+        netns::enter_opt(host, spec.netns.as_ref())?;
         let shown = spec.netns.as_ref().map(|n| n.to_string());
         let Live { cap, loopback } = open_live(
             &spec.device,
@@ -311,7 +314,7 @@ fn run(
     let mut sockets = SocketIndex::default();
     let mut local_notes = Vec::new();
     if spec.name_processes {
-        if let Err(e) = dump_namespace(&mut sockets) {
+        if let Err(e) = dump_namespace(host, &mut sockets) {
             local_notes.push(format!("local processes of the flows not named: {e}"));
         }
     }
@@ -435,8 +438,8 @@ fn run(
     let mut report = pipe.finish(kernel);
     // The end dump, still in the capture's namespace: the connections opened meanwhile.
     if spec.name_processes && local_notes.is_empty() && !report.flows.is_empty() {
-        match dump_namespace(&mut sockets) {
-            Ok(()) => name_report(&mut report, &sockets),
+        match dump_namespace(host, &mut sockets) {
+            Ok(()) => name_report(host, &mut report, &sockets),
             Err(e) => local_notes.push(format!("local processes of the flows not named: {e}")),
         }
     }

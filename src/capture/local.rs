@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::model::Flow;
 use crate::fxhash::FxMap;
+use crate::host::Host;
 use crate::procs::container::{Attributor, Container};
 use crate::procs::owners::Owners;
 use crate::sockets::model::{Proto, Socket, TcpState};
@@ -142,14 +143,17 @@ impl SocketIndex {
 
 /// Adds the TCP sockets of the calling thread's network namespace (both families, every
 /// state) to `index`.
-pub fn dump_namespace(index: &mut SocketIndex) -> Result<(), crate::sockets::diag::DiagError> {
-    let host = crate::host::current();
+pub fn dump_namespace(
+    host: &dyn Host,
+    index: &mut SocketIndex,
+) -> Result<(), crate::sockets::diag::DiagError> {
     index.netns = host
         .stat(&format!("{}/thread-self/ns/net", crate::host::PROC))
         .ok()
         .map(|m| m.ino);
     // One kernel walk for both families where the kernel offers it (for_each_socket).
     crate::sockets::for_each_socket(
+        host,
         &crate::sockets::filter::Selection::every_tcp(),
         crate::sockets::Extras::default(),
         &mut |s| index.add(&s),
@@ -161,38 +165,38 @@ pub fn dump_namespace(index: &mut SocketIndex) -> Result<(), crate::sockets::dia
 /// container's namespace a few fd tables, where the whole host may hold hundreds of thousands
 /// of fds (a walk of seconds). A socket held only by processes with no thread left in the
 /// namespace (made by a thread that left it) stays unnamed.
-fn owners_of(index: &SocketIndex, want: &HashSet<u32>) -> std::io::Result<Owners> {
+fn owners_of(host: &dyn Host, index: &SocketIndex, want: &HashSet<u32>) -> std::io::Result<Owners> {
     use crate::procs::owners::read_owners_of;
     if want.is_empty() {
         return Ok(Owners::default());
     }
     let proc = crate::host::PROC;
-    let all = crate::procs::fdwalk::list_pids(proc)?;
+    let all = crate::procs::fdwalk::list_pids(host, proc)?;
     let Some(netns) = index.netns else {
-        return Ok(read_owners_of(proc, &all, Some(want)));
+        return Ok(read_owners_of(host, proc, &all, Some(want)));
     };
     let inside: Vec<u32> = all
         .into_iter()
-        .filter(|&pid| has_thread_in(pid, netns))
+        .filter(|&pid| has_thread_in(host, pid, netns))
         .collect();
-    Ok(read_owners_of(proc, &inside, Some(want)))
+    Ok(read_owners_of(host, proc, &inside, Some(want)))
 }
 
 /// Whether a thread of `pid` is in the network namespace `netns` (a process may have moved
 /// one thread only, with setns).
-fn has_thread_in(pid: u32, netns: u64) -> bool {
-    crate::procs::namespaces::netns_of(crate::host::PROC, pid).contains_key(&netns)
+fn has_thread_in(host: &dyn Host, pid: u32, netns: u64) -> bool {
+    crate::procs::namespaces::netns_of(host, crate::host::PROC, pid).contains_key(&netns)
 }
 
 /// Names the flows of a finished live capture: matched against `index` (the dumps), their
 /// owners read with one fd walk (only when some end matched a socket with an owner to find).
-pub fn name_report(report: &mut super::model::CaptureReport, index: &SocketIndex) {
+pub fn name_report(host: &dyn Host, report: &mut super::model::CaptureReport, index: &SocketIndex) {
     let matched = match_flows(&report.flows, index);
     if matched.is_empty() {
         return;
     }
     let want = wanted(&matched);
-    let owners = match owners_of(index, &want) {
+    let owners = match owners_of(host, index, &want) {
         Ok(o) => o,
         Err(e) => {
             report.local_notes.push(format!(
@@ -201,8 +205,12 @@ pub fn name_report(report: &mut super::model::CaptureReport, index: &SocketIndex
             Owners::default()
         }
     };
-    let mut attributor = Attributor::new(crate::host::current(), "/");
-    report.local = name_flows(&matched, &owners, &mut container_reader(&mut attributor));
+    let mut attributor = Attributor::new(host, "/");
+    report.local = name_flows(
+        &matched,
+        &owners,
+        &mut container_reader(host, &mut attributor),
+    );
     report.local_notes.append(&mut attributor.notes);
 }
 
@@ -217,16 +225,16 @@ pub struct ListenerNames {
 impl ListenerNames {
     /// One fd walk for the listeners' inodes, and their processes' containers. Nothing is
     /// named when the walk fails (the report still names what it can).
-    pub fn read(index: SocketIndex) -> ListenerNames {
+    pub fn read(host: &dyn Host, index: SocketIndex) -> ListenerNames {
         let want = index.listener_inodes();
         if want.is_empty() {
             return ListenerNames::default();
         }
-        let Ok(owners) = owners_of(&index, &want) else {
+        let Ok(owners) = owners_of(host, &index, &want) else {
             return ListenerNames::default();
         };
-        let mut attributor = Attributor::new(crate::host::current(), "/");
-        let mut container_of = container_reader(&mut attributor);
+        let mut attributor = Attributor::new(host, "/");
+        let mut container_of = container_reader(host, &mut attributor);
         let by_inode = owners
             .by_inode
             .iter()
@@ -337,10 +345,11 @@ pub fn name_flows(
 
 /// The container of a live process, from `/proc/PID/cgroup`.
 pub fn container_reader<'a, 'h: 'a>(
+    host: &'a dyn Host,
     attributor: &'a mut Attributor<'h>,
 ) -> impl FnMut(u32) -> Option<Container> + use<'a, 'h> {
     move |pid| {
-        crate::host::proc_text(&format!("{pid}/cgroup"))
+        crate::host::proc_text(host, &format!("{pid}/cgroup"))
             .ok()
             .and_then(|text| attributor.of_cgroup(&text))
     }

@@ -15,11 +15,16 @@ use crate::capture::offline::read_file;
 use crate::capture::{Capture, CaptureReport, CaptureSpec};
 use crate::cli::CaptureArgs;
 use crate::exit::ExitCode;
+use crate::host::Host;
 use crate::render::capture::{end_progress, write_banner, write_progress, CapturePrinter};
 use crate::report::Done;
 
 /// `out` takes what streams (live lines, `--jsonl` flows); the rest is in the `Done`.
-pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Done, RunError> {
+pub fn run(
+    host: &'static dyn Host,
+    args: &CaptureArgs,
+    out: &mut dyn Write,
+) -> Result<Done, RunError> {
     if args.print_filter {
         writeln!(out, "{}", capture_filter(args.full, args.port, args.host))?;
         return Ok(Done::streamed());
@@ -33,7 +38,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Done, RunError> {
     let mut notes = Vec::new();
     let report = match &args.read {
         Some(path) => read_file(path, args.port, args.host, args.max_flows)?,
-        None => live(args, out, &mut printer, &mut notes)?,
+        None => live(host, args, out, &mut printer, &mut notes)?,
     };
     // What was captured is still shown; the exit code says why it is partial: a damaged
     // input file or an unwritable -w file is the user's (2), a failing device the host's (3).
@@ -49,6 +54,7 @@ pub fn run(args: &CaptureArgs, out: &mut dyn Write) -> Result<Done, RunError> {
 }
 
 fn live(
+    host: &'static dyn Host,
     args: &CaptureArgs,
     out: &mut dyn Write,
     printer: &mut CapturePrinter,
@@ -84,13 +90,13 @@ fn live(
         name_processes: true,
         notify_end: Some(Arc::new(wake_tx)),
     };
-    let mut cap = Capture::start(&spec)?;
+    let mut cap = Capture::start(host, &spec)?;
     let start_sockets = cap.take_start_sockets();
     if lines {
         // Packets are already being captured: the fd walk (seconds on a host with hundreds
         // of thousands of fds) delays at most the first SYN's line, never the capture.
         printer.name_listeners(std::thread::spawn(move || {
-            ListenerNames::read(start_sockets)
+            ListenerNames::read(host, start_sockets)
         }));
     }
     let events = cap.take_events();

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use super::RunError;
 use crate::cli::CountersArgs;
 use crate::counters::{delta, read_all, select, CounterReport, Pick};
+use crate::host::Host;
 use crate::netns;
 use crate::report::Done;
 
-pub fn run(args: &CountersArgs) -> Result<Done, RunError> {
-    netns::enter_opt(args.common.netns.as_ref())?;
+pub fn run(host: &dyn Host, args: &CountersArgs) -> Result<Done, RunError> {
+    netns::enter_opt(host, args.common.netns.as_ref())?;
     let read = || {
-        read_all().map_err(|e| {
+        read_all(host).map_err(|e| {
             RunError::Unreadable(format!("cannot read /proc/net/netstat or snmp: {e}"))
         })
     };

@@ -18,6 +18,7 @@ use crate::doctor::probe::probe;
 use crate::doctor::target::Target;
 use crate::doctor::trace::trace_for;
 use crate::exit::ExitCode;
+use crate::host::Host;
 use crate::netns;
 use crate::procs::model::FdUsage;
 use crate::procs::unreadable::Denied;
@@ -29,15 +30,16 @@ use crate::scope::{for_each_netns, live_roots};
 /// Time between the probe's end and stopping its capture.
 const CAPTURE_SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
 
-pub fn run(args: &DoctorArgs) -> Result<Done, RunError> {
+pub fn run(host: &'static dyn Host, args: &DoctorArgs) -> Result<Done, RunError> {
     if args.node.all_netns {
-        return every_netns(args);
+        return every_netns(host, args);
     }
-    netns::enter_opt(args.common.netns.as_ref())?;
+    netns::enter_opt(host, args.common.netns.as_ref())?;
     let mut notes = Vec::new();
     let report = match (&args.target, args.port) {
-        (Some(t), _) => probe_target(t, false, args)?,
+        (Some(t), _) => probe_target(host, t, false, args)?,
         (None, Some(port)) => probe_target(
+            host,
             &Target {
                 host: "127.0.0.1".into(),
                 port,
@@ -49,16 +51,16 @@ pub fn run(args: &DoctorArgs) -> Result<Done, RunError> {
             let plan = HostPlan {
                 interval: args.interval,
                 netns_inode: match args.common.netns {
-                    Some(_) => Some(current_netns_inode()?),
+                    Some(_) => Some(current_netns_inode(host)?),
                     None => None,
                 },
                 system_wide: args.common.netns.is_none(),
             };
-            let ev = collect_host(&plan).map_err(RunError::from)?;
+            let ev = collect_host(host, &plan).map_err(RunError::from)?;
             notes.extend(unreadable_fds_note(&ev.processes.processes));
             let mut report = diagnose_host(&ev);
             if args.common.netns.is_none() {
-                let (checked, elsewhere) = glance_elsewhere(args)?;
+                let (checked, elsewhere) = glance_elsewhere(host, args)?;
                 report.checked.push(checked);
                 if elsewhere.findings > 0 {
                     notes.push(elsewhere_note(&elsewhere));
@@ -79,17 +81,17 @@ pub fn run(args: &DoctorArgs) -> Result<Done, RunError> {
 /// `doctor --all-netns`: every check in every namespace (counters, sockets and the fd use of
 /// the processes that live there), each finding named with its namespace and container; the
 /// system file table once, for the host.
-fn every_netns(args: &DoctorArgs) -> Result<Done, RunError> {
+fn every_netns(host: &dyn Host, args: &DoctorArgs) -> Result<Done, RunError> {
     let roots = live_roots(args.node.fs_root.as_ref());
-    let run = for_each_netns(&roots, || {
+    let run = for_each_netns(host, &roots, || {
         let plan = HostPlan {
             interval: args.interval,
-            netns_inode: Some(current_netns_inode()?),
+            netns_inode: Some(current_netns_inode(host)?),
             system_wide: false,
         };
-        Ok(collect_host(&plan)?)
+        Ok(collect_host(host, &plan)?)
     })?;
-    let system = read_system(crate::host::PROC).map_err(|e| DoctorError::Proc {
+    let system = read_system(host, crate::host::PROC).map_err(|e| DoctorError::Proc {
         what: format!("{}/sys/fs/file-nr", crate::host::PROC),
         source: e,
     })?;
@@ -117,14 +119,14 @@ fn every_netns(args: &DoctorArgs) -> Result<Done, RunError> {
 /// Plain `doctor` on the host: the cheap part of the checks in the node's other namespaces
 /// (accept queues and TIME_WAIT from one socket dump each: no interval, no counters, no fd
 /// scan), so problems elsewhere are not silent. Counted, not listed.
-fn glance_elsewhere(args: &DoctorArgs) -> Result<(Checked, Elsewhere), RunError> {
-    let here = current_netns_inode()?;
+fn glance_elsewhere(host: &dyn Host, args: &DoctorArgs) -> Result<(Checked, Elsewhere), RunError> {
+    let here = current_netns_inode(host)?;
     let roots = live_roots(args.node.fs_root.as_ref());
-    let run = for_each_netns(&roots, || {
-        if current_netns_inode()? == here {
+    let run = for_each_netns(host, &roots, || {
+        if current_netns_inode(host)? == here {
             return Ok(None);
         }
-        let seen = glance_dump()?;
+        let seen = glance_dump(host)?;
         Ok(Some(glance(&seen.listeners, seen.states.as_ref())))
     })?;
     let seen: Vec<usize> = run.found.iter().filter_map(|f| f.value).collect();
@@ -159,13 +161,18 @@ fn glance_elsewhere(args: &DoctorArgs) -> Result<(Checked, Elsewhere), RunError>
 
 /// The local listener check, then the bounded connect, with the accept-queue counters read
 /// around it (a probe to a full queue moves ListenOverflows).
-fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, RunError> {
+fn probe_target(
+    host: &'static dyn Host,
+    t: &Target,
+    local: bool,
+    args: &DoctorArgs,
+) -> Result<Report, RunError> {
     let addr: SocketAddr = t.resolve().map_err(DoctorError::Resolve)?;
     let is_local = local || addr.ip().is_loopback();
     let mut report = Report::default();
     let mut listeners = Vec::new();
     let check = if is_local {
-        listeners = listeners_on(addr.port())?;
+        listeners = listeners_on(host, addr.port())?;
         report.checked.push(Checked::ListenersOnPort {
             port: addr.port(),
             count: listeners.len() as u64,
@@ -186,21 +193,24 @@ fn probe_target(t: &Target, local: bool, args: &DoctorArgs) -> Result<Report, Ru
         let device = if addr.ip().is_loopback() { "lo" } else { "any" };
         Some((
             device,
-            Capture::start(&CaptureSpec {
-                device: device.to_string(),
-                port: Some(addr.port()),
-                host: Some(addr.ip()),
-                netns: args.common.netns.clone(),
-                immediate: true,
-                ..Default::default()
-            })?,
+            Capture::start(
+                host,
+                &CaptureSpec {
+                    device: device.to_string(),
+                    port: Some(addr.port()),
+                    host: Some(addr.ip()),
+                    netns: args.common.netns.clone(),
+                    immediate: true,
+                    ..Default::default()
+                },
+            )?,
         ))
     } else {
         None
     };
-    let (before, t0) = read_now()?;
+    let (before, t0) = read_now(host)?;
     let result = probe(addr, args.timeout).map_err(DoctorError::ProbeSocket)?;
-    let (after, _) = read_now()?;
+    let (after, _) = read_now(host)?;
     let trace = match capture {
         Some((device, c)) => {
             // Let the capture thread read the last packets (the RST, a late SYN-ACK) in its

@@ -11,18 +11,19 @@ use crate::exporter::collect::{Collector, Plan};
 use crate::exporter::metrics::{render, Format};
 use crate::exporter::server::{self, errors_total, log_errors};
 use crate::exporter::{http, textfile};
+use crate::host::Host;
 use crate::netns;
 use crate::report::Done;
 use crate::scope::live_roots;
 
-pub fn run(args: &ExporterArgs) -> Result<Done, RunError> {
+pub fn run(host: &'static dyn Host, args: &ExporterArgs) -> Result<Done, RunError> {
     let plan = Plan {
         netns: args
             .netns
             .as_ref()
             .map_or_else(|| "host".to_string(), |n| n.to_string()),
         netns_inode: match &args.netns {
-            Some(spec) => Some(netns::inode(spec)?),
+            Some(spec) => Some(netns::inode(host, spec)?),
             None => None,
         },
         all_netns: args
@@ -42,14 +43,14 @@ pub fn run(args: &ExporterArgs) -> Result<Done, RunError> {
                 ))
             })?;
             let bound = listener.local_addr().map_err(RunError::Output)?;
-            let scrapes = server::start(args.netns.clone(), plan)?;
+            let scrapes = server::start(host, args.netns.clone(), plan)?;
             // The one line a supervisor or a test needs: where to scrape.
             eprintln!("sockscope: exporter listening on http://{bound}/metrics");
             http::serve(listener, scrapes, stop_signal()).map_err(RunError::Output)?;
         }
         (None, Some(dir)) => {
-            netns::enter_opt(args.netns.as_ref())?;
-            write_textfiles(dir, args, &plan)?;
+            netns::enter_opt(host, args.netns.as_ref())?;
+            write_textfiles(host, dir, args, &plan)?;
         }
         (None, None) => unreachable!("clap requires --listen or --textfile"),
     }
@@ -73,6 +74,7 @@ async fn stop_signal() {
 
 /// Collects and writes every interval (once with --once) until SIGINT or SIGTERM.
 fn write_textfiles(
+    host: &dyn Host,
     dir: &std::path::Path,
     args: &ExporterArgs,
     plan: &Plan,
@@ -84,7 +86,7 @@ fn write_textfiles(
     let mut c = Collector::new();
     loop {
         let started = Instant::now();
-        let sample = c.collect(plan);
+        let sample = c.collect(host, plan);
         log_errors(&sample);
         let text = render(&sample, &errors_total(&c), Format::Prometheus);
         textfile::write_atomically(dir, &text).map_err(|e| {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{require_pids, unreadable_note, Missing, RunError};
 use crate::cli::{FdsArgs, FdsGroup};
+use crate::host::Host;
 use crate::netns;
 use crate::procs::container::{Attributor, Container};
 use crate::procs::discover::{discover, Roots};
@@ -31,14 +32,14 @@ use crate::sockets::inodes::{index_current_netns, index_netns, ProtoIndex};
 const DEFAULT_TOP: usize = 20;
 
 /// `out` takes the samples of a `--watch` as they come; everything else is in the `Done`.
-pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Done, RunError> {
+pub fn run(host: &dyn Host, args: &FdsArgs, out: &mut dyn Write) -> Result<Done, RunError> {
     let root = args.proc_root.as_str();
-    require_pids(root, &args.pids)?;
+    require_pids(host, root, &args.pids)?;
     let select = ProcSelect {
         pids: args.pids.clone(),
         name: args.name.clone(),
         netns_inode: match &args.common.netns {
-            Some(spec) => Some(netns::inode(spec)?),
+            Some(spec) => Some(netns::inode(host, spec)?),
             None => None,
         },
     };
@@ -48,21 +49,21 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Done, RunError> {
         Some(args.top.unwrap_or(DEFAULT_TOP))
     };
     if args.watch {
-        return watch(args, root, &select, top, out);
+        return watch(host, args, root, &select, top, out);
     }
 
     let mut notes = Vec::new();
-    let system = read_system(root)
+    let system = read_system(host, root)
         .map_err(|e| notes.push(format!("cannot read the system file table: {e}")))
         .ok();
-    let scan = scan(root, &select, false).map_err(RunError::Proc)?;
+    let scan = scan(host, root, &select, false).map_err(RunError::Proc)?;
     let matched = scan.processes.len();
     let mut unreadable = scan.unreadable;
     if args.by == Some(FdsGroup::Container) {
         let mut procs = scan.processes;
-        fill_names(root, &mut procs);
+        fill_names(host, root, &mut procs);
         let (containers, attribution_notes) =
-            containers_of(root, &fs_root(args), procs.iter().map(|u| u.pid));
+            containers_of(host, root, &fs_root(args), procs.iter().map(|u| u.pid));
         notes.extend(attribution_notes);
         let procs = procs
             .into_iter()
@@ -84,7 +85,7 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Done, RunError> {
         return Ok(Done::new(report).notes(notes));
     }
     let mut rows = rank(scan.processes, top);
-    fill_names(root, &mut rows);
+    fill_names(host, root, &mut rows);
 
     // The expensive part, for the rows shown only: socket counts (unless --all asked for
     // every process, where counts and limits are the point) or the full kinds.
@@ -92,11 +93,11 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Done, RunError> {
     let mut reserved = HashMap::new();
     let mut walk_denied = Vec::new();
     if args.kinds {
-        let (index, index_notes) = socket_index(root, &rows);
+        let (index, index_notes) = socket_index(host, root, &rows);
         notes.extend(index_notes);
-        walk_denied = read_rows(root, &mut rows, Some(&index), &mut reserved);
+        walk_denied = read_rows(host, root, &mut rows, Some(&index), &mut reserved);
     } else if sockets_read {
-        walk_denied = read_rows(root, &mut rows, None, &mut reserved);
+        walk_denied = read_rows(host, root, &mut rows, None, &mut reserved);
     }
     unreadable += walk_denied.len();
     // Only the rows shown: a process whose namespace could not be read (the host's PID 1
@@ -117,7 +118,7 @@ pub fn run(args: &FdsArgs, out: &mut dyn Write) -> Result<Done, RunError> {
     };
     let mut report = report;
     if args.node.all_netns {
-        report.places = places_of(root, &fs_root(args), &report.processes, &mut notes);
+        report.places = places_of(host, root, &fs_root(args), &report.processes, &mut notes);
     }
     Ok(Done::new(report).notes(notes))
 }
@@ -132,11 +133,11 @@ fn fs_root(args: &FdsArgs) -> std::path::PathBuf {
 /// The container of each process, from its `/proc/PID/cgroup` (None: not in one). Returns
 /// the notes of metadata that could not be read.
 fn containers_of(
+    host: &dyn Host,
     root: &str,
     fs: &std::path::Path,
     pids: impl IntoIterator<Item = u32>,
 ) -> (HashMap<u32, Option<Container>>, Vec<String>) {
-    let host = crate::host::current();
     let mut a = Attributor::new(host, fs);
     let found = pids
         .into_iter()
@@ -154,6 +155,7 @@ fn containers_of(
 /// `--all-netns`: the namespace (named as `ip netns` and Docker name it) and container of
 /// each row shown. A process whose namespace cannot be read has no place.
 fn places_of(
+    host: &dyn Host,
     root: &str,
     fs: &std::path::Path,
     rows: &[FdUsage],
@@ -161,7 +163,7 @@ fn places_of(
 ) -> HashMap<u32, Where> {
     use std::os::unix::fs::MetadataExt;
     let found = discover(
-        crate::host::current(),
+        host,
         &Roots {
             proc: root.into(),
             fs: fs.to_path_buf(),
@@ -179,7 +181,8 @@ fn places_of(
             (e.inode, r)
         })
         .collect();
-    let (mut containers, attribution_notes) = containers_of(root, fs, rows.iter().map(|u| u.pid));
+    let (mut containers, attribution_notes) =
+        containers_of(host, root, fs, rows.iter().map(|u| u.pid));
     notes.extend(attribution_notes);
     rows.iter()
         .filter_map(|u| {
@@ -198,10 +201,10 @@ fn places_of(
 }
 
 /// Names of the rows shown (the scan skipped them to stay at one stat per process).
-fn fill_names(root: &str, rows: &mut [FdUsage]) {
+fn fill_names(host: &dyn Host, root: &str, rows: &mut [FdUsage]) {
     for u in rows.iter_mut().filter(|u| u.name.is_empty()) {
         // A process that exits now keeps its row: its counts were real a moment ago.
-        u.name = comm(root, u.pid).unwrap_or_default();
+        u.name = comm(host, root, u.pid).unwrap_or_default();
     }
 }
 
@@ -209,12 +212,13 @@ fn fill_names(root: &str, rows: &mut [FdUsage]) {
 /// `fds` = the fds listed (so its kinds add up to it) and, in `reserved`, the slots the
 /// kernel's count holds beyond them.
 fn read_rows(
+    host: &dyn Host,
     root: &str,
     rows: &mut [FdUsage],
     index: Option<&ProtoIndex>,
     reserved: &mut HashMap<u32, u64>,
 ) -> Vec<u32> {
-    let rule = stat_size_is_count(root);
+    let rule = stat_size_is_count(host, root);
     // The walks are independent and nearly all kernel time: spread over the CPUs (a stat per
     // file fd for kinds made `fds --all --kinds` the slowest part of a snapshot).
     let walked = {
@@ -226,9 +230,9 @@ fn read_rows(
                 // kernel thread): no walk, which a non-root user would be refused anyway.
                 None | Some(0) => None,
                 Some(_) => {
-                    let before = fd_dir_size(root, u.pid, rule);
-                    let read = read_kinds(root, u.pid, index);
-                    let after = fd_dir_size(root, u.pid, rule);
+                    let before = fd_dir_size(host, root, u.pid, rule);
+                    let read = read_kinds(host, root, u.pid, index);
+                    let after = fd_dir_size(host, root, u.pid, rule);
                     Some((before, read, after))
                 }
             }
@@ -264,8 +268,9 @@ fn read_rows(
 /// sock_diag dumps of every network namespace the rows live in, merged (socket inodes are
 /// unique across namespaces). A namespace that cannot be entered is a note, not an error: its
 /// sockets are then named by their protocol xattr.
-fn socket_index(root: &str, rows: &[FdUsage]) -> (ProtoIndex, Vec<String>) {
+fn socket_index(host: &dyn Host, root: &str, rows: &[FdUsage]) -> (ProtoIndex, Vec<String>) {
     let spaces = spaces_of(
+        host,
         root,
         rows.iter()
             .filter(|u| u.fds.is_some_and(|n| n > 0))
@@ -274,12 +279,12 @@ fn socket_index(root: &str, rows: &[FdUsage]) -> (ProtoIndex, Vec<String>) {
     let mut index = ProtoIndex::new();
     let mut notes = Vec::new();
     if spaces.own || spaces.others.is_empty() {
-        if let Err(e) = index_current_netns(&mut index) {
+        if let Err(e) = index_current_netns(host, &mut index) {
             notes.push(format!("socket kinds: {e}"));
         }
     }
     for path in spaces.others.values() {
-        match index_netns(path) {
+        match index_netns(host, path) {
             Ok(i) => index.extend(i),
             Err(e) => notes.push(format!(
                 "socket kinds in the namespace of {}: {e}; those sockets were named by their \
@@ -295,6 +300,7 @@ fn socket_index(root: &str, rows: &[FdUsage]) -> (ProtoIndex, Vec<String>) {
 /// trends, so the watch can say which kind grows. Returns notes (namespaces not entered,
 /// processes not readable).
 fn watch_kinds(
+    host: &dyn Host,
     root: &str,
     scanned: &[FdUsage],
     tracker: &mut Tracker,
@@ -306,11 +312,11 @@ fn watch_kinds(
         .filter(|u| pids.contains(&u.pid))
         .cloned()
         .collect();
-    let (index, mut notes) = socket_index(root, &rows);
+    let (index, mut notes) = socket_index(host, root, &rows);
     // The watch ranked by the kernel's count (what the limit sees); a row read in full
     // shows its open fds (what the kinds sum to) and its reserved slots apart, as `fds` does.
     let mut reserved = HashMap::new();
-    let walk_denied = read_rows(root, &mut rows, Some(&index), &mut reserved);
+    let walk_denied = read_rows(host, root, &mut rows, Some(&index), &mut reserved);
     notes.extend(unreadable_note(
         &denied_rows(&rows, &walk_denied),
         Missing::Fds,
@@ -340,6 +346,7 @@ fn denied_rows(rows: &[FdUsage], walk_denied: &[u32]) -> Vec<Denied> {
 }
 
 fn watch(
+    host: &dyn Host,
     args: &FdsArgs,
     root: &str,
     select: &ProcSelect,
@@ -358,12 +365,18 @@ fn watch(
     let mut printer = view::WatchPrinter::new(&args.common.output());
     loop {
         let t = start.elapsed().as_secs_f64();
-        let scan = scan(root, select, true).map_err(RunError::Proc)?;
+        let scan = scan(host, root, select, true).map_err(RunError::Proc)?;
         let mut trends = tracker.add(t, &scan.processes);
         rank_trends(&mut trends);
         if args.kinds {
             let shown = top.unwrap_or(usize::MAX).min(trends.len());
-            let notes_now = watch_kinds(root, &scan.processes, &mut tracker, &mut trends[..shown]);
+            let notes_now = watch_kinds(
+                host,
+                root,
+                &scan.processes,
+                &mut tracker,
+                &mut trends[..shown],
+            );
             for n in notes_now {
                 if !notes.contains(&n) {
                     notes.push(n);
@@ -375,7 +388,7 @@ fn watch(
         let sample = WatchSample {
             sample: samples,
             elapsed_us: (t * 1e6) as u64,
-            system: read_system(root).ok(),
+            system: read_system(host, root).ok(),
             matched,
             processes: trends
                 .iter()

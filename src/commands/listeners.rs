@@ -8,6 +8,7 @@ use super::sockets::{node_owners_note, NodeOwners};
 use super::{owners_note, protos_families, RunError};
 use crate::cli::ListenersArgs;
 use crate::exit::ExitCode;
+use crate::host::Host;
 use crate::netns;
 use crate::procs::owners::read_owners;
 use crate::render::escape;
@@ -23,7 +24,12 @@ use crate::sockets::model::TcpState;
 use crate::sockets::placed::Placed;
 use crate::sockets::{for_each_socket, Extras};
 
-pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result<Done, RunError> {
+pub fn run(
+    host: &dyn Host,
+    args: &ListenersArgs,
+    out: &mut dyn Write,
+    output: &Output,
+) -> Result<Done, RunError> {
     let list = Listing::new(
         out,
         output,
@@ -33,9 +39,9 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
         },
     );
     if args.node.all_netns {
-        return node(args, list);
+        return node(host, args, list);
     }
-    netns::enter_opt(args.common.netns.as_ref())?;
+    netns::enter_opt(host, args.common.netns.as_ref())?;
     if let Some(interval) = args.watch {
         drop(list);
         return super::sockets::watch::run(
@@ -45,14 +51,14 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
             "listeners",
             || ListenersView { place: false },
             |_| {
-                let mut found = listeners_here(args)?;
+                let mut found = listeners_here(host, args)?;
                 let wanted: HashSet<u32> = found
                     .iter()
                     .map(|l| l.socket.inode)
                     .filter(|&i| i != 0)
                     .collect();
                 let owners =
-                    read_owners(crate::host::PROC, Some(&wanted)).map_err(RunError::Proc)?;
+                    read_owners(host, crate::host::PROC, Some(&wanted)).map_err(RunError::Proc)?;
                 for l in &mut found {
                     l.socket.processes = Some(owners.get(l.socket.inode));
                 }
@@ -62,7 +68,7 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
             |_| Vec::new(),
         );
     }
-    let mut found = listeners_here(args)?;
+    let mut found = listeners_here(host, args)?;
     if let Some(wait) = args.wait {
         // The dump is filtered to one port by the kernel: cheap enough to repeat every 50 ms.
         let deadline = Instant::now() + wait;
@@ -72,7 +78,7 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
                 break;
             }
             std::thread::sleep(left.min(Duration::from_millis(50)));
-            found = listeners_here(args)?;
+            found = listeners_here(host, args)?;
         }
     }
     let mut notes = Vec::new();
@@ -81,11 +87,15 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
         .map(|l| l.socket.inode)
         .filter(|&i| i != 0)
         .collect();
-    let owners = read_owners(crate::host::PROC, Some(&wanted)).map_err(RunError::Proc)?;
+    let owners = read_owners(host, crate::host::PROC, Some(&wanted)).map_err(RunError::Proc)?;
     for l in &mut found {
         l.socket.processes = Some(owners.get(l.socket.inode));
     }
-    notes.extend(owners_note(&owners.denied, found.iter().map(|l| &l.socket)));
+    notes.extend(owners_note(
+        host,
+        &owners.denied,
+        found.iter().map(|l| &l.socket),
+    ));
     sort_listeners(&mut found);
     if let Some(key) = args.sort {
         super::sockets::sort::listeners(&mut found, key, |l| l);
@@ -109,7 +119,7 @@ pub fn run(args: &ListenersArgs, out: &mut dyn Write, output: &Output) -> Result
 }
 
 /// The selection and filter of the listeners of the calling thread's namespace.
-fn listeners_here(args: &ListenersArgs) -> Result<Vec<Listener>, RunError> {
+fn listeners_here(host: &dyn Host, args: &ListenersArgs) -> Result<Vec<Listener>, RunError> {
     let (protos, mut families) = protos_families(&args.family);
     // A dual-stack listener (`[::]` with IPV6_V6ONLY off) takes IPv4 connections, but it is an
     // AF_INET6 socket: an AF_INET dump (and the kernel's family filter) never shows it. For
@@ -129,7 +139,7 @@ fn listeners_here(args: &ListenersArgs) -> Result<Vec<Listener>, RunError> {
         },
     };
     let mut found = Vec::new();
-    for_each_socket(&sel, Extras::default(), &mut |s| {
+    for_each_socket(host, &sel, Extras::default(), &mut |s| {
         if is_listener(&s) && (!v4_only || s.family == 4 || takes_ipv4(&s)) {
             found.push(to_listener(s))
         }
@@ -140,9 +150,13 @@ fn listeners_here(args: &ListenersArgs) -> Result<Vec<Listener>, RunError> {
 /// `--all-netns`: the listeners of every namespace, sorted by port across the node (so
 /// `--port N` answers who listens on N anywhere), then their owners from one host-wide walk
 /// limited to the listeners' inodes (unique on the host).
-fn node(args: &ListenersArgs, mut list: Listing<'_, ListenersView>) -> Result<Done, RunError> {
+fn node(
+    host: &dyn Host,
+    args: &ListenersArgs,
+    mut list: Listing<'_, ListenersView>,
+) -> Result<Done, RunError> {
     let roots = live_roots(args.node.fs_root.as_ref());
-    let run = for_each_netns(&roots, || listeners_here(args))?;
+    let run = for_each_netns(host, &roots, || listeners_here(host, args))?;
     let mut notes = run.notes;
     let mut rows: Vec<(&Where, Listener)> = run
         .found
@@ -158,8 +172,8 @@ fn node(args: &ListenersArgs, mut list: Listing<'_, ListenersView>) -> Result<Do
         .map(|(_, l)| l.socket.inode)
         .filter(|&i| i != 0)
         .collect();
-    let owners = read_owners(crate::host::PROC, Some(&wanted)).map_err(RunError::Proc)?;
-    let mut named = NodeOwners::new(&roots);
+    let owners = read_owners(host, crate::host::PROC, Some(&wanted)).map_err(RunError::Proc)?;
+    let mut named = NodeOwners::new(host, &roots);
     let mut unowned_in = HashSet::new();
     for (place, l) in &rows {
         let held = named.of(&owners, l.socket.inode);

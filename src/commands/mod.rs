@@ -18,6 +18,7 @@ use std::io;
 
 use crate::cli::FamilyArgs;
 use crate::exit::ExitCode;
+use crate::host::Host;
 use crate::netns::NetnsError;
 use crate::procs::unreadable::{could_own, current_netns, Denied};
 use crate::sockets::diag::DiagError;
@@ -47,24 +48,28 @@ pub fn output_of(cli: &crate::cli::Cli) -> crate::report::Output {
 /// Runs the subcommand of a parsed command line: one dispatch for `main` and for `snapshot`,
 /// which replays the collecting commands while it records. Completions and man pages, which
 /// describe the CLI itself, stay in `main`.
+///
+/// `host` is `'static` because capture, doctor's probe capture and the exporter hand it to
+/// threads of their own: `main` keeps the live host (a static) or leaks the snapshot it opened.
 pub fn dispatch(
     cli: &crate::cli::Cli,
+    host: &'static dyn Host,
     out: &mut dyn std::io::Write,
 ) -> Result<crate::report::Done, RunError> {
     use crate::cli::Command;
     Ok(match &cli.command {
         Command::Snapshot(a) => snapshot::run(a)?,
-        Command::Sockets(a) => sockets::run(a, out, &output_of(cli))?,
-        Command::Listeners(a) => listeners::run(a, out, &output_of(cli))?,
-        Command::States(a) => states::run(a, out, &output_of(cli))?,
-        Command::Summary(a) => summary::run(a)?,
-        Command::Counters(a) => counters::run(a)?,
-        Command::Doctor(a) => doctor::run(a)?,
+        Command::Sockets(a) => sockets::run(host, a, out, &output_of(cli))?,
+        Command::Listeners(a) => listeners::run(host, a, out, &output_of(cli))?,
+        Command::States(a) => states::run(host, a, out, &output_of(cli))?,
+        Command::Summary(a) => summary::run(host, a)?,
+        Command::Counters(a) => counters::run(host, a)?,
+        Command::Doctor(a) => doctor::run(host, a)?,
         Command::Explain(a) => explain::run(a)?,
         Command::Pool(a) => pool::run(a)?,
-        Command::Capture(a) => capture::run(a, out)?,
-        Command::Fds(a) => fds::run(a, out)?,
-        Command::Exporter(a) => exporter::run(a)?,
+        Command::Capture(a) => capture::run(host, a, out)?,
+        Command::Fds(a) => fds::run(host, a, out)?,
+        Command::Exporter(a) => exporter::run(host, a)?,
         Command::Completions(_) | Command::Complete { .. } | Command::GenerateMan { .. } => {
             return Err(RunError::Input(
                 "completions and man pages are written by the binary itself".into(),
@@ -141,12 +146,9 @@ impl RunError {
 }
 
 /// Checks each `--pid` names a process before any work: a wrong pid is the user's mistake.
-pub fn require_pids(root: &str, pids: &[u32]) -> Result<(), RunError> {
+pub fn require_pids(host: &dyn Host, root: &str, pids: &[u32]) -> Result<(), RunError> {
     for &pid in pids {
-        if crate::host::current()
-            .exists(&format!("{root}/{pid}"))
-            .is_err()
-        {
+        if host.exists(&format!("{root}/{pid}")).is_err() {
             return Err(RunError::Input(format!(
                 "no process {pid}: it does not exist (or has exited); check with `ps -p {pid}`"
             )));
@@ -223,6 +225,7 @@ pub fn unreadable_words(denied: &[Denied], missing: Missing, root: bool) -> Opti
 /// The note for a socket view: only when a socket shown has no owner and an unreadable
 /// process could hold it (it is in this namespace, or its namespace is unknown).
 pub fn owners_note<'a>(
+    host: &dyn Host,
     denied: &[Denied],
     shown: impl IntoIterator<Item = &'a Socket>,
 ) -> Option<String> {
@@ -230,7 +233,7 @@ pub fn owners_note<'a>(
         .into_iter()
         .any(|s| s.inode != 0 && s.processes.as_ref().is_none_or(|p| p.is_empty()));
     unreadable_note(
-        &could_own(denied, current_netns(), unowned),
+        &could_own(denied, current_netns(host), unowned),
         Missing::Owners,
     )
 }

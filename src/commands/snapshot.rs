@@ -14,7 +14,7 @@ use clap::Parser;
 use super::RunError;
 use crate::cli::{Cli, Command, SnapshotArgs};
 use crate::host::archive::{write_archive, Manifest, FORMAT, VERSION};
-use crate::host::{self, Host, RecordingHost, SnapshotHost, PROC};
+use crate::host::{Host, RecordingHost, SnapshotHost, PROC};
 use crate::netns;
 use crate::report::{self, Done};
 
@@ -43,11 +43,11 @@ fn reads_node(words: &[&str]) -> bool {
     matches!(words.first(), Some(&"states") | Some(&"doctor"))
 }
 
-/// Sets the run's host from `--from`, once the command is one that can be replayed. A
+/// The run's host from `--from`, once the command is one that can be replayed (`None`: live). A
 /// snapshot recorded with `--netns` replays as that namespace: the command gets its --netns
 /// back (entering it only selects the recorded namespace). One recorded with `--all-netns`
 /// replays the node view, under the `--fs-root` it was recorded with.
-pub fn use_snapshot(command: &mut Command) -> Result<(), RunError> {
+pub fn use_snapshot(command: &mut Command) -> Result<Option<SnapshotHost>, RunError> {
     let (common, node, cannot) = match command {
         Command::Sockets(a) => (&mut a.common, None, None),
         Command::Listeners(a) => (&mut a.common, None, None),
@@ -67,10 +67,10 @@ pub fn use_snapshot(command: &mut Command) -> Result<(), RunError> {
             None,
             Some("capture (it reads pcap files: -r)"),
         ),
-        _ => return Ok(()),
+        _ => return Ok(None),
     };
     let Some(from) = common.from.clone() else {
-        return Ok(());
+        return Ok(None);
     };
     if let Some(what) = cannot {
         return Err(RunError::Input(format!(
@@ -96,20 +96,15 @@ pub fn use_snapshot(command: &mut Command) -> Result<(), RunError> {
                 .map_err(|e| RunError::Input(format!("snapshot names a bad namespace: {e}")))?,
         );
     }
-    host::set_current(Box::leak(Box::new(replay)));
-    Ok(())
+    Ok(Some(replay))
 }
 
 pub fn run(args: &SnapshotArgs) -> Result<Done, RunError> {
     // Entered live before recording starts, so the recording's own namespace is this one;
     // each command enters it again (recorded) through its --netns.
     netns::setns_opt(args.netns.as_ref())?;
+    // 'static because doctor's probe capture runs on its own thread (see `dispatch`).
     let rec: &'static RecordingHost = Box::leak(Box::new(RecordingHost::new()));
-    if !host::set_current(rec) {
-        return Err(RunError::Input(
-            "snapshot cannot be combined with --from".into(),
-        ));
-    }
     let recorded_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -144,7 +139,7 @@ pub fn run(args: &SnapshotArgs) -> Result<Done, RunError> {
             )?)),
             None => Box::new(io::sink()),
         };
-        if let Err(e) = run_one(&line, &mut out) {
+        if let Err(e) = run_one(rec, &line, &mut out) {
             notes.push(format!("snapshot: {name} not recorded in full: {e}"));
         }
         out.flush()?;
@@ -181,14 +176,18 @@ fn shown(p: &Path) -> String {
 }
 
 /// Runs one recorded command line as `main` would, its report to `out`.
-fn run_one(line: &[&str], out: &mut dyn Write) -> Result<(), RunError> {
+fn run_one(
+    rec: &'static RecordingHost,
+    line: &[&str],
+    out: &mut dyn Write,
+) -> Result<(), RunError> {
     let cli = Cli::try_parse_from(line).map_err(|e| RunError::Input(e.to_string()))?;
     let done = match &cli.command {
         Command::Sockets(_)
         | Command::Listeners(_)
         | Command::States(_)
         | Command::Fds(_)
-        | Command::Doctor(_) => super::dispatch(&cli, out)?,
+        | Command::Doctor(_) => super::dispatch(&cli, rec, out)?,
         _ => return Ok(()),
     };
     if let Some(r) = &done.report {

@@ -12,6 +12,7 @@ use super::{
     owners_note, protos_families, require_pids, unreadable_note, Missing, Outcome, RunError,
 };
 use crate::cli::{SocketsArgs, SortKey};
+use crate::host::Host;
 use crate::netns;
 use crate::procs::container::{Attributor, Container};
 use crate::procs::discover::Roots;
@@ -31,7 +32,12 @@ use crate::sockets::ssfilter;
 use crate::sockets::watch::{per_process, Rater};
 use crate::sockets::{for_each_socket, Extras};
 
-pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<Done, RunError> {
+pub fn run(
+    host: &dyn Host,
+    args: &SocketsArgs,
+    out: &mut dyn Write,
+    output: &Output,
+) -> Result<Done, RunError> {
     // The filter words are input: checked before any syscall.
     let query = ssfilter::parse(&args.filter).map_err(|e| RunError::Input(e.to_string()))?;
     let (mut protos, families) = protos_families(&args.family);
@@ -58,7 +64,7 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
             processes: args.processes,
             place: args.node.all_netns,
         };
-        return unix::run(args, Listing::new(out, output, "sockets", view));
+        return unix::run(host, args, Listing::new(out, output, "sockets", view));
     }
     if args.sort == Some(SortKey::Fill) {
         return Err(RunError::Input(
@@ -77,7 +83,7 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
         families: sel.families.clone(),
     };
     if let Some(interval) = args.watch {
-        netns::enter_opt(args.common.netns.as_ref())?;
+        netns::enter_opt(host, args.common.netns.as_ref())?;
         if args.rate {
             let mut rater = Rater::default();
             return watch::run(
@@ -86,7 +92,7 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
                 out,
                 "sockets",
                 || RatedView(view.clone()),
-                |t| Ok(rater.reading(read_once(args, &sel)?, t)),
+                |t| Ok(rater.reading(read_once(host, args, &sel)?, t)),
                 |rows| {
                     if args.processes {
                         per_process(rows)
@@ -102,26 +108,26 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
             out,
             "sockets",
             || view.clone(),
-            |_| read_once(args, &sel),
+            |_| read_once(host, args, &sel),
             |_| Vec::new(),
         );
     }
     let list = Listing::new(out, output, "sockets", view);
     if args.kill {
-        return kill::run(args, &sel, list);
+        return kill::run(host, args, &sel, list);
     }
     if by_pid {
-        return by_process(args, &sel, list);
+        return by_process(host, args, &sel, list);
     }
     if args.node.all_netns {
-        return node(args, &sel, list);
+        return node(host, args, &sel, list);
     }
-    netns::enter_opt(args.common.netns.as_ref())?;
+    netns::enter_opt(host, args.common.netns.as_ref())?;
     if !(args.processes || owner_sort) {
         if let Some(key) = args.sort {
             // Sorting holds every row: only when asked for.
             let mut sockets = Vec::new();
-            for_each_socket(&sel, extras(args), &mut |s| sockets.push(s))?;
+            for_each_socket(host, &sel, extras(args), &mut |s| sockets.push(s))?;
             sort::sockets(&mut sockets, key);
             write_all(list, &sockets)?;
             return Ok(Done::streamed());
@@ -129,7 +135,7 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
         // Nothing to join: each socket goes straight out, memory flat at any table size.
         let mut list = list;
         let mut failed = None;
-        for_each_socket(&sel, extras(args), &mut |s| {
+        for_each_socket(host, &sel, extras(args), &mut |s| {
             if failed.is_none() {
                 failed = list.push(&Placed::bare(&s)).err();
             }
@@ -145,8 +151,8 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
     // which costs little next to reading the links.
     let mut sockets = Vec::new();
     let (dumped, owners) = std::thread::scope(|scope| {
-        let walk = scope.spawn(|| read_owners(crate::host::PROC, None));
-        let dumped = for_each_socket(&sel, extras(args), &mut |s| sockets.push(s));
+        let walk = scope.spawn(|| read_owners(host, crate::host::PROC, None));
+        let dumped = for_each_socket(host, &sel, extras(args), &mut |s| sockets.push(s));
         (dumped, walk.join())
     });
     dumped?;
@@ -161,7 +167,7 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
             owners.get(s.inode)
         });
     }
-    let note = owners_note(&owners.denied, &sockets);
+    let note = owners_note(host, &owners.denied, &sockets);
     if let Some(key) = args.sort {
         sort::sockets(&mut sockets, key);
     }
@@ -174,6 +180,7 @@ pub fn run(args: &SocketsArgs, out: &mut dyn Write, output: &Output) -> Result<D
 /// fds are not per namespace, and a socket inode is unique on the host, so one map serves
 /// every namespace; each owner is named with its own container.
 fn node(
+    host: &dyn Host,
     args: &SocketsArgs,
     sel: &Selection,
     mut list: Listing<'_, SocketsView>,
@@ -182,10 +189,10 @@ fn node(
     let (run, owners) = std::thread::scope(|scope| {
         let walk = args
             .processes
-            .then(|| scope.spawn(|| read_owners(crate::host::PROC, None)));
-        let run = for_each_netns(&roots, || {
+            .then(|| scope.spawn(|| read_owners(host, crate::host::PROC, None)));
+        let run = for_each_netns(host, &roots, || {
             let mut v = Vec::new();
-            for_each_socket(sel, extras(args), &mut |s| v.push(s))?;
+            for_each_socket(host, sel, extras(args), &mut |s| v.push(s))?;
             Ok(v)
         });
         (run, walk.map(|w| w.join()))
@@ -209,7 +216,7 @@ fn node(
         Ok(r) => r.map_err(RunError::Proc)?,
         Err(panic) => std::panic::resume_unwind(panic),
     };
-    let mut named = NodeOwners::new(&roots);
+    let mut named = NodeOwners::new(host, &roots);
     let mut unowned_in = HashSet::new();
     for f in &run.found {
         for s in &f.value {
@@ -231,17 +238,17 @@ fn node(
 }
 
 /// Owners named with their containers, each process's cgroup read once.
-pub(super) struct NodeOwners {
+pub(super) struct NodeOwners<'h> {
     proc: std::path::PathBuf,
-    pub attributor: Attributor<'static>,
+    pub attributor: Attributor<'h>,
     containers: HashMap<u32, Option<Container>>,
 }
 
-impl NodeOwners {
-    pub fn new(roots: &Roots) -> NodeOwners {
+impl<'h> NodeOwners<'h> {
+    pub fn new(host: &'h dyn Host, roots: &Roots) -> NodeOwners<'h> {
         NodeOwners {
             proc: roots.proc.clone(),
-            attributor: Attributor::new(crate::host::current(), &roots.fs),
+            attributor: Attributor::new(host, &roots.fs),
             containers: HashMap::new(),
         }
     }
@@ -292,16 +299,20 @@ pub(super) fn node_owners_note(denied: &[Denied], unowned_in: &HashSet<u64>) -> 
 }
 
 /// One reading for `--watch`: the sockets, with their owners under -p.
-fn read_once(args: &SocketsArgs, sel: &Selection) -> Result<Vec<Socket>, RunError> {
+fn read_once(
+    host: &dyn Host,
+    args: &SocketsArgs,
+    sel: &Selection,
+) -> Result<Vec<Socket>, RunError> {
     let mut sockets = Vec::new();
-    for_each_socket(sel, extras(args), &mut |s| sockets.push(s))?;
+    for_each_socket(host, sel, extras(args), &mut |s| sockets.push(s))?;
     if args.processes {
         let wanted: HashSet<u32> = sockets
             .iter()
             .map(|s| s.inode)
             .filter(|&i| i != 0)
             .collect();
-        let owners = read_owners(crate::host::PROC, Some(&wanted)).map_err(RunError::Proc)?;
+        let owners = read_owners(host, crate::host::PROC, Some(&wanted)).map_err(RunError::Proc)?;
         for s in &mut sockets {
             s.processes = Some(owners.get(s.inode));
         }
@@ -343,17 +354,18 @@ fn extras(args: &SocketsArgs) -> Extras {
 /// process's, as -p must), and each namespace they hold sockets in is dumped, entered from a
 /// worker thread, unless --netns names one.
 fn by_process(
+    host: &dyn Host,
     args: &SocketsArgs,
     sel: &Selection,
     list: Listing<'_, SocketsView>,
 ) -> Result<Done, RunError> {
     const ROOT: &str = crate::host::PROC;
-    require_pids(ROOT, &args.pids)?;
+    require_pids(host, ROOT, &args.pids)?;
     let mut outcome = Outcome::ok();
     let mut pids = args.pids.clone();
     if let Some(sub) = &args.name {
-        for pid in list_pids(ROOT).map_err(RunError::Proc)? {
-            if comm(ROOT, pid).is_ok_and(|n| n.contains(sub.as_str())) {
+        for pid in list_pids(host, ROOT).map_err(RunError::Proc)? {
+            if comm(host, ROOT, pid).is_ok_and(|n| n.contains(sub.as_str())) {
                 pids.push(pid);
             }
         }
@@ -366,7 +378,7 @@ fn by_process(
     }
     pids.sort_unstable();
     pids.dedup();
-    let owners = read_owners_of(ROOT, &pids, None);
+    let owners = read_owners_of(host, ROOT, &pids, None);
     // Processes the user named: each one refused is worth saying.
     outcome
         .notes
@@ -384,22 +396,22 @@ fn by_process(
     };
     match &args.common.netns {
         Some(spec) => {
-            netns::enter(spec)?;
-            for_each_socket(sel, extras(args), &mut keep)?;
+            netns::enter(host, spec)?;
+            for_each_socket(host, sel, extras(args), &mut keep)?;
         }
         None => {
             // The namespaces of the processes that hold sockets (a thread may sit in another
             // one than its process: every thread's is looked at).
             let holders: BTreeSet<u32> =
                 owners.by_inode.values().flatten().map(|p| p.pid).collect();
-            let spaces = spaces_of(ROOT, holders);
+            let spaces = spaces_of(host, ROOT, holders);
             if spaces.own {
-                for_each_socket(sel, extras(args), &mut keep)?;
+                for_each_socket(host, sel, extras(args), &mut keep)?;
             }
             for path in spaces.others.values() {
-                let found = netns::run_in(path, || -> Result<Vec<Socket>, RunError> {
+                let found = netns::run_in(host, path, || -> Result<Vec<Socket>, RunError> {
                     let mut v = Vec::new();
-                    for_each_socket(sel, extras(args), &mut |s| v.push(s))?;
+                    for_each_socket(host, sel, extras(args), &mut |s| v.push(s))?;
                     Ok(v)
                 });
                 match found {

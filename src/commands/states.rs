@@ -8,6 +8,7 @@ use std::io::Write;
 use super::sockets::{node_owners_note, NodeOwners};
 use super::RunError;
 use crate::cli::{GroupBy, StatesArgs};
+use crate::host::Host;
 use crate::netns::{self, NetnsSpec};
 use crate::procs::owners::{read_owners, Owners};
 use crate::procs::unreadable::current_netns;
@@ -21,7 +22,12 @@ use crate::sockets::states::StateSummary;
 use crate::sockets::sysctl::{read_port_range, read_time_wait_settings};
 use crate::sockets::{for_each_socket, Extras};
 
-pub fn run(args: &StatesArgs, out: &mut dyn Write, output: &Output) -> Result<Done, RunError> {
+pub fn run(
+    host: &dyn Host,
+    args: &StatesArgs,
+    out: &mut dyn Write,
+    output: &Output,
+) -> Result<Done, RunError> {
     // clap lets `--by netns --netns X` through (the two conflict with --all-netns).
     if matches!(args.by, Some(GroupBy::Netns | GroupBy::Container)) && !args.node.all_netns {
         return Err(RunError::Input(
@@ -29,9 +35,9 @@ pub fn run(args: &StatesArgs, out: &mut dyn Write, output: &Output) -> Result<Do
         ));
     }
     if let Some(interval) = args.watch {
-        return watch::run(args, interval, out, output);
+        return watch::run(host, args, interval, out, output);
     }
-    Ok(match read(args)? {
+    Ok(match read(host, args)? {
         (Reading::One(s), notes) => Done::new(s).notes(notes),
         (Reading::Node(n), notes) => Done::new(n).notes(notes),
     })
@@ -45,46 +51,46 @@ pub(super) enum Reading {
 
 /// Reads the states once, with the notes for stderr. Enters --netns (on the calling thread)
 /// when one is given.
-pub(super) fn read(args: &StatesArgs) -> Result<(Reading, Vec<String>), RunError> {
+pub(super) fn read(host: &dyn Host, args: &StatesArgs) -> Result<(Reading, Vec<String>), RunError> {
     let by = args.by.unwrap_or_default();
     if by == GroupBy::Process {
-        let (n, notes) = by_process(args)?;
+        let (n, notes) = by_process(host, args)?;
         return Ok((Reading::Node(n), notes));
     }
     if args.node.all_netns {
         let roots = live_roots(args.node.fs_root.as_ref());
-        let run = for_each_netns(&roots, || count(args.top))?;
+        let run = for_each_netns(host, &roots, || count(host, args.top))?;
         return Ok((Reading::Node(group(run.found, by, args.top)), run.notes));
     }
-    netns::enter_opt(args.common.netns.as_ref())?;
-    Ok((Reading::One(count(args.top)?), Vec::new()))
+    netns::enter_opt(host, args.common.netns.as_ref())?;
+    Ok((Reading::One(count(host, args.top)?), Vec::new()))
 }
 
 /// The summary of the calling thread's namespace.
-fn count(top: usize) -> Result<StateSummary, RunError> {
+fn count(host: &dyn Host, top: usize) -> Result<StateSummary, RunError> {
     // Read after entering the namespace: these sysctls are per namespace.
-    let range = read_port_range();
-    let settings = read_time_wait_settings();
+    let range = read_port_range(host);
+    let settings = read_time_wait_settings(host);
     let sel = Selection::every_tcp();
     let mut counter = StateCounter::new(range);
-    for_each_socket(&sel, Extras::default(), &mut |s| counter.add(&s))?;
+    for_each_socket(host, &sel, Extras::default(), &mut |s| counter.add(&s))?;
     Ok(counter.finish(top, settings))
 }
 
 /// `--by process`: one walk of every process's fds (fds are not per namespace, and an inode
 /// is unique on the host, so one map serves every namespace), then each namespace's sockets
 /// counted per holder.
-fn by_process(args: &StatesArgs) -> Result<(NodeStates, Vec<String>), RunError> {
+fn by_process(host: &dyn Host, args: &StatesArgs) -> Result<(NodeStates, Vec<String>), RunError> {
     let roots = live_roots(args.node.fs_root.as_ref());
-    let owners = read_owners(crate::host::PROC, None).map_err(RunError::Proc)?;
+    let owners = read_owners(host, crate::host::PROC, None).map_err(RunError::Proc)?;
     let (found, mut notes) = if args.node.all_netns {
-        let run = for_each_netns(&roots, || count_owned(args.top, &owners))?;
+        let run = for_each_netns(host, &roots, || count_owned(host, args.top, &owners))?;
         (run.found, run.notes)
     } else {
-        netns::enter_opt(args.common.netns.as_ref())?;
+        netns::enter_opt(host, args.common.netns.as_ref())?;
         let found = Found {
-            place: here(args.common.netns.as_ref()),
-            value: count_owned(args.top, &owners)?,
+            place: here(host, args.common.netns.as_ref()),
+            value: count_owned(host, args.top, &owners)?,
         };
         (vec![found], Vec::new())
     };
@@ -93,7 +99,7 @@ fn by_process(args: &StatesArgs) -> Result<(NodeStates, Vec<String>), RunError> 
         .filter(|f| f.value.unknown.total > 0)
         .map(|f| f.place.netns.inode)
         .collect();
-    let mut named = NodeOwners::new(&roots);
+    let mut named = NodeOwners::new(host, &roots);
     let node = group_by_process(found, args.top, &mut |pid| named.container(pid));
     notes.append(&mut named.attributor.notes);
     notes.extend(node_owners_note(&owners.denied, &unknown_in));
@@ -101,12 +107,12 @@ fn by_process(args: &StatesArgs) -> Result<(NodeStates, Vec<String>), RunError> 
 }
 
 /// The calling thread's namespace counted per holder.
-fn count_owned(top: usize, owners: &Owners) -> Result<OwnedStates, RunError> {
-    let range = read_port_range();
-    let settings = read_time_wait_settings();
+fn count_owned(host: &dyn Host, top: usize, owners: &Owners) -> Result<OwnedStates, RunError> {
+    let range = read_port_range(host);
+    let settings = read_time_wait_settings(host);
     let sel = Selection::every_tcp();
     let mut counter = OwnerCounter::new(range);
-    for_each_socket(&sel, Extras::default(), &mut |s| {
+    for_each_socket(host, &sel, Extras::default(), &mut |s| {
         let held = owners.by_inode.get(&s.inode).map_or(&[][..], |v| &v[..]);
         counter.add(&s, held);
     })?;
@@ -115,12 +121,10 @@ fn count_owned(top: usize, owners: &Owners) -> Result<OwnedStates, RunError> {
 
 /// The namespace the calling thread is in (this one, or the --netns one it entered), named
 /// as --all-netns would name it.
-fn here(spec: Option<&NetnsSpec>) -> Where {
-    let inode = current_netns().unwrap_or(0);
-    let host_inode = crate::procs::discover::host_netns_inode(
-        crate::host::current(),
-        std::path::Path::new(crate::host::PROC),
-    );
+fn here(host: &dyn Host, spec: Option<&NetnsSpec>) -> Where {
+    let inode = current_netns(host).unwrap_or(0);
+    let host_inode =
+        crate::procs::discover::host_netns_inode(host, std::path::Path::new(crate::host::PROC));
     Where {
         netns: NetnsRef {
             inode,

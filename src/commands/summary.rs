@@ -2,6 +2,7 @@
 
 use super::RunError;
 use crate::cli::SummaryArgs;
+use crate::host::Host;
 use crate::netns;
 use crate::procs::usage::read_system;
 use crate::report::Done;
@@ -12,14 +13,14 @@ use crate::sockets::{for_each_socket, Extras};
 use crate::summary::sockstat::{read_curr_estab, read_host_limits, read_sockstat};
 use crate::summary::{summarize, Inputs, StateTally};
 
-pub fn run(args: &SummaryArgs) -> Result<Done, RunError> {
+pub fn run(host: &dyn Host, args: &SummaryArgs) -> Result<Done, RunError> {
     // The host's own limits and file table first: a private namespace does not show them.
-    let limits = read_host_limits();
-    let files = read_system(crate::host::PROC).ok();
-    netns::enter_opt(args.common.netns.as_ref())?;
+    let limits = read_host_limits(host);
+    let files = read_system(host, crate::host::PROC).ok();
+    netns::enter_opt(host, args.common.netns.as_ref())?;
     let proc_err = |e| RunError::Unreadable(format!("cannot read /proc/net/sockstat or snmp: {e}"));
-    let sockstat = read_sockstat().map_err(proc_err)?;
-    let curr_estab = read_curr_estab().map_err(proc_err)?;
+    let sockstat = read_sockstat(host).map_err(proc_err)?;
+    let curr_estab = read_curr_estab(host).map_err(proc_err)?;
     let states = if args.states {
         let sel = Selection {
             protos: vec![Proto::Tcp, Proto::Udp],
@@ -27,7 +28,7 @@ pub fn run(args: &SummaryArgs) -> Result<Done, RunError> {
             ..Selection::default()
         };
         let mut tally = StateTally::default();
-        for_each_socket(&sel, Extras::default(), &mut |s| tally.add(&s))?;
+        for_each_socket(host, &sel, Extras::default(), &mut |s| tally.add(&s))?;
         Some(tally)
     } else {
         None
@@ -36,7 +37,7 @@ pub fn run(args: &SummaryArgs) -> Result<Done, RunError> {
         sockstat,
         curr_estab,
         limits,
-        max_tw_buckets: read_sysctl_i64("net/ipv4/tcp_max_tw_buckets")
+        max_tw_buckets: read_sysctl_i64(host, "net/ipv4/tcp_max_tw_buckets")
             .and_then(|v| v.try_into().ok()),
         files,
         states,

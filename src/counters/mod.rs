@@ -10,6 +10,7 @@ use std::io;
 use serde::Serialize;
 
 use crate::doctor::counters::parse_counters;
+use crate::host::Host;
 use catalog::{known, GAUGES};
 
 /// Counters by nstat name (`TcpExtListenOverflows`, `Udp6RcvbufErrors`).
@@ -17,10 +18,10 @@ pub type Raw = BTreeMap<String, u64>;
 
 /// Reads netstat, snmp and snmp6 in the calling thread's namespace (`thread-self`: after
 /// `setns` only this thread is inside). snmp6 is absent when IPv6 is disabled.
-pub fn read_all() -> io::Result<Raw> {
+pub fn read_all(host: &dyn Host) -> io::Result<Raw> {
     let mut raw = Raw::new();
     for file in ["netstat", "snmp"] {
-        let text = crate::host::proc_text(&format!("thread-self/net/{file}"))?;
+        let text = crate::host::proc_text(host, &format!("thread-self/net/{file}"))?;
         // `Section.Field` → nstat's `SectionField`.
         raw.extend(
             parse_counters(&text)
@@ -29,7 +30,7 @@ pub fn read_all() -> io::Result<Raw> {
                 .map(|(k, v)| (k.replacen('.', "", 1), v)),
         );
     }
-    if let Ok(text) = crate::host::proc_text("thread-self/net/snmp6") {
+    if let Ok(text) = crate::host::proc_text(host, "thread-self/net/snmp6") {
         raw.extend(parse_snmp6(&text));
     }
     Ok(raw)
@@ -197,7 +198,7 @@ mod tests {
 
     #[test]
     fn live_names_are_nstats() {
-        let r = read_all().unwrap();
+        let r = read_all(&crate::host::LiveHost).unwrap();
         for n in ["TcpExtListenOverflows", "TcpOutRsts", "UdpRcvbufErrors"] {
             assert!(r.contains_key(n), "{n}");
         }

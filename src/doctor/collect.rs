@@ -15,7 +15,7 @@ use super::checks::{
 use super::counters::{read_counters, Counters};
 use super::error::DoctorError;
 use super::model::StuckReader;
-use crate::host::{self, PROC};
+use crate::host::{Host, PROC};
 use crate::procs::model::SystemFds;
 use crate::procs::owners::read_owners;
 use crate::procs::usage::{read_system, scan_counts, ProcScan, ProcSelect};
@@ -59,10 +59,9 @@ pub struct HostEvidence {
 }
 
 /// The inode of the calling thread's network namespace.
-pub fn current_netns_inode() -> Result<u64, DoctorError> {
+pub fn current_netns_inode(host: &dyn Host) -> Result<u64, DoctorError> {
     let path = format!("{PROC}/thread-self/ns/net");
-    host::current()
-        .stat(&path)
+    host.stat(&path)
         .map(|m| m.ino)
         .map_err(|e| DoctorError::Proc {
             what: path,
@@ -70,8 +69,8 @@ pub fn current_netns_inode() -> Result<u64, DoctorError> {
         })
 }
 
-fn counters() -> Result<Counters, DoctorError> {
-    read_counters().map_err(|e| DoctorError::Proc {
+fn counters(host: &dyn Host) -> Result<Counters, DoctorError> {
+    read_counters(host).map_err(|e| DoctorError::Proc {
         what: format!("{PROC}/thread-self/net/netstat and snmp"),
         source: e,
     })
@@ -79,24 +78,25 @@ fn counters() -> Result<Counters, DoctorError> {
 
 /// Collects everything; the interval's sleep overlaps with the other work, so the run takes
 /// max(interval, work) rather than their sum.
-pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
+pub fn collect_host(host: &dyn Host, plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
     // The host's clock: a replayed snapshot answers with the recorded times.
-    let clock = host::current();
-    let first = counters()?;
+    let clock = host;
+    let first = counters(host)?;
     let t0 = clock.now();
-    let udp_before = udp_drops()?;
+    let udp_before = udp_drops(host)?;
     let TcpDump {
         mut listeners,
         states,
         mut close_wait,
         recv_q_high,
-    } = dump_tcp()?;
+    } = dump_tcp(host)?;
     // The walk is the expensive part: only for a pile-up the check will report.
     if (close_wait.len() as u64) < CLOSE_WAIT_WARN {
         close_wait.clear();
     }
-    let close_wait_holders = name_owners(&mut listeners, &close_wait);
+    let close_wait_holders = name_owners(host, &mut listeners, &close_wait);
     let mut processes = scan_counts(
+        host,
         PROC,
         &ProcSelect {
             netns_inode: plan.netns_inode,
@@ -110,11 +110,11 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
     if plan.netns_inode.is_some() {
         // sockscope entered the namespace to read it, which puts it among the namespace's
         // processes; it is the observer, not the observed.
-        let me = host::current().self_pid();
+        let me = host.self_pid();
         processes.processes.retain(|p| p.pid != me);
     }
     let system = if plan.system_wide {
-        Some(read_system(PROC).map_err(|e| DoctorError::Proc {
+        Some(read_system(host, PROC).map_err(|e| DoctorError::Proc {
             what: format!("{PROC}/sys/fs/file-nr"),
             source: e,
         })?)
@@ -123,20 +123,20 @@ pub fn collect_host(plan: &HostPlan) -> Result<HostEvidence, DoctorError> {
     };
     let left = plan.interval.saturating_sub(clock.now().saturating_sub(t0));
     clock.sleep(left);
-    let second = counters()?;
+    let second = counters(host)?;
     let counters = CounterDelta {
         delta: first.delta(&second),
         seconds: clock.now().saturating_sub(t0).as_secs_f64(),
     };
     let udp_dropping = if UDP_DROP_COUNTERS.iter().any(|k| counters.delta.get(k) > 0) {
-        udp_dropping(&udp_before, 3)?
+        udp_dropping(host, &udp_before, 3)?
     } else {
         Vec::new()
     };
     let stuck_readers = if recv_q_high.is_empty() {
         Vec::new()
     } else {
-        stuck_readers(&recv_q_high)?
+        stuck_readers(host, &recv_q_high)?
     };
     Ok(HostEvidence {
         listeners,
@@ -160,16 +160,16 @@ pub struct TcpDump {
     pub recv_q_high: Vec<Socket>,
 }
 
-pub fn dump_tcp() -> Result<TcpDump, DoctorError> {
+pub fn dump_tcp(host: &dyn Host) -> Result<TcpDump, DoctorError> {
     // Per namespace: read after entering it, from this thread.
-    let range = read_port_range();
-    let settings = read_time_wait_settings();
+    let range = read_port_range(host);
+    let settings = read_time_wait_settings(host);
     let sel = Selection::every_tcp();
     let mut counter = StateCounter::new(range);
     let mut listeners = Vec::new();
     let mut close_wait = Vec::new();
     let mut recv_q_high = Vec::new();
-    for_each_socket(&sel, Extras::default(), &mut |s| {
+    for_each_socket(host, &sel, Extras::default(), &mut |s| {
         counter.add(&s);
         if s.state == TcpState::Established && s.recv_q >= RECV_Q_STUCK {
             recv_q_high.push(s.clone());
@@ -198,10 +198,10 @@ pub struct Glance {
     pub states: Option<StateSummary>,
 }
 
-pub fn glance_dump() -> Result<Glance, DoctorError> {
-    let range = read_port_range();
-    let settings = read_time_wait_settings();
-    let totals = read_sockstat().ok().map(|s| {
+pub fn glance_dump(host: &dyn Host) -> Result<Glance, DoctorError> {
+    let range = read_port_range(host);
+    let settings = read_time_wait_settings(host);
+    let totals = read_sockstat(host).ok().map(|s| {
         let sockets = s.get("TCP.inuse") + s.get("TCP6.inuse") + s.get("TCP.tw");
         (sockets, s.get("TCP.tw"))
     });
@@ -211,7 +211,7 @@ pub fn glance_dump() -> Result<Glance, DoctorError> {
         None => true,
     };
     if may_warn {
-        let dump = dump_tcp()?;
+        let dump = dump_tcp(host)?;
         return Ok(Glance {
             listeners: dump.listeners,
             states: Some(dump.states),
@@ -222,7 +222,7 @@ pub fn glance_dump() -> Result<Glance, DoctorError> {
         ..Selection::every_tcp()
     };
     let mut listeners = Vec::new();
-    for_each_socket(&sel, Extras::default(), &mut |s| {
+    for_each_socket(host, &sel, Extras::default(), &mut |s| {
         if is_listener(&s) {
             listeners.push(to_listener(s));
         }
@@ -236,7 +236,7 @@ pub fn glance_dump() -> Result<Glance, DoctorError> {
 /// The second reading of the sockets `first` found with a high Recv-Q: the ones still
 /// established, still at RECV_Q_STUCK or more and no lower than before, with their owners
 /// (one fd walk, only for them).
-fn stuck_readers(first: &[Socket]) -> Result<Vec<StuckReader>, DoctorError> {
+fn stuck_readers(host: &dyn Host, first: &[Socket]) -> Result<Vec<StuckReader>, DoctorError> {
     let before: HashMap<(u32, Endpoint, Endpoint), u32> = first
         .iter()
         .map(|s| ((s.inode, s.local, s.peer), s.recv_q))
@@ -246,7 +246,7 @@ fn stuck_readers(first: &[Socket]) -> Result<Vec<StuckReader>, DoctorError> {
         ..Selection::every_tcp()
     };
     let mut stuck = Vec::new();
-    for_each_socket(&sel, Extras::default(), &mut |s| {
+    for_each_socket(host, &sel, Extras::default(), &mut |s| {
         if let Some(&was) = before.get(&(s.inode, s.local, s.peer)) {
             if s.recv_q >= RECV_Q_STUCK && s.recv_q >= was {
                 stuck.push(StuckReader {
@@ -261,7 +261,7 @@ fn stuck_readers(first: &[Socket]) -> Result<Vec<StuckReader>, DoctorError> {
         .map(|s| s.socket.inode)
         .filter(|&i| i != 0)
         .collect();
-    if let (false, Ok(owners)) = (wanted.is_empty(), read_owners(PROC, Some(&wanted))) {
+    if let (false, Ok(owners)) = (wanted.is_empty(), read_owners(host, PROC, Some(&wanted))) {
         for s in &mut stuck {
             s.socket.processes = Some(owners.get(s.socket.inode));
         }
@@ -273,7 +273,7 @@ fn stuck_readers(first: &[Socket]) -> Result<Vec<StuckReader>, DoctorError> {
 /// A kernel without UDP sock_diag (udp_diag not loaded) gives no sockets: the drop counters
 /// still raise the finding, only without naming the socket; doctor's TCP checks must not
 /// fail for want of it.
-fn udp_sockets(each: &mut dyn FnMut(Socket)) -> Result<(), DoctorError> {
+fn udp_sockets(host: &dyn Host, each: &mut dyn FnMut(Socket)) -> Result<(), DoctorError> {
     let sel = Selection {
         protos: vec![Proto::Udp],
         families: vec![4, 6],
@@ -284,16 +284,16 @@ fn udp_sockets(each: &mut dyn FnMut(Socket)) -> Result<(), DoctorError> {
         memory: true,
         ..Default::default()
     };
-    match for_each_socket(&sel, extras, each) {
+    match for_each_socket(host, &sel, extras, each) {
         Ok(()) | Err(DiagError::NoKernelSupport { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Each UDP socket's drop counter now, by inode.
-fn udp_drops() -> Result<HashMap<u32, u32>, DoctorError> {
+fn udp_drops(host: &dyn Host) -> Result<HashMap<u32, u32>, DoctorError> {
     let mut drops = HashMap::new();
-    udp_sockets(&mut |s| {
+    udp_sockets(host, &mut |s| {
         if let Some(d) = s.mem.and_then(|m| m.drops) {
             drops.insert(s.inode, d);
         }
@@ -303,9 +303,13 @@ fn udp_drops() -> Result<HashMap<u32, u32>, DoctorError> {
 
 /// The `top` UDP sockets whose drop counters grew since `before`, most first, with owners. A
 /// socket opened since then counts all its drops.
-fn udp_dropping(before: &HashMap<u32, u32>, top: usize) -> Result<Vec<(Socket, u64)>, DoctorError> {
+fn udp_dropping(
+    host: &dyn Host,
+    before: &HashMap<u32, u32>,
+    top: usize,
+) -> Result<Vec<(Socket, u64)>, DoctorError> {
     let mut grew = Vec::new();
-    udp_sockets(&mut |s| {
+    udp_sockets(host, &mut |s| {
         let now = s.mem.and_then(|m| m.drops).unwrap_or(0);
         let was = before.get(&s.inode).copied().unwrap_or(0);
         if now > was {
@@ -319,7 +323,7 @@ fn udp_dropping(before: &HashMap<u32, u32>, top: usize) -> Result<Vec<(Socket, u
         .map(|(s, _)| s.inode)
         .filter(|&i| i != 0)
         .collect();
-    if let (false, Ok(owners)) = (wanted.is_empty(), read_owners(PROC, Some(&wanted))) {
+    if let (false, Ok(owners)) = (wanted.is_empty(), read_owners(host, PROC, Some(&wanted))) {
         for (s, _) in &mut grew {
             s.processes = Some(owners.get(s.inode));
         }
@@ -328,7 +332,7 @@ fn udp_dropping(before: &HashMap<u32, u32>, top: usize) -> Result<Vec<(Socket, u
 }
 
 /// The TCP listeners on one port (the probe's local check).
-pub fn listeners_on(port: u16) -> Result<Vec<Listener>, DoctorError> {
+pub fn listeners_on(host: &dyn Host, port: u16) -> Result<Vec<Listener>, DoctorError> {
     let sel = Selection {
         protos: vec![Proto::Tcp],
         families: vec![4, 6],
@@ -339,12 +343,12 @@ pub fn listeners_on(port: u16) -> Result<Vec<Listener>, DoctorError> {
         },
     };
     let mut found = Vec::new();
-    for_each_socket(&sel, Extras::default(), &mut |s| {
+    for_each_socket(host, &sel, Extras::default(), &mut |s| {
         if is_listener(&s) {
             found.push(to_listener(s))
         }
     })?;
-    name_owners(&mut found, &[]);
+    name_owners(host, &mut found, &[]);
     Ok(found)
 }
 
@@ -352,7 +356,11 @@ pub fn listeners_on(port: u16) -> Result<Vec<Listener>, DoctorError> {
 /// listeners with connections waiting for accept(), and returns who holds the CLOSE_WAIT
 /// sockets `close_wait` (most first). One walk of the fd links, and only when there is
 /// something to name; owners are a help, not evidence, so a failed walk leaves them unknown.
-pub fn name_owners(listeners: &mut [Listener], close_wait: &[u32]) -> Vec<(ProcessRef, u64)> {
+pub fn name_owners(
+    host: &dyn Host,
+    listeners: &mut [Listener],
+    close_wait: &[u32],
+) -> Vec<(ProcessRef, u64)> {
     let busy = |l: &Listener| l.accept_queue.unwrap_or(0) > 0 && l.socket.inode != 0;
     let mut wanted: HashSet<u32> = listeners
         .iter()
@@ -363,7 +371,7 @@ pub fn name_owners(listeners: &mut [Listener], close_wait: &[u32]) -> Vec<(Proce
     if wanted.is_empty() {
         return Vec::new();
     }
-    let Ok(owners) = read_owners(PROC, Some(&wanted)) else {
+    let Ok(owners) = read_owners(host, PROC, Some(&wanted)) else {
         return Vec::new();
     };
     for l in listeners.iter_mut().filter(|l| busy(l)) {
@@ -381,6 +389,6 @@ pub fn name_owners(listeners: &mut [Listener], close_wait: &[u32]) -> Vec<(Proce
 }
 
 /// Reads the counters (for the probe, which brackets its connect with two reads).
-pub fn read_now() -> Result<(Counters, Instant), DoctorError> {
-    Ok((counters()?, Instant::now()))
+pub fn read_now(host: &dyn Host) -> Result<(Counters, Instant), DoctorError> {
+    Ok((counters(host)?, Instant::now()))
 }

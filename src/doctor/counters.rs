@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::io;
 
+use crate::host::Host;
+
 /// Counters by `Section.Name`, e.g. `TcpExt.ListenOverflows`, `Tcp.OutRsts`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters(pub BTreeMap<String, u64>);
@@ -33,8 +35,7 @@ impl Counters {
 
 /// Reads the files in the calling thread's network namespace. snmp6 is missing when IPv6 is
 /// disabled: then there are no IPv6 counters, which is not an error.
-pub fn read_counters() -> io::Result<Counters> {
-    let host = crate::host::current();
+pub fn read_counters(host: &dyn Host) -> io::Result<Counters> {
     let read = |name: &str| {
         host.read_file(&format!("{}/thread-self/net/{name}", crate::host::PROC))
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -140,7 +141,7 @@ mod tests {
 
     #[test]
     fn reads_the_live_files() {
-        let c = read_counters().unwrap();
+        let c = read_counters(&crate::host::LiveHost).unwrap();
         assert!(c.0.contains_key("TcpExt.ListenOverflows"));
         assert!(c.0.contains_key("Tcp.OutRsts"));
     }

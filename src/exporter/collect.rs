@@ -24,6 +24,7 @@ use crate::doctor::collect::{current_netns_inode, HostEvidence};
 use crate::doctor::counters::{read_counters, Counters};
 use crate::doctor::diagnose::diagnose_host;
 use crate::doctor::model::{Finding, StuckReader};
+use crate::host::Host;
 use crate::procs::container::{Attributor, Container};
 use crate::procs::discover::Roots;
 use crate::procs::model::{FdUsage, SystemFds};
@@ -192,7 +193,7 @@ impl Collector {
     }
 
     /// One collection: never fails as a whole; what could not be read is in `errors`.
-    pub fn collect(&mut self, plan: &Plan) -> Sample {
+    pub fn collect(&mut self, host: &dyn Host, plan: &Plan) -> Sample {
         let t0 = Instant::now();
         let mut s = Sample {
             node: if plan.all_netns.is_some() {
@@ -202,7 +203,7 @@ impl Collector {
             },
             ..Default::default()
         };
-        s.system = match read_system(&plan.proc_root) {
+        s.system = match read_system(host, &plan.proc_root) {
             Ok(sys) => Some(sys),
             Err(e) => {
                 s.errors.push(("file-nr", e.to_string()));
@@ -216,16 +217,16 @@ impl Collector {
             None => {
                 let state = self.states.get_mut().unwrap_or_else(|p| p.into_inner());
                 let st = state.entry(0).or_default();
-                let mut ns = collect_ns(st, plan, plan.netns_inode);
+                let mut ns = collect_ns(host, st, plan, plan.netns_inode);
                 ns.netns = plan.netns.clone();
                 s.namespaces.push(ns);
             }
             Some(roots) => {
                 let states = &self.states;
-                let run = for_each_netns(roots, || {
-                    let inode = current_netns_inode()?;
+                let run = for_each_netns(host, roots, || {
+                    let inode = current_netns_inode(host)?;
                     let mut st = lock(states).remove(&inode).unwrap_or_default();
-                    let ns = collect_ns(&mut st, plan, Some(inode));
+                    let ns = collect_ns(host, &mut st, plan, Some(inode));
                     lock(states).insert(inode, st);
                     Ok((inode, ns))
                 });
@@ -251,11 +252,11 @@ impl Collector {
             }
         }
         // Each process's own container: a pod's containers share one namespace.
-        let mut attributor = Attributor::new(crate::host::current(), &plan.fs_root);
+        let mut attributor = Attributor::new(host, &plan.fs_root);
         for ns in &mut s.namespaces {
             for (p, container) in &mut ns.processes {
                 let path = format!("{}/{}/cgroup", plan.proc_root, p.pid);
-                if let Ok(text) = crate::host::current().read_file(&path) {
+                if let Ok(text) = host.read_file(&path) {
                     if let Some(c) = attributor.of_cgroup(&String::from_utf8_lossy(&text)) {
                         *container = container_name(&c);
                     }
@@ -318,7 +319,12 @@ fn dedup(findings: &[Finding]) -> Vec<(&'static str, &'static str)> {
 
 /// One namespace, from the calling thread (which sits in it). `netns_inode`: only the
 /// processes in that namespace.
-fn collect_ns(st: &mut NsState, plan: &Plan, netns_inode: Option<u64>) -> NsSample {
+fn collect_ns(
+    host: &dyn Host,
+    st: &mut NsState,
+    plan: &Plan,
+    netns_inode: Option<u64>,
+) -> NsSample {
     let mut s = NsSample::default();
     let mut lap = Lap(Instant::now());
     // The process scan (a few stats per process: path walks in /proc, all kernel time) needs
@@ -327,11 +333,11 @@ fn collect_ns(st: &mut NsState, plan: &Plan, netns_inode: Option<u64>) -> NsSamp
     let (scanned, (tcp, counters, dumped)) = std::thread::scope(|sc| {
         let helper = std::thread::Builder::new()
             .name("proc-scan".into())
-            .spawn_scoped(sc, || scan_procs(plan, netns_inode));
-        let socks = dump_ns(&mut s, &mut lap);
+            .spawn_scoped(sc, || scan_procs(host, plan, netns_inode));
+        let socks = dump_ns(host, &mut s, &mut lap);
         let scanned = match helper.map(|h| h.join()) {
             Ok(Ok(r)) => r,
-            _ => scan_procs(plan, netns_inode),
+            _ => scan_procs(host, plan, netns_inode),
         };
         (scanned, socks)
     });
@@ -346,7 +352,7 @@ fn collect_ns(st: &mut NsState, plan: &Plan, netns_inode: Option<u64>) -> NsSamp
     s.phases.push(("proc", took));
     lap.0 = Instant::now();
     s.unreadable_processes = scan.unreadable;
-    st.owners.refresh(&scan.processes, &plan.proc_root);
+    st.owners.refresh(host, &scan.processes, &plan.proc_root);
     lap.mark(&mut s, "owners");
     let (delta, seconds) = match (&st.previous, &counters) {
         (Some((before, t)), Some(now)) => {
@@ -389,7 +395,9 @@ fn collect_ns(st: &mut NsState, plan: &Plan, netns_inode: Option<u64>) -> NsSamp
             .filter(|&i| i != 0)
             .collect();
         wanted.extend(&close_wait);
-        let owners = st.owners.owners(&wanted, &scan.processes, &plan.proc_root);
+        let owners = st
+            .owners
+            .owners(host, &wanted, &scan.processes, &plan.proc_root);
         for l in &mut listeners {
             l.socket.processes = owners.get(&l.socket.inode).cloned();
         }
@@ -437,10 +445,14 @@ fn collect_ns(st: &mut NsState, plan: &Plan, netns_inode: Option<u64>) -> NsSamp
 
 /// The TCP and UDP dumps and the kernel counters of the calling thread's namespace, each
 /// timed: the TCP reading, the counters, and when the TCP dump ended (the counters' instant).
-fn dump_ns(s: &mut NsSample, lap: &mut Lap) -> (Option<Tcp>, Option<Counters>, Instant) {
-    let range = read_port_range();
+fn dump_ns(
+    host: &dyn Host,
+    s: &mut NsSample,
+    lap: &mut Lap,
+) -> (Option<Tcp>, Option<Counters>, Instant) {
+    let range = read_port_range(host);
     s.port_range = range;
-    let tcp = match dump_tcp(range) {
+    let tcp = match dump_tcp(host, range) {
         Ok(t) => Some(t),
         Err(e) => {
             s.errors.push(("tcp", e.to_string()));
@@ -449,12 +461,12 @@ fn dump_ns(s: &mut NsSample, lap: &mut Lap) -> (Option<Tcp>, Option<Counters>, I
     };
     let dumped = Instant::now();
     lap.mark(s, "tcp");
-    match count_udp() {
+    match count_udp(host) {
         Ok(c) => s.sockets.extend(c),
         Err(e) => s.errors.push(("udp", e.to_string())),
     }
     lap.mark(s, "udp");
-    let counters = match read_counters() {
+    let counters = match read_counters(host) {
         Ok(c) => Some(c),
         Err(e) => {
             s.errors.push(("netstat", e.to_string()));
@@ -467,9 +479,14 @@ fn dump_ns(s: &mut NsSample, lap: &mut Lap) -> (Option<Tcp>, Option<Counters>, I
 
 /// The fd count and limits of every process (in `netns_inode` when given), and the seconds
 /// it took.
-fn scan_procs(plan: &Plan, netns_inode: Option<u64>) -> (std::io::Result<ProcScan>, f64) {
+fn scan_procs(
+    host: &dyn Host,
+    plan: &Plan,
+    netns_inode: Option<u64>,
+) -> (std::io::Result<ProcScan>, f64) {
     let t0 = Instant::now();
     let mut scan = scan_counts(
+        host,
         &plan.proc_root,
         &ProcSelect {
             netns_inode,
@@ -492,8 +509,8 @@ fn scan_procs(plan: &Plan, netns_inode: Option<u64>) -> (std::io::Result<ProcSca
 /// `tcp_diag_dump`, `inet_sk_diag_fill`), and each per-family dump walks the whole hash (every
 /// namespace's sockets) to keep its family's; a collector that dumps both families in one walk
 /// serves this call with one.
-fn dump_tcp(range: Option<(u16, u16)>) -> Result<Tcp, DiagError> {
-    let settings = read_time_wait_settings();
+fn dump_tcp(host: &dyn Host, range: Option<(u16, u16)>) -> Result<Tcp, DiagError> {
+    let settings = read_time_wait_settings(host);
     let mut t = TcpCount {
         range,
         counter: StateCounter::new(range),
@@ -503,9 +520,12 @@ fn dump_tcp(range: Option<(u16, u16)>) -> Result<Tcp, DiagError> {
         peers: HashMap::new(),
         recv_q_high: Vec::new(),
     };
-    for_each_socket(&Selection::every_tcp(), Default::default(), &mut |s| {
-        t.add(s)
-    })?;
+    for_each_socket(
+        host,
+        &Selection::every_tcp(),
+        Default::default(),
+        &mut |s| t.add(s),
+    )?;
     Ok(Tcp {
         summary: t.counter.finish(5, settings),
         listeners: t.listeners,
@@ -567,7 +587,7 @@ impl TcpCount {
 
 /// UDP sockets per state (unconnected ones read "close", connected ones "established"). A
 /// kernel without udp_diag has none to count, which is not an error.
-fn count_udp() -> Result<Vec<(Proto, TcpState, u64)>, DiagError> {
+fn count_udp(host: &dyn Host) -> Result<Vec<(Proto, TcpState, u64)>, DiagError> {
     let sel = Selection {
         protos: vec![Proto::Udp],
         families: vec![4, 6],
@@ -575,7 +595,7 @@ fn count_udp() -> Result<Vec<(Proto, TcpState, u64)>, DiagError> {
         user: Default::default(),
     };
     let mut counts: HashMap<TcpState, u64> = HashMap::new();
-    match for_each_socket(&sel, Default::default(), &mut |s| {
+    match for_each_socket(host, &sel, Default::default(), &mut |s| {
         *counts.entry(s.state).or_default() += 1
     }) {
         Ok(()) | Err(DiagError::NoKernelSupport { .. }) => {}

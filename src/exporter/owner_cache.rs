@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use crate::host::Host;
 use crate::procs::fdwalk::{for_each_fd_link_checked, socket_inode, WalkError};
 use crate::procs::model::FdUsage;
 use crate::sockets::model::ProcessRef;
@@ -49,7 +50,7 @@ impl OwnerCache {
 
     /// Brings the cache up to date with this scrape's process scan: drops pids that are gone,
     /// walks new and changed ones. Processes whose fds cannot be read are left out.
-    pub fn refresh(&mut self, procs: &[FdUsage], root: &str) {
+    pub fn refresh(&mut self, host: &dyn Host, procs: &[FdUsage], root: &str) {
         let now = Instant::now();
         let alive: HashSet<u32> = procs.iter().map(|p| p.pid).collect();
         self.entries.retain(|pid, _| alive.contains(pid));
@@ -63,15 +64,15 @@ impl OwnerCache {
                 e.fds == fds && e.name == p.name && now.duration_since(e.walked) < FULL_WALK_EVERY
             });
             if !fresh {
-                self.walk(root, p.pid, fds, &p.name, now);
+                self.walk(host, root, p.pid, fds, &p.name, now);
             }
         }
     }
 
-    fn walk(&mut self, root: &str, pid: u32, fds: u64, name: &str, now: Instant) {
+    fn walk(&mut self, host: &dyn Host, root: &str, pid: u32, fds: u64, name: &str, now: Instant) {
         let mut inodes = Vec::new();
         self.last_walks += 1;
-        let r = for_each_fd_link_checked(root, pid, &mut |_, target| {
+        let r = for_each_fd_link_checked(host, root, pid, &mut |_, target| {
             if let Some(i) = socket_inode(target) {
                 inodes.push(i);
             }
@@ -102,6 +103,7 @@ impl OwnerCache {
     /// last full walk is old enough, every process is walked again first (see the module doc).
     pub fn owners(
         &mut self,
+        host: &dyn Host,
         wanted: &HashSet<u32>,
         procs: &[FdUsage],
         root: &str,
@@ -116,7 +118,7 @@ impl OwnerCache {
             self.last_full = Some(now);
             for p in procs {
                 if let Some(fds) = p.fds {
-                    self.walk(root, p.pid, fds, &p.name, now);
+                    self.walk(host, root, p.pid, fds, &p.name, now);
                 }
             }
             found = self.lookup(wanted);
@@ -202,33 +204,34 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let want: HashSet<u32> = [inode_of(&l)].into();
         let mut c = OwnerCache::new();
-        c.refresh(&[me(10)], crate::host::PROC);
+        c.refresh(&crate::host::LiveHost, &[me(10)], crate::host::PROC);
         assert_eq!(c.last_walks, 1);
         assert_eq!(
-            c.owners(&want, &[me(10)], crate::host::PROC)[&inode_of(&l)][0].name,
+            c.owners(&crate::host::LiveHost, &want, &[me(10)], crate::host::PROC)[&inode_of(&l)][0]
+                .name,
             "me"
         );
-        c.refresh(&[me(10)], crate::host::PROC);
+        c.refresh(&crate::host::LiveHost, &[me(10)], crate::host::PROC);
         assert_eq!(
             c.last_walks, 0,
             "same count and name: served from the cache"
         );
-        c.refresh(&[me(11)], crate::host::PROC);
+        c.refresh(&crate::host::LiveHost, &[me(11)], crate::host::PROC);
         assert_eq!(c.last_walks, 1, "the count changed: walked again");
-        c.refresh(&[], crate::host::PROC);
+        c.refresh(&crate::host::LiveHost, &[], crate::host::PROC);
         assert!(c.is_empty(), "a process that is gone leaves the cache");
     }
 
     #[test]
     fn an_inode_no_cached_process_holds_forces_one_full_walk() {
         let mut c = OwnerCache::new();
-        c.refresh(&[me(10)], crate::host::PROC);
+        c.refresh(&crate::host::LiveHost, &[me(10)], crate::host::PROC);
         // Opened after the walk, with the count the cache still believes.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let want: HashSet<u32> = [inode_of(&l)].into();
-        c.refresh(&[me(10)], crate::host::PROC);
+        c.refresh(&crate::host::LiveHost, &[me(10)], crate::host::PROC);
         assert_eq!(c.last_walks, 0);
-        let found = c.owners(&want, &[me(10)], crate::host::PROC);
+        let found = c.owners(&crate::host::LiveHost, &want, &[me(10)], crate::host::PROC);
         assert_eq!(found[&inode_of(&l)][0].pid, std::process::id());
     }
 

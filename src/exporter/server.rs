@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::collect::{Collector, Plan, Sample};
 use super::metrics::{render, Format};
+use crate::host::Host;
 use crate::netns::{self, NetnsError, NetnsSpec};
 
 struct Job {
@@ -35,13 +36,18 @@ impl Scrapes {
 
 /// Starts the collector thread in `netns` (or the caller's namespace); fails when the
 /// namespace cannot be entered.
-pub fn start(netns: Option<NetnsSpec>, plan: Plan) -> Result<Scrapes, NetnsError> {
+/// `host` is `'static`: the collector thread serves scrapes until the process ends.
+pub fn start(
+    host: &'static dyn Host,
+    netns: Option<NetnsSpec>,
+    plan: Plan,
+) -> Result<Scrapes, NetnsError> {
     let (jobs, rx) = mpsc::channel::<Job>();
     let (ready_tx, ready) = mpsc::channel();
     std::thread::Builder::new()
         .name("collector".into())
         .spawn(move || {
-            if let Err(e) = netns::enter_opt(netns.as_ref()) {
+            if let Err(e) = netns::enter_opt(host, netns.as_ref()) {
                 let _ = ready_tx.send(Err(e));
                 return;
             }
@@ -50,7 +56,7 @@ pub fn start(netns: Option<NetnsSpec>, plan: Plan) -> Result<Scrapes, NetnsError
             while let Ok(first) = rx.recv() {
                 let mut batch = vec![first];
                 batch.extend(rx.try_iter());
-                let sample = c.collect(&plan);
+                let sample = c.collect(host, &plan);
                 log_errors(&sample);
                 let errors = errors_total(&c);
                 let mut texts: Vec<(Format, String)> = Vec::new();

@@ -11,10 +11,12 @@
 //! so ([`Host::filters_in_user_space`]) and the socket collector applies the state mask, the
 //! filter and the extras asked for in user space.
 //!
-//! Where it is going: today the collectors reach the host through the process-wide
-//! [`current()`], set once by `main` (from `--from`) or by `snapshot`, so the collectors'
-//! signatures did not change while other branches call them. The next step is to pass
-//! `&dyn Host` explicitly from `run(&Config, &dyn Host)` down to each collector.
+//! How it is reached: `main` builds the host once (the live one, or the snapshot `--from`
+//! opened) and passes it to `commands::dispatch`; `snapshot` passes its recording to the
+//! commands it records. Every collector takes `host: &dyn Host` as its first parameter and
+//! hands it down; there is no process-wide host, and only `main` (and this module) names
+//! [`LiveHost`], so a collector cannot bypass a recording or a replay. The host is `'static`
+//! where a command gives it to a thread of its own (capture, doctor's probe, the exporter).
 
 pub mod archive;
 pub mod live;
@@ -23,7 +25,6 @@ pub mod replay;
 pub mod tape;
 
 use std::io;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use live::{LiveHost, PROC};
@@ -131,23 +132,10 @@ pub trait Host: Send + Sync {
     fn sleep(&self, d: Duration);
 }
 
-static CURRENT: OnceLock<&'static dyn Host> = OnceLock::new();
-static LIVE: LiveHost = LiveHost;
-
-/// The host of this run: the live one unless `main` or `snapshot` set another.
-pub fn current() -> &'static dyn Host {
-    *CURRENT.get_or_init(|| &LIVE)
-}
-
-/// Sets the host of this run, once, before any collector runs. False if one was already set.
-pub fn set_current(host: &'static dyn Host) -> bool {
-    CURRENT.set(host).is_ok()
-}
-
 /// A text file under the proc root (`thread-self/net/snmp`, `sys/net/ipv4/tcp_mem`), read
-/// through the current host so snapshots record and replay it.
-pub fn proc_text(rel: &str) -> io::Result<String> {
-    let bytes = current().read_file(&format!("{PROC}/{rel}"))?;
+/// through the run's host so snapshots record and replay it.
+pub fn proc_text(host: &dyn Host, rel: &str) -> io::Result<String> {
+    let bytes = host.read_file(&format!("{PROC}/{rel}"))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -247,9 +235,65 @@ mod tests {
         }
         assert!(
             found.is_empty(),
-            "spell the proc root as host::PROC (or read through host::current()):\n{}",
+            "spell the proc root as host::PROC (or read through the host passed in):\n{}",
             found.join("\n")
         );
+    }
+
+    /// Lines of `text` (outside comments and test modules) that name `LiveHost`: there is
+    /// nothing to do with it but make one.
+    fn live_host_named(text: &str) -> Vec<(usize, &str)> {
+        let word = |c: char| c.is_alphanumeric() || c == '_';
+        code_lines(text)
+            .into_iter()
+            .filter(|(_, l)| {
+                l.match_indices("LiveHost")
+                    .any(|(i, m)| !l[..i].ends_with(word) && !l[i + m.len()..].starts_with(word))
+            })
+            .collect()
+    }
+
+    /// Issue 10: collectors take the host they are given. Only `main` picks the live one
+    /// (and this module wraps it); one made anywhere else would read the live system under
+    /// a recording or a replay.
+    #[test]
+    fn only_main_makes_the_live_host() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        sources(&root.join("src"), &mut files);
+        files.sort();
+        assert!(files.len() > 20, "found the sources: {files:?}");
+        let mut found = Vec::new();
+        for file in &files {
+            let rel = file
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if rel.starts_with("src/host/") || rel == "src/main.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(file).unwrap();
+            found.extend(
+                live_host_named(&text)
+                    .into_iter()
+                    .map(|(n, l)| format!("{rel}:{n}: {}", l.trim())),
+            );
+        }
+        assert!(
+            found.is_empty(),
+            "take `host: &dyn Host` from the caller instead of making the live host:\n{}",
+            found.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_live_host_is_seen_where_it_is_named() {
+        let text = "use crate::host::LiveHost;\nfn a(h: &dyn Host) {}\nfn b() { a(&LiveHost) }\n\
+                    fn c() { a(&crate::host::LiveHost); }\nstruct NotLiveHostAtAll;\n\
+                    // a(&LiveHost)\n#[cfg(test)]\nmod tests {\n    fn d() { a(&LiveHost) }\n}\n";
+        let lines: Vec<usize> = live_host_named(text).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(lines, [1, 3, 4]);
     }
 
     #[test]

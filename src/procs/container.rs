@@ -270,7 +270,7 @@ mod tests {
             format!("var/lib/docker/containers/{ID}/config.v2.json"),
             r#"{"Name":"/web","Config":{"Labels":{"io.kubernetes.pod.name":"web-7d9f","io.kubernetes.pod.namespace":"shop","io.kubernetes.container.name":"nginx"}}}"#,
         )]);
-        let mut a = Attributor::new(crate::host::current(), &d.0);
+        let mut a = Attributor::new(&crate::host::LiveHost, &d.0);
         let c = a
             .of_cgroup(&format!("0::/system.slice/docker-{ID}.scope"))
             .unwrap();
@@ -288,7 +288,7 @@ mod tests {
             format!("run/containerd/io.containerd.runtime.v2.task/k8s.io/{ID}/config.json"),
             r#"{"ociVersion":"1.1.0","annotations":{"io.kubernetes.cri.sandbox-name":"web-7d9f","io.kubernetes.cri.sandbox-namespace":"shop","io.kubernetes.cri.container-name":"nginx"}}"#,
         )]);
-        let mut a = Attributor::new(crate::host::current(), &d.0);
+        let mut a = Attributor::new(&crate::host::LiveHost, &d.0);
         let c = a
             .of_cgroup(&format!(
                 "0::/kubepods.slice/kubepods-pod0a1b2c3d_4e5f_6071_8293_a4b5c6d7e8f9.slice/cri-containerd-{ID}.scope"
@@ -316,7 +316,7 @@ mod tests {
             format!("run/containers/storage/overlay-containers/{ID}/userdata/config.json"),
             r#"{"annotations":{"io.kubernetes.pod.name":"db-0","io.kubernetes.pod.namespace":"data","io.kubernetes.container.name":"postgres"}}"#,
         )]);
-        let mut a = Attributor::new(crate::host::current(), &d.0);
+        let mut a = Attributor::new(&crate::host::LiveHost, &d.0);
         let c = a
             .of_cgroup(&format!("0::/kubepods.slice/crio-{ID}.scope"))
             .unwrap();
@@ -332,7 +332,7 @@ mod tests {
             "var/lib/containers/storage/overlay-containers/containers.json".to_string(),
             &format!(r#"[{{"id":"{ID}","names":["api"]}},{{"id":"x","names":[]}}]"#),
         )]);
-        let mut a = Attributor::new(crate::host::current(), &d.0);
+        let mut a = Attributor::new(&crate::host::LiveHost, &d.0);
         let c = a
             .of_cgroup(&format!("0::/libpod_parent/libpod-{ID}"))
             .unwrap();
@@ -349,7 +349,7 @@ mod tests {
             format!("var/lib/docker/containers/{ID}/config.v2.json"),
             r#"{"Name":"/web","Con"#,
         )]);
-        let mut a = Attributor::new(crate::host::current(), &d.0);
+        let mut a = Attributor::new(&crate::host::LiveHost, &d.0);
         for _ in 0..3 {
             let c = a.of_cgroup(&format!("0::/docker/{ID}")).unwrap();
             assert_eq!((c.id.as_str(), c.name.as_deref()), (ID, None));
@@ -358,7 +358,7 @@ mod tests {
         assert!(a.notes[0].contains("not valid JSON"), "{:?}", a.notes);
 
         let empty = tree(&[]);
-        let mut a = Attributor::new(crate::host::current(), &empty.0);
+        let mut a = Attributor::new(&crate::host::LiveHost, &empty.0);
         let c = a
             .of_cgroup(&format!(
                 "0::/kubepods/pod0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9/{ID}"
@@ -374,7 +374,7 @@ mod tests {
             format!("var/lib/docker/containers/{ID}/config.v2.json"),
             "{\"Name\":\"/evil\\u001b[2J\\\"name\"}",
         )]);
-        let mut a = Attributor::new(crate::host::current(), &d.0);
+        let mut a = Attributor::new(&crate::host::LiveHost, &d.0);
         let c = a.of_cgroup(&format!("0::/docker/{ID}")).unwrap();
         assert_eq!(c.name.as_deref(), Some("evil\u{1b}[2J\"name"));
     }

@@ -85,7 +85,7 @@ pub fn discover(host: &dyn Host, roots: &Roots) -> Discovery {
     let ino_of = |p: &Path| host.ns_inode(&text(p)).ok();
     let host_ino = host_netns_inode(host, &roots.proc);
 
-    let pids = match super::fdwalk::list_pids(&text(&roots.proc)) {
+    let pids = match super::fdwalk::list_pids(host, &text(&roots.proc)) {
         Ok(p) => p,
         Err(e) => {
             notes.push(format!(
@@ -265,7 +265,7 @@ broken line
     #[test]
     fn finds_the_live_namespaces() {
         use std::os::unix::fs::MetadataExt;
-        let d = discover(crate::host::current(), &Roots::default());
+        let d = discover(&crate::host::LiveHost, &Roots::default());
         let own = std::fs::metadata(format!("{}/self/ns/net", crate::host::PROC))
             .unwrap()
             .ino();

@@ -6,6 +6,8 @@
 
 use std::io;
 
+use crate::host::Host;
+
 /// Why a process's fd directory could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WalkError {
@@ -16,8 +18,8 @@ pub enum WalkError {
 }
 
 /// All numeric entries of the proc root (`root` is the live one except in fixture tests).
-pub fn list_pids(root: &str) -> io::Result<Vec<u32>> {
-    let mut pids: Vec<u32> = crate::host::current()
+pub fn list_pids(host: &dyn Host, root: &str) -> io::Result<Vec<u32>> {
+    let mut pids: Vec<u32> = host
         .list_dir(root)?
         .iter()
         .filter_map(|n| std::str::from_utf8(n).ok()?.parse().ok())
@@ -29,37 +31,39 @@ pub fn list_pids(root: &str) -> io::Result<Vec<u32>> {
 /// Calls `each(fd, target)` for every fd link of `pid`; links that vanish or deny access
 /// mid-walk are skipped.
 pub fn for_each_fd_link(
+    host: &dyn Host,
     root: &str,
     pid: u32,
     each: &mut dyn FnMut(u32, &[u8]),
 ) -> Result<(), WalkError> {
-    walk_links(root, pid, false, each)
+    walk_links(host, root, pid, false, each)
 }
 
 /// Like [`for_each_fd_link`], but a link whose target is refused makes the whole process
 /// `Denied` (readlink of `/proc/1/fd/*` is EACCES even for root, while the directory lists).
 pub fn for_each_fd_link_checked(
+    host: &dyn Host,
     root: &str,
     pid: u32,
     each: &mut dyn FnMut(u32, &[u8]),
 ) -> Result<(), WalkError> {
-    walk_links(root, pid, true, each)
+    walk_links(host, root, pid, true, each)
 }
 
 fn walk_links(
+    host: &dyn Host,
     root: &str,
     pid: u32,
     strict: bool,
     each: &mut dyn FnMut(u32, &[u8]),
 ) -> Result<(), WalkError> {
     let mut denied = false;
-    crate::host::current()
-        .fd_links(root, pid, &mut |fd, target| match target {
-            Ok(t) if !denied => each(fd, t),
-            Ok(_) => {}
-            Err(errno) => denied |= strict && classify_errno(errno) == WalkError::Denied,
-        })
-        .map_err(classify_errno)?;
+    host.fd_links(root, pid, &mut |fd, target| match target {
+        Ok(t) if !denied => each(fd, t),
+        Ok(_) => {}
+        Err(errno) => denied |= strict && classify_errno(errno) == WalkError::Denied,
+    })
+    .map_err(classify_errno)?;
     if denied {
         return Err(WalkError::Denied);
     }
@@ -67,10 +71,8 @@ fn walk_links(
 }
 
 /// Counts the numeric entries of `ROOT/PID/fd` (the fallback where `stat` says nothing).
-pub fn count_fd_entries(root: &str, pid: u32) -> Result<u64, WalkError> {
-    crate::host::current()
-        .count_fd_entries(root, pid)
-        .map_err(classify_errno)
+pub fn count_fd_entries(host: &dyn Host, root: &str, pid: u32) -> Result<u64, WalkError> {
+    host.count_fd_entries(root, pid).map_err(classify_errno)
 }
 
 /// Whether an error from a path under `/proc/PID` means "gone" or "denied".
@@ -106,10 +108,8 @@ pub fn socket_inode(target: &[u8]) -> Option<u32> {
 }
 
 /// A process's short name from `/proc/PID/comm`, without the trailing newline.
-pub fn read_comm(root: &str, pid: u32) -> Option<String> {
-    let raw = crate::host::current()
-        .read_file(&format!("{root}/{pid}/comm"))
-        .ok()?;
+pub fn read_comm(host: &dyn Host, root: &str, pid: u32) -> Option<String> {
+    let raw = host.read_file(&format!("{root}/{pid}/comm")).ok()?;
     let raw = raw.strip_suffix(b"\n").unwrap_or(&raw);
     Some(String::from_utf8_lossy(raw).into_owned())
 }
@@ -133,24 +133,36 @@ mod tests {
         let f = std::fs::File::open(format!("{}/self/status", crate::host::PROC)).unwrap();
         let me = std::process::id();
         let mut found = false;
-        for_each_fd_link(crate::host::PROC, me, &mut |_, t| {
-            if t == format!("{}/self/status", crate::host::PROC).as_bytes()
-                || t.ends_with(b"/status")
-            {
-                found = true;
-            }
-        })
+        for_each_fd_link(
+            &crate::host::LiveHost,
+            crate::host::PROC,
+            me,
+            &mut |_, t| {
+                if t == format!("{}/self/status", crate::host::PROC).as_bytes()
+                    || t.ends_with(b"/status")
+                {
+                    found = true;
+                }
+            },
+        )
         .unwrap();
         drop(f);
         assert!(found);
-        assert!(list_pids(crate::host::PROC).unwrap().contains(&me));
-        assert!(read_comm(crate::host::PROC, me).is_some());
+        assert!(list_pids(&crate::host::LiveHost, crate::host::PROC)
+            .unwrap()
+            .contains(&me));
+        assert!(read_comm(&crate::host::LiveHost, crate::host::PROC, me).is_some());
     }
 
     #[test]
     fn missing_process_is_gone() {
         assert_eq!(
-            for_each_fd_link(crate::host::PROC, u32::MAX - 1, &mut |_, _| {}),
+            for_each_fd_link(
+                &crate::host::LiveHost,
+                crate::host::PROC,
+                u32::MAX - 1,
+                &mut |_, _| {}
+            ),
             Err(WalkError::Gone)
         );
     }

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::fdwalk::{for_each_fd_link_checked, socket_inode, WalkError};
+use crate::host::Host;
 use crate::sockets::inodes::{ProtoIndex, SockProto};
 
 /// One fd's kind. The JSON keys are [`FdKind::key`].
@@ -150,14 +151,15 @@ impl KindCounts {
 /// Reads one process's fds: the kinds when `index` is given, else only the socket count
 /// (which needs no stat or xattr, just the link targets).
 pub fn read_kinds(
+    host: &dyn Host,
     root: &str,
     pid: u32,
     index: Option<&ProtoIndex>,
 ) -> Result<KindCounts, WalkError> {
     let mut counts = KindCounts::default();
-    for_each_fd_link_checked(root, pid, &mut |fd, target| {
+    for_each_fd_link_checked(host, root, pid, &mut |fd, target| {
         counts.add(match index {
-            Some(index) => kind_of_fd(root, pid, fd, target, index),
+            Some(index) => kind_of_fd(host, root, pid, fd, target, index),
             // Only the socket count is wanted: the target says that much.
             None => match parse_target(target) {
                 Target::Socket(_) => FdKind::OtherSocket,
@@ -170,20 +172,27 @@ pub fn read_kinds(
 }
 
 /// The kind of fd `fd` of `pid`, whose link target is `target`.
-pub fn kind_of_fd(root: &str, pid: u32, fd: u32, target: &[u8], index: &ProtoIndex) -> FdKind {
+pub fn kind_of_fd(
+    host: &dyn Host,
+    root: &str,
+    pid: u32,
+    fd: u32,
+    target: &[u8],
+    index: &ProtoIndex,
+) -> FdKind {
     match parse_target(target) {
         Target::Kind(k) => k,
         Target::Socket(inode) => match index.get(&inode) {
             Some(SockProto::Tcp) => FdKind::Tcp,
             Some(SockProto::Udp) => FdKind::Udp,
             Some(SockProto::Unix) => FdKind::Unix,
-            None => sockprotoname(root, pid, fd)
+            None => sockprotoname(host, root, pid, fd)
                 .map(|n| kind_of_protoname(&n))
                 .unwrap_or(FdKind::OtherSocket),
         },
         Target::Path => {
             // Follows the link to the open file itself, so deleted files still answer.
-            let ft = crate::host::current()
+            let ft = host
                 .stat(&format!("{root}/{pid}/fd/{fd}"))
                 .ok()
                 .map(|m| m.kind);
@@ -193,8 +202,8 @@ pub fn kind_of_fd(root: &str, pid: u32, fd: u32, target: &[u8], index: &ProtoInd
 }
 
 /// The socket's protocol name, read through the fd link (`getxattr` follows it to the socket).
-fn sockprotoname(root: &str, pid: u32, fd: u32) -> Option<Vec<u8>> {
-    crate::host::current().sockprotoname(&format!("{root}/{pid}/fd/{fd}"))
+fn sockprotoname(host: &dyn Host, root: &str, pid: u32, fd: u32) -> Option<Vec<u8>> {
+    host.sockprotoname(&format!("{root}/{pid}/fd/{fd}"))
 }
 
 #[cfg(test)]
@@ -251,7 +260,14 @@ mod tests {
         let kind = |fd: i32| {
             let target = std::fs::read_link(format!("{}/self/fd/{fd}", crate::host::PROC)).unwrap();
             let target = target.as_os_str().as_encoded_bytes();
-            kind_of_fd(crate::host::PROC, me, fd as u32, target, &idx)
+            kind_of_fd(
+                &crate::host::LiveHost,
+                crate::host::PROC,
+                me,
+                fd as u32,
+                target,
+                &idx,
+            )
         };
         // An unbound TCP socket is in no sock_diag table: only the xattr can name it.
         // SAFETY: plain socket syscall; the fd is closed below.

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::host::Host;
+
 /// Distinct network namespaces of `pid`'s threads: inode → a path to enter it by.
-pub fn netns_of(root: &str, pid: u32) -> BTreeMap<u64, PathBuf> {
+pub fn netns_of(host: &dyn Host, root: &str, pid: u32) -> BTreeMap<u64, PathBuf> {
     let mut found = BTreeMap::new();
-    let host = crate::host::current();
     let main = format!("{root}/{pid}/ns/net");
     if let Ok(m) = host.stat(&main) {
         found.insert(m.ino, PathBuf::from(main));
@@ -36,14 +37,14 @@ pub struct Spaces {
 }
 
 /// Where `pids` live, split into the caller's own namespace and the rest.
-pub fn spaces_of(root: &str, pids: impl IntoIterator<Item = u32>) -> Spaces {
+pub fn spaces_of(host: &dyn Host, root: &str, pids: impl IntoIterator<Item = u32>) -> Spaces {
     let mut all = BTreeMap::new();
     for pid in pids {
-        for (ino, path) in netns_of(root, pid) {
+        for (ino, path) in netns_of(host, root, pid) {
             all.entry(ino).or_insert(path);
         }
     }
-    let own = crate::procs::unreadable::current_netns();
+    let own = crate::procs::unreadable::current_netns(host);
     let own = own.is_some_and(|o| all.remove(&o).is_some());
     Spaces { own, others: all }
 }
@@ -56,13 +57,17 @@ mod tests {
     #[test]
     fn our_own_namespace_is_found() {
         let me = std::process::id();
-        let ns = netns_of(crate::host::PROC, me);
+        let ns = netns_of(&crate::host::LiveHost, crate::host::PROC, me);
         let ino = std::fs::metadata(format!("{}/self/ns/net", crate::host::PROC))
             .unwrap()
             .ino();
         assert!(ns.contains_key(&ino), "{ns:?}");
-        assert!(netns_of(crate::host::PROC, u32::MAX - 1).is_empty());
-        let s = spaces_of(crate::host::PROC, [me, u32::MAX - 1]);
+        assert!(netns_of(&crate::host::LiveHost, crate::host::PROC, u32::MAX - 1).is_empty());
+        let s = spaces_of(
+            &crate::host::LiveHost,
+            crate::host::PROC,
+            [me, u32::MAX - 1],
+        );
         assert!(s.own, "{s:?}");
         assert!(!s.others.contains_key(&ino), "{s:?}");
     }

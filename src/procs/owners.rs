@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::fdwalk::{for_each_fd_link_checked, list_pids, read_comm, socket_inode, WalkError};
 use super::unreadable::{describe, Denied};
+use crate::host::Host;
 use crate::sockets::model::ProcessRef;
 
 /// Inode → processes holding it, plus how many processes could not be read.
@@ -30,18 +31,27 @@ impl Owners {
 /// The walk is one `readlinkat` per fd, nearly all of it kernel time, so it is spread over the
 /// CPUs: threads take processes one at a time from a shared counter, because one process may
 /// hold most of the host's fds.
-pub fn read_owners(root: &str, wanted: Option<&HashSet<u32>>) -> std::io::Result<Owners> {
-    Ok(read_owners_of(root, &list_pids(root)?, wanted))
+pub fn read_owners(
+    host: &dyn Host,
+    root: &str,
+    wanted: Option<&HashSet<u32>>,
+) -> std::io::Result<Owners> {
+    Ok(read_owners_of(host, root, &list_pids(host, root)?, wanted))
 }
 
 /// [`read_owners`] for these processes only (`sockets --pid/--name`): a few fd walks instead
 /// of the whole host's.
-pub fn read_owners_of(root: &str, pids: &[u32], wanted: Option<&HashSet<u32>>) -> Owners {
+pub fn read_owners_of(
+    host: &dyn Host,
+    root: &str,
+    pids: &[u32],
+    wanted: Option<&HashSet<u32>>,
+) -> Owners {
     let next = AtomicUsize::new(0);
     let threads = crate::procs::spread::workers(pids.len());
     let parts: Vec<Owners> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
-            .map(|_| scope.spawn(|| scan_part(root, pids, &next, wanted)))
+            .map(|_| scope.spawn(|| scan_part(host, root, pids, &next, wanted)))
             .collect();
         workers
             .into_iter()
@@ -64,6 +74,7 @@ pub fn read_owners_of(root: &str, pids: &[u32], wanted: Option<&HashSet<u32>>) -
 }
 
 fn scan_part(
+    host: &dyn Host,
     root: &str,
     pids: &[u32],
     next: &AtomicUsize,
@@ -76,7 +87,7 @@ fn scan_part(
             return owners;
         };
         hits.clear();
-        let r = for_each_fd_link_checked(root, pid, &mut |_, target| {
+        let r = for_each_fd_link_checked(host, root, pid, &mut |_, target| {
             if let Some(inode) = socket_inode(target) {
                 if wanted.is_none_or(|w| w.contains(&inode)) {
                     hits.push(inode);
@@ -87,14 +98,14 @@ fn scan_part(
             Ok(()) => {}
             Err(WalkError::Denied) => {
                 owners.unreadable += 1;
-                owners.denied.push(describe(root, pid));
+                owners.denied.push(describe(host, root, pid));
             }
             Err(WalkError::Gone) => continue,
         }
         if hits.is_empty() {
             continue;
         }
-        let name = read_comm(root, pid).unwrap_or_default();
+        let name = read_comm(host, root, pid).unwrap_or_default();
         hits.sort_unstable();
         hits.dedup();
         for &inode in &hits {
@@ -120,14 +131,14 @@ mod tests {
             std::os::fd::AsRawFd::as_raw_fd(&l)
         );
         let inode = std::fs::metadata(&fd_path).unwrap().ino() as u32;
-        let owners = read_owners(crate::host::PROC, None).unwrap();
+        let owners = read_owners(&crate::host::LiveHost, crate::host::PROC, None).unwrap();
         let procs = owners.get(inode);
         assert!(
             procs.iter().any(|p| p.pid == std::process::id()),
             "{procs:?}"
         );
         let wanted = [inode].into_iter().collect();
-        let only = read_owners(crate::host::PROC, Some(&wanted)).unwrap();
+        let only = read_owners(&crate::host::LiveHost, crate::host::PROC, Some(&wanted)).unwrap();
         assert_eq!(only.by_inode.len(), 1);
     }
 }

@@ -3,6 +3,7 @@
 //! socket of this one, so `--netns` runs do not mention the host's PID 1.
 
 use super::fdwalk::read_comm;
+use crate::host::Host;
 
 /// A process that refused to show its fds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,11 +16,11 @@ pub struct Denied {
 }
 
 /// What can be learnt about a denied process without its fds.
-pub fn describe(root: &str, pid: u32) -> Denied {
+pub fn describe(host: &dyn Host, root: &str, pid: u32) -> Denied {
     Denied {
         pid,
-        name: read_comm(root, pid).unwrap_or_default(),
-        netns: crate::host::current()
+        name: read_comm(host, root, pid).unwrap_or_default(),
+        netns: host
             .stat(&format!("{root}/{pid}/ns/net"))
             .ok()
             .map(|m| m.ino),
@@ -27,9 +28,8 @@ pub fn describe(root: &str, pid: u32) -> Denied {
 }
 
 /// The network namespace this thread is in (after `--netns` entered one).
-pub fn current_netns() -> Option<u64> {
-    crate::host::current()
-        .stat(&format!("{}/thread-self/ns/net", crate::host::PROC))
+pub fn current_netns(host: &dyn Host) -> Option<u64> {
+    host.stat(&format!("{}/thread-self/ns/net", crate::host::PROC))
         .ok()
         .map(|m| m.ino)
 }
@@ -87,8 +87,12 @@ mod tests {
 
     #[test]
     fn describes_a_live_process() {
-        let me = describe(crate::host::PROC, std::process::id());
-        assert_eq!(me.netns, current_netns());
+        let me = describe(
+            &crate::host::LiveHost,
+            crate::host::PROC,
+            std::process::id(),
+        );
+        assert_eq!(me.netns, current_netns(&crate::host::LiveHost));
         assert!(!me.name.is_empty());
     }
 }

@@ -16,6 +16,8 @@ use super::fdwalk::{classify_io, count_fd_entries, list_pids, WalkError};
 use super::model::{FdUsage, SystemFds};
 use super::procfile::{comm, read_small};
 
+use crate::host::Host;
+
 /// Which processes to count.
 #[derive(Debug, Clone, Default)]
 pub struct ProcSelect {
@@ -39,15 +41,15 @@ pub struct ProcScan {
 /// when it reads 0) plus RLIMIT_NOFILE from /proc/PID/limits, for every selected process.
 /// Vanished processes are skipped; unreadable ones counted in `unreadable` (and listed with fds
 /// None). `root` is `host::PROC` except in fixture tests.
-pub fn scan_counts(root: &str, select: &ProcSelect) -> io::Result<ProcScan> {
-    scan(root, select, true)
+pub fn scan_counts(host: &dyn Host, root: &str, select: &ProcSelect) -> io::Result<ProcScan> {
+    scan(host, root, select, true)
 }
 
 /// [`scan_counts`], optionally without reading names: `fds` reads the names of the rows it
 /// shows only, which saves one open/read/close per process on a big host.
-pub fn scan(root: &str, select: &ProcSelect, names: bool) -> io::Result<ProcScan> {
+pub fn scan(host: &dyn Host, root: &str, select: &ProcSelect, names: bool) -> io::Result<ProcScan> {
     let pids = if select.pids.is_empty() {
-        list_pids(root)?
+        list_pids(host, root)?
     } else {
         // `--pid 5 --pid 5` is one process, one row.
         let mut p = select.pids.clone();
@@ -55,10 +57,10 @@ pub fn scan(root: &str, select: &ProcSelect, names: bool) -> io::Result<ProcScan
         p.dedup();
         p
     };
-    let rule = stat_size_is_count(root);
+    let rule = stat_size_is_count(host, root);
     let mut scan = ProcScan::default();
     for pid in pids {
-        match count_one(root, pid, select, names, rule) {
+        match count_one(host, root, pid, select, names, rule) {
             Counted::Row(u) => {
                 if u.fds.is_none() {
                     scan.unreadable += 1;
@@ -80,9 +82,16 @@ enum Counted {
     Skip,
 }
 
-fn count_one(root: &str, pid: u32, select: &ProcSelect, names: bool, rule: SizeRule) -> Counted {
+fn count_one(
+    host: &dyn Host,
+    root: &str,
+    pid: u32,
+    select: &ProcSelect,
+    names: bool,
+    rule: SizeRule,
+) -> Counted {
     if let Some(want) = select.netns_inode {
-        match crate::host::current().stat(&format!("{root}/{pid}/ns/net")) {
+        match host.stat(&format!("{root}/{pid}/ns/net")) {
             Ok(m) if m.ino == want => {}
             Ok(_) => return Counted::Skip,
             Err(e) => {
@@ -95,7 +104,7 @@ fn count_one(root: &str, pid: u32, select: &ProcSelect, names: bool, rule: SizeR
     }
     let mut name = None;
     if let Some(sub) = &select.name {
-        let Ok(n) = comm(root, pid) else {
+        let Ok(n) = comm(host, root, pid) else {
             return Counted::Skip;
         };
         if !n.contains(sub.as_str()) {
@@ -103,18 +112,18 @@ fn count_one(root: &str, pid: u32, select: &ProcSelect, names: bool, rule: SizeR
         }
         name = Some(n);
     }
-    let fds = match count_fds(root, pid, rule) {
+    let fds = match count_fds(host, root, pid, rule) {
         Ok(n) => Some(n),
         Err(WalkError::Denied) => None,
         Err(WalkError::Gone) => return Counted::Skip,
     };
-    let (soft_limit, hard_limit) = match read_nofile(root, pid) {
+    let (soft_limit, hard_limit) = match read_nofile(host, root, pid) {
         Ok(l) => l,
         Err(WalkError::Gone) => return Counted::Skip,
         Err(WalkError::Denied) => (None, None),
     };
     if names && name.is_none() {
-        match comm(root, pid) {
+        match comm(host, root, pid) {
             Ok(n) => name = Some(n),
             Err(_) => return Counted::Skip,
         }
@@ -143,8 +152,7 @@ pub enum SizeRule {
 }
 
 /// The rule for `root`: procfs is recognised by its magic, the kernel by `uname`.
-pub fn stat_size_is_count(root: &str) -> SizeRule {
-    let host = crate::host::current();
+pub fn stat_size_is_count(host: &dyn Host, root: &str) -> SizeRule {
     if !host.is_procfs(root) {
         return SizeRule::Never;
     }
@@ -164,12 +172,12 @@ pub fn kernel_at_least(release: &str, major: u32, minor: u32) -> bool {
 }
 
 /// Open fds of one process: the `stat` size when it is a count, else the entries.
-pub fn count_fds(root: &str, pid: u32, rule: SizeRule) -> Result<u64, WalkError> {
-    let size = crate::host::current()
+pub fn count_fds(host: &dyn Host, root: &str, pid: u32, rule: SizeRule) -> Result<u64, WalkError> {
+    let size = host
         .stat(&format!("{root}/{pid}/fd"))
         .map_err(|e| classify_io(&e))?
         .size;
-    pick_count(size, rule, || count_fd_entries(root, pid))
+    pick_count(size, rule, || count_fd_entries(host, root, pid))
 }
 
 /// The rule applied: a non-zero size is the count where sizes are counts; a 0 (or a tree
@@ -192,14 +200,11 @@ pub fn pick_count(
 
 /// The `stat` size of `ROOT/PID/fd` where it is a count of fds (`None` on a fixture tree,
 /// where it is bytes, or where it reads 0).
-pub fn fd_dir_size(root: &str, pid: u32, rule: SizeRule) -> Option<u64> {
+pub fn fd_dir_size(host: &dyn Host, root: &str, pid: u32, rule: SizeRule) -> Option<u64> {
     if rule == SizeRule::Never {
         return None;
     }
-    let size = crate::host::current()
-        .stat(&format!("{root}/{pid}/fd"))
-        .ok()?
-        .size;
+    let size = host.stat(&format!("{root}/{pid}/fd")).ok()?.size;
     (size > 0).then_some(size)
 }
 
@@ -218,16 +223,21 @@ pub fn reserved_slots(before: Option<u64>, after: Option<u64>, listed: u64) -> u
 /// RLIMIT_NOFILE (soft, hard); `None` = unlimited. On the live /proc this is one `prlimit`
 /// call (no text to format or parse); where that is refused (another user's process without
 /// CAP_SYS_RESOURCE) or `root` is a fake tree, `/proc/PID/limits` is read and parsed.
-pub fn read_nofile(root: &str, pid: u32) -> Result<(Option<u64>, Option<u64>), WalkError> {
+pub fn read_nofile(
+    host: &dyn Host,
+    root: &str,
+    pid: u32,
+) -> Result<(Option<u64>, Option<u64>), WalkError> {
     if root == crate::host::PROC {
-        match crate::host::current().nofile(pid) {
+        match host.nofile(pid) {
             Ok(l) => return Ok(l),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(WalkError::Gone),
             Err(_) => {}
         }
     }
     let mut buf = [0u8; 4096];
-    let n = read_small(&format!("{root}/{pid}/limits"), &mut buf).map_err(|e| classify_io(&e))?;
+    let n =
+        read_small(host, &format!("{root}/{pid}/limits"), &mut buf).map_err(|e| classify_io(&e))?;
     // A limits file that does not parse is treated like a process that went away mid-read.
     parse_nofile(&buf[..n]).ok_or(WalkError::Gone)
 }
@@ -252,8 +262,7 @@ pub fn parse_nofile(raw: &[u8]) -> Option<(Option<u64>, Option<u64>)> {
 }
 
 /// /proc/sys/fs/file-nr, file-max, nr_open under `root` (`host::PROC` live).
-pub fn read_system(root: &str) -> io::Result<SystemFds> {
-    let host = crate::host::current();
+pub fn read_system(host: &dyn Host, root: &str) -> io::Result<SystemFds> {
     let text = |name: &str| {
         host.read_file(&format!("{root}/sys/fs/{name}"))
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -370,8 +379,14 @@ mod tests {
     #[test]
     fn counts_our_own_fds_and_limit() {
         let me = std::process::id();
-        assert_ne!(stat_size_is_count(crate::host::PROC), SizeRule::Never);
-        assert_eq!(stat_size_is_count("/"), SizeRule::Never);
+        assert_ne!(
+            stat_size_is_count(&crate::host::LiveHost, crate::host::PROC),
+            SizeRule::Never
+        );
+        assert_eq!(
+            stat_size_is_count(&crate::host::LiveHost, "/"),
+            SizeRule::Never
+        );
         let files: Vec<_> = (0..5)
             .map(|_| std::fs::File::open(format!("{}/self/status", crate::host::PROC)).unwrap())
             .collect();
@@ -379,10 +394,10 @@ mod tests {
             pids: vec![me, me],
             ..Default::default()
         };
-        let scan = scan_counts(crate::host::PROC, &sel).unwrap();
+        let scan = scan_counts(&crate::host::LiveHost, crate::host::PROC, &sel).unwrap();
         assert_eq!(scan.processes.len(), 1);
         let u = &scan.processes[0];
-        let walked = count_fd_entries(crate::host::PROC, me).unwrap();
+        let walked = count_fd_entries(&crate::host::LiveHost, crate::host::PROC, me).unwrap();
         // Threads of the test harness may open/close fds between the two reads, but our five
         // files are there in both.
         assert!(u.fds.unwrap() >= 5 && walked >= 5, "{u:?} {walked}");
@@ -392,10 +407,18 @@ mod tests {
         let as_opt = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(v);
         assert_eq!(u.soft_limit, as_opt(lim.rlim_cur));
         assert_eq!(u.hard_limit, as_opt(lim.rlim_max));
-        assert_eq!(u.name, comm(crate::host::PROC, me).unwrap());
+        assert_eq!(
+            u.name,
+            comm(&crate::host::LiveHost, crate::host::PROC, me).unwrap()
+        );
         // The limits file says the same as prlimit.
         let mut buf = [0u8; 4096];
-        let n = read_small(&format!("{}/{me}/limits", crate::host::PROC), &mut buf).unwrap();
+        let n = read_small(
+            &crate::host::LiveHost,
+            &format!("{}/{me}/limits", crate::host::PROC),
+            &mut buf,
+        )
+        .unwrap();
         assert_eq!(parse_nofile(&buf[..n]), Some((u.soft_limit, u.hard_limit)));
         drop(files);
     }
@@ -406,7 +429,7 @@ mod tests {
             pids: vec![u32::MAX - 1],
             ..Default::default()
         };
-        let scan = scan_counts(crate::host::PROC, &sel).unwrap();
+        let scan = scan_counts(&crate::host::LiveHost, crate::host::PROC, &sel).unwrap();
         assert!(scan.processes.is_empty());
         assert_eq!(scan.unreadable, 0);
 
@@ -418,21 +441,23 @@ mod tests {
             netns_inode: Some(ino),
             ..Default::default()
         };
-        let scan = scan_counts(crate::host::PROC, &mine).unwrap();
+        let scan = scan_counts(&crate::host::LiveHost, crate::host::PROC, &mine).unwrap();
         assert!(scan.processes.iter().any(|p| p.pid == me));
         let none = ProcSelect {
             netns_inode: Some(1),
             ..Default::default()
         };
-        assert!(scan_counts(crate::host::PROC, &none)
-            .unwrap()
-            .processes
-            .is_empty());
+        assert!(
+            scan_counts(&crate::host::LiveHost, crate::host::PROC, &none)
+                .unwrap()
+                .processes
+                .is_empty()
+        );
     }
 
     #[test]
     fn reads_the_live_system_table() {
-        let s = read_system(crate::host::PROC).unwrap();
+        let s = read_system(&crate::host::LiveHost, crate::host::PROC).unwrap();
         assert!(s.max > 0 && s.allocated > 0 && s.nr_open.is_some());
     }
 }

@@ -13,6 +13,8 @@ use super::diag::{parse_inet_diag_msg, walk_batch, DiagError, NLMSG_HDR_LEN, SOC
 use super::filter::Selection;
 use super::model::{Proto, Socket};
 
+use crate::host::Host;
+
 /// `SOCK_DESTROY` (linux/sock_diag.h).
 const SOCK_DESTROY: u16 = 21;
 const NLM_F_REQUEST: u16 = 0x1;
@@ -68,8 +70,7 @@ fn request(
 /// Every socket `sel` matches in the calling thread's namespace, with its kernel id. The
 /// state mask runs in the kernel; the address/port filter in user space (the same expression
 /// the bytecode is compiled from).
-pub fn targets(sel: &Selection) -> Result<Vec<Target>, DiagError> {
-    let host = crate::host::current();
+pub fn targets(host: &dyn Host, sel: &Selection) -> Result<Vec<Target>, DiagError> {
     let user = sel.user.to_expr();
     let mut found = Vec::new();
     let mut seq = 0u32;
@@ -131,7 +132,7 @@ pub fn targets(sel: &Selection) -> Result<Vec<Target>, DiagError> {
 /// Asks the kernel to destroy one socket: `Ok(())`, or the positive errno it refused with
 /// (ENOENT: gone already; EPERM: no CAP_NET_ADMIN; EOPNOTSUPP: a kernel without
 /// CONFIG_INET_DIAG_DESTROY). `Err` when the request could not be sent at all.
-pub fn destroy(t: &Target, seq: u32) -> std::io::Result<Result<(), i32>> {
+pub fn destroy(host: &dyn Host, t: &Target, seq: u32) -> std::io::Result<Result<(), i32>> {
     let packet = request(
         SOCK_DESTROY,
         NLM_F_REQUEST | NLM_F_ACK,
@@ -141,7 +142,7 @@ pub fn destroy(t: &Target, seq: u32) -> std::io::Result<Result<(), i32>> {
         super::all_states_mask(),
         &t.id,
     );
-    match crate::host::current().sock_destroy(&packet, seq)? {
+    match host.sock_destroy(&packet, seq)? {
         0 => Ok(Ok(())),
         errno => Ok(Err(errno)),
     }

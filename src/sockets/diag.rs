@@ -27,6 +27,7 @@ use netlink_packet_sock_diag::{
 
 use super::model::{Endpoint, Proto, SockMem, Socket, TcpState, Timer};
 use super::tcp_info::parse_tcp_info;
+use crate::host::Host;
 
 pub(crate) const NLMSG_HDR_LEN: usize = 16;
 pub(crate) const NLMSG_ERROR: u16 = 2;
@@ -109,15 +110,16 @@ impl DiagError {
 
 /// The dumps of one run, through the run's [`crate::host::Host`]: the live kernel, or a
 /// recording whose unfiltered dumps are narrowed here to what each request asks for.
-pub struct DiagSocket {
+pub struct DiagSocket<'h> {
+    host: &'h dyn Host,
     seq: u32,
 }
 
-impl DiagSocket {
+impl<'h> DiagSocket<'h> {
     /// Ready to dump in the calling thread's network namespace (the socket itself is opened
     /// by each dump, in the thread that runs it).
-    pub fn open() -> Result<Self, DiagError> {
-        Ok(DiagSocket { seq: 0 })
+    pub fn open(host: &'h dyn Host) -> Result<Self, DiagError> {
+        Ok(DiagSocket { host, seq: 0 })
     }
 
     /// Streams every socket matching `req` to `each`, never holding the table in memory.
@@ -142,7 +144,7 @@ impl DiagSocket {
         each: &mut dyn FnMut(Socket),
     ) -> Result<(), DiagError> {
         self.seq = self.seq.wrapping_add(1);
-        let host = crate::host::current();
+        let host = self.host;
         let narrow = host.filters_in_user_space();
         let dump_err = |source: io::Error| DiagError::Dump {
             proto: req.proto.name(),

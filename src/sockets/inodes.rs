@@ -11,6 +11,7 @@ use super::all_states_mask;
 use super::diag::{DiagError, DiagSocket, DumpRequest, BOTH_FAMILIES};
 use super::model::Proto;
 use super::unix_diag::for_each_unix_inode;
+use crate::host::Host;
 use crate::netns::{self, NetnsError};
 
 /// The protocols sock_diag can name exactly.
@@ -33,8 +34,8 @@ pub enum IndexError {
 
 /// Adds every TCP, UDP and UNIX socket of the calling thread's namespace to `index`. A kernel
 /// without IPv6 or without one diag module is not an error: those sockets stay unmatched.
-pub fn index_current_netns(index: &mut ProtoIndex) -> Result<(), DiagError> {
-    let mut diag = DiagSocket::open()?;
+pub fn index_current_netns(host: &dyn Host, index: &mut ProtoIndex) -> Result<(), DiagError> {
+    let mut diag = DiagSocket::open(host)?;
     let mut dump = |proto, family| {
         let tag = match proto {
             Proto::Tcp => SockProto::Tcp,
@@ -68,7 +69,7 @@ pub fn index_current_netns(index: &mut ProtoIndex) -> Result<(), DiagError> {
             }
         }
     }
-    match for_each_unix_inode(&mut |i| {
+    match for_each_unix_inode(host, &mut |i| {
         index.insert(i, SockProto::Unix);
     }) {
         Ok(()) | Err(DiagError::Decode(_)) => Ok(()),
@@ -78,10 +79,10 @@ pub fn index_current_netns(index: &mut ProtoIndex) -> Result<(), DiagError> {
 
 /// The index of the namespace whose file is `ns_path` (e.g. `/proc/PID/ns/net`), dumped from a
 /// worker thread inside it; the calling thread's namespace is untouched.
-pub fn index_netns(ns_path: &Path) -> Result<ProtoIndex, IndexError> {
-    netns::run_in(ns_path, || {
+pub fn index_netns(host: &dyn Host, ns_path: &Path) -> Result<ProtoIndex, IndexError> {
+    netns::run_in(host, ns_path, || {
         let mut index = ProtoIndex::new();
-        index_current_netns(&mut index)?;
+        index_current_netns(host, &mut index)?;
         Ok(index)
     })
 }
@@ -103,7 +104,11 @@ mod tests {
         let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let (x, _y) = std::os::unix::net::UnixStream::pair().unwrap();
-        let index = index_netns(Path::new(&format!("{}/self/ns/net", crate::host::PROC))).unwrap();
+        let index = index_netns(
+            &crate::host::LiveHost,
+            Path::new(&format!("{}/self/ns/net", crate::host::PROC)),
+        )
+        .unwrap();
         assert_eq!(index.get(&ino(&t)), Some(&SockProto::Tcp));
         assert_eq!(index.get(&ino(&u)), Some(&SockProto::Udp));
         assert_eq!(index.get(&ino(&x)), Some(&SockProto::Unix));

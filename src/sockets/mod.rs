@@ -25,6 +25,8 @@ use diag::{DiagError, DiagSocket, DumpRequest};
 use filter::Selection;
 use model::{Proto, Socket, TcpState};
 
+use crate::host::Host;
+
 /// Every state: the mask used when the user asked for no particular state.
 pub fn all_states_mask() -> u32 {
     TcpState::ALL.iter().map(|s| s.mask_bit()).sum()
@@ -45,11 +47,12 @@ pub struct Extras {
 /// the program (EINVAL), the same filters run in user space instead. Runs in the calling
 /// thread's network namespace.
 pub fn for_each_socket(
+    host: &dyn Host,
     sel: &Selection,
     extras: Extras,
     each: &mut dyn FnMut(Socket),
 ) -> Result<(), DiagError> {
-    let mut diag = DiagSocket::open()?;
+    let mut diag = DiagSocket::open(host)?;
     let program = bytecode::compile(&sel.user);
     // Checked in user space only when the kernel is not given the program: too long to send
     // (see bytecode.rs), or refused below.
@@ -122,7 +125,7 @@ mod tests {
 
     fn dump(user: UserFilter) -> Vec<Socket> {
         let program = bytecode::compile(&user).expect("a filter");
-        let mut diag = DiagSocket::open().unwrap();
+        let mut diag = DiagSocket::open(&crate::host::LiveHost).unwrap();
         let req = DumpRequest {
             proto: Proto::Tcp,
             family: 4,

@@ -2,21 +2,23 @@
 //! network namespace of the task that opens the file, so these are read after `--netns` is
 //! entered, from the same thread.
 
+use crate::host::Host;
+
 /// Reads a sysctl such as `net/ipv4/tcp_tw_reuse`; `None` if absent or unreadable.
-pub fn read_sysctl(name: &str) -> Option<String> {
-    let raw = crate::host::current()
+pub fn read_sysctl(host: &dyn Host, name: &str) -> Option<String> {
+    let raw = host
         .read_file(&format!("{}/sys/{name}", crate::host::PROC))
         .ok()?;
     Some(String::from_utf8_lossy(&raw).trim().to_string())
 }
 
-pub fn read_sysctl_i64(name: &str) -> Option<i64> {
-    read_sysctl(name)?.parse().ok()
+pub fn read_sysctl_i64(host: &dyn Host, name: &str) -> Option<i64> {
+    read_sysctl(host, name)?.parse().ok()
 }
 
 /// `net.ipv4.ip_local_port_range`: the ephemeral ports `connect()` picks from.
-pub fn read_port_range() -> Option<(u16, u16)> {
-    parse_port_range(&read_sysctl("net/ipv4/ip_local_port_range")?)
+pub fn read_port_range(host: &dyn Host) -> Option<(u16, u16)> {
+    parse_port_range(&read_sysctl(host, "net/ipv4/ip_local_port_range")?)
 }
 
 pub fn parse_port_range(s: &str) -> Option<(u16, u16)> {
@@ -28,10 +30,10 @@ pub fn parse_port_range(s: &str) -> Option<(u16, u16)> {
 }
 
 /// `tcp_tw_reuse` and `tcp_max_tw_buckets` as the calling thread's namespace has them.
-pub fn read_time_wait_settings() -> super::states::TimeWaitSettings {
+pub fn read_time_wait_settings(host: &dyn Host) -> super::states::TimeWaitSettings {
     super::states::TimeWaitSettings {
-        tcp_tw_reuse: read_sysctl_i64("net/ipv4/tcp_tw_reuse"),
-        tcp_max_tw_buckets: read_sysctl_i64("net/ipv4/tcp_max_tw_buckets"),
+        tcp_tw_reuse: read_sysctl_i64(host, "net/ipv4/tcp_tw_reuse"),
+        tcp_max_tw_buckets: read_sysctl_i64(host, "net/ipv4/tcp_max_tw_buckets"),
     }
 }
 
@@ -50,6 +52,6 @@ mod tests {
 
     #[test]
     fn reads_the_live_range() {
-        assert!(read_port_range().is_some());
+        assert!(read_port_range(&crate::host::LiveHost).is_some());
     }
 }

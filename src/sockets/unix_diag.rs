@@ -15,6 +15,8 @@ use super::diag::{walk_batch, Batch, DiagError};
 use super::model::TcpState;
 use super::unix::{name_of, UnixKind, UnixSocket};
 
+use crate::host::Host;
+
 /// `struct unix_diag_msg`: family, type, state, pad (4 bytes), ino (u32), cookie (8 bytes).
 const UNIX_DIAG_MSG_LEN: usize = 16;
 
@@ -24,8 +26,8 @@ const UNIX_DIAG_PEER: u16 = 2;
 const UNIX_DIAG_RQLEN: u16 = 4;
 
 /// Calls `each(inode)` for every UNIX socket in the calling thread's network namespace.
-pub fn for_each_unix_inode(each: &mut dyn FnMut(u32)) -> Result<(), DiagError> {
-    dump(u32::MAX, ShowFlags::empty(), &mut |payload| {
+pub fn for_each_unix_inode(host: &dyn Host, each: &mut dyn FnMut(u32)) -> Result<(), DiagError> {
+    dump(host, u32::MAX, ShowFlags::empty(), &mut |payload| {
         each(parse_inode(payload)?);
         Ok(())
     })
@@ -35,10 +37,12 @@ pub fn for_each_unix_inode(each: &mut dyn FnMut(u32)) -> Result<(), DiagError> {
 /// the kernel's TCP numbering: LISTEN 10, ESTABLISHED 1, CLOSE 7 for unconnected), with its
 /// bound name, peer inode and queue lengths.
 pub fn for_each_unix_socket(
+    host: &dyn Host,
     states: u32,
     each: &mut dyn FnMut(UnixSocket),
 ) -> Result<(), DiagError> {
     dump(
+        host,
         states,
         ShowFlags::NAME | ShowFlags::PEER | ShowFlags::RQLEN,
         &mut |payload| {
@@ -122,6 +126,7 @@ fn parse_inode(payload: &[u8]) -> Result<u32, DiagError> {
 /// A recording keeps the full dump (every state, every attribute sockscope reads), so either
 /// question can be answered from a snapshot.
 fn dump(
+    host: &dyn Host,
     states: u32,
     show: ShowFlags,
     each: &mut dyn FnMut(&[u8]) -> Result<(), DiagError>,
@@ -141,7 +146,7 @@ fn dump(
         full: &full,
     };
     let mut end = 0;
-    crate::host::current().sock_diag(&ask, &mut |buf, seq| {
+    host.sock_diag(&ask, &mut |buf, seq| {
         Ok(match parse_batch(buf, seq, each)? {
             None => false,
             Some(errno) => {
@@ -266,7 +271,7 @@ mod tests {
             .unwrap()
             .ino() as u32;
         let mut found = false;
-        for_each_unix_inode(&mut |i| found |= i == ino).unwrap();
+        for_each_unix_inode(&crate::host::LiveHost, &mut |i| found |= i == ino).unwrap();
         assert!(found);
     }
 
@@ -325,7 +330,7 @@ mod tests {
         use std::os::fd::AsRawFd;
         let (il, ia, ib) = (ino(l.as_raw_fd()), ino(a.as_raw_fd()), ino(b.as_raw_fd()));
         let mut got = Vec::new();
-        for_each_unix_socket(u32::MAX, &mut |s| {
+        for_each_unix_socket(&crate::host::LiveHost, u32::MAX, &mut |s| {
             if [il, ia, ib].contains(&s.inode) {
                 got.push(s)
             }

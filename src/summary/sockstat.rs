@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::io;
 
+use crate::host::Host;
+
 /// `Section.key` → value, e.g. `TCP.inuse`, `TCP6.inuse`, `sockets.used`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sockstat(pub BTreeMap<String, u64>);
@@ -19,10 +21,10 @@ impl Sockstat {
 }
 
 /// Reads sockstat and (when IPv6 is enabled) sockstat6 in the calling thread's namespace.
-pub fn read_sockstat() -> io::Result<Sockstat> {
-    let mut s = parse_sockstat(&crate::host::proc_text("thread-self/net/sockstat")?);
+pub fn read_sockstat(host: &dyn Host) -> io::Result<Sockstat> {
+    let mut s = parse_sockstat(&crate::host::proc_text(host, "thread-self/net/sockstat")?);
     // Absent when IPv6 is disabled: then there are no IPv6 sockets, which is not an error.
-    if let Ok(text) = crate::host::proc_text("thread-self/net/sockstat6") {
+    if let Ok(text) = crate::host::proc_text(host, "thread-self/net/sockstat6") {
         s.0.extend(parse_sockstat(&text).0);
     }
     Ok(s)
@@ -47,8 +49,8 @@ pub fn parse_sockstat(text: &str) -> Sockstat {
 }
 
 /// `Tcp: CurrEstab` (ESTABLISHED plus CLOSE-WAIT, per namespace), as `ss -s` prints it.
-pub fn read_curr_estab() -> io::Result<u64> {
-    let text = crate::host::proc_text("thread-self/net/snmp")?;
+pub fn read_curr_estab(host: &dyn Host) -> io::Result<u64> {
+    let text = crate::host::proc_text(host, "thread-self/net/snmp")?;
     Ok(crate::doctor::counters::parse_counters(&text).get("Tcp.CurrEstab"))
 }
 
@@ -62,8 +64,8 @@ pub struct HostLimits {
     pub page_size: u64,
 }
 
-pub fn read_host_limits() -> HostLimits {
-    let sys = |name: &str| crate::host::proc_text(&format!("sys/net/ipv4/{name}")).ok();
+pub fn read_host_limits(host: &dyn Host) -> HostLimits {
+    let sys = |name: &str| crate::host::proc_text(host, &format!("sys/net/ipv4/{name}")).ok();
     HostLimits {
         tcp_mem: sys("tcp_mem").as_deref().and_then(parse_triple),
         udp_mem: sys("udp_mem").as_deref().and_then(parse_triple),
@@ -138,8 +140,8 @@ mod tests {
 
     #[test]
     fn reads_the_live_files() {
-        let s = read_sockstat().unwrap();
+        let s = read_sockstat(&crate::host::LiveHost).unwrap();
         assert!(s.0.contains_key("TCP.inuse"), "{s:?}");
-        assert!(read_host_limits().page_size >= 4096);
+        assert!(read_host_limits(&crate::host::LiveHost).page_size >= 4096);
     }
 }

@@ -5,6 +5,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use super::RunError;
 use crate::cli::SocketsArgs;
 use crate::exit::ExitCode;
+use crate::host::Host;
 use crate::netns;
 use crate::render::socket_endpoint;
 use crate::render::sockets::SocketsView;
@@ -14,6 +15,7 @@ use crate::sockets::filter::Selection;
 use crate::sockets::placed::Placed;
 
 pub(super) fn run(
+    host: &dyn Host,
     args: &SocketsArgs,
     sel: &Selection,
     mut list: Listing<'_, SocketsView>,
@@ -26,7 +28,7 @@ pub(super) fn run(
                 .into(),
         ));
     }
-    if crate::host::current().filters_in_user_space() {
+    if host.filters_in_user_space() {
         return Err(RunError::Input(
             "a snapshot cannot kill sockets: -K works on the live host only".into(),
         ));
@@ -43,8 +45,8 @@ pub(super) fn run(
             "killing sockets needs CAP_NET_ADMIN (run as root, or grant the capability)".into(),
         ));
     }
-    netns::enter_opt(args.common.netns.as_ref())?;
-    let targets = destroy::targets(sel)?;
+    netns::enter_opt(host, args.common.netns.as_ref())?;
+    let targets = destroy::targets(host, sel)?;
     if targets.is_empty() {
         list.finish()?;
         return Ok(
@@ -59,10 +61,10 @@ pub(super) fn run(
         if !confirm(targets.len())? {
             return Ok(Done::streamed().notes(["nothing killed".to_string()]));
         }
-        let (killed, refused) = kill_all(&targets)?;
+        let (killed, refused) = kill_all(host, &targets)?;
         return Ok(report(targets.len(), killed.len(), &refused));
     }
-    let (killed, refused) = kill_all(&targets)?;
+    let (killed, refused) = kill_all(host, &targets)?;
     for t in &killed {
         list.push(&Placed::bare(&t.socket))?;
     }
@@ -74,11 +76,14 @@ type Refused<'a> = Vec<(&'a Target, i32)>;
 
 /// Kills each target in turn. A refusal every socket would get (no privilege, no kernel
 /// support) is an error when it comes first; any other is kept per socket.
-fn kill_all(targets: &[Target]) -> Result<(Vec<&Target>, Refused<'_>), RunError> {
+fn kill_all<'a>(
+    host: &dyn Host,
+    targets: &'a [Target],
+) -> Result<(Vec<&'a Target>, Refused<'a>), RunError> {
     let mut killed = Vec::new();
     let mut refused = Vec::new();
     for (i, t) in targets.iter().enumerate() {
-        let answer = destroy::destroy(t, i as u32 + 1)
+        let answer = destroy::destroy(host, t, i as u32 + 1)
             .map_err(|e| RunError::Refused(format!("cannot send SOCK_DESTROY: {e}")))?;
         match answer {
             Ok(()) => killed.push(t),

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use super::super::{unreadable_note, Missing, RunError};
 use super::{node_owners_note, state_mask, NodeOwners};
 use crate::cli::SocketsArgs;
+use crate::host::Host;
 use crate::netns;
 use crate::procs::owners::{read_owners, Owners};
 use crate::procs::unreadable::{could_own, current_netns};
@@ -16,11 +17,15 @@ use crate::sockets::placed::Placed;
 use crate::sockets::unix::UnixSocket;
 use crate::sockets::unix_diag::for_each_unix_socket;
 
-pub fn run(args: &SocketsArgs, mut list: Listing<'_, UnixView>) -> Result<Done, RunError> {
+pub fn run(
+    host: &dyn Host,
+    args: &SocketsArgs,
+    mut list: Listing<'_, UnixView>,
+) -> Result<Done, RunError> {
     let states = state_mask(args, None).unwrap_or(u32::MAX);
     let dump = || -> Result<Vec<UnixSocket>, RunError> {
         let mut v = Vec::new();
-        for_each_unix_socket(states, &mut |s| v.push(s))?;
+        for_each_unix_socket(host, states, &mut |s| v.push(s))?;
         Ok(v)
     };
     if args.node.all_netns {
@@ -28,13 +33,13 @@ pub fn run(args: &SocketsArgs, mut list: Listing<'_, UnixView>) -> Result<Done, 
         let (run, owners) = std::thread::scope(|scope| {
             let walk = args
                 .processes
-                .then(|| scope.spawn(|| read_owners(crate::host::PROC, None)));
-            (for_each_netns(&roots, dump), walk.map(|w| w.join()))
+                .then(|| scope.spawn(|| read_owners(host, crate::host::PROC, None)));
+            (for_each_netns(host, &roots, dump), walk.map(|w| w.join()))
         });
         let run = run?;
         let mut notes = run.notes;
         let owners = joined(owners)?;
-        let mut named = NodeOwners::new(&roots);
+        let mut named = NodeOwners::new(host, &roots);
         let mut unowned_in = HashSet::new();
         for f in &run.found {
             for s in &f.value {
@@ -59,11 +64,11 @@ pub fn run(args: &SocketsArgs, mut list: Listing<'_, UnixView>) -> Result<Done, 
         }
         return Ok(Done::streamed().notes(notes));
     }
-    netns::enter_opt(args.common.netns.as_ref())?;
+    netns::enter_opt(host, args.common.netns.as_ref())?;
     let (sockets, owners) = std::thread::scope(|scope| {
         let walk = args
             .processes
-            .then(|| scope.spawn(|| read_owners(crate::host::PROC, None)));
+            .then(|| scope.spawn(|| read_owners(host, crate::host::PROC, None)));
         (dump(), walk.map(|w| w.join()))
     });
     let owners = joined(owners)?;
@@ -76,7 +81,7 @@ pub fn run(args: &SocketsArgs, mut list: Listing<'_, UnixView>) -> Result<Done, 
     list.finish()?;
     let note = owners.and_then(|o| {
         unreadable_note(
-            &could_own(&o.denied, current_netns(), unowned),
+            &could_own(&o.denied, current_netns(host), unowned),
             Missing::Owners,
         )
     });

@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use super::{read, Reading};
 use crate::cli::StatesArgs;
 use crate::commands::RunError;
+use crate::host::Host;
 use crate::report::{self, Done, Format, Output};
 use crate::sockets::state_watch::Sampler;
 
 /// Runs until Ctrl-C, SIGTERM or SIGHUP, which end it after the sample in progress (exit 0: a
 /// watch has no end of its own); a second signal while stopping exits at once (130).
 pub(super) fn run(
+    host: &dyn Host,
     args: &StatesArgs,
     interval: Duration,
     out: &mut dyn Write,
@@ -33,7 +35,7 @@ pub(super) fn run(
     let mut notes = BTreeSet::new();
     while !stop.load(Ordering::Relaxed) {
         let t = start.elapsed().as_secs_f64();
-        let (reading, said) = read(args)?;
+        let (reading, said) = read(host, args)?;
         notes.extend(said);
         let sample = match reading {
             Reading::One(s) => sampler.sample(t, s.states, None),
