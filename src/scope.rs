@@ -153,16 +153,17 @@ fn vanished(host: &dyn Host, e: &NetnsError, path: &std::path::Path) -> bool {
         NetnsError::NotFound { .. } | NetnsError::NoProcess { .. } => true,
         NetnsError::Io { source, .. } => source.raw_os_error() == Some(libc::ENOENT),
         NetnsError::NotNetns { .. } => !host.is_nsfs(&path.to_string_lossy()),
-        NetnsError::DeniedToRoot { .. } | NetnsError::Permission { .. } => process_gone(path),
+        NetnsError::DeniedToRoot { .. } | NetnsError::Permission { .. } => process_gone(host, path),
     }
 }
 
 /// For a `PROC/PID/ns/net` path: the process no longer exists or is a zombie.
-fn process_gone(ns_path: &std::path::Path) -> bool {
+fn process_gone(host: &dyn Host, ns_path: &std::path::Path) -> bool {
     let Some(pid_dir) = ns_path.parent().and_then(|p| p.parent()) else {
         return false;
     };
-    match std::fs::read_to_string(pid_dir.join("stat")) {
+    let stat = host.read_file(&pid_dir.join("stat").to_string_lossy());
+    match stat.map(|b| String::from_utf8_lossy(&b).into_owned()) {
         // The state follows the name, which is in parentheses and may hold anything.
         Ok(stat) => stat
             .rsplit_once(')')

@@ -274,9 +274,14 @@ impl<'h> NodeOwners<'h> {
         if let Some(c) = self.containers.get(&pid) {
             return c.clone();
         }
-        let c = std::fs::read_to_string(self.proc.join(format!("{pid}/cgroup")))
+        // Through the host, so a snapshot of the node records and replays the names.
+        let path = self.proc.join(format!("{pid}/cgroup"));
+        let c = self
+            .attributor
+            .host()
+            .read_file(&path.to_string_lossy())
             .ok()
-            .and_then(|text| self.attributor.of_cgroup(&text));
+            .and_then(|b| self.attributor.of_cgroup(&String::from_utf8_lossy(&b)));
         self.containers.insert(pid, c.clone());
         c
     }

@@ -60,6 +60,11 @@ impl<'h> Attributor<'h> {
     }
 
     /// The container of a process, from the text of its `/proc/PID/cgroup`.
+    /// The host it reads container metadata through (callers read cgroups through it too).
+    pub fn host(&self) -> &'h dyn Host {
+        self.host
+    }
+
     pub fn of_cgroup(&mut self, cgroup: &str) -> Option<Container> {
         match parse_cgroup(cgroup)? {
             Origin::Container(r) => Some(self.lookup(&r)),
