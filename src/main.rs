@@ -24,7 +24,7 @@ fn main() {
         }
     };
     let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut out = BufWriter::with_capacity(256 * 1024, Stdout::new(stdout.lock()));
     let output = commands::output_of(&cli);
     let result = run(&cli, host, &mut out).and_then(|done| {
         if let Some(r) = &done.report {
@@ -166,5 +166,39 @@ mod tests {
             ),
             "unexpected argument '--prot' found (a similar argument exists: '--port')"
         );
+    }
+}
+
+/// Standard output for the one buffered writer: a duplicate of fd 1 where there is one.
+/// Std's own stdout is line-buffered and scans every write for its last newline (a tenth of
+/// writing a 40 MB capture report); commands flush `out` themselves where lines must show
+/// at once (watches, live capture lines).
+enum Stdout<'a> {
+    Fd(std::fs::File),
+    Std(io::StdoutLock<'a>),
+}
+
+impl<'a> Stdout<'a> {
+    fn new(lock: io::StdoutLock<'a>) -> Stdout<'a> {
+        use std::os::fd::AsFd;
+        match lock.as_fd().try_clone_to_owned() {
+            Ok(fd) => Stdout::Fd(fd.into()),
+            Err(_) => Stdout::Std(lock),
+        }
+    }
+}
+
+impl Write for Stdout<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stdout::Fd(f) => f.write(buf),
+            Stdout::Std(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stdout::Fd(f) => f.flush(),
+            Stdout::Std(s) => s.flush(),
+        }
     }
 }

@@ -63,10 +63,11 @@ pub struct Ends {
 /// The TCP sockets of a namespace, indexed by what a flow can be matched with.
 #[derive(Debug, Default, Clone)]
 pub struct SocketIndex {
-    /// (local, peer) → inode, for connected sockets of every state but LISTEN. FxHash: the
-    /// end dump after a busy capture holds ~100k TIME_WAIT sockets, each hashed on the way in
-    /// and each flow looked up twice (SipHash was a fifth of naming's time).
-    by_tuple: FxMap<Tuple, u32>,
+    /// A connection's two ends → the inode of each end's socket found in the dumps, for
+    /// connected sockets of every state but LISTEN. One entry for both ends, so a flow's
+    /// ends are one lookup: the end dump after a busy capture holds ~100k TIME_WAIT sockets,
+    /// and each lookup is a cache miss (two per flow were a fifth of naming's time).
+    by_pair: FxMap<Pair, [Option<u32>; 2]>,
     /// Local address → inode of a listener (the address may be a wildcard).
     listeners: FxMap<SocketAddr, u32>,
     /// The inode of the namespace dumped: its processes are walked first.
@@ -90,12 +91,15 @@ impl SocketIndex {
             return;
         }
         let peer = SocketAddr::new(s.peer.addr, s.peer.port);
-        let e = self
-            .by_tuple
-            .entry(Tuple::of(local, peer))
-            .or_insert(s.inode);
-        if *e == 0 {
-            *e = s.inode;
+        let (pair, side) = Pair::of(local, peer);
+        let sides = self.by_pair.entry(pair).or_default();
+        // A socket connected to itself is both ends.
+        let which: &[usize] = if pair.is_one_end() { &[0, 1] } else { &[side] };
+        for &i in which {
+            match sides[i] {
+                None | Some(0) => sides[i] = Some(s.inode),
+                Some(_) => {}
+            }
         }
     }
 
@@ -117,8 +121,9 @@ impl SocketIndex {
     /// Matches a flow's ends. The server end is its accepted socket when a process holds it,
     /// else the listener on its address.
     pub fn ends(&self, client: SocketAddr, server: SocketAddr) -> Ends {
-        let c = self.by_tuple.get(&Tuple::of(client, server)).copied();
-        let accepted = self.by_tuple.get(&Tuple::of(server, client)).copied();
+        let (pair, side) = Pair::of(client, server);
+        let sides = self.by_pair.get(&pair).copied().unwrap_or_default();
+        let (c, accepted) = (sides[side], sides[1 - side]);
         let s = match accepted {
             Some(inode) if inode != 0 => Some(inode),
             _ => self.listener(server).or(accepted),
@@ -139,7 +144,7 @@ impl SocketIndex {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_tuple.is_empty() && self.listeners.is_empty()
+        self.by_pair.is_empty() && self.listeners.is_empty()
     }
 }
 
@@ -264,27 +269,32 @@ impl ListenerNames {
     }
 }
 
-/// A connected socket's (local, peer) as plain integers, IPv4 as its IPv4-mapped IPv6 form
-/// (a dual-stack socket's view of an IPv4 peer is the same address): three words to hash and
-/// compare instead of two `SocketAddr` enums, and a smaller table to miss in at 100k sockets.
+/// A connection's two ends as plain integers, the smaller end first, IPv4 as its IPv4-mapped
+/// IPv6 form (a dual-stack socket's view of an IPv4 peer is the same address): a few words to
+/// hash and compare instead of `SocketAddr` enums.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Tuple {
-    local: u128,
-    peer: u128,
+struct Pair {
+    a: u128,
+    b: u128,
+    /// a's port in the high half, b's in the low.
     ports: u32,
 }
 
-impl Tuple {
-    fn of(local: SocketAddr, peer: SocketAddr) -> Tuple {
+impl Pair {
+    /// The pair of `x` and `y`, and which side of it `x` is (0: a, 1: b).
+    fn of(x: SocketAddr, y: SocketAddr) -> (Pair, usize) {
         let bits = |a: SocketAddr| match a.ip() {
             IpAddr::V4(v4) => v4.to_ipv6_mapped().to_bits(),
             IpAddr::V6(v6) => v6.to_bits(),
         };
-        Tuple {
-            local: bits(local),
-            peer: bits(peer),
-            ports: u32::from(local.port()) << 16 | u32::from(peer.port()),
-        }
+        let (x, y) = ((bits(x), x.port()), (bits(y), y.port()));
+        let ((a, pa), (b, pb), side) = if x <= y { (x, y, 0) } else { (y, x, 1) };
+        let ports = u32::from(pa) << 16 | u32::from(pb);
+        (Pair { a, b, ports }, side)
+    }
+
+    fn is_one_end(&self) -> bool {
+        self.a == self.b && self.ports >> 16 == self.ports & 0xffff
     }
 }
 
@@ -454,6 +464,12 @@ mod tests {
             ),
             // A client end gone to TIME_WAIT: local, held by nobody.
             sock(TcpState::TimeWait, "127.0.0.1:5002", "127.0.0.1:9", 0),
+            sock(
+                TcpState::Established,
+                "127.0.0.1:6000",
+                "127.0.0.1:6000",
+                30,
+            ),
         ] {
             ix.add(&s);
         }
@@ -471,6 +487,8 @@ mod tests {
             flow("127.0.0.1:5002", "127.0.0.1:9"),
             // A remote connection through this host: no end here.
             flow("192.0.2.1:1", "192.0.2.2:2"),
+            // A socket connected to itself (TCP simultaneous open): both ends.
+            flow("127.0.0.1:6000", "127.0.0.1:6000"),
         ];
         let m = match_flows(&flows, &ix);
         let e = |client, server| Ends { client, server };
@@ -481,9 +499,10 @@ mod tests {
                 (1, e(Some(13), Some(10))),
                 (2, e(None, Some(21))),
                 (3, e(Some(0), None)),
+                (5, e(Some(30), Some(30))),
             ]
         );
-        assert_eq!(wanted(&m), HashSet::from([10, 11, 12, 13, 21]));
+        assert_eq!(wanted(&m), HashSet::from([10, 11, 12, 13, 21, 30]));
 
         let mut owners = Owners::default();
         let p = |pid, name: &str| ProcessRef {
