@@ -145,30 +145,6 @@ fn run(cli: &Cli, host: &'static dyn Host, out: &mut dyn Write) -> Result<Done, 
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::one_line;
-
-    #[test]
-    fn clap_messages_become_one_line() {
-        assert_eq!(
-            one_line(
-                "error: the following required arguments were not provided:\n  --rps <N>\n  \
-                 --latency <TIME>\n\nUsage: sockscope pool --rps <N> --latency <TIME>\n\n\
-                 For more information, try '--help'.\n"
-            ),
-            "the following required arguments were not provided: --rps <N>, --latency <TIME>"
-        );
-        assert_eq!(
-            one_line(
-                "error: unexpected argument '--prot' found\n\n  tip: a similar argument \
-                 exists: '--port'\n\nUsage: sockscope sockets [OPTIONS]\n"
-            ),
-            "unexpected argument '--prot' found (a similar argument exists: '--port')"
-        );
-    }
-}
-
 /// Standard output for the one buffered writer: a duplicate of fd 1 where there is one.
 /// Std's own stdout is line-buffered and scans every write for its last newline (a tenth of
 /// writing a 40 MB capture report); commands flush `out` themselves where lines must show
@@ -200,5 +176,29 @@ impl Write for Stdout<'_> {
             Stdout::Fd(f) => f.flush(),
             Stdout::Std(s) => s.flush(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn clap_messages_become_one_line() {
+        assert_eq!(
+            one_line(
+                "error: the following required arguments were not provided:\n  --rps <N>\n  \
+                 --latency <TIME>\n\nUsage: sockscope pool --rps <N> --latency <TIME>\n\n\
+                 For more information, try '--help'.\n"
+            ),
+            "the following required arguments were not provided: --rps <N>, --latency <TIME>"
+        );
+        assert_eq!(
+            one_line(
+                "error: unexpected argument '--prot' found\n\n  tip: a similar argument \
+                 exists: '--port'\n\nUsage: sockscope sockets [OPTIONS]\n"
+            ),
+            "unexpected argument '--prot' found (a similar argument exists: '--port')"
+        );
     }
 }
