@@ -279,7 +279,7 @@ fn crafted(path: &Path) {
         )])),
     );
     t.fd_links = links;
-    write_archive(path, &manifest(), t).unwrap();
+    write_archive(path, &manifest(), &mut t).unwrap();
 }
 
 /// Hostile content in a snapshot is treated as from a live host: escaped in tables, absurd
@@ -319,11 +319,11 @@ fn broken_snapshots_are_a_one_line_input_error() {
     let foreign = dir.join("foreign.tar.zst");
     let mut m = manifest();
     m.format = "something-else".into();
-    write_archive(&foreign, &m, Tape::default()).unwrap();
+    write_archive(&foreign, &m, &mut Tape::default()).unwrap();
     let future = dir.join("future.tar.zst");
     let mut m = manifest();
     m.version = VERSION + 1;
-    write_archive(&future, &m, Tape::default()).unwrap();
+    write_archive(&future, &m, &mut Tape::default()).unwrap();
     let missing = dir.join("missing.tar.zst");
     for (file, says) in [
         (&cut, "truncated or damaged"),
