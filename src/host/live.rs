@@ -47,6 +47,24 @@ pub fn meta_of(m: &std::fs::Metadata) -> Meta {
     }
 }
 
+/// [`meta_of`] for a raw `stat`.
+fn meta_of_stat(st: &libc::stat) -> Meta {
+    let kind = match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => FileKind::Dir,
+        libc::S_IFLNK => FileKind::Symlink,
+        libc::S_IFSOCK => FileKind::Socket,
+        libc::S_IFIFO => FileKind::Fifo,
+        libc::S_IFCHR => FileKind::Char,
+        libc::S_IFBLK => FileKind::Block,
+        _ => FileKind::File,
+    };
+    Meta {
+        size: st.st_size as u64,
+        ino: st.st_ino,
+        kind,
+    }
+}
+
 impl Host for LiveHost {
     fn read_file(&self, path: &str) -> io::Result<Vec<u8>> {
         std::fs::read(path)
@@ -58,6 +76,51 @@ impl Host for LiveHost {
 
     fn stat(&self, path: &str) -> io::Result<Meta> {
         std::fs::metadata(path).map(|m| meta_of(&m))
+    }
+
+    fn stat_fds(
+        &self,
+        root: &str,
+        pid: u32,
+        fds: &[u32],
+        each: &mut dyn FnMut(u32, io::Result<Meta>),
+    ) {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let dir = CString::new(format!("{root}/{pid}/fd")).unwrap_or_default();
+        // SAFETY: a NUL-terminated path; the fd returned is owned below.
+        let raw = unsafe {
+            libc::open(
+                dir.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            // The path answers with the errno a caller expects (the process exited: ENOENT).
+            for &fd in fds {
+                each(fd, self.stat(&format!("{root}/{pid}/fd/{fd}")));
+            }
+            return;
+        }
+        // SAFETY: `raw` is a fresh fd nobody else owns.
+        let dir = unsafe { OwnedFd::from_raw_fd(raw) };
+        for &fd in fds {
+            let mut name = [0u8; 12];
+            let mut digits = itoa::Buffer::new();
+            let text = digits.format(fd).as_bytes();
+            name[..text.len()].copy_from_slice(text);
+            // SAFETY: all-zero is a valid `stat`; fstatat fills it.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: a NUL-terminated name (the array's zeros), a buffer we own.
+            let rc = unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr().cast(), &mut st, 0) };
+            each(
+                fd,
+                if rc == 0 {
+                    Ok(meta_of_stat(&st))
+                } else {
+                    Err(io::Error::last_os_error())
+                },
+            );
+        }
     }
 
     /// The link's text (`net:[4026531840]`) instead of a `stat` through it: following a
@@ -382,5 +445,41 @@ mod ns_link_tests {
         let path = format!("{PROC}/self/ns/net");
         let by_stat = LiveHost.stat(&path).unwrap().ino;
         assert_eq!(LiveHost.ns_inode(&path).unwrap(), by_stat);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// One open of the fd directory answers as a stat of each fd's full path, errors included.
+    #[test]
+    fn fd_stats_in_one_directory_match_full_path_stats() {
+        let me = std::process::id();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let dir = std::fs::File::open("/").unwrap();
+        let fds = [null.as_raw_fd() as u32, dir.as_raw_fd() as u32, 999_999];
+        let mut got = Vec::new();
+        LiveHost.stat_fds(PROC, me, &fds, &mut |fd, m| {
+            got.push((fd, m.map_err(|e| e.raw_os_error())))
+        });
+        let want: Vec<_> = fds
+            .iter()
+            .map(|&fd| {
+                let m = LiveHost.stat(&format!("{PROC}/{me}/fd/{fd}"));
+                (fd, m.map_err(|e| e.raw_os_error()))
+            })
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(got[0].1.map(|m| m.kind), Ok(FileKind::Char));
+        assert_eq!(got[1].1.map(|m| m.kind), Ok(FileKind::Dir));
+        assert_eq!(got[2].1, Err(Some(libc::ENOENT)));
+        // A process that does not exist: every fd answers ENOENT, as its paths do.
+        let mut gone = Vec::new();
+        LiveHost.stat_fds(PROC, u32::MAX - 1, &[0, 1], &mut |_, m| {
+            gone.push(m.map_err(|e| e.raw_os_error()))
+        });
+        assert_eq!(gone, [Err(Some(libc::ENOENT)), Err(Some(libc::ENOENT))]);
     }
 }

@@ -83,6 +83,22 @@ pub trait Host: Send + Sync {
     fn read_small(&self, path: &str, buf: &mut [u8]) -> io::Result<usize>;
     /// `stat` following links.
     fn stat(&self, path: &str) -> io::Result<Meta>;
+    /// `stat` (following the link) of some fds of one process: `ROOT/PID/fd/FD` for each of
+    /// `fds`, answered in order. The live host opens the fd directory once and stats each
+    /// entry in it, a fifth cheaper than walking the whole path each time (`fds --kinds`
+    /// stats every open file on the host); recordings and replays keep them as the paths'
+    /// `stat`s.
+    fn stat_fds(
+        &self,
+        root: &str,
+        pid: u32,
+        fds: &[u32],
+        each: &mut dyn FnMut(u32, io::Result<Meta>),
+    ) {
+        for &fd in fds {
+            each(fd, self.stat(&format!("{root}/{pid}/fd/{fd}")));
+        }
+    }
     /// The inode of the namespace a `PROC/PID/ns/*` link (or a bind-mounted nsfs file) is.
     /// A recording or a replay answers it as the `stat` it is; the live host reads the link.
     fn ns_inode(&self, path: &str) -> io::Result<u64> {

@@ -174,6 +174,54 @@ impl Host for RecordingHost {
         .map_err(errno_error)
     }
 
+    /// Answers already on the tape (asked by an earlier command of this recording) are
+    /// replayed; the rest go to the live host in one batch and are kept as the paths' stats.
+    fn stat_fds(
+        &self,
+        root: &str,
+        pid: u32,
+        fds: &[u32],
+        each: &mut dyn FnMut(u32, io::Result<Meta>),
+    ) {
+        let keys: Vec<(String, usize)> = fds
+            .iter()
+            .map(|fd| {
+                let key = scoped(self.main_netns, &format!("{root}/{pid}/fd/{fd}")).into_owned();
+                let i = self.cursors.next(Kind::Stat, &key);
+                (key, i)
+            })
+            .collect();
+        let mut answers: Vec<Option<Answer<Meta>>> = {
+            let tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
+            keys.iter()
+                .map(|(key, i)| tape.stats.get(key).and_then(|l| l.get(*i)).cloned())
+                .collect()
+        };
+        let missing: Vec<u32> = fds
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| a.is_none())
+            .map(|(&fd, _)| fd)
+            .collect();
+        if !missing.is_empty() {
+            let mut live = Vec::with_capacity(missing.len());
+            self.live
+                .stat_fds(root, pid, &missing, &mut |_, r| live.push(io_answer(r)));
+            let mut tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
+            let mut live = live.into_iter();
+            for ((key, _), slot) in keys.iter().zip(answers.iter_mut()) {
+                if slot.is_none() {
+                    let v = live.next().unwrap_or(Err(libc::EIO));
+                    tape.stats.entry(key.clone()).or_default().push(v);
+                    *slot = Some(v);
+                }
+            }
+        }
+        for (&fd, a) in fds.iter().zip(answers) {
+            each(fd, a.unwrap_or(Err(libc::EIO)).map_err(errno_error));
+        }
+    }
+
     fn exists(&self, path: &str) -> io::Result<()> {
         self.answer(
             Kind::Exists,

@@ -157,17 +157,24 @@ pub fn read_kinds(
     index: Option<&ProtoIndex>,
 ) -> Result<KindCounts, WalkError> {
     let mut counts = KindCounts::default();
+    // Open files are stat'ed together once the links are read (one open of the fd directory).
+    let mut paths = Vec::new();
     for_each_fd_link_checked(host, root, pid, &mut |fd, target| {
-        counts.add(match index {
-            Some(index) => kind_of_fd(host, root, pid, fd, target, index),
+        counts.add(match (index, parse_target(target)) {
+            (Some(_), Target::Path) => {
+                paths.push(fd);
+                return;
+            }
+            (Some(index), _) => kind_of_fd(host, root, pid, fd, target, index),
             // Only the socket count is wanted: the target says that much.
-            None => match parse_target(target) {
-                Target::Socket(_) => FdKind::OtherSocket,
-                Target::Kind(k) => k,
-                Target::Path => FdKind::Other,
-            },
+            (None, Target::Socket(_)) => FdKind::OtherSocket,
+            (None, Target::Kind(k)) => k,
+            (None, Target::Path) => FdKind::Other,
         });
     })?;
+    host.stat_fds(root, pid, &paths, &mut |_, meta| {
+        counts.add(kind_of_path(meta.ok().map(|m| m.kind)))
+    });
     Ok(counts)
 }
 
@@ -289,6 +296,18 @@ mod tests {
         assert_eq!(kind(file.as_raw_fd()), FdKind::File);
         assert_eq!(kind(pipe[0]), FdKind::Pipe);
         assert_eq!(kind(pipe[1]), FdKind::Pipe);
+        // The whole process at once (open files stat'ed together) counts what one by one does.
+        let mut one_by_one = KindCounts::default();
+        let host = &crate::host::LiveHost;
+        host.fd_links(crate::host::PROC, me, &mut |fd, target| {
+            if let Ok(target) = target {
+                one_by_one.add(kind_of_fd(host, crate::host::PROC, me, fd, target, &idx));
+            }
+        })
+        .unwrap();
+        let together = read_kinds(host, crate::host::PROC, me, Some(&idx)).unwrap();
+        assert_eq!(together.to_map(), one_by_one.to_map());
+        assert!(together.to_map()["device"] >= 1 && together.to_map()["file"] >= 1);
         // SAFETY: closing fds we opened.
         unsafe {
             libc::close(raw);
