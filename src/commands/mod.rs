@@ -56,12 +56,22 @@ pub fn dispatch(
     host: &'static dyn Host,
     out: &mut dyn std::io::Write,
 ) -> Result<crate::report::Done, RunError> {
+    dispatch_as(cli, host, out, &output_of(cli))
+}
+
+/// [`dispatch`] with the output given (a snapshot discards what it does not keep).
+pub fn dispatch_as(
+    cli: &crate::cli::Cli,
+    host: &'static dyn Host,
+    out: &mut dyn std::io::Write,
+    output: &crate::report::Output,
+) -> Result<crate::report::Done, RunError> {
     use crate::cli::Command;
     Ok(match &cli.command {
         Command::Snapshot(a) => snapshot::run(a)?,
-        Command::Sockets(a) => sockets::run(host, a, out, &output_of(cli))?,
-        Command::Listeners(a) => listeners::run(host, a, out, &output_of(cli))?,
-        Command::States(a) => states::run(host, a, out, &output_of(cli))?,
+        Command::Sockets(a) => sockets::run(host, a, out, output)?,
+        Command::Listeners(a) => listeners::run(host, a, out, output)?,
+        Command::States(a) => states::run(host, a, out, output)?,
         Command::Summary(a) => summary::run(host, a)?,
         Command::Counters(a) => counters::run(host, a)?,
         Command::Doctor(a) => doctor::run(host, a)?,

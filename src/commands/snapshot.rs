@@ -139,7 +139,7 @@ pub fn run(args: &SnapshotArgs) -> Result<Done, RunError> {
             )?)),
             None => Box::new(io::sink()),
         };
-        if let Err(e) = run_one(rec, &line, &mut out) {
+        if let Err(e) = run_one(rec, &line, &mut out, args.reports.is_none()) {
             notes.push(format!("snapshot: {name} not recorded in full: {e}"));
         }
         out.flush()?;
@@ -179,23 +179,29 @@ fn shown(p: &Path) -> String {
     crate::render::escape(&p.display().to_string())
 }
 
-/// Runs one recorded command line as `main` would, its report to `out`.
+/// Runs one recorded command line as `main` would, its report to `out` (or nowhere with
+/// `discard`: it runs for what it reads).
 fn run_one(
     rec: &'static RecordingHost,
     line: &[&str],
     out: &mut dyn Write,
+    discard: bool,
 ) -> Result<(), RunError> {
     let cli = Cli::try_parse_from(line).map_err(|e| RunError::Input(e.to_string()))?;
+    let output = report::Output {
+        discard,
+        ..super::output_of(&cli)
+    };
     let done = match &cli.command {
         Command::Sockets(_)
         | Command::Listeners(_)
         | Command::States(_)
         | Command::Fds(_)
-        | Command::Doctor(_) => super::dispatch(&cli, rec, out)?,
+        | Command::Doctor(_) => super::dispatch_as(&cli, rec, out, &output)?,
         _ => return Ok(()),
     };
     if let Some(r) = &done.report {
-        report::print(r.as_ref(), &super::output_of(&cli), out)?;
+        report::print(r.as_ref(), &output, out)?;
     }
     drop(done);
     Ok(())

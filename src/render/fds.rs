@@ -652,6 +652,7 @@ mod tests {
             format: Format::Jsonl,
             color: false,
             pretty: true,
+            discard: false,
         }
     }
 
@@ -694,6 +695,7 @@ mod tests {
             format: Format::Json,
             color: false,
             pretty: true,
+            discard: false,
         };
         let mut buf = Vec::new();
         let mut p = WatchPrinter::new(&json);

@@ -190,8 +190,26 @@ impl<'h> DiagSocket<'h> {
             }
             each(s)
         };
+        // A recorded dump holds every socket with every extra: the state and family are read
+        // from the message's first bytes before decoding the rest (listeners answered from a
+        // 100k-socket recording decoded all of them to keep a few).
+        let skip = |payload: &[u8]| -> bool {
+            if !narrow || payload.len() < 2 {
+                return false;
+            }
+            let state = TcpState::from_kernel_for(payload[1], req.proto);
+            let family = if payload[0] == AF_INET6 { 6 } else { 4 };
+            req.states & state.mask_bit() == 0
+                || (req.family != BOTH_FAMILIES && family != req.family)
+        };
         host.sock_diag(&ask, &mut |buf, seq| {
-            Ok(match parse_batch(buf, seq, req, &mut keep)? {
+            let batch = walk_batch(buf, seq, &mut |payload| {
+                if !skip(payload) {
+                    keep(parse_inet_diag_msg(payload, req.proto)?);
+                }
+                Ok(())
+            })?;
+            Ok(match batch {
                 Batch::More => false,
                 Batch::Done => true,
                 Batch::Error(errno) => {
