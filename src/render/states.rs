@@ -118,7 +118,7 @@ pub fn write_node_states_table(out: &mut dyn Write, n: &NodeStates) -> io::Resul
     }
     let mut t = new_table(&head, &right);
     for p in &n.places {
-        let netns: Vec<String> = p.netns.iter().map(|r| escape(&r.label())).collect();
+        let netns: Vec<String> = p.id.netns.iter().map(|r| escape(&r.label())).collect();
         let busiest = p
             .ephemeral
             .as_ref()
@@ -134,7 +134,7 @@ pub fn write_node_states_table(out: &mut dyn Write, n: &NodeStates) -> io::Resul
             });
         let mut row = vec![
             netns.join(","),
-            p.container
+            p.id.container
                 .as_ref()
                 .map_or("-".to_string(), container_label),
             p.total.to_string(),
@@ -153,7 +153,7 @@ pub fn write_node_states_table(out: &mut dyn Write, n: &NodeStates) -> io::Resul
     let namespaces: BTreeSet<u64> = n
         .places
         .iter()
-        .flat_map(|p| p.netns.iter().map(|r| r.inode))
+        .flat_map(|p| p.id.netns.iter().map(|r| r.inode))
         .collect();
     writeln!(
         out,
@@ -182,7 +182,7 @@ pub fn write_node_states_table(out: &mut dyn Write, n: &NodeStates) -> io::Resul
 
 /// The first cell of a `--by process` row.
 fn holder_label(p: &PlaceStates) -> String {
-    holder_text(p.owner, p.process.as_ref())
+    holder_text(p.id.owner, p.id.process.as_ref())
 }
 
 fn holder_text(owner: Option<Holder>, process: Option<&ProcessRef>) -> String {
@@ -251,10 +251,10 @@ pub fn write_states_sample(out: &mut dyn Write, s: &Sample) -> io::Result<()> {
                 _ => n.to_string(),
             }
         };
-        let netns: Vec<String> = p.netns.iter().map(|r| escape(&r.label())).collect();
+        let netns: Vec<String> = p.id.netns.iter().map(|r| escape(&r.label())).collect();
         let mut row = vec![
             netns.join(","),
-            p.container
+            p.id.container
                 .as_ref()
                 .map_or("-".to_string(), container_label),
             with(None),
@@ -263,7 +263,7 @@ pub fn write_states_sample(out: &mut dyn Write, s: &Sample) -> io::Result<()> {
             with(Some(TcpState::CloseWait)),
         ];
         if by_process {
-            row.insert(0, holder_text(p.owner, p.process.as_ref()));
+            row.insert(0, holder_text(p.id.owner, p.id.process.as_ref()));
         }
         t.add_row(row);
     }
@@ -303,6 +303,7 @@ mod tests {
     use super::*;
     use crate::render::sockets::tests::place;
     use crate::sockets::model::Endpoint;
+    use crate::sockets::node::RowId;
     use crate::sockets::states::{
         Ephemeral, EphemeralUse, PeerCount, StateCounts, TimeWaitSettings,
     };
@@ -409,10 +410,12 @@ mod tests {
             ]),
             places: vec![
                 PlaceStates {
-                    netns: vec![busy.netns.clone()],
-                    container: busy.container.clone(),
-                    owner: None,
-                    process: None,
+                    id: RowId {
+                        netns: vec![busy.netns.clone()],
+                        container: busy.container.clone(),
+                        owner: None,
+                        process: None,
+                    },
                     total: 21010,
                     states: s.states.clone(),
                     top_peers: s.top_peers.clone(),
@@ -420,10 +423,12 @@ mod tests {
                     ephemeral: Some(ephemeral(true)),
                 },
                 PlaceStates {
-                    netns: vec![host.netns.clone()],
-                    container: None,
-                    owner: None,
-                    process: None,
+                    id: RowId {
+                        netns: vec![host.netns.clone()],
+                        container: None,
+                        owner: None,
+                        process: None,
+                    },
                     total: 4,
                     states: counts(&[(TcpState::Established, 2), (TcpState::Listening, 2)]),
                     top_peers: vec![],
@@ -447,13 +452,15 @@ mod tests {
             host: false,
         };
         let row = |owner, process: Option<(u32, &str)>, states: StateCounts| PlaceStates {
-            netns: vec![ns.clone()],
-            container: None,
-            owner: Some(owner),
-            process: process.map(|(pid, name)| ProcessRef {
-                pid,
-                name: name.into(),
-            }),
+            id: RowId {
+                netns: vec![ns.clone()],
+                container: None,
+                owner: Some(owner),
+                process: process.map(|(pid, name)| ProcessRef {
+                    pid,
+                    name: name.into(),
+                }),
+            },
             total: states.total(),
             states,
             top_peers: vec![],

@@ -15,9 +15,10 @@ use crate::cli::GroupBy;
 use crate::procs::container::Container;
 use crate::scope::{Found, NetnsRef, Where};
 
-/// One row of the node view of `states`.
+/// What a row of the node view is about: its namespaces, container and owner. Shared by the
+/// view and its `--watch` samples, which follow a row from one sample to the next by it.
 #[derive(Debug, Clone, Serialize)]
-pub struct PlaceStates {
+pub struct RowId {
     /// The namespaces the row covers (one with `--by netns`).
     pub netns: Vec<NetnsRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -28,6 +29,26 @@ pub struct PlaceStates {
     /// With `--by process`, on a process's row.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process: Option<ProcessRef>,
+}
+
+impl RowId {
+    /// What identifies the row from one sample to the next (`--watch`), in a report grouped
+    /// `by`.
+    pub fn key(&self, by: &str) -> String {
+        match (self.owner, &self.process, &self.container) {
+            (Some(Holder::Process), Some(p), _) => format!("p:{}", p.pid),
+            (Some(h), _, _) => format!("{h:?}:{}", self.netns[0].inode),
+            (None, _, Some(c)) if by == "container" => format!("c:{}", c.id),
+            _ => format!("n:{}", self.netns[0].inode),
+        }
+    }
+}
+
+/// One row of the node view of `states`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlaceStates {
+    #[serde(flatten)]
+    pub id: RowId,
     pub total: u64,
     pub states: StateCounts,
     pub top_peers: Vec<PeerCount>,
@@ -51,26 +72,17 @@ pub struct NodeStates {
 impl PlaceStates {
     fn new(place: Where, s: StateSummary) -> PlaceStates {
         PlaceStates {
-            netns: vec![place.netns],
-            container: place.container,
-            owner: None,
-            process: None,
+            id: RowId {
+                netns: vec![place.netns],
+                container: place.container,
+                owner: None,
+                process: None,
+            },
             total: s.total,
             states: s.states,
             top_peers: s.top_peers,
             top_time_wait: s.top_time_wait,
             ephemeral: s.ephemeral,
-        }
-    }
-
-    /// What identifies the row from one sample to the next (`--watch`), in a report grouped
-    /// `by`.
-    pub fn key(&self, by: &str) -> String {
-        match (self.owner, &self.process, &self.container) {
-            (Some(Holder::Process), Some(p), _) => format!("p:{}", p.pid),
-            (Some(h), _, _) => format!("{h:?}:{}", self.netns[0].inode),
-            (None, _, Some(c)) if by == "container" => format!("c:{}", c.id),
-            _ => format!("n:{}", self.netns[0].inode),
         }
     }
 }
@@ -122,9 +134,9 @@ pub fn group_by_process(
                 container: container_of(p.pid),
             };
             let mut row = PlaceStates::new(place, s);
-            row.owner = Some(Holder::Process);
-            row.process = Some(p);
-            rows.add(row.key("process"), row, top);
+            row.id.owner = Some(Holder::Process);
+            row.id.process = Some(p);
+            rows.add(row.id.key("process"), row, top);
         }
         for (holder, s) in [
             (Holder::None, f.value.no_owner),
@@ -132,8 +144,8 @@ pub fn group_by_process(
         ] {
             if s.total > 0 {
                 let mut row = PlaceStates::new(f.place.clone(), s);
-                row.owner = Some(holder);
-                rows.add(row.key("process"), row, top);
+                row.id.owner = Some(holder);
+                rows.add(row.id.key("process"), row, top);
             }
         }
     }
@@ -184,12 +196,12 @@ impl Rows {
                 .then(b.states.get(TimeWait).cmp(&a.states.get(TimeWait)))
                 .then(b.states.get(CloseWait).cmp(&a.states.get(CloseWait)))
                 .then(b.total.cmp(&a.total))
-                .then(a.netns[0].inode.cmp(&b.netns[0].inode))
+                .then(a.id.netns[0].inode.cmp(&b.id.netns[0].inode))
                 .then(
-                    a.process
+                    a.id.process
                         .as_ref()
                         .map(|p| p.pid)
-                        .cmp(&b.process.as_ref().map(|p| p.pid)),
+                        .cmp(&b.id.process.as_ref().map(|p| p.pid)),
                 )
         });
         self.rows
@@ -197,7 +209,7 @@ impl Rows {
 }
 
 fn merge(into: &mut PlaceStates, row: PlaceStates, top: usize) {
-    into.netns.extend(row.netns);
+    into.id.netns.extend(row.id.netns);
     into.total += row.total;
     add_counts(&mut into.states, &row.states);
     into.top_peers = merge_peers(&into.top_peers, &row.top_peers, top, |p| p.total);
@@ -292,7 +304,7 @@ mod tests {
             GroupBy::Netns,
             10,
         );
-        let order: Vec<u64> = n.places.iter().map(|p| p.netns[0].inode).collect();
+        let order: Vec<u64> = n.places.iter().map(|p| p.id.netns[0].inode).collect();
         assert_eq!(order, vec![2, 3, 1]);
         assert_eq!(n.total, 53);
         assert_eq!(n.states.get(TcpState::TimeWait), 47);
@@ -311,7 +323,7 @@ mod tests {
         );
         assert_eq!(n.places.len(), 2);
         assert_eq!(n.places[0].states.get(TcpState::TimeWait), 10);
-        assert_eq!(n.places[0].netns.len(), 2);
+        assert_eq!(n.places[0].id.netns.len(), 2);
     }
     fn owned(pids: &[(u32, u64)], no_owner_tw: u64, shared: u64) -> OwnedStates {
         let mut all = StateCounts::default();
@@ -363,10 +375,10 @@ mod tests {
             .iter()
             .map(|p| {
                 (
-                    p.owner,
-                    p.process.as_ref().map(|p| p.pid),
+                    p.id.owner,
+                    p.id.process.as_ref().map(|p| p.pid),
                     p.total,
-                    p.netns.len(),
+                    p.id.netns.len(),
                 )
             })
             .collect();
@@ -381,7 +393,7 @@ mod tests {
             ]
         );
         // The no-owner row of namespace 2 keeps its container; no empty unknown rows.
-        assert_eq!(n.places[0].container.as_ref().unwrap().id, "a");
+        assert_eq!(n.places[0].id.container.as_ref().unwrap().id, "a");
         asked.sort_unstable();
         assert_eq!(asked, vec![7, 7, 8, 9]);
     }

@@ -7,12 +7,9 @@ use std::collections::HashMap;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::model::{ProcessRef, TcpState};
-use super::node::{NodeStates, PlaceStates};
-use super::owned::Holder;
+use super::model::TcpState;
+use super::node::{NodeStates, PlaceStates, RowId};
 use super::states::StateCounts;
-use crate::procs::container::Container;
-use crate::scope::NetnsRef;
 
 /// A number per TCP state (a change, or a rate), serialized like [`StateCounts`]:
 /// `{"established": n, …}` with every state.
@@ -65,13 +62,8 @@ impl Change {
 /// is shown once with nothing left, so the rows' changes add up to the total's.
 #[derive(Debug, Clone, Serialize)]
 pub struct SampleRow {
-    pub netns: Vec<NetnsRef>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<Container>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner: Option<Holder>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub process: Option<ProcessRef>,
+    #[serde(flatten)]
+    pub id: RowId,
     pub total: u64,
     pub states: StateCounts,
     pub delta: Option<PerState<i64>>,
@@ -130,7 +122,7 @@ impl Sampler {
         let mut order = Vec::new();
         if let Some(n) = node {
             for p in n.places {
-                let key = p.key(n.by);
+                let key = p.id.key(n.by);
                 let change = match (self.rows.remove(&key), seconds) {
                     (Some(b), Some(s)) => Some(Change::between(&b.states, &p.states, s)),
                     // New since the previous sample: it came from nothing.
@@ -177,10 +169,7 @@ impl Sampler {
 
 fn row_of(p: PlaceStates, change: Option<Change>) -> SampleRow {
     let mut row = SampleRow {
-        netns: p.netns,
-        container: p.container,
-        owner: p.owner,
-        process: p.process,
+        id: p.id,
         total: p.total,
         states: p.states,
         delta: None,
@@ -204,14 +193,16 @@ mod tests {
 
     fn row(inode: u64, states: StateCounts) -> PlaceStates {
         PlaceStates {
-            netns: vec![NetnsRef {
-                inode,
-                name: None,
-                host: false,
-            }],
-            container: None,
-            owner: None,
-            process: None,
+            id: RowId {
+                netns: vec![NetnsRef {
+                    inode,
+                    name: None,
+                    host: false,
+                }],
+                container: None,
+                owner: None,
+                process: None,
+            },
             total: states.total(),
             states,
             top_peers: vec![],
@@ -264,7 +255,7 @@ mod tests {
         assert!(first.places[0].delta.is_none());
         // Namespace 1 went away, namespace 2 came with 7 TIME_WAIT.
         let second = s.sample(1.0, counts(7, 0), Some(node(vec![row(2, counts(7, 0))])));
-        let inodes: Vec<u64> = second.places.iter().map(|p| p.netns[0].inode).collect();
+        let inodes: Vec<u64> = second.places.iter().map(|p| p.id.netns[0].inode).collect();
         assert_eq!(inodes, vec![2, 1]);
         let tw = |p: &SampleRow| p.delta.unwrap().get(TcpState::TimeWait);
         assert_eq!(tw(&second.places[0]), 7);
