@@ -215,27 +215,32 @@ mod tests {
         }
     }
 
-    /// Issue 10: the proc root is spelled only in `LiveHost`; everything else asks the host
-    /// (or takes `host::PROC`), so a snapshot sees every read.
-    #[test]
-    fn the_proc_root_is_spelled_only_in_the_live_host() {
+    /// Every `.rs` file under `src/`, as (path from the crate root, text), in order.
+    fn source_files() -> Vec<(String, String)> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut files = Vec::new();
         sources(&root.join("src"), &mut files);
         files.sort();
         assert!(files.len() > 20, "found the sources: {files:?}");
+        files
+            .iter()
+            .map(|f| {
+                let rel = f.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                (rel, std::fs::read_to_string(f).unwrap())
+            })
+            .collect()
+    }
+
+    /// Issue 10: the proc root is spelled only in `LiveHost`; everything else asks the host
+    /// (or takes `host::PROC`), so a snapshot sees every read.
+    #[test]
+    fn the_proc_root_is_spelled_only_in_the_live_host() {
         let needles = [concat!("\"", "/proc\""), concat!("\"", "/proc/")];
         let mut found = Vec::new();
-        for file in &files {
-            let rel = file
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
+        for (rel, text) in source_files() {
             if rel.starts_with("src/host/live") {
                 continue;
             }
-            let text = std::fs::read_to_string(file).unwrap();
             let hits: Vec<String> = code_lines(&text)
                 .into_iter()
                 .filter(|(_, l)| needles.iter().any(|n| l.contains(n)))
@@ -274,22 +279,11 @@ mod tests {
     /// a recording or a replay.
     #[test]
     fn only_main_makes_the_live_host() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = Vec::new();
-        sources(&root.join("src"), &mut files);
-        files.sort();
-        assert!(files.len() > 20, "found the sources: {files:?}");
         let mut found = Vec::new();
-        for file in &files {
-            let rel = file
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
+        for (rel, text) in source_files() {
             if rel.starts_with("src/host/") || rel == "src/main.rs" {
                 continue;
             }
-            let text = std::fs::read_to_string(file).unwrap();
             found.extend(
                 live_host_named(&text)
                     .into_iter()
