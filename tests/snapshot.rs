@@ -49,26 +49,28 @@ fn replays_give_the_recorded_reports_byte_for_byte() {
     let dir = tmp("replay");
     let snap = dir.join("ns.tar.zst");
     let reports = dir.join("reports");
-    let (code, _, err) = run(&[
-        "snapshot",
-        "--netns",
-        &ns.name,
-        "--interval",
-        "100ms",
-        "--reports",
-        reports.to_str().unwrap(),
-        snap.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("snapshot written to"), "{err}");
-    let from = snap.to_str().unwrap();
-    for (name, args, want_code) in [
+    // The snapshot of the namespace, with the reports of the recorded commands or without.
+    let record = |file: &Path, reports: Option<&Path>| {
+        let mut line = vec!["snapshot", "--netns", &ns.name, "--interval", "100ms"];
+        if let Some(r) = reports {
+            line.extend(["--reports", r.to_str().unwrap()]);
+        }
+        line.push(file.to_str().unwrap());
+        let (code, _, err) = run(&line);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("snapshot written to"), "{err}");
+    };
+    // The recorded commands and the exit code each replays with.
+    let commands = [
         ("sockets", &["sockets", "-p", "-i", "-m", "--json"][..], 0),
         ("listeners", &["listeners", "--json"][..], 0),
         ("states", &["states", "--json"][..], 0),
         ("fds", &["fds", "--all", "--kinds", "--json"][..], 0),
         ("doctor", &["doctor", "--json"][..], 1),
-    ] {
+    ];
+    record(&snap, Some(&reports));
+    let from = snap.to_str().unwrap();
+    for (name, args, want_code) in commands {
         let recorded = std::fs::read_to_string(reports.join(format!("{name}.json"))).unwrap();
         let mut line = args.to_vec();
         line.extend(["--from", from]);
@@ -80,22 +82,8 @@ fn replays_give_the_recorded_reports_byte_for_byte() {
     // Without --reports the commands run only for what they read (nothing is rendered): the
     // snapshot still answers every one of them, and the same population gives the same lists.
     let quiet = dir.join("quiet.tar.zst");
-    let (code, _, err) = run(&[
-        "snapshot",
-        "--netns",
-        &ns.name,
-        "--interval",
-        "100ms",
-        quiet.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    for (name, args, want_code) in [
-        ("sockets", &["sockets", "-p", "--json"][..], 0),
-        ("listeners", &["listeners", "--json"][..], 0),
-        ("states", &["states", "--json"][..], 0),
-        ("fds", &["fds", "--all", "--kinds", "--json"][..], 0),
-        ("doctor", &["doctor", "--json"][..], 1),
-    ] {
+    record(&quiet, None);
+    for (name, args, want_code) in commands {
         let mut line = args.to_vec();
         line.extend(["--from", quiet.to_str().unwrap()]);
         let (code, replayed, err) = run(&line);
