@@ -31,7 +31,7 @@ pub struct LocalProcess {
 }
 
 /// Which end of a flow is a socket on this host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LocalEnd {
     Client,
@@ -64,10 +64,12 @@ pub struct Ends {
 #[derive(Debug, Default, Clone)]
 pub struct SocketIndex {
     /// A connection's two ends → the inode of each end's socket found in the dumps, for
-    /// connected sockets of every state but LISTEN. One entry for both ends, so a flow's
-    /// ends are one lookup: the end dump after a busy capture holds ~100k TIME_WAIT sockets,
-    /// and each lookup is a cache miss (two per flow were a fifth of naming's time).
-    by_pair: FxMap<Pair, [Option<u32>; 2]>,
+    /// connected sockets of every state but LISTEN; IPv4 pairs and IPv6 ones apart (see
+    /// [`Pair`]). One entry for both ends, so a flow's ends are one lookup: the end dump
+    /// after a busy capture holds ~100k TIME_WAIT sockets, and each lookup is a cache miss
+    /// (two per flow were a fifth of naming's time).
+    by_pair4: FxMap<[u32; 3], [Option<u32>; 2]>,
+    by_pair6: FxMap<Pair6, [Option<u32>; 2]>,
     /// Local address → inode of a listener (the address may be a wildcard).
     listeners: FxMap<SocketAddr, u32>,
     /// The inode of the namespace dumped: its processes are walked first.
@@ -79,25 +81,18 @@ impl SocketIndex {
     /// one only when it has an owner (the end dump's TIME_WAIT must not hide the start
     /// dump's owned socket).
     pub fn add(&mut self, s: &Socket) {
-        if s.proto != Proto::Tcp {
-            return;
-        }
-        let local = plain(SocketAddr::new(s.local.addr, s.local.port));
-        if s.state == TcpState::Listening {
-            let e = self.listeners.entry(local).or_insert(s.inode);
-            if *e == 0 {
-                *e = s.inode;
-            }
-            return;
-        }
-        let peer = SocketAddr::new(s.peer.addr, s.peer.port);
-        let (pair, side) = Pair::of(local, peer);
-        let sides = self.by_pair.entry(pair).or_default();
+        let mut batch = Batch::default();
+        batch.push(self, s);
+        batch.commit(self);
+    }
+
+    /// Records a connected socket's inode on its side of `pair` (see [`SocketIndex::add`]).
+    fn set_side(sides: &mut [Option<u32>; 2], pair_is_one_end: bool, side: usize, inode: u32) {
         // A socket connected to itself is both ends.
-        let which: &[usize] = if pair.is_one_end() { &[0, 1] } else { &[side] };
+        let which: &[usize] = if pair_is_one_end { &[0, 1] } else { &[side] };
         for &i in which {
             match sides[i] {
-                None | Some(0) => sides[i] = Some(s.inode),
+                None | Some(0) => sides[i] = Some(inode),
                 Some(_) => {}
             }
         }
@@ -122,11 +117,21 @@ impl SocketIndex {
     /// else the listener on its address.
     pub fn ends(&self, client: SocketAddr, server: SocketAddr) -> Ends {
         let (pair, side) = Pair::of(client, server);
-        let sides = self.by_pair.get(&pair).copied().unwrap_or_default();
+        self.ends_of(pair, side, || self.listener(server))
+    }
+
+    /// [`SocketIndex::ends`] of a flow's pair, its client being side `side`; `listener` is
+    /// asked only when the server's accepted socket is unknown or has no owner.
+    fn ends_of(&self, pair: Pair, side: usize, listener: impl FnOnce() -> Option<u32>) -> Ends {
+        let sides = match pair {
+            Pair::V4(k) => self.by_pair4.get(&k),
+            Pair::V6(k) => self.by_pair6.get(&k),
+        };
+        let sides = sides.copied().unwrap_or_default();
         let (c, accepted) = (sides[side], sides[1 - side]);
         let s = match accepted {
             Some(inode) if inode != 0 => Some(inode),
-            _ => self.listener(server).or(accepted),
+            _ => listener().or(accepted),
         };
         Ends {
             client: c,
@@ -144,7 +149,75 @@ impl SocketIndex {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_pair.is_empty() && self.listeners.is_empty()
+        self.by_pair4.is_empty() && self.by_pair6.is_empty() && self.listeners.is_empty()
+    }
+}
+
+/// The connected sockets of a dump, queued in order and indexed together once the dump is
+/// read: the table is then sized once for all of them. A busy capture's end dump holds tens
+/// of thousands of TIME_WAIT sockets; growing the table for them (each rehash touching every
+/// entry) cost more than the kernel's walk.
+#[derive(Default)]
+struct Batch {
+    v4: Vec<Queued<[u32; 3]>>,
+    v6: Vec<Queued<Pair6>>,
+}
+
+/// A connected socket waiting in a [`Batch`].
+struct Queued<K> {
+    pair: K,
+    side: u8,
+    /// Connected to itself: both ends.
+    one_end: bool,
+    inode: u32,
+}
+
+impl Batch {
+    /// Queues a connected socket; a listener goes straight into `index` (a listener's entry
+    /// without an owner takes a later one's inode).
+    fn push(&mut self, index: &mut SocketIndex, s: &Socket) {
+        if s.proto != Proto::Tcp {
+            return;
+        }
+        let local = SocketAddr::new(s.local.addr, s.local.port);
+        if s.state == TcpState::Listening {
+            let e = index.listeners.entry(plain(local)).or_insert(s.inode);
+            if *e == 0 {
+                *e = s.inode;
+            }
+            return;
+        }
+        let peer = SocketAddr::new(s.peer.addr, s.peer.port);
+        let (pair, side) = Pair::of(local, peer);
+        let (side, one_end, inode) = (side as u8, pair.is_one_end(), s.inode);
+        match pair {
+            Pair::V4(pair) => self.v4.push(Queued {
+                pair,
+                side,
+                one_end,
+                inode,
+            }),
+            Pair::V6(pair) => self.v6.push(Queued {
+                pair,
+                side,
+                one_end,
+                inode,
+            }),
+        }
+    }
+
+    /// Indexes the queued sockets, in the order they came.
+    fn commit(self, index: &mut SocketIndex) {
+        index.by_pair4.reserve(self.v4.len());
+        for q in self.v4 {
+            let sides = index.by_pair4.entry(q.pair).or_default();
+            SocketIndex::set_side(sides, q.one_end, usize::from(q.side), q.inode);
+        }
+        index.by_pair6.reserve(self.v6.len());
+        for q in self.v6 {
+            let sides = index.by_pair6.entry(q.pair).or_default();
+            SocketIndex::set_side(sides, q.one_end, usize::from(q.side), q.inode);
+        }
     }
 }
 
@@ -159,13 +232,16 @@ pub fn dump_namespace(
         .ok()
         .map(|m| m.ino);
     // One kernel walk for both families where the kernel offers it (for_each_socket).
-    crate::sockets::for_each_socket(
+    let mut batch = Batch::default();
+    let read = crate::sockets::for_each_socket(
         host,
         &crate::sockets::filter::Selection::every_tcp(),
         crate::sockets::Extras::default(),
-        &mut |s| index.add(&s),
-    )?;
-    Ok(())
+        &mut |s| batch.push(index, &s),
+    );
+    // What was read before a failure still names flows.
+    batch.commit(index);
+    read
 }
 
 /// The owners of `want` among the processes with a thread in the dumped namespace: in a
@@ -269,32 +345,61 @@ impl ListenerNames {
     }
 }
 
-/// A connection's two ends as plain integers, the smaller end first, IPv4 as its IPv4-mapped
-/// IPv6 form (a dual-stack socket's view of an IPv4 peer is the same address): a few words to
-/// hash and compare instead of `SocketAddr` enums.
+/// A connection's two ends as plain integers, the smaller end first, an IPv4-mapped IPv6
+/// address (a dual-stack socket's view of an IPv4 peer) as its IPv4 address: a few words to
+/// hash and compare instead of `SocketAddr` enums. IPv4 pairs have their own map of 28-byte
+/// entries: the end dump of a busy capture indexes ~100k TIME_WAIT sockets and each flow's
+/// lookup is a cache miss, so the table's size is its cost (with 128-bit addresses for
+/// every pair, entries of 64 bytes made matching 100k flows about three times slower).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Pair {
+enum Pair {
+    /// a, b, then a's port in the high half and b's in the low.
+    V4([u32; 3]),
+    V6(Pair6),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Pair6 {
     a: u128,
     b: u128,
-    /// a's port in the high half, b's in the low.
     ports: u32,
 }
 
 impl Pair {
     /// The pair of `x` and `y`, and which side of it `x` is (0: a, 1: b).
     fn of(x: SocketAddr, y: SocketAddr) -> (Pair, usize) {
-        let bits = |a: SocketAddr| match a.ip() {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped().to_bits(),
-            IpAddr::V6(v6) => v6.to_bits(),
+        let (x, y) = (plain(x), plain(y));
+        let order = |x: (u128, u16), y: (u128, u16)| {
+            let ((a, pa), (b, pb), side) = if x <= y { (x, y, 0) } else { (y, x, 1) };
+            (a, b, u32::from(pa) << 16 | u32::from(pb), side)
         };
-        let (x, y) = ((bits(x), x.port()), (bits(y), y.port()));
-        let ((a, pa), (b, pb), side) = if x <= y { (x, y, 0) } else { (y, x, 1) };
-        let ports = u32::from(pa) << 16 | u32::from(pb);
-        (Pair { a, b, ports }, side)
+        match (x.ip(), y.ip()) {
+            (IpAddr::V4(p), IpAddr::V4(q)) => {
+                let (a, b, ports, side) = order(
+                    (u128::from(p.to_bits()), x.port()),
+                    (u128::from(q.to_bits()), y.port()),
+                );
+                // Both came from u32s.
+                (Pair::V4([a as u32, b as u32, ports]), side)
+            }
+            (p, q) => {
+                let bits = |a: IpAddr| match a {
+                    IpAddr::V4(v4) => v4.to_ipv6_mapped().to_bits(),
+                    IpAddr::V6(v6) => v6.to_bits(),
+                };
+                let (a, b, ports, side) = order((bits(p), x.port()), (bits(q), y.port()));
+                (Pair::V6(Pair6 { a, b, ports }), side)
+            }
+        }
     }
 
     fn is_one_end(&self) -> bool {
-        self.a == self.b && self.ports >> 16 == self.ports & 0xffff
+        let ports = match self {
+            Pair::V4([a, b, ports]) if a == b => *ports,
+            Pair::V6(p) if p.a == p.b => p.ports,
+            _ => return false,
+        };
+        ports >> 16 == ports & 0xffff
     }
 }
 
@@ -313,11 +418,23 @@ fn plain(a: SocketAddr) -> SocketAddr {
 /// The ends of each flow (by index in `flows`) that matched a socket; flows with no local end
 /// are left out.
 pub fn match_flows(flows: &[Flow], index: &SocketIndex) -> Vec<(usize, Ends)> {
+    // Flows come in runs to one server: its listener is looked up once per run (three
+    // hashed lookups of a `SocketAddr` per flow otherwise).
+    let mut last: Option<(SocketAddr, Option<u32>)> = None;
+    let mut listener = |server: SocketAddr| match last {
+        Some((a, l)) if a == server => l,
+        _ => {
+            let l = index.listener(server);
+            last = Some((server, l));
+            l
+        }
+    };
     flows
         .iter()
         .enumerate()
         .filter_map(|(i, f)| {
-            let e = index.ends(f.client, f.server);
+            let (pair, side) = Pair::of(f.client, f.server);
+            let e = index.ends_of(pair, side, || listener(f.server));
             (e.client.is_some() || e.server.is_some()).then_some((i, e))
         })
         .collect()
@@ -339,7 +456,7 @@ pub fn name_flows(
     matched: &[(usize, Ends)],
     owners: &Owners,
     container_of: &mut dyn FnMut(u32) -> Option<Container>,
-) -> FxMap<usize, FlowLocal> {
+) -> super::model::FlowLocals {
     let mut containers: HashMap<u32, Option<Container>> = HashMap::new();
     let mut procs = |inode: Option<u32>| -> Vec<LocalProcess> {
         let Some(held) = inode
@@ -359,24 +476,33 @@ pub fn name_flows(
             })
             .collect()
     };
-    matched
-        .iter()
-        .map(|&(i, e)| {
-            let local = match (e.client.is_some(), e.server.is_some()) {
-                (true, true) => LocalEnd::Both,
-                (true, false) => LocalEnd::Client,
-                _ => LocalEnd::Server,
-            };
-            (
-                i,
-                FlowLocal {
+    // Flows with the same local end and the same owned sockets share one value; an inode
+    // no process holds names nobody, like a missing one.
+    let owned = |inode: Option<u32>| inode.filter(|i| owners.by_inode.contains_key(i));
+    let mut handles: FxMap<(LocalEnd, Option<u32>, Option<u32>), u32> = FxMap::default();
+    let mut all = super::model::FlowLocals::default();
+    for &(i, e) in matched {
+        let local = match (e.client.is_some(), e.server.is_some()) {
+            (true, true) => LocalEnd::Both,
+            (true, false) => LocalEnd::Client,
+            _ => LocalEnd::Server,
+        };
+        let key = (local, owned(e.client), owned(e.server));
+        let handle = match handles.get(&key) {
+            Some(&h) => h,
+            None => {
+                let h = all.add(FlowLocal {
                     local,
-                    client_processes: procs(e.client),
-                    server_processes: procs(e.server),
-                },
-            )
-        })
-        .collect()
+                    client_processes: procs(key.1),
+                    server_processes: procs(key.2),
+                });
+                handles.insert(key, h);
+                h
+            }
+        };
+        all.set(i, handle);
+    }
+    all
 }
 
 /// The container of a live process, from `/proc/PID/cgroup`.
@@ -489,6 +615,8 @@ mod tests {
             flow("192.0.2.1:1", "192.0.2.2:2"),
             // A socket connected to itself (TCP simultaneous open): both ends.
             flow("127.0.0.1:6000", "127.0.0.1:6000"),
+            // Back to the first server after others: its listener, not the last one asked.
+            flow("127.0.0.1:5003", "127.0.0.1:80"),
         ];
         let m = match_flows(&flows, &ix);
         let e = |client, server| Ends { client, server };
@@ -500,6 +628,7 @@ mod tests {
                 (2, e(None, Some(21))),
                 (3, e(Some(0), None)),
                 (5, e(Some(30), Some(30))),
+                (6, e(None, Some(10))),
             ]
         );
         assert_eq!(wanted(&m), HashSet::from([10, 11, 12, 13, 21, 30]));
@@ -528,19 +657,65 @@ mod tests {
             name: name.into(),
             container: None,
         };
-        assert_eq!(named[&0].local, LocalEnd::Both);
-        assert_eq!(named[&0].client_processes, vec![lp(200, "cli")]);
+        assert_eq!(named.get(0).unwrap().local, LocalEnd::Both);
+        assert_eq!(named.get(0).unwrap().client_processes, vec![lp(200, "cli")]);
         assert_eq!(
-            named[&0].server_processes,
+            named.get(0).unwrap().server_processes,
             vec![lp(100, "srv"), lp(101, "srv-worker")]
         );
-        assert_eq!(named[&1].client_processes, vec![]);
-        assert_eq!(named[&1].server_processes, vec![lp(100, "srv")]);
-        assert_eq!(named[&2].local, LocalEnd::Server);
-        assert_eq!(named[&2].server_processes, vec![lp(300, "tls")]);
-        assert_eq!(named[&3].local, LocalEnd::Client);
-        assert!(named[&3].client_processes.is_empty());
-        assert!(!named.contains_key(&4));
+        assert_eq!(named.get(1).unwrap().client_processes, vec![]);
+        assert_eq!(named.get(1).unwrap().server_processes, vec![lp(100, "srv")]);
+        assert_eq!(named.get(2).unwrap().local, LocalEnd::Server);
+        assert_eq!(named.get(2).unwrap().server_processes, vec![lp(300, "tls")]);
+        assert_eq!(named.get(3).unwrap().local, LocalEnd::Client);
+        assert!(named.get(3).unwrap().client_processes.is_empty());
+        assert!(named.get(4).is_none());
+        // Flows with the same ends share one value, read back for each.
+        assert_eq!(named.get(6).unwrap().local, LocalEnd::Server);
+        assert_eq!(named.get(6).unwrap().server_processes, vec![lp(100, "srv")]);
+        assert!(named.get(7).is_none());
+    }
+
+    /// A whole dump is indexed at once: within it, as across dumps, the first owned socket of
+    /// a pair stays; IPv6 pairs are indexed apart from IPv4 ones, mapped IPv4 with IPv4.
+    #[test]
+    fn a_dump_indexed_at_once_keeps_the_first_owned_socket() {
+        let mut ix = SocketIndex::default();
+        let mut batch = Batch::default();
+        for s in [
+            sock(TcpState::TimeWait, "127.0.0.1:5000", "127.0.0.1:80", 0),
+            sock(TcpState::Established, "127.0.0.1:5000", "127.0.0.1:80", 11),
+            sock(TcpState::TimeWait, "127.0.0.1:5000", "127.0.0.1:80", 0),
+            sock(
+                TcpState::Established,
+                "[2001:db8::1]:80",
+                "[2001:db8::2]:7",
+                12,
+            ),
+            sock(
+                TcpState::Established,
+                "[::ffff:10.0.0.1]:80",
+                "[::ffff:10.0.0.2]:7",
+                13,
+            ),
+            sock(TcpState::Listening, "[::]:80", "[::]:0", 0),
+            sock(TcpState::Listening, "[::]:80", "[::]:0", 14),
+        ] {
+            batch.push(&mut ix, &s);
+        }
+        batch.commit(&mut ix);
+        let e = |client, server| Ends { client, server };
+        let ends = |c: &str, s: &str| ix.ends(c.parse().unwrap(), s.parse().unwrap());
+        assert_eq!(
+            ends("127.0.0.1:5000", "127.0.0.1:80"),
+            e(Some(11), Some(14))
+        );
+        assert_eq!(
+            ends("[2001:db8::2]:7", "[2001:db8::1]:80"),
+            e(None, Some(12))
+        );
+        assert_eq!(ends("10.0.0.2:7", "10.0.0.1:80"), e(None, Some(13)));
+        assert_eq!(ends("10.0.0.3:7", "10.0.0.1:80"), e(None, Some(14)));
     }
 
     #[test]

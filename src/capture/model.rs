@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use super::local::FlowLocal;
-use crate::fxhash::FxMap;
 
 /// The TCP flags sockscope cares about, as the bits of the TCP header's flag byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -343,10 +342,9 @@ pub struct CaptureReport {
     /// Destinations with refused, unanswered or reset connections, explained.
     pub verdicts: Vec<Verdict>,
     pub stats: CaptureStats,
-    /// The local ends of flows and their processes, by index in `flows` (live captures
-    /// only; see [`super::local`]). In JSON, flattened into each flow. FxHash: looked up
-    /// once per flow when the report is written (SipHash was a tenth of writing it).
-    pub local: FxMap<usize, FlowLocal>,
+    /// The local ends of flows and their processes (live captures only; see
+    /// [`super::local`]). In JSON, flattened into each flow.
+    pub local: FlowLocals,
     /// Why flows could not be named (a failed dump), for stderr.
     pub local_notes: Vec<String>,
 }
@@ -364,9 +362,56 @@ impl CaptureReport {
             summary,
             verdicts,
             stats,
-            local: FxMap::default(),
+            local: FlowLocals::default(),
             local_notes: Vec::new(),
         }
+    }
+}
+
+/// The local ends of a report's flows, by index in its `flows`. Flows share their few
+/// distinct values (every TIME_WAIT client end is the same "client, no process"), so each
+/// flow holds an index into them: a busy capture names ~100k flows at its end, and a
+/// `FlowLocal` per flow (56 bytes, in a hashed map or a vector) was fresh memory to fault in
+/// and walk while writing the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowLocals {
+    /// Per flow: 0 for none, else 1 + its index in `distinct`.
+    of_flow: Vec<u32>,
+    distinct: Vec<FlowLocal>,
+}
+
+impl FlowLocals {
+    /// What is known of flow `i`'s local ends (None: no end matched a socket).
+    pub fn get(&self, i: usize) -> Option<&FlowLocal> {
+        match *self.of_flow.get(i)? {
+            0 => None,
+            k => self.distinct.get(k as usize - 1),
+        }
+    }
+
+    /// Adds a value flows can share; its handle for [`FlowLocals::set`].
+    pub fn add(&mut self, local: FlowLocal) -> u32 {
+        self.distinct.push(local);
+        u32::try_from(self.distinct.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Gives flow `i` the value of `handle` (from [`FlowLocals::add`]).
+    pub fn set(&mut self, i: usize, handle: u32) {
+        if self.of_flow.len() <= i {
+            self.of_flow.resize(i + 1, 0);
+        }
+        self.of_flow[i] = handle;
+    }
+}
+
+impl FromIterator<(usize, FlowLocal)> for FlowLocals {
+    fn from_iter<I: IntoIterator<Item = (usize, FlowLocal)>>(iter: I) -> Self {
+        let mut all = FlowLocals::default();
+        for (i, l) in iter {
+            let h = all.add(l);
+            all.set(i, h);
+        }
+        all
     }
 }
 
@@ -386,7 +431,7 @@ impl Serialize for CaptureReport {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_seq(self.0.flows.iter().enumerate().map(|(i, flow)| FlowJson {
                     flow,
-                    local: self.0.local.get(&i),
+                    local: self.0.local.get(i),
                 }))
             }
         }

@@ -133,7 +133,7 @@ fn addr_of(a: &SocketAddr, ps: Option<&[LocalProcess]>) -> String {
 fn servers_named(r: &CaptureReport) -> HashMap<SocketAddr, Vec<String>> {
     let mut named: HashMap<SocketAddr, Vec<String>> = HashMap::new();
     for (i, f) in r.flows.iter().enumerate() {
-        let Some(l) = r.local.get(&i).filter(|l| !l.server_processes.is_empty()) else {
+        let Some(l) = r.local.get(i).filter(|l| !l.server_processes.is_empty()) else {
             continue;
         };
         let label = processes_label(&l.server_processes);
@@ -257,7 +257,7 @@ pub fn write_report_table(out: &mut dyn Write, r: &CaptureReport) -> io::Result<
             &[3, 4, 5, 6],
         );
         for &(i, f) in &shown {
-            let local = r.local.get(&i);
+            let local = r.local.get(i);
             t.add_row(vec![
                 addr_of(&f.client, local.map(|l| &l.client_processes[..])),
                 addr_of(&f.server, local.map(|l| &l.server_processes[..])),
@@ -484,7 +484,7 @@ impl CapturePrinter {
                 let local = std::mem::take(&mut report.local);
                 super::flow_json::write_lines(
                     out,
-                    flows.iter().enumerate().map(|(i, f)| (f, local.get(&i))),
+                    flows.iter().enumerate().map(|(i, f)| (f, local.get(i))),
                 )?;
                 Ok(Box::new(SummaryLine(report)))
             }
