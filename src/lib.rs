@@ -12,6 +12,7 @@ pub mod exporter;
 pub mod fxhash;
 pub mod host;
 pub mod manpages;
+pub mod mem;
 pub mod netns;
 pub mod procs;
 pub mod render;
