@@ -348,9 +348,10 @@ impl ListenerNames {
 /// A connection's two ends as plain integers, the smaller end first, an IPv4-mapped IPv6
 /// address (a dual-stack socket's view of an IPv4 peer) as its IPv4 address: a few words to
 /// hash and compare instead of `SocketAddr` enums. IPv4 pairs have their own map of 28-byte
-/// entries: the end dump of a busy capture indexes ~100k TIME_WAIT sockets and each flow's
-/// lookup is a cache miss, so the table's size is its cost (with 128-bit addresses for
-/// every pair, entries of 64 bytes made matching 100k flows about three times slower).
+/// entries: the end dump of a busy capture indexes tens of thousands of TIME_WAIT sockets and
+/// each flow's lookup is a cache miss, so the table's size is its cost (with 128-bit
+/// addresses for every pair, 64-byte entries made indexing and matching 100k flows about
+/// twice as slow in a micro-benchmark).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Pair {
     /// a, b, then a's port in the high half and b's in the low.

@@ -404,17 +404,6 @@ impl FlowLocals {
     }
 }
 
-impl FromIterator<(usize, FlowLocal)> for FlowLocals {
-    fn from_iter<I: IntoIterator<Item = (usize, FlowLocal)>>(iter: I) -> Self {
-        let mut all = FlowLocals::default();
-        for (i, l) in iter {
-            let h = all.add(l);
-            all.set(i, h);
-        }
-        all
-    }
-}
-
 /// A flow with what is known of its local ends, as one JSON object.
 #[derive(Serialize)]
 pub struct FlowJson<'a> {
