@@ -358,6 +358,16 @@ impl Host for RecordingHost {
             let tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
             tape.netns.get(&shown).and_then(|l| l.get(i)).cloned()
         };
+        // Recorded gone: gone for this command too, as for the replay. Entering it live (a
+        // namespace still being set up when an earlier command tried it) made a command's
+        // recorded report see a namespace its replay skips.
+        if let Some(Err(errno)) = recorded {
+            return Err(NetnsError::Io {
+                spec: spec.to_string(),
+                path: shown,
+                source: errno_error(errno),
+            });
+        }
         let entered = match self.live.enter_netns(spec) {
             Ok(()) => {
                 self.hold(&shown);
@@ -466,4 +476,47 @@ pub fn replayed<T: Clone>(
     list: &crate::fxhash::FxMap<String, Vec<T>>,
 ) -> Option<T> {
     reading(list.get(key), cursors.next(kind, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A namespace the tape holds as gone stays gone for the recording's later commands,
+    /// whatever the live host says by then: their reports must be what a replay prints.
+    #[test]
+    #[ignore = "needs root: entering a network namespace (run `bash scripts/test`)"]
+    fn a_namespace_recorded_gone_is_not_entered_by_a_later_command() {
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "needs root: entering a network namespace (run `bash scripts/test`)"
+        );
+        let dir = std::env::temp_dir().join(format!("sockscope-rec-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ns");
+        let spec = NetnsSpec::Path(path.clone());
+        // Entered on a thread of its own: the test thread keeps its namespace.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let rec = RecordingHost::new();
+                assert!(rec.enter_netns(&spec).is_err(), "no namespace there yet");
+                // Now the path names a namespace (this process's own).
+                std::os::unix::fs::symlink(format!("{PROC}/self/ns/net"), &path).unwrap();
+                assert!(
+                    LiveHost.enter_netns(&spec).is_ok(),
+                    "live, it can be entered"
+                );
+                rec.rewind();
+                let again = rec.enter_netns(&spec);
+                assert!(
+                    matches!(&again, Err(NetnsError::Io { source, .. })
+                        if source.raw_os_error() == Some(libc::ENOENT)),
+                    "{again:?}"
+                );
+            });
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
