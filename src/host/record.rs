@@ -368,12 +368,20 @@ impl Host for RecordingHost {
                 source: errno_error(errno),
             });
         }
-        let entered = match self.live.enter_netns(spec) {
-            Ok(()) => {
-                self.hold(&shown);
-                Ok(())
-            }
-            Err(e) => self.enter_held(&shown).map_or(Err(e), |()| Ok(())),
+        let entered = match recorded {
+            // The very namespace recorded, through the handle kept then: by now its path may
+            // be gone, or name another namespace (a pod's sandbox made again under the same
+            // name), whose sockets the replay would not find under the recorded inode.
+            Some(Ok(_)) => self
+                .enter_held(&shown)
+                .map_or_else(|| self.live.enter_netns(spec), Ok),
+            _ => match self.live.enter_netns(spec) {
+                Ok(()) => {
+                    self.hold(&shown);
+                    Ok(())
+                }
+                Err(e) => self.enter_held(&shown).map_or(Err(e), |()| Ok(())),
+            },
         };
         let ino = match (&entered, recorded) {
             (_, Some(ino)) => ino,
@@ -515,6 +523,58 @@ mod tests {
                         if source.raw_os_error() == Some(libc::ENOENT)),
                     "{again:?}"
                 );
+            });
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A later command enters the namespace the tape recorded, even when its path has come
+    /// to name another one: the replay answers from the recorded one.
+    #[test]
+    #[ignore = "needs root: network namespaces (run `bash scripts/test`)"]
+    fn a_later_command_enters_the_namespace_recorded_not_a_new_one_at_its_path() {
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "needs root: network namespaces (run `bash scripts/test`)"
+        );
+        let ino_here = || {
+            LiveHost
+                .stat(&format!("{PROC}/thread-self/ns/net"))
+                .unwrap()
+                .ino
+        };
+        let dir = std::env::temp_dir().join(format!("sockscope-rec2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ns");
+        let spec = NetnsSpec::Path(path.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            // A thread in a namespace of its own, alive until the test is done.
+            s.spawn(move || {
+                // SAFETY: unshare moves only this thread into a new network namespace.
+                assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+                // SAFETY: gettid has no preconditions.
+                tx.send(unsafe { libc::gettid() }).unwrap();
+                let _ = done_rx.recv();
+            });
+            let other = format!("{PROC}/self/task/{}/ns/net", rx.recv().unwrap());
+            s.spawn(move || {
+                let rec = RecordingHost::new();
+                let first = format!("{PROC}/self/ns/net");
+                std::os::unix::fs::symlink(&first, &path).unwrap();
+                rec.enter_netns(&spec).unwrap();
+                let recorded = ino_here();
+                // The path now names the other namespace.
+                std::fs::remove_file(&path).unwrap();
+                std::os::unix::fs::symlink(&other, &path).unwrap();
+                assert_ne!(LiveHost.stat(&other).unwrap().ino, recorded);
+                rec.rewind();
+                rec.enter_netns(&spec).unwrap();
+                assert_eq!(ino_here(), recorded);
+                done_tx.send(()).unwrap();
             });
         });
         let _ = std::fs::remove_dir_all(&dir);
