@@ -79,7 +79,8 @@ pub struct SocketIndex {
 impl SocketIndex {
     /// Adds one socket of a dump. A later dump's socket on the same tuple replaces an earlier
     /// one only when it has an owner (the end dump's TIME_WAIT must not hide the start
-    /// dump's owned socket).
+    /// dump's owned socket). One socket at a time, for tests: dumps go through a `Batch`.
+    #[cfg(test)]
     pub fn add(&mut self, s: &Socket) {
         let mut batch = Batch::default();
         batch.push(self, s);
@@ -115,6 +116,8 @@ impl SocketIndex {
 
     /// Matches a flow's ends. The server end is its accepted socket when a process holds it,
     /// else the listener on its address.
+    /// One flow at a time, for tests: a report's flows go through [`match_flows`].
+    #[cfg(test)]
     pub fn ends(&self, client: SocketAddr, server: SocketAddr) -> Ends {
         let (pair, side) = Pair::of(client, server);
         self.ends_of(pair, side, || self.listener(server))
