@@ -15,6 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use super::model::Flow;
+use super::pairmap::{prefetched, PairMap, Sides};
 use crate::fxhash::FxMap;
 use crate::host::Host;
 use crate::procs::container::{Attributor, Container};
@@ -68,8 +69,8 @@ pub struct SocketIndex {
     /// [`Pair`]). One entry for both ends, so a flow's ends are one lookup: the end dump
     /// after a busy capture holds ~100k TIME_WAIT sockets, and each lookup is a cache miss
     /// (two per flow were a fifth of naming's time).
-    by_pair4: FxMap<[u32; 3], [Option<u32>; 2]>,
-    by_pair6: FxMap<Pair6, [Option<u32>; 2]>,
+    by_pair4: PairMap<[u32; 3]>,
+    by_pair6: PairMap<Pair6>,
     /// Local address → inode of a listener (the address may be a wildcard).
     listeners: FxMap<SocketAddr, u32>,
     /// The inode of the namespace dumped: its processes are walked first.
@@ -88,7 +89,7 @@ impl SocketIndex {
     }
 
     /// Records a connected socket's inode on its side of `pair` (see [`SocketIndex::add`]).
-    fn set_side(sides: &mut [Option<u32>; 2], pair_is_one_end: bool, side: usize, inode: u32) {
+    fn set_side(sides: &mut Sides, pair_is_one_end: bool, side: usize, inode: u32) {
         // A socket connected to itself is both ends.
         let which: &[usize] = if pair_is_one_end { &[0, 1] } else { &[side] };
         for &i in which {
@@ -120,15 +121,29 @@ impl SocketIndex {
     #[cfg(test)]
     pub fn ends(&self, client: SocketAddr, server: SocketAddr) -> Ends {
         let (pair, side) = Pair::of(client, server);
-        self.ends_of(pair, side, || self.listener(server))
+        self.ends_of(pair, pair.hash(), side, || self.listener(server))
     }
 
-    /// [`SocketIndex::ends`] of a flow's pair, its client being side `side`; `listener` is
-    /// asked only when the server's accepted socket is unknown or has no owner.
-    fn ends_of(&self, pair: Pair, side: usize, listener: impl FnOnce() -> Option<u32>) -> Ends {
+    /// Asks for the cache line of `pair`'s entry (hash `h`) ahead of [`SocketIndex::ends_of`].
+    fn prefetch(&self, pair: &Pair, h: u64) {
+        match pair {
+            Pair::V4(_) => self.by_pair4.prefetch(h),
+            Pair::V6(_) => self.by_pair6.prefetch(h),
+        }
+    }
+
+    /// [`SocketIndex::ends`] of a flow's pair (hash `h`), its client being side `side`;
+    /// `listener` is asked only when the server's accepted socket is unknown or has no owner.
+    fn ends_of(
+        &self,
+        pair: Pair,
+        h: u64,
+        side: usize,
+        listener: impl FnOnce() -> Option<u32>,
+    ) -> Ends {
         let sides = match pair {
-            Pair::V4(k) => self.by_pair4.get(&k),
-            Pair::V6(k) => self.by_pair6.get(&k),
+            Pair::V4(k) => self.by_pair4.get(h, &k),
+            Pair::V6(k) => self.by_pair6.get(h, &k),
         };
         let sides = sides.copied().unwrap_or_default();
         let (c, accepted) = (sides[side], sides[1 - side]);
@@ -211,16 +226,21 @@ impl Batch {
 
     /// Indexes the queued sockets, in the order they came.
     fn commit(self, index: &mut SocketIndex) {
-        index.by_pair4.reserve(self.v4.len());
-        for q in self.v4 {
-            let sides = index.by_pair4.entry(q.pair).or_default();
-            SocketIndex::set_side(sides, q.one_end, usize::from(q.side), q.inode);
+        fn commit<K: Copy + Eq + std::hash::Hash>(map: &mut PairMap<K>, queued: Vec<Queued<K>>) {
+            map.reserve(queued.len());
+            let map = std::cell::RefCell::new(map);
+            prefetched(
+                queued.into_iter().map(|q| (PairMap::hash(&q.pair), q)),
+                |(h, _)| map.borrow().prefetch(*h),
+                |(h, q)| {
+                    let mut map = map.borrow_mut();
+                    let sides = map.entry(h, q.pair);
+                    SocketIndex::set_side(sides, q.one_end, usize::from(q.side), q.inode);
+                },
+            );
         }
-        index.by_pair6.reserve(self.v6.len());
-        for q in self.v6 {
-            let sides = index.by_pair6.entry(q.pair).or_default();
-            SocketIndex::set_side(sides, q.one_end, usize::from(q.side), q.inode);
-        }
+        commit(&mut index.by_pair4, self.v4);
+        commit(&mut index.by_pair6, self.v6);
     }
 }
 
@@ -397,6 +417,13 @@ impl Pair {
         }
     }
 
+    fn hash(&self) -> u64 {
+        match self {
+            Pair::V4(k) => PairMap::hash(k),
+            Pair::V6(k) => PairMap::hash(k),
+        }
+    }
+
     fn is_one_end(&self) -> bool {
         let ports = match self {
             Pair::V4([a, b, ports]) if a == b => *ports,
@@ -433,15 +460,22 @@ pub fn match_flows(flows: &[Flow], index: &SocketIndex) -> Vec<(usize, Ends)> {
             l
         }
     };
-    flows
-        .iter()
-        .enumerate()
-        .filter_map(|(i, f)| {
+    // Most flows of a busy capture match (their TIME_WAIT end): no regrowth.
+    let mut matched = Vec::with_capacity(flows.len());
+    prefetched(
+        flows.iter().enumerate().map(|(i, f)| {
             let (pair, side) = Pair::of(f.client, f.server);
-            let e = index.ends_of(pair, side, || listener(f.server));
-            (e.client.is_some() || e.server.is_some()).then_some((i, e))
-        })
-        .collect()
+            (i, f.server, pair, pair.hash(), side)
+        }),
+        |(_, _, pair, h, _)| index.prefetch(pair, *h),
+        |(i, server, pair, h, side)| {
+            let e = index.ends_of(pair, h, side, || listener(server));
+            if e.client.is_some() || e.server.is_some() {
+                matched.push((i, e));
+            }
+        },
+    );
+    matched
 }
 
 /// The inodes an owner walk must look for (nonzero ones).
@@ -720,6 +754,53 @@ mod tests {
         );
         assert_eq!(ends("10.0.0.2:7", "10.0.0.1:80"), e(None, Some(13)));
         assert_eq!(ends("10.0.0.3:7", "10.0.0.1:80"), e(None, Some(14)));
+    }
+
+    /// Matching many flows at once (their lookups prefetched, in runs longer than the
+    /// lookahead) answers as matching each alone, both families mixed, ends found or not.
+    #[test]
+    fn matching_many_flows_at_once_answers_as_one_by_one() {
+        let mut ix = SocketIndex::default();
+        let mut batch = Batch::default();
+        batch.push(
+            &mut ix,
+            &sock(TcpState::Listening, "0.0.0.0:80", "0.0.0.0:0", 7),
+        );
+        for i in 0..400u32 {
+            let (c, s) = (format!("127.0.0.1:{}", 10_000 + i), "127.0.0.1:80");
+            batch.push(&mut ix, &sock(TcpState::TimeWait, &c, s, 0));
+            if i % 3 == 0 {
+                batch.push(&mut ix, &sock(TcpState::Established, s, &c, 1000 + i));
+            }
+            let c6 = format!("[2001:db8::2]:{}", 20_000 + i);
+            batch.push(
+                &mut ix,
+                &sock(TcpState::Established, &c6, "[2001:db8::1]:443", 5000 + i),
+            );
+        }
+        batch.commit(&mut ix);
+        let flows: Vec<Flow> = (0..1000u32)
+            .map(|i| match i % 3 {
+                0 => flow(&format!("127.0.0.1:{}", 10_000 + i / 2), "127.0.0.1:80"),
+                1 => flow(
+                    &format!("[2001:db8::2]:{}", 20_000 + i / 2),
+                    "[2001:db8::1]:443",
+                ),
+                _ => flow(&format!("192.0.2.1:{i}"), "192.0.2.2:81"),
+            })
+            .collect();
+        let one_by_one: Vec<(usize, Ends)> = flows
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (i, ix.ends(f.client, f.server)))
+            .filter(|(_, e)| e.client.is_some() || e.server.is_some())
+            .collect();
+        assert!(
+            one_by_one.len() > 300 && one_by_one.len() < 700,
+            "{}",
+            one_by_one.len()
+        );
+        assert_eq!(match_flows(&flows, &ix), one_by_one);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod live;
 pub mod local;
 pub mod model;
 pub mod offline;
+pub mod pairmap;
 pub mod pcapng;
 pub mod pcapwrite;
 pub mod pipeline;
