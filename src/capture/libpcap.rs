@@ -55,6 +55,25 @@ pub struct PacketHeader {
     pub len: u32,
 }
 
+/// Asks the CPU for the four cache lines from 256 bytes past `data`: in a live capture's
+/// ring, the next packets (a small frame takes ~170 bytes there). The kernel wrote them from
+/// another CPU, and libpcap's first read of each packet's header, then ours of its bytes,
+/// stalled on them one after another: with these hints the load of `scripts/bench-capture`
+/// took ~6% less CPU (0.956 against 1.018 of tcpdump's, five runs each). A prefetch reads
+/// nothing and cannot fault, so addresses past the end of the ring are harmless.
+#[inline]
+fn prefetch_ahead(data: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    for line in 0..4 {
+        // SAFETY: a prefetch is a hint: it dereferences nothing.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                data.wrapping_add(256 + 64 * line) as *const i8,
+            )
+        };
+    }
+}
+
 /// One packet, borrowed from libpcap's buffer until the next read.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet<'a> {
@@ -511,6 +530,7 @@ impl Pcap {
                 return;
             }
             let header = unsafe { &*hdr };
+            prefetch_ahead(data);
             let packet = Packet {
                 header,
                 data: unsafe { std::slice::from_raw_parts(data, header.caplen as usize) },
