@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::libpcap::{self, BreakLoop, Packet, Pcap};
-use super::local::{dump_namespace, name_report, SocketIndex};
+use super::local::{dump_namespace, name_report, Dump, SocketIndex};
 use super::model::{Broke, CaptureReport, Flow, Segment};
 use super::pcapwrite::PcapWriter;
 use super::pipeline::{ts_us, Pipeline};
@@ -215,7 +215,7 @@ impl Capture {
         self.flows.take()
     }
 
-    /// The sockets of the namespace when the capture started (empty unless the spec asked to
+    /// The listeners of the namespace when the capture started (none unless the spec asked to
     /// name processes): enough to name the listener a SYN goes to in the live lines.
     pub fn take_start_sockets(&mut self) -> SocketIndex {
         self.start_sockets.take().unwrap_or_default()
@@ -310,11 +310,13 @@ fn run(
     };
     let linktype = cap.datalink();
     // The start dump, before traffic made after `start` returns: it knows the listeners
-    // (and sockets) that may be gone by the end.
+    // that may be gone by the end. Listeners only: a tracked flow begins with a SYN after
+    // this, so its sockets are in the end dump if anywhere (bar one opened in the moment
+    // between opening the device and this dump, which then names it only if still there).
     let mut sockets = SocketIndex::default();
     let mut local_notes = Vec::new();
     if spec.name_processes {
-        if let Err(e) = dump_namespace(host, &mut sockets) {
+        if let Err(e) = dump_namespace(host, &mut sockets, Dump::Listeners) {
             local_notes.push(format!("local processes of the flows not named: {e}"));
         }
     }
@@ -438,7 +440,7 @@ fn run(
     let mut report = pipe.finish(kernel);
     // The end dump, still in the capture's namespace: the connections opened meanwhile.
     if spec.name_processes && local_notes.is_empty() && !report.flows.is_empty() {
-        match dump_namespace(host, &mut sockets) {
+        match dump_namespace(host, &mut sockets, Dump::Every) {
             Ok(()) => name_report(host, &mut report, &sockets),
             Err(e) => local_notes.push(format!("local processes of the flows not named: {e}")),
         }

@@ -1,6 +1,7 @@
 //! Which ends of the captured flows are sockets on this host, and whose: the flows' 4-tuples
-//! matched against sock_diag dumps of the capture's namespace (taken when it starts and when it
-//! ends), then the matched inodes joined with their owners (one fd walk) and containers.
+//! matched against sock_diag dumps of the capture's namespace (its listeners when the capture
+//! starts, every TCP socket when it ends), then the matched inodes joined with their owners
+//! (one fd walk) and containers.
 //!
 //! Kept beside the flows, not in them: a `Flow` costs no allocation on the hot path, and
 //! naming happens once, after the capture.
@@ -244,11 +245,23 @@ impl Batch {
     }
 }
 
-/// Adds the TCP sockets of the calling thread's network namespace (both families, every
-/// state) to `index`.
+/// Which TCP sockets of a namespace a dump reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dump {
+    /// Listeners only: the kernel skips its walk of established connections, which costs
+    /// ~3 ms even in an empty namespace (the hash is the host's) and grows with the host's
+    /// connections.
+    Listeners,
+    /// Every state.
+    Every,
+}
+
+/// Adds the TCP sockets of the calling thread's network namespace (both families; `what`
+/// says which states) to `index`.
 pub fn dump_namespace(
     host: &dyn Host,
     index: &mut SocketIndex,
+    what: Dump,
 ) -> Result<(), crate::sockets::diag::DiagError> {
     index.netns = host
         .stat(&format!("{}/thread-self/ns/net", crate::host::PROC))
@@ -256,9 +269,13 @@ pub fn dump_namespace(
         .map(|m| m.ino);
     // One kernel walk for both families where the kernel offers it (for_each_socket).
     let mut batch = Batch::default();
+    let mut selection = crate::sockets::filter::Selection::every_tcp();
+    if what == Dump::Listeners {
+        selection.states = TcpState::Listening.mask_bit();
+    }
     let read = crate::sockets::for_each_socket(
         host,
-        &crate::sockets::filter::Selection::every_tcp(),
+        &selection,
         crate::sockets::Extras::default(),
         &mut |s| batch.push(index, &s),
     );
