@@ -216,9 +216,9 @@ pub enum Command {
     /// pcapng file (tcpdump's too) and analyses it the same way, the capture ending at its
     /// last packet; a damaged file is analysed up to the damage, marked partial, and exits 2.
     /// A live capture names the local process (and container) at each end of a flow that is
-    /// a socket on this host, matched by its four-tuple against the namespace's sockets at
-    /// the start and the end (an end gone or in TIME_WAIT by then stays unnamed); -r names
-    /// nothing. Needs CAP_NET_RAW for live captures.
+    /// a socket on this host, matched by its four-tuple against the namespace's listeners at
+    /// the start and its sockets at the end (an end gone or in TIME_WAIT by then stays
+    /// unnamed); -r names nothing. Needs CAP_NET_RAW for live captures.
     ///
     /// Examples:
     ///   sockscope capture --port 443 --duration 30s
