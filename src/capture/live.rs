@@ -12,12 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::libpcap::{self, BreakLoop, Packet, Pcap};
+use super::libpcap::{self, Packet};
 use super::local::{dump_namespace, name_report, Dump, SocketIndex};
 use super::model::{Broke, CaptureReport, Flow, Segment};
 use super::pcapwrite::PcapWriter;
 use super::pipeline::{ts_us, Pipeline};
-use super::source::{open_live, pcap_err, CaptureError, Live, FULL_SNAPLEN, SNAPLEN, TIMEOUT_MS};
+use super::source::{
+    open_live, pcap_err, Breaker, CaptureError, Live, Reader, FULL_SNAPLEN, SNAPLEN, TIMEOUT_MS,
+};
 use super::tracker::{Event, DEFAULT_MAX_FLOWS};
 use crate::host::Host;
 use crate::netns::{self, NetnsSpec};
@@ -92,7 +94,7 @@ pub struct LiveEvent {
 struct Shared {
     stop: AtomicBool,
     /// libpcap's handle to wake a blocked read; set once the device is open.
-    breaker: Mutex<Option<BreakLoop>>,
+    breaker: Mutex<Option<Breaker>>,
     /// Set once a second while writing a file: the capture loop flushes it (libpcap's wait
     /// is broken to get there, since an idle device may keep it waiting forever).
     flush_due: AtomicBool,
@@ -108,7 +110,7 @@ impl Shared {
         self.stop.store(true, Ordering::SeqCst);
         if let Ok(b) = self.breaker.lock() {
             if let Some(b) = b.as_ref() {
-                b.breakloop();
+                b.wake();
             }
         }
     }
@@ -121,7 +123,7 @@ impl Shared {
         self.flush_due.store(true, Ordering::SeqCst);
         if let Ok(b) = self.breaker.lock() {
             if let Some(b) = b.as_ref() {
-                b.breakloop();
+                b.wake();
             }
         }
     }
@@ -297,7 +299,7 @@ fn run(
             None => None,
         };
         if let Ok(mut b) = shared.breaker.lock() {
-            *b = Some(cap.breakloop_handle());
+            *b = Some(cap.breaker());
         }
         Ok((cap, save, loopback))
     })();
@@ -405,7 +407,7 @@ fn run(
         // Stopped by a signal or --duration: that is when the capture ended (with -c it
         // ended at the packet that reached the count).
         pipe.ended_at(stopped_us);
-        cap = cap.and_then(|c| c.setnonblock().ok());
+        cap = cap.and_then(|c| c.set_nonblocking().ok());
         let doubled = if loopback {
             Doubled::All
         } else if spec.device == "any" {
@@ -474,7 +476,7 @@ impl Doubled {
 
 /// Reads what the kernel still holds after a stop (see the caller). `cap` is non-blocking.
 fn drain(
-    cap: &mut Pcap,
+    cap: &mut Reader,
     pipe: &mut Pipeline,
     sink: &mut Sink,
     limit: u64,

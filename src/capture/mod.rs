@@ -15,6 +15,7 @@ pub mod pairmap;
 pub mod pcapng;
 pub mod pcapwrite;
 pub mod pipeline;
+pub mod ring;
 pub mod source;
 pub mod summary;
 pub mod tracker;

@@ -5,9 +5,10 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::decode::supported_link;
+use super::decode::{link, supported_link};
 use super::filter::capture_filter;
-use super::libpcap::{self, LiveOptions, Pcap};
+use super::libpcap::{self, BreakLoop, LiveOptions, Packet, Pcap, Stat};
+use super::ring::{Ring, RingBreak, RingOptions};
 use crate::netns::NetnsError;
 
 /// Bytes kept of each packet: enough for any link header, IPv4 or IPv6 with options or
@@ -81,9 +82,81 @@ fn link_name(linktype: i32) -> String {
     libpcap::link_name(linktype).unwrap_or_else(|| "unknown".into())
 }
 
+/// A live device's packets: straight from the kernel's ring for Ethernet and loopback
+/// devices ([`Ring`]), through libpcap for every other device and in immediate mode.
+pub enum Reader {
+    Ring(Ring),
+    Pcap(Pcap),
+}
+
+/// Wakes a [`Reader::dispatch`] waiting on another thread (or ends the next one).
+pub enum Breaker {
+    Ring(RingBreak),
+    Pcap(BreakLoop),
+}
+
+impl Breaker {
+    pub fn wake(&self) {
+        match self {
+            Breaker::Ring(b) => b.wake(),
+            Breaker::Pcap(b) => b.breakloop(),
+        }
+    }
+}
+
+impl Reader {
+    /// The link type (DLT_*).
+    pub fn datalink(&self) -> i32 {
+        match self {
+            Reader::Ring(r) => r.datalink(),
+            Reader::Pcap(p) => p.datalink(),
+        }
+    }
+
+    pub fn breaker(&self) -> Breaker {
+        match self {
+            Reader::Ring(r) => Breaker::Ring(r.breaker()),
+            Reader::Pcap(p) => Breaker::Pcap(p.breakloop_handle()),
+        }
+    }
+
+    /// Hands the packets ready (at most `want`) to `f`, waiting for some unless non-blocking;
+    /// Ok(0) when woken with none.
+    #[inline]
+    pub fn dispatch<F: FnMut(Packet<'_>)>(
+        &mut self,
+        want: Option<usize>,
+        f: F,
+    ) -> Result<usize, String> {
+        match self {
+            Reader::Ring(r) => r.dispatch(want, f).map_err(|e| e.to_string()),
+            Reader::Pcap(p) => p.dispatch(want, f).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Makes reads return at once when nothing is waiting.
+    pub fn set_nonblocking(self) -> Result<Reader, String> {
+        match self {
+            Reader::Ring(mut r) => {
+                r.set_nonblocking();
+                Ok(Reader::Ring(r))
+            }
+            Reader::Pcap(p) => p.setnonblock().map(Reader::Pcap).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The kernel's counters since the start.
+    pub fn stats(&mut self) -> Result<Stat, String> {
+        match self {
+            Reader::Ring(r) => r.stats().map_err(|e| e.to_string()),
+            Reader::Pcap(p) => p.stats().map_err(|e| e.to_string()),
+        }
+    }
+}
+
 /// A device opened for capture.
 pub struct Live {
-    pub cap: Pcap,
+    pub cap: Reader,
     /// A loopback device: the kernel counts each of its packets twice (once going out, once
     /// coming in) and libpcap discards the outgoing copy, so `stats().received` is double
     /// the packets delivered.
@@ -117,6 +190,19 @@ pub fn open_live(
         });
     };
     let loopback = found.loopback;
+    let filter = capture_filter(full, port, host);
+    let snaplen = if full { FULL_SNAPLEN } else { SNAPLEN };
+    // The ring serves batches; the live view's immediate mode stays with libpcap. Anything
+    // the ring cannot open goes to libpcap too, whose errors (privileges, devices) the
+    // messages below know.
+    if !immediate && device != "any" {
+        if let Ok(ring) = open_ring(device, &filter, snaplen) {
+            return Ok(Live {
+                cap: Reader::Ring(ring),
+                loopback,
+            });
+        }
+    }
     let options = LiveOptions {
         snaplen: if full { FULL_SNAPLEN } else { SNAPLEN },
         promisc: false,
@@ -144,9 +230,27 @@ pub fn open_live(
             name: link_name(linktype),
         });
     }
-    cap.filter(&capture_filter(full, port, host), true)
+    cap.filter(&filter, true)
         .map_err(|e| pcap_err("compile the capture filter", e))?;
-    Ok(Live { cap, loopback })
+    Ok(Live {
+        cap: Reader::Pcap(cap),
+        loopback,
+    })
+}
+
+/// The ring of an Ethernet or loopback `device`, its filter compiled by libpcap for that
+/// link type; Err for other devices and for any failure (the caller falls back to libpcap).
+fn open_ring(device: &str, filter: &str, snaplen: i32) -> Result<Ring, ()> {
+    let dead = Pcap::open_dead_cut(link::EN10MB, snaplen).map_err(|_| ())?;
+    let program = dead.compile(filter, true).map_err(|_| ())?;
+    Ring::open(&RingOptions {
+        device,
+        filter: &program,
+        snaplen: snaplen as u32,
+        buffer_bytes: BUFFER_BYTES as usize,
+        timeout_ms: TIMEOUT_MS as u32,
+    })
+    .map_err(|_| ())
 }
 
 /// Opens a capture file (pcap or pcapng, any writer) of a link type sockscope decodes.
