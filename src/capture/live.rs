@@ -379,13 +379,13 @@ fn run(
             // the stop, the flush is done below. An error while stopping is not a failure.
             Err(_) if shared.stopping() => {}
             Err(e) => {
-                failure = Some((
-                    Broke::Device,
-                    CaptureError::Pcap {
-                        what: format!("read packets from {}", spec.device),
-                        msg: e.to_string(),
-                    },
-                ));
+                let what = format!("read packets from {}", spec.device);
+                let msg = e.to_string();
+                let e = match cap {
+                    Reader::Ring(_) => CaptureError::Device { what, msg },
+                    Reader::Pcap(_) => CaptureError::Pcap { what, msg },
+                };
+                failure = Some((Broke::Device, e));
                 break;
             }
         }

@@ -49,6 +49,9 @@ pub enum CaptureError {
     },
     #[error("libpcap failed to {what}: {msg}")]
     Pcap { what: String, msg: String },
+    /// A device read without libpcap (see `ring`) failed.
+    #[error("cannot {what}: {msg}")]
+    Device { what: String, msg: String },
     /// libpcap is loaded only for a capture: without it, everything else still works.
     #[error("capture needs libpcap ({why}): apt install libpcap0.8")]
     NoLibpcap { why: String },
