@@ -211,7 +211,7 @@ pub enum Command {
     /// reset (RST after the server answered, and by whom), aborted (the client reset its own
     /// attempt), closed (FIN), open, and handshake RTT min/median/p99; what the problems of
     /// each destination mean, each from a numbered rule (V1 refused, V2 timed-out, V3 reset);
-    /// then libpcap's received and dropped counts. -w writes those packets at 256 bytes each
+    /// then the kernel's received and dropped counts. -w writes those packets at 256 bytes each
     /// (--full: every TCP packet of the matched connections, whole). -r reads any pcap or
     /// pcapng file (tcpdump's too) and analyses it the same way, the capture ending at its
     /// last packet; a damaged file is analysed up to the damage, marked partial, and exits 2.
