@@ -205,10 +205,11 @@ impl Ring {
             &TPACKET_V3,
             "ask for TPACKET_V3",
         )?;
-        // Blocks of 256 KiB as libpcap's (a block must hold the largest packet whole).
-        let block_size = (o.snaplen as usize + 4096)
-            .next_power_of_two()
-            .max(256 << 10);
+        // Blocks of 1 MiB (a block must also hold the largest packet whole). The kernel wakes
+        // the reader once a block is full or its retire time passed: at 10k connections/s,
+        // 256 KiB blocks cost ~0.1 of tcpdump's CPU more in `bench-capture` (load 0.76-0.87
+        // against 0.61-0.71, four runs each). The ring's size is the same.
+        let block_size = (o.snaplen as usize + 4096).next_power_of_two().max(1 << 20);
         let blocks = (o.buffer_bytes / block_size).max(2);
         let frame_size = 2048;
         let req = Req3 {
