@@ -539,6 +539,15 @@ mod tests {
         )
     }
 
+    fn need_root() {
+        // SAFETY: geteuid reads nothing of ours.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(
+            euid, 0,
+            "needs root: a network namespace and packet sockets (run `bash scripts/test`)"
+        );
+    }
+
     fn run(args: &[&str]) {
         let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
         assert!(out.status.success(), "{args:?}: {out:?}");
@@ -623,11 +632,7 @@ mod tests {
     #[test]
     #[ignore = "needs root: a network namespace and packet sockets (run `bash scripts/test`)"]
     fn on_loopback_the_ring_hands_over_what_libpcap_does() {
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
-            "needs root: a network namespace and packet sockets (run `bash scripts/test`)"
-        );
+        need_root();
         let (ring, pcap) = in_new_netns(|| {
             run(&["ip", "link", "set", "lo", "up"]);
             both_read("lo", "tcp", 3 * 7, || {
@@ -655,11 +660,7 @@ mod tests {
     #[test]
     #[ignore = "needs root: a network namespace and packet sockets (run `bash scripts/test`)"]
     fn a_vlan_tag_is_put_back_as_libpcap_does() {
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
-            "needs root: a network namespace and packet sockets (run `bash scripts/test`)"
-        );
+        need_root();
         let (ring, pcap) = in_new_netns(|| {
             run(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
             run(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
@@ -684,11 +685,7 @@ mod tests {
     #[ignore = "needs root: a network namespace and packet sockets (run `bash scripts/test`)"]
     fn captures_read_the_ring_where_it_serves() {
         use crate::capture::source::{open_live, Reader};
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
-            "needs root: a network namespace and packet sockets (run `bash scripts/test`)"
-        );
+        need_root();
         let kinds = in_new_netns(|| {
             run(&["ip", "link", "set", "lo", "up"]);
             run(&[
