@@ -93,9 +93,9 @@ pub struct LiveEvent {
 #[derive(Default)]
 struct Shared {
     stop: AtomicBool,
-    /// libpcap's handle to wake a blocked read; set once the device is open.
+    /// The reader's handle to wake a blocked read; set once the device is open.
     breaker: Mutex<Option<Breaker>>,
-    /// Set once a second while writing a file: the capture loop flushes it (libpcap's wait
+    /// Set once a second while writing a file: the capture loop flushes it (the reader's wait
     /// is broken to get there, since an idle device may keep it waiting forever).
     flush_due: AtomicBool,
     /// Live events dropped because the reader fell behind.
@@ -346,7 +346,7 @@ fn run(
         shared: shared.clone(),
     };
     let mut failure = None;
-    // A quiet device may keep libpcap waiting past its timeout; a timer wakes it for
+    // A quiet device may keep the reader waiting past its timeout; a timer wakes it for
     // --duration like a stop request would, and once a second to flush the file.
     let flush_every = sink.save.is_some().then_some(Duration::from_secs(1));
     let _timer = (deadline.is_some() || flush_every.is_some())
@@ -360,8 +360,8 @@ fn run(
         {
             break;
         }
-        // pcap_dispatch hands over a whole kernel block per call: far cheaper per packet than
-        // pcap_next_ex at tens of thousands of packets a second.
+        // A dispatch hands over whole kernel blocks per call: far cheaper per packet than one
+        // read per packet (pcap_next_ex) at tens of thousands of packets a second.
         let room = usize::try_from(limit - pipe.frames())
             .unwrap_or(usize::MAX)
             .min(i32::MAX as usize);
@@ -452,7 +452,7 @@ fn run(
 }
 
 /// Which packets the kernel's `received` counts twice: those that crossed a loopback device,
-/// seen by the tap going out and coming in (libpcap drops the outgoing copy itself).
+/// seen by the tap going out and coming in (the reader drops the outgoing copy itself, as libpcap does).
 #[derive(Debug, Clone, Copy)]
 enum Doubled {
     /// A loopback device: every packet.
@@ -515,7 +515,7 @@ fn drain(
     }
 }
 
-/// Sets the stop flag and breaks libpcap's wait at a deadline, and asks for a flush every
+/// Sets the stop flag and breaks the reader's wait at a deadline, and asks for a flush every
 /// `flush_every`; ends early (within 50 ms) when dropped, so no thread outlives the capture
 /// for long.
 struct Timer {
