@@ -284,7 +284,7 @@ impl Ring {
 
     /// Always Ethernet framing (loopback devices have an all-zero Ethernet header).
     pub fn datalink(&self) -> i32 {
-        1
+        super::decode::link::EN10MB
     }
 
     /// Reads return at once when no block is ready.
@@ -573,7 +573,7 @@ mod tests {
         make: impl FnOnce(),
     ) -> (Vec<Seen>, Vec<Seen>) {
         let snaplen = 256;
-        let dead = Pcap::open_dead_cut(1, snaplen).unwrap();
+        let dead = Pcap::open_dead_cut(crate::capture::decode::link::EN10MB, snaplen).unwrap();
         let program = dead.compile(filter, true).unwrap();
         let mut ring = Ring::open(&RingOptions {
             device,
